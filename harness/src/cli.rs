@@ -1,0 +1,249 @@
+//! The command line: raw arguments -> a checked plan -> the command; maps every outcome to an exit code.
+//!
+//! Exit codes: 0 every check held, 1 a check failed, 2 the run could not be carried out
+//! (bad arguments, bad scenario, a service that could not be reached).
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::fleet::FleetPlan;
+use crate::scenario::{Overrides, Scenario};
+
+/// Exit code when every check held.
+pub const EXIT_PASSED: u8 = 0;
+/// Exit code when a check failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code when the run could not be carried out.
+pub const EXIT_UNUSABLE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roadtest",
+    version,
+    about = "Seeded simulation and load-testing harness for vehicle-telemetry pipelines",
+    long_about = "Seeded simulation and load-testing harness for vehicle-telemetry pipelines.\n\n\
+        A scenario (a TOML file) plus a seed drives simulated vehicles through a \
+        Kafka -> consumer -> Cassandra pipeline; the same seed replays the same events.\n\n\
+        Exit codes: 0 all checks held, 1 a check failed, 2 the run could not be carried out."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a scenario file and print its resolved plan and hash.
+    Validate {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Print the resolved scenario as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the scenario's event stream as NDJSON on stdout, in emission-time order.
+    Events {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Stop after this many events.
+        #[arg(long, value_name = "M")]
+        limit: Option<u64>,
+    },
+}
+
+/// A scenario file and the overrides every command accepts.
+#[derive(Debug, Args)]
+struct ScenarioArgs {
+    /// Path to the scenario TOML file.
+    #[arg(value_name = "SCENARIO")]
+    path: PathBuf,
+    /// Root seed (overrides the scenario's `seed`).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Number of vehicles (overrides `fleet.vehicle_count`).
+    #[arg(long, value_name = "N")]
+    vehicles: Option<u32>,
+    /// Scenario duration in seconds (overrides `duration_s`).
+    #[arg(long, value_name = "SECONDS")]
+    duration_s: Option<u64>,
+}
+
+impl ScenarioArgs {
+    fn load(&self) -> Result<Scenario, crate::ScenarioError> {
+        Scenario::load_with(
+            &self.path,
+            Overrides {
+                seed: self.seed,
+                vehicle_count: self.vehicles,
+                duration_s: self.duration_s,
+            },
+        )
+    }
+}
+
+/// Runs the command line of this process; returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                EXIT_UNUSABLE
+            } else {
+                EXIT_PASSED
+            });
+        }
+    };
+    ExitCode::from(run(cli.command))
+}
+
+fn run(command: Command) -> u8 {
+    let outcome = match command {
+        Command::Validate { scenario, json } => validate(&scenario, json),
+        Command::Events { scenario, limit } => events(&scenario, limit),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("roadtest: error: {message}");
+            EXIT_UNUSABLE
+        }
+    }
+}
+
+fn validate(args: &ScenarioArgs, json: bool) -> Result<u8, String> {
+    let scenario = args.load().map_err(|e| e.to_string())?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let written = if json {
+        let resolved = serde_json::json!({
+            "scenario_hash": scenario.hash(),
+            "scenario": scenario,
+        });
+        writeln!(out, "{resolved:#}")
+    } else {
+        write_plan(&mut out, &args.path, &scenario)
+    };
+    ignore_broken_pipe(written)?;
+    Ok(EXIT_PASSED)
+}
+
+fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario) -> io::Result<()> {
+    let fleet = &scenario.fleet;
+    let interval_ms = scenario.sample_interval_ms();
+    let approximate_events =
+        f64::from(fleet.vehicle_count) * scenario.duration_s as f64 * 1000.0 / interval_ms;
+    writeln!(out, "scenario      {} ({})", scenario.name, path.display())?;
+    writeln!(out, "hash          {}", scenario.hash())?;
+    writeln!(out, "seed          {}", scenario.seed)?;
+    writeln!(out, "duration      {} s", scenario.duration_s)?;
+    writeln!(
+        out,
+        "fleet         {} vehicles, {} motion, one sample every {interval_ms:.0} ms (jitter {}%)",
+        fleet.vehicle_count,
+        kebab(&fleet.motion),
+        fleet.interval_jitter_percent
+    )?;
+    if let Some(ramp) = fleet.ramp {
+        writeln!(
+            out,
+            "ramp          from {} vehicles to {} over {} s",
+            ramp.start_vehicle_count, fleet.vehicle_count, ramp.ramp_s
+        )?;
+    }
+    let region = &fleet.region;
+    writeln!(
+        out,
+        "region        latitude {} to {}, longitude {} to {}",
+        region.latitude_min, region.latitude_max, region.longitude_min, region.longitude_max
+    )?;
+    writeln!(out, "events        about {approximate_events:.0}")?;
+    let pipeline = &scenario.pipeline;
+    writeln!(
+        out,
+        "pipeline      topic {}-*, {} partitions, keyspace {}_*, speed-up {}x",
+        pipeline.topic, pipeline.partitions, pipeline.keyspace, pipeline.speedup
+    )?;
+    writeln!(
+        out,
+        "consumer      batches of {}, {} in flight, commit {}",
+        pipeline.consumer.batch_size,
+        pipeline.consumer.max_in_flight,
+        kebab(&pipeline.consumer.commit)
+    )?;
+    writeln!(out, "faults        {}", scenario.faults.len())?;
+    for fault in &scenario.faults {
+        writeln!(
+            out,
+            "  - {} {} at {} s for {} s",
+            kebab(&fault.action),
+            fault.service,
+            fault.at_s,
+            fault.duration_s
+        )?;
+    }
+    let expectations = &scenario.expectations;
+    writeln!(
+        out,
+        "expectations  lost <= {}, corrupt <= {}, unexpected <= {}{}{}",
+        expectations.lost_max,
+        expectations.corrupt_max,
+        expectations.unexpected_max,
+        expectations
+            .latency_e2e_p99_ms_max
+            .map(|v| format!(", e2e p99 <= {v} ms"))
+            .unwrap_or_default(),
+        expectations
+            .throughput_written_per_s_min
+            .map(|v| format!(", written >= {v}/s"))
+            .unwrap_or_default(),
+    )
+}
+
+/// The name a value has in scenario files (`urban`, `after-write`, ...).
+fn kebab(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::from("?"),
+    }
+}
+
+fn events(args: &ScenarioArgs, limit: Option<u64>) -> Result<u8, String> {
+    let scenario = args.load().map_err(|e| e.to_string())?;
+    eprintln!(
+        "roadtest: seed {} (scenario {}, hash {})",
+        scenario.seed,
+        scenario.name,
+        scenario.hash()
+    );
+    let plan = FleetPlan::from_scenario(&scenario);
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut scratch = Vec::with_capacity(256);
+    let limit = limit.unwrap_or(u64::MAX);
+    let written: io::Result<()> = (|| {
+        for event in plan
+            .events()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        {
+            event.write_line(&mut out, &mut scratch)?;
+        }
+        out.flush()
+    })();
+    ignore_broken_pipe(written)?;
+    Ok(EXIT_PASSED)
+}
+
+/// A closed stdout (`roadtest events ... | head`) ends the output quietly; other errors are reported.
+fn ignore_broken_pipe(result: io::Result<()>) -> Result<(), String> {
+    match result {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {error}"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,312 @@
+//! One simulated vehicle: a deterministic generator of its samples, driven only by (seed, vehicle index).
+
+use std::f64::consts::PI;
+
+use super::motion::{self, HIGHWAY, MotionProfile, URBAN};
+use crate::scenario::{MotionModel, Region};
+use crate::seed::{SimRng, rng_for};
+use crate::wire::Event;
+
+/// Everything a vehicle needs to know about the scenario, shared by the whole fleet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FleetPlan {
+    pub seed: u64,
+    pub vehicle_count: u32,
+    pub model: MotionModel,
+    pub region: Region,
+    /// Scenario time zero, ms since the Unix epoch.
+    pub start_ms: i64,
+    /// First timestamp no sample may reach, ms since the Unix epoch.
+    pub end_ms: i64,
+    pub interval_ms: f64,
+    /// Jitter as a fraction of the interval.
+    pub jitter_fraction: f64,
+    /// (vehicles active at start, ms over which the rest join).
+    pub ramp: Option<(u32, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Driving,
+    Braking,
+    Stopped { remaining_s: f64 },
+}
+
+/// The sample stream of one vehicle; an iterator of its events in seq order.
+#[derive(Debug, Clone)]
+pub struct Vehicle {
+    index: u32,
+    rng: SimRng,
+    profile: MotionProfile,
+    region: Region,
+    end_ms: i64,
+    interval_ms: f64,
+    jitter_ms: f64,
+    seq: u64,
+    timestamp_ms: i64,
+    latitude: f64,
+    longitude: f64,
+    heading_rad: f64,
+    heading_rate: f64,
+    turn_remaining_rad: f64,
+    speed_mps: f64,
+    cruise_mps: f64,
+    phase: Phase,
+    temperature_c: f64,
+    temperature_mean_c: f64,
+    humidity_pct: f64,
+    humidity_mean_pct: f64,
+    /// The sample to hand out next (None when the run is over).
+    next: Option<Event>,
+}
+
+/// Temperature reverts to its vehicle's mean over about ten minutes.
+const TEMPERATURE_REVERSION_PER_S: f64 = 1.0 / 600.0;
+const TEMPERATURE_SPREAD_C: f64 = 0.02;
+const TEMPERATURE_RANGE_C: (f64, f64) = (-30.0, 50.0);
+const HUMIDITY_REVERSION_PER_S: f64 = 1.0 / 900.0;
+const HUMIDITY_SPREAD_PCT: f64 = 0.08;
+const HUMIDITY_RANGE_PCT: (f64, f64) = (5.0, 100.0);
+/// Vehicles turn back toward the centre when they come this close (fraction of the region) to its edge.
+const EDGE_MARGIN: f64 = 0.08;
+
+impl Vehicle {
+    /// The generator of vehicle `index`; depends only on the plan and the index.
+    pub fn new(plan: &FleetPlan, index: u32) -> Vehicle {
+        let mut rng = rng_for(plan.seed, "vehicle", u64::from(index));
+        let profile = match plan.model {
+            MotionModel::Urban => URBAN,
+            MotionModel::Highway => HIGHWAY,
+            MotionModel::Mixed if rng.chance(0.7) => URBAN,
+            MotionModel::Mixed => HIGHWAY,
+        };
+        let region = plan.region;
+        let pad = EDGE_MARGIN * 1.5;
+        let lat_span = region.latitude_max - region.latitude_min;
+        let lon_span = region.longitude_max - region.longitude_min;
+        let latitude = rng.uniform(
+            region.latitude_min + lat_span * pad,
+            region.latitude_max - lat_span * pad,
+        );
+        let longitude = rng.uniform(
+            region.longitude_min + lon_span * pad,
+            region.longitude_max - lon_span * pad,
+        );
+        let heading_rad = rng.uniform(0.0, 2.0 * PI);
+        let cruise_mps = rng.uniform(profile.cruise_speed_mps.0, profile.cruise_speed_mps.1);
+        let speed_mps = if rng.chance(0.2) { 0.0 } else { cruise_mps };
+        let phase = if speed_mps == 0.0 {
+            Phase::Stopped {
+                remaining_s: rng.uniform(profile.stop_s.0, profile.stop_s.1),
+            }
+        } else {
+            Phase::Driving
+        };
+        // The vehicle's own interval: the scenario's, moved by up to half the jitter.
+        let interval_ms = plan.interval_ms * (1.0 + 0.5 * plan.jitter_fraction * rng.signed_unit());
+        let jitter_ms = 0.5 * plan.jitter_fraction * interval_ms;
+        let join_ms = match plan.ramp {
+            Some((start_count, ramp_ms)) if index >= start_count => {
+                let joining = i64::from(plan.vehicle_count - start_count);
+                let rank = i64::from(index - start_count) + 1;
+                ramp_ms * rank / joining
+            }
+            _ => 0,
+        };
+        let phase_ms = (rng.unit() * interval_ms) as i64;
+        let temperature_mean_c = rng.uniform(5.0, 28.0);
+        let humidity_mean_pct = rng.uniform(35.0, 80.0);
+        let temperature_c = temperature_mean_c + rng.noise() * 2.0;
+        let humidity_pct = (humidity_mean_pct + rng.noise() * 5.0)
+            .clamp(HUMIDITY_RANGE_PCT.0, HUMIDITY_RANGE_PCT.1);
+        let mut vehicle = Vehicle {
+            index,
+            rng,
+            profile,
+            region,
+            end_ms: plan.end_ms,
+            interval_ms,
+            jitter_ms,
+            seq: 0,
+            timestamp_ms: plan.start_ms + join_ms + phase_ms,
+            latitude,
+            longitude,
+            heading_rad,
+            heading_rate: 0.0,
+            turn_remaining_rad: 0.0,
+            speed_mps,
+            cruise_mps,
+            phase,
+            temperature_c,
+            temperature_mean_c,
+            humidity_pct,
+            humidity_mean_pct,
+            next: None,
+        };
+        vehicle.next = vehicle.sample(speed_mps);
+        vehicle
+    }
+
+    /// The timestamp of the sample `next()` returns, if any.
+    pub fn peek_timestamp_ms(&self) -> Option<i64> {
+        self.next.map(|event| event.timestamp_ms)
+    }
+
+    /// The fleet index of this vehicle.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    fn sample(&self, average_speed_mps: f64) -> Option<Event> {
+        (self.timestamp_ms < self.end_ms).then_some(Event {
+            vehicle_index: self.index,
+            seq: self.seq,
+            timestamp_ms: self.timestamp_ms,
+            latitude: self.latitude,
+            longitude: self.longitude,
+            speed_kmh: average_speed_mps * 3.6,
+            temperature_c: self.temperature_c,
+            humidity_pct: self.humidity_pct,
+        })
+    }
+
+    /// Advances the vehicle to its next sample time and prepares that sample.
+    fn advance(&mut self) {
+        let interval_ms = self.interval_ms + self.jitter_ms * self.rng.signed_unit();
+        let dt_ms = (interval_ms.round() as i64).max(1);
+        let dt_s = dt_ms as f64 / 1000.0;
+        let average_speed_mps = self.drive(dt_s);
+        self.sense(dt_s);
+        self.seq += 1;
+        self.timestamp_ms += dt_ms;
+        self.next = self.sample(average_speed_mps);
+    }
+
+    /// Moves the vehicle for `dt_s` seconds; returns the average speed over that time.
+    fn drive(&mut self, dt_s: f64) -> f64 {
+        let profile = self.profile;
+        let target_mps = match self.phase {
+            Phase::Stopped { remaining_s } if remaining_s > dt_s => {
+                self.phase = Phase::Stopped {
+                    remaining_s: remaining_s - dt_s,
+                };
+                0.0
+            }
+            Phase::Stopped { .. } => {
+                self.phase = Phase::Driving;
+                self.cruise_mps = self
+                    .rng
+                    .uniform(profile.cruise_speed_mps.0, profile.cruise_speed_mps.1);
+                self.cruise_mps
+            }
+            Phase::Braking => 0.0,
+            Phase::Driving => {
+                if self.rng.chance(profile.stop_rate_per_s * dt_s) {
+                    self.phase = Phase::Braking;
+                    0.0
+                } else {
+                    if self.rng.chance(profile.speed_change_rate_per_s * dt_s) {
+                        self.cruise_mps = self
+                            .rng
+                            .uniform(profile.cruise_speed_mps.0, profile.cruise_speed_mps.1);
+                    }
+                    self.cruise_mps
+                }
+            }
+        };
+        let limit = if target_mps > self.speed_mps {
+            profile.acceleration_max_mps2
+        } else {
+            profile.deceleration_max_mps2
+        };
+        let new_speed_mps = motion::approach(self.speed_mps, target_mps, limit * dt_s);
+        let average_speed_mps = (self.speed_mps + new_speed_mps) / 2.0;
+        self.speed_mps = new_speed_mps;
+        if self.phase == Phase::Braking && new_speed_mps == 0.0 {
+            self.phase = Phase::Stopped {
+                remaining_s: self.rng.uniform(profile.stop_s.0, profile.stop_s.1),
+            };
+        }
+        let distance_m = average_speed_mps * dt_s;
+        if distance_m > 0.0 {
+            self.steer(dt_s);
+            let (mut latitude, mut longitude) =
+                motion::step_position(self.latitude, self.longitude, self.heading_rad, distance_m);
+            if !motion::inside(&self.region, latitude, longitude, 0.0) {
+                // About to leave the region: turn straight for its centre and take the step that way.
+                self.heading_rad =
+                    motion::bearing_to_centre(&self.region, self.latitude, self.longitude);
+                self.turn_remaining_rad = 0.0;
+                self.heading_rate = 0.0;
+                (latitude, longitude) = motion::step_position(
+                    self.latitude,
+                    self.longitude,
+                    self.heading_rad,
+                    distance_m,
+                );
+            }
+            self.latitude = latitude;
+            self.longitude = longitude;
+        }
+        average_speed_mps
+    }
+
+    /// Heading changes: a bounded drift, sharp turns now and then, and a turn home near the edge.
+    fn steer(&mut self, dt_s: f64) {
+        let profile = self.profile;
+        let turn_max = profile.turn_speed_max_rad_per_s * dt_s;
+        if !motion::inside(&self.region, self.latitude, self.longitude, EDGE_MARGIN) {
+            let wanted = motion::bearing_to_centre(&self.region, self.latitude, self.longitude);
+            let mut difference = (wanted - self.heading_rad) % (2.0 * PI);
+            if difference > PI {
+                difference -= 2.0 * PI;
+            } else if difference < -PI {
+                difference += 2.0 * PI;
+            }
+            self.turn_remaining_rad = difference;
+        } else if self.turn_remaining_rad == 0.0 && self.rng.chance(profile.turn_rate_per_s * dt_s)
+        {
+            let side = if self.rng.chance(0.5) { 1.0 } else { -1.0 };
+            self.turn_remaining_rad = side * PI / 2.0;
+        }
+        let change = if self.turn_remaining_rad != 0.0 {
+            let change = self.turn_remaining_rad.clamp(-turn_max, turn_max);
+            self.turn_remaining_rad -= change;
+            if self.turn_remaining_rad.abs() < 1e-9 {
+                self.turn_remaining_rad = 0.0;
+            }
+            change
+        } else {
+            self.heading_rate = 0.9 * self.heading_rate
+                + profile.heading_drift_rad * dt_s.sqrt() * self.rng.noise();
+            (self.heading_rate * dt_s).clamp(-turn_max, turn_max)
+        };
+        self.heading_rad = (self.heading_rad + change).rem_euclid(2.0 * PI);
+    }
+
+    /// Temperature and humidity: mean-reverting random walks inside plausible ranges.
+    fn sense(&mut self, dt_s: f64) {
+        let root_dt = dt_s.sqrt();
+        let temperature_pull = (self.temperature_mean_c - self.temperature_c)
+            * (TEMPERATURE_REVERSION_PER_S * dt_s).min(1.0);
+        self.temperature_c = (self.temperature_c
+            + temperature_pull
+            + TEMPERATURE_SPREAD_C * root_dt * self.rng.noise())
+        .clamp(TEMPERATURE_RANGE_C.0, TEMPERATURE_RANGE_C.1);
+        let humidity_pull = (self.humidity_mean_pct - self.humidity_pct)
+            * (HUMIDITY_REVERSION_PER_S * dt_s).min(1.0);
+        self.humidity_pct =
+            (self.humidity_pct + humidity_pull + HUMIDITY_SPREAD_PCT * root_dt * self.rng.noise())
+                .clamp(HUMIDITY_RANGE_PCT.0, HUMIDITY_RANGE_PCT.1);
+    }
+}
+
+impl Iterator for Vehicle {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        let event = self.next?;
+        self.advance();
+        Some(event)
+    }
+}

@@ -1,0 +1,14 @@
+//! roadtest: a seeded simulation and load-testing harness for vehicle-telemetry pipelines.
+//!
+//! A [`Scenario`] plus a seed fully determines the simulated fleet ([`fleet`]), the events it
+//! sends ([`wire`]) and the fault schedule; roadtest drives them through a real
+//! Kafka -> consumer -> Cassandra pipeline and checks what arrived.
+
+pub mod cli;
+pub mod fleet;
+pub mod scenario;
+mod scenario_rules;
+pub mod seed;
+pub mod wire;
+
+pub use scenario::{Overrides, Scenario, ScenarioError};

@@ -1,0 +1,546 @@
+//! The scenario model: TOML into typed structs, defaults, validation with errors naming file and key, a stable hash.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The longest run a scenario may ask for (24 h).
+pub const DURATION_S_MAX: u64 = 86_400;
+/// The largest fleet a scenario may ask for.
+pub const VEHICLE_COUNT_MAX: u32 = 1_000_000;
+/// Default scenario epoch: 2026-01-01T00:00:00Z in milliseconds.
+pub const DEFAULT_START_TIMESTAMP_MS: i64 = 1_767_225_600_000;
+
+/// A scenario that failed to load or validate; the message names the file, the key and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the scenario file: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a key has the wrong type or is unknown.
+    #[error("{file}: {key}: {message}")]
+    Parse {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+    /// A value is out of its allowed range or contradicts another.
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// A whole scenario: what to simulate, how the pipeline is set up, which faults to inject and
+/// what the run must show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in topic, keyspace and report names: `[a-z0-9_-]{1,40}`.
+    pub name: String,
+    /// Free text for people.
+    #[serde(default)]
+    pub description: String,
+    /// The root seed; `--seed` overrides it.
+    pub seed: u64,
+    /// Scenario time the fleet drives, in seconds (1..=86400); `--duration-s` overrides it.
+    pub duration_s: u64,
+    /// Scenario epoch: the timestamp of scenario time zero, in ms since the Unix epoch.
+    #[serde(default = "default_start_timestamp_ms")]
+    pub start_timestamp_ms: i64,
+    pub fleet: FleetSettings,
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    #[serde(default)]
+    pub expectations: Expectations,
+}
+
+fn default_start_timestamp_ms() -> i64 {
+    DEFAULT_START_TIMESTAMP_MS
+}
+
+/// The simulated vehicles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSettings {
+    /// Number of vehicles (1..=1,000,000); `--vehicles` overrides it.
+    pub vehicle_count: u32,
+    /// Time between two samples of one vehicle, in ms (10..=3,600,000). Give this or `rate_hz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_interval_ms: Option<u32>,
+    /// Samples per second per vehicle; the alternative to `sample_interval_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_hz: Option<f64>,
+    /// Seeded jitter of the sampling interval, in percent of it (0..=20).
+    #[serde(default = "default_jitter_percent")]
+    pub interval_jitter_percent: f64,
+    /// How vehicles move.
+    #[serde(default)]
+    pub motion: MotionModel,
+    /// Where vehicles start and stay.
+    #[serde(default)]
+    pub region: Region,
+    /// Optional ramp: start with fewer vehicles and add the rest evenly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Ramp>,
+}
+
+fn default_jitter_percent() -> f64 {
+    2.0
+}
+
+/// The motion model of the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MotionModel {
+    /// City traffic: 30-60 km/h, frequent stops, frequent turns.
+    #[default]
+    Urban,
+    /// Motorway: 90-130 km/h, rare stops, gentle curves.
+    Highway,
+    /// Each vehicle is urban or highway, drawn from the seed (70% urban).
+    Mixed,
+}
+
+/// A latitude/longitude box in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub latitude_min: f64,
+    pub latitude_max: f64,
+    pub longitude_min: f64,
+    pub longitude_max: f64,
+}
+
+impl Default for Region {
+    /// A city-sized box around Berlin (about 22 km x 27 km).
+    fn default() -> Self {
+        Region {
+            latitude_min: 52.42,
+            latitude_max: 52.62,
+            longitude_min: 13.20,
+            longitude_max: 13.60,
+        }
+    }
+}
+
+/// A linear ramp of the fleet size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// Vehicles active from the start (1..=vehicle_count).
+    pub start_vehicle_count: u32,
+    /// Seconds over which the remaining vehicles join, evenly (1..=duration_s).
+    pub ramp_s: u64,
+}
+
+/// The pipeline under test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Topic name prefix; each run appends a unique suffix.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Partitions of the topic (1..=1024).
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Keyspace name prefix; each run appends a unique suffix.
+    #[serde(default = "default_keyspace")]
+    pub keyspace: String,
+    /// Scenario time runs this many times faster than wall time (0.01..=1000).
+    #[serde(default = "default_speedup")]
+    pub speedup: f64,
+    #[serde(default)]
+    pub consumer: ConsumerSettings,
+}
+
+fn default_topic() -> String {
+    "telemetry".to_string()
+}
+fn default_partitions() -> u32 {
+    3
+}
+fn default_keyspace() -> String {
+    "roadtest".to_string()
+}
+fn default_speedup() -> f64 {
+    1.0
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            topic: default_topic(),
+            partitions: default_partitions(),
+            keyspace: default_keyspace(),
+            speedup: default_speedup(),
+            consumer: ConsumerSettings::default(),
+        }
+    }
+}
+
+/// Settings of the reference consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// Rows written per batch (1..=10,000).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Writes in flight at once (1..=1024).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// When offsets are committed.
+    #[serde(default)]
+    pub commit: CommitPolicy,
+    /// Kafka consumer-group session timeout in ms (1,000..=300,000).
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u32,
+}
+
+fn default_batch_size() -> u32 {
+    100
+}
+fn default_max_in_flight() -> u32 {
+    64
+}
+fn default_session_timeout_ms() -> u32 {
+    6_000
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        ConsumerSettings {
+            batch_size: default_batch_size(),
+            max_in_flight: default_max_in_flight(),
+            commit: CommitPolicy::default(),
+            session_timeout_ms: default_session_timeout_ms(),
+        }
+    }
+}
+
+/// When the consumer commits its Kafka offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitPolicy {
+    /// After the rows are acknowledged by the database (at-least-once). The safe default.
+    #[default]
+    AfterWrite,
+    /// Before writing (at-most-once): unsafe, loses events when the consumer dies; for showing that roadtest notices.
+    BeforeWrite,
+}
+
+/// One fault of the schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// What happens.
+    pub action: FaultAction,
+    /// To which service.
+    pub service: Service,
+    /// Scenario time of the fault, in seconds (0 <= at_s < duration_s).
+    pub at_s: f64,
+    /// For kill and stop: seconds until restart; for pause: seconds until resume (> 0).
+    #[serde(default = "default_fault_duration_s")]
+    pub duration_s: f64,
+}
+
+fn default_fault_duration_s() -> f64 {
+    2.0
+}
+
+/// The kinds of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultAction {
+    /// SIGKILL, then restart after `duration_s`.
+    Kill,
+    /// SIGTERM, then restart after `duration_s`.
+    Stop,
+    /// SIGSTOP, then SIGCONT after `duration_s`.
+    Pause,
+}
+
+/// The services of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    Consumer,
+    Broker,
+    Cassandra,
+}
+
+/// What the run must show; each becomes one checked expectation in the report.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Events that never arrived, at most.
+    #[serde(default)]
+    pub lost_max: u64,
+    /// Rows whose fields differ from what was sent, at most.
+    #[serde(default)]
+    pub corrupt_max: u64,
+    /// Rows nobody sent, at most.
+    #[serde(default)]
+    pub unexpected_max: u64,
+    /// End-to-end p99 latency, at most (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_e2e_p99_ms_max: Option<f64>,
+    /// Rows written per second over the run, at least.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_written_per_s_min: Option<f64>,
+}
+
+/// Command-line overrides applied on top of a scenario file before validation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub seed: Option<u64>,
+    pub vehicle_count: Option<u32>,
+    pub duration_s: Option<u64>,
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+        Scenario::load_with(path, Overrides::default())
+    }
+
+    /// Reads and parses a scenario file, applies overrides, then validates.
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        overrides: Overrides,
+    ) -> Result<Scenario, ScenarioError> {
+        let file = path.as_ref().to_path_buf();
+        let text = std::fs::read_to_string(&file).map_err(|source| ScenarioError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut scenario = Scenario::parse(&text, &file)?;
+        scenario.apply(overrides);
+        scenario.validate(&file)?;
+        Ok(scenario)
+    }
+
+    /// Parses TOML text (not yet validated); `file` only names the source in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+        let parse_error = |key: String, error: &toml::de::Error| ScenarioError::Parse {
+            file: file.to_path_buf(),
+            key,
+            message: describe_toml_error(text, error),
+        };
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| parse_error("(syntax)".into(), &e))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = match e.path().to_string() {
+                path if path == "." => "(top level)".to_string(),
+                path => path,
+            };
+            parse_error(key, e.inner())
+        })
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, overrides: Overrides) {
+        if let Some(seed) = overrides.seed {
+            self.seed = seed;
+        }
+        if let Some(count) = overrides.vehicle_count {
+            self.fleet.vehicle_count = count;
+        }
+        if let Some(duration_s) = overrides.duration_s {
+            self.duration_s = duration_s;
+        }
+    }
+
+    /// Returns the same scenario with another root seed.
+    pub fn with_seed(mut self, seed: u64) -> Scenario {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks every range and cross-field rule; the first problem is returned.
+    pub fn validate(&self, file: &Path) -> Result<(), ScenarioError> {
+        crate::scenario_rules::check(self).map_err(|(key, message)| ScenarioError::Invalid {
+            file: file.to_path_buf(),
+            key,
+            message,
+        })
+    }
+
+    /// The resolved sampling interval of one vehicle before jitter, in ms.
+    pub fn sample_interval_ms(&self) -> f64 {
+        match (self.fleet.sample_interval_ms, self.fleet.rate_hz) {
+            (Some(interval_ms), _) => f64::from(interval_ms),
+            (None, Some(rate_hz)) => 1000.0 / rate_hz,
+            (None, None) => 1000.0,
+        }
+    }
+
+    /// The run's scenario time in milliseconds.
+    pub fn duration_ms(&self) -> i64 {
+        self.duration_s as i64 * 1000
+    }
+
+    /// A stable hash of everything but the seed: the same content gives the same hash whatever
+    /// the key order, whitespace or comments, and runs of one scenario under many seeds share it.
+    pub fn hash(&self) -> String {
+        let mut without_seed = self.clone();
+        without_seed.seed = 0;
+        // Struct fields serialize in declaration order, so this JSON is canonical.
+        let canonical = serde_json::to_vec(&without_seed).unwrap_or_default();
+        let digest = Sha256::digest(&canonical);
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Turns a toml error into one line with its position.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().to_string();
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{message} (line {line}, column {column})")
+        }
+        None => message,
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Service::Consumer => "consumer",
+            Service::Broker => "broker",
+            Service::Cassandra => "cassandra",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "unit"
+seed = 1
+duration_s = 10
+[fleet]
+vehicle_count = 3
+sample_interval_ms = 500
+"#;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let file = Path::new("unit.toml");
+        let scenario = Scenario::parse(text, file)?;
+        scenario.validate(file)?;
+        Ok(scenario)
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).expect_err("should be rejected").to_string()
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let scenario = parse(MINIMAL).unwrap();
+        assert_eq!(scenario.pipeline, PipelineSettings::default());
+        assert_eq!(scenario.fleet.region, Region::default());
+        assert_eq!(scenario.sample_interval_ms(), 500.0);
+        assert!(scenario.faults.is_empty());
+    }
+
+    #[test]
+    fn hash_ignores_key_order_whitespace_comments_and_seed() {
+        let reordered = r#"
+# the same scenario, written differently
+duration_s   = 10
+seed = 99
+name = "unit"
+
+[fleet]
+sample_interval_ms = 500   # twice a second
+vehicle_count = 3
+"#;
+        let a = parse(MINIMAL).unwrap();
+        let b = parse(reordered).unwrap();
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(a.hash().len(), 16);
+        let changed = parse(&MINIMAL.replace("vehicle_count = 3", "vehicle_count = 4")).unwrap();
+        assert_ne!(a.hash(), changed.hash());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_what_is_allowed() {
+        let unknown =
+            error_of(&MINIMAL.replace("vehicle_count = 3", "vehicle_count = 3\ncars = 2"));
+        assert!(
+            unknown.contains("unit.toml") && unknown.contains("cars"),
+            "{unknown}"
+        );
+        let wrong_type = error_of(&MINIMAL.replace("vehicle_count = 3", "vehicle_count = \"3\""));
+        assert!(wrong_type.contains("fleet.vehicle_count"), "{wrong_type}");
+        let too_many = error_of(&MINIMAL.replace("vehicle_count = 3", "vehicle_count = 1000001"));
+        assert!(
+            too_many.contains("fleet.vehicle_count") && too_many.contains("1 to 1000000"),
+            "{too_many}"
+        );
+        let zero = error_of(&MINIMAL.replace("duration_s = 10", "duration_s = 0"));
+        assert!(
+            zero.contains("duration_s") && zero.contains("1 to 86400"),
+            "{zero}"
+        );
+        let syntax = error_of("name = ");
+        assert!(syntax.contains("line 1"), "{syntax}");
+        let missing = error_of("name = \"x\"\nseed = 1\nduration_s = 1\n");
+        assert!(missing.contains("fleet"), "{missing}");
+        let both = error_of(&MINIMAL.replace(
+            "sample_interval_ms = 500",
+            "sample_interval_ms = 500\nrate_hz = 2.0",
+        ));
+        assert!(both.contains("fleet.rate_hz"), "{both}");
+    }
+
+    #[test]
+    fn faults_are_checked_against_the_run() {
+        let outside = error_of(&format!(
+            "{MINIMAL}\n[[faults]]\naction = \"kill\"\nservice = \"consumer\"\nat_s = 12\n"
+        ));
+        assert!(outside.contains("faults[0].at_s"), "{outside}");
+        let unknown_service = error_of(&format!(
+            "{MINIMAL}\n[[faults]]\naction = \"kill\"\nservice = \"database\"\nat_s = 1\n"
+        ));
+        assert!(
+            unknown_service.contains("faults[0].service"),
+            "{unknown_service}"
+        );
+        let overlapping = error_of(&format!(
+            "{MINIMAL}\n[[faults]]\naction = \"kill\"\nservice = \"broker\"\nat_s = 1\nduration_s = 3\n\
+             [[faults]]\naction = \"pause\"\nservice = \"broker\"\nat_s = 2\n"
+        ));
+        assert!(
+            overlapping.contains("faults[1].at_s") && overlapping.contains("overlaps"),
+            "{overlapping}"
+        );
+    }
+
+    #[test]
+    fn overrides_apply_before_validation() {
+        let mut scenario = parse(MINIMAL).unwrap();
+        scenario.apply(Overrides {
+            seed: Some(7),
+            vehicle_count: Some(0),
+            duration_s: Some(60),
+        });
+        assert_eq!((scenario.seed, scenario.duration_s), (7, 60));
+        assert!(scenario.validate(Path::new("unit.toml")).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! Validation rules of a scenario: ranges and cross-field checks, each naming the key and what is allowed.
+
+use crate::scenario::{DURATION_S_MAX, FaultAction, Scenario, VEHICLE_COUNT_MAX};
+
+/// A failed rule: the key (dotted path) and a message saying what is allowed.
+type Problem = (String, String);
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Result<(), Problem> {
+    Err((key.into(), message.into()))
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: T,
+    low: T,
+    high: T,
+) -> Result<(), Problem> {
+    if !(low..=high).contains(&value) {
+        return problem(
+            key,
+            format!("{value} is out of range; allowed {low} to {high}"),
+        );
+    }
+    Ok(())
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 40
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn is_identifier(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 24
+        && text.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Checks every rule; returns the first problem found.
+pub(crate) fn check(scenario: &Scenario) -> Result<(), Problem> {
+    if !is_name(&scenario.name) {
+        return problem(
+            "name",
+            format!(
+                "{:?} is not a valid name; use 1 to 40 of a-z, 0-9, '-' and '_'",
+                scenario.name
+            ),
+        );
+    }
+    in_range("duration_s", scenario.duration_s, 1, DURATION_S_MAX)?;
+    in_range(
+        "start_timestamp_ms",
+        scenario.start_timestamp_ms,
+        0,
+        4_102_444_800_000, // 2100-01-01
+    )?;
+    check_fleet(scenario)?;
+    check_pipeline(scenario)?;
+    check_faults(scenario)?;
+    check_expectations(scenario)
+}
+
+fn check_fleet(scenario: &Scenario) -> Result<(), Problem> {
+    let fleet = &scenario.fleet;
+    in_range(
+        "fleet.vehicle_count",
+        fleet.vehicle_count,
+        1,
+        VEHICLE_COUNT_MAX,
+    )?;
+    match (fleet.sample_interval_ms, fleet.rate_hz) {
+        (Some(_), Some(_)) => {
+            return problem(
+                "fleet.rate_hz",
+                "give either fleet.sample_interval_ms or fleet.rate_hz, not both",
+            );
+        }
+        (Some(interval_ms), None) => {
+            in_range("fleet.sample_interval_ms", interval_ms, 10, 3_600_000)?;
+        }
+        (None, Some(rate_hz)) => in_range("fleet.rate_hz", rate_hz, 1.0 / 3600.0, 100.0)?,
+        (None, None) => {
+            return problem(
+                "fleet.sample_interval_ms",
+                "missing; give fleet.sample_interval_ms (10 to 3600000) or fleet.rate_hz (0.0003 to 100)",
+            );
+        }
+    }
+    in_range(
+        "fleet.interval_jitter_percent",
+        fleet.interval_jitter_percent,
+        0.0,
+        20.0,
+    )?;
+    let region = &fleet.region;
+    in_range(
+        "fleet.region.latitude_min",
+        region.latitude_min,
+        -80.0,
+        80.0,
+    )?;
+    in_range(
+        "fleet.region.latitude_max",
+        region.latitude_max,
+        -80.0,
+        80.0,
+    )?;
+    in_range(
+        "fleet.region.longitude_min",
+        region.longitude_min,
+        -180.0,
+        180.0,
+    )?;
+    in_range(
+        "fleet.region.longitude_max",
+        region.longitude_max,
+        -180.0,
+        180.0,
+    )?;
+    let height = region.latitude_max - region.latitude_min;
+    let width = region.longitude_max - region.longitude_min;
+    if !(0.005..=20.0).contains(&height) {
+        return problem(
+            "fleet.region.latitude_max",
+            format!(
+                "the region spans {height} degrees of latitude; allowed 0.005 to 20 (latitude_max must exceed latitude_min)"
+            ),
+        );
+    }
+    if !(0.005..=20.0).contains(&width) {
+        return problem(
+            "fleet.region.longitude_max",
+            format!(
+                "the region spans {width} degrees of longitude; allowed 0.005 to 20 (longitude_max must exceed longitude_min)"
+            ),
+        );
+    }
+    if let Some(ramp) = fleet.ramp {
+        in_range(
+            "fleet.ramp.start_vehicle_count",
+            ramp.start_vehicle_count,
+            1,
+            fleet.vehicle_count,
+        )?;
+        in_range("fleet.ramp.ramp_s", ramp.ramp_s, 1, scenario.duration_s)?;
+    }
+    Ok(())
+}
+
+fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
+    let pipeline = &scenario.pipeline;
+    if !is_name(&pipeline.topic) {
+        return problem(
+            "pipeline.topic",
+            format!(
+                "{:?} is not a valid topic prefix; use 1 to 40 of a-z, 0-9, '-' and '_'",
+                pipeline.topic
+            ),
+        );
+    }
+    if !is_identifier(&pipeline.keyspace) {
+        return problem(
+            "pipeline.keyspace",
+            format!(
+                "{:?} is not a valid keyspace prefix; use 1 to 24 of a-z, 0-9 and '_', starting with a letter",
+                pipeline.keyspace
+            ),
+        );
+    }
+    in_range("pipeline.partitions", pipeline.partitions, 1, 1024)?;
+    in_range("pipeline.speedup", pipeline.speedup, 0.01, 1000.0)?;
+    let consumer = &pipeline.consumer;
+    in_range(
+        "pipeline.consumer.batch_size",
+        consumer.batch_size,
+        1,
+        10_000,
+    )?;
+    in_range(
+        "pipeline.consumer.max_in_flight",
+        consumer.max_in_flight,
+        1,
+        1024,
+    )?;
+    in_range(
+        "pipeline.consumer.session_timeout_ms",
+        consumer.session_timeout_ms,
+        1_000,
+        300_000,
+    )
+}
+
+fn check_faults(scenario: &Scenario) -> Result<(), Problem> {
+    let duration_s = scenario.duration_s as f64;
+    for (index, fault) in scenario.faults.iter().enumerate() {
+        let key = |field: &str| format!("faults[{index}].{field}");
+        if !(0.0..duration_s).contains(&fault.at_s) {
+            return problem(
+                key("at_s"),
+                format!(
+                    "{} is outside the run; allowed 0 <= at_s < duration_s ({duration_s})",
+                    fault.at_s
+                ),
+            );
+        }
+        if !(fault.duration_s > 0.0 && fault.duration_s <= duration_s) {
+            return problem(
+                key("duration_s"),
+                format!(
+                    "{} is out of range; allowed greater than 0, at most the run's duration_s ({duration_s})",
+                    fault.duration_s
+                ),
+            );
+        }
+        // Two faults on one service may not overlap: the second would act on a service that is
+        // already down or paused, which contradicts the first.
+        for (earlier_index, earlier) in scenario.faults[..index].iter().enumerate() {
+            let overlaps = fault.at_s < earlier.at_s + earlier.duration_s
+                && earlier.at_s < fault.at_s + fault.duration_s;
+            if earlier.service == fault.service && overlaps {
+                return problem(
+                    key("at_s"),
+                    format!(
+                        "this {} of the {} overlaps faults[{earlier_index}] ({} at {} s for {} s); one service takes one fault at a time",
+                        action_name(fault.action),
+                        fault.service,
+                        action_name(earlier.action),
+                        earlier.at_s,
+                        earlier.duration_s
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn action_name(action: FaultAction) -> &'static str {
+    match action {
+        FaultAction::Kill => "kill",
+        FaultAction::Stop => "stop",
+        FaultAction::Pause => "pause",
+    }
+}
+
+fn check_expectations(scenario: &Scenario) -> Result<(), Problem> {
+    let expectations = &scenario.expectations;
+    if let Some(p99_ms) = expectations.latency_e2e_p99_ms_max {
+        in_range(
+            "expectations.latency_e2e_p99_ms_max",
+            p99_ms,
+            0.001,
+            3_600_000.0,
+        )?;
+    }
+    if let Some(rate) = expectations.throughput_written_per_s_min {
+        in_range(
+            "expectations.throughput_written_per_s_min",
+            rate,
+            0.0,
+            10_000_000.0,
+        )?;
+    }
+    Ok(())
+}
