@@ -3,7 +3,7 @@
 //! Exit codes: 0 every check held, 1 a check failed, 2 the run could not be carried out
 //! (bad arguments, bad scenario, a service that could not be reached).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,6 +51,36 @@ enum Command {
         /// Stop after this many events.
         #[arg(long, value_name = "M")]
         limit: Option<u64>,
+    },
+    /// Run a scenario end to end: fleet -> Kafka -> consumer -> Cassandra, verified and measured.
+    Run {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Where the pipeline runs (only `local` exists so far: real services as child processes).
+        #[arg(long, default_value = "local", value_parser = ["local"])]
+        target: String,
+        /// Output directory for report.json and the services' logs
+        /// (default: reports/runs/NAME-SEED-TIME).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the whole report.json on stdout instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run the reference consumer (Kafka -> Cassandra) until SIGTERM; `roadtest run` starts it.
+    Ingest(crate::ingest::service::IngestArgs),
+    /// Run the CQL v4-to-v3 bridge in the foreground (the local target starts it this way).
+    #[command(hide = true)]
+    CqlBridge {
+        /// Address to accept CQL v4 clients on.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// Address of the v3-only server (Cassandra 2.1).
+        #[arg(long, value_name = "ADDR:PORT")]
+        upstream: std::net::SocketAddr,
     },
 }
 
@@ -105,6 +135,15 @@ fn run(command: Command) -> u8 {
     let outcome = match command {
         Command::Validate { scenario, json } => validate(&scenario, json),
         Command::Events { scenario, limit } => events(&scenario, limit),
+        Command::CqlBridge { listen, upstream } => cql_bridge(listen, upstream),
+        Command::Run {
+            scenario,
+            target: _,
+            out,
+            json,
+            quiet,
+        } => run_scenario(&scenario, out, json, quiet),
+        Command::Ingest(args) => ingest(args),
     };
     match outcome {
         Ok(code) => code,
@@ -235,6 +274,112 @@ fn events(args: &ScenarioArgs, limit: Option<u64>) -> Result<u8, String> {
         out.flush()
     })();
     ignore_broken_pipe(written)?;
+    Ok(EXIT_PASSED)
+}
+
+/// A tokio runtime for the commands that talk to services.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default: info).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr)
+        .try_init();
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub(crate) async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> Result<u8, String> {
+    init_logging();
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cql-bridge: cannot listen on {listen}: {e}"))?;
+        let config = cql_bridge::BridgeConfig::new(upstream);
+        tracing::info!(%listen, %upstream, "cql-bridge ready");
+        cql_bridge::serve_with_shutdown(listener, config, termination())
+            .await
+            .map_err(|e| format!("cql-bridge: {e}"))?;
+        Ok(EXIT_PASSED)
+    })
+}
+
+fn run_scenario(
+    args: &ScenarioArgs,
+    out: Option<PathBuf>,
+    json: bool,
+    quiet: bool,
+) -> Result<u8, String> {
+    let scenario = args.load().map_err(|e| e.to_string())?;
+    if !quiet {
+        init_logging();
+    }
+    let mut options =
+        crate::run::RunOptions::new(&scenario, &args.path).map_err(|e| e.to_string())?;
+    if let Some(out) = out {
+        options.out_dir = out;
+    }
+    options.progress = !quiet;
+    let report = runtime()?
+        .block_on(scenario.run(options.clone()))
+        .map_err(|e| {
+            format!(
+                "{e}\nreplay with: {}",
+                crate::run::replay_command(&scenario, &args.path)
+            )
+        })?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let written = if json {
+        serde_json::to_string_pretty(&report)
+            .map_err(io::Error::other)
+            .and_then(|text| writeln!(out, "{text}"))
+    } else {
+        write!(out, "{}", report.summary_text())
+    };
+    ignore_broken_pipe(written)?;
+    eprintln!(
+        "roadtest: report written to {}",
+        options
+            .out_dir
+            .join(crate::report::REPORT_FILE_NAME)
+            .display()
+    );
+    Ok(if report.passed {
+        EXIT_PASSED
+    } else {
+        EXIT_FAILED
+    })
+}
+
+fn ingest(args: crate::ingest::service::IngestArgs) -> Result<u8, String> {
+    init_logging();
+    runtime()?
+        .block_on(crate::ingest::service::run(args))
+        .map_err(|e| format!("ingest: {e}"))?;
     Ok(EXIT_PASSED)
 }
 

@@ -5,10 +5,18 @@
 //! Kafka -> consumer -> Cassandra pipeline and checks what arrived.
 
 pub mod cli;
+pub mod clients;
+pub mod drive;
 pub mod fleet;
+pub mod ingest;
+pub mod measure;
+pub mod report;
+pub mod run;
 pub mod scenario;
 mod scenario_rules;
 pub mod seed;
+pub mod target;
+pub mod verify;
 pub mod wire;
 
 pub use scenario::{Overrides, Scenario, ScenarioError};

@@ -1,0 +1,114 @@
+//! Kafka client setup: configurations tuned for Tansu, topic creation, waiting for the broker.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::{ClientError, retry};
+
+/// Producer settings: acks from all replicas, idempotence off (Tansu 0.6 lacks it), small linger.
+pub fn producer_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", "60000")
+        .set("compression.type", "none");
+    config
+}
+
+/// Consumer-group settings: manual commits, earliest offsets, the session timeout Tansu needs.
+pub fn consumer_config(bootstrap: &str, group: &str, session_timeout_ms: u32) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", "500")
+        .set("fetch.wait.max.ms", "50")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// Waits until the broker answers a metadata request.
+pub async fn wait_for_broker(bootstrap: &str, deadline: Duration) -> Result<(), ClientError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| kafka_error(bootstrap, "create a client", e))?;
+    retry(deadline, || async {
+        consumer
+            .fetch_metadata(None, Duration::from_millis(500))
+            .map(|_| ())
+    })
+    .await
+    .map_err(|(waited, last_error)| ClientError::Unreachable {
+        service: "Kafka broker",
+        address: bootstrap.to_string(),
+        waited,
+        last_error,
+    })
+}
+
+/// Creates a topic (Tansu does not create topics on produce), waiting for the broker first.
+pub async fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+    deadline: Duration,
+) -> Result<(), ClientError> {
+    wait_for_broker(bootstrap, deadline).await?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| kafka_error(bootstrap, "create an admin client", e))?;
+    let new_topic = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(|e| kafka_error(bootstrap, &format!("create topic {topic}"), e))?;
+    for result in results {
+        if let Err((name, code)) = result {
+            return Err(ClientError::Kafka {
+                address: bootstrap.to_string(),
+                what: format!("create topic {name}"),
+                message: code.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a topic; failures are ignored (cleanup is best effort).
+pub async fn delete_topic(bootstrap: &str, topic: &str) {
+    let admin: Result<AdminClient<DefaultClientContext>, _> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create();
+    if let Ok(admin) = admin {
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+        let _ = admin.delete_topics(&[topic], &options).await;
+    }
+}
+
+pub(crate) fn kafka_error(
+    bootstrap: &str,
+    what: &str,
+    error: rdkafka::error::KafkaError,
+) -> ClientError {
+    ClientError::Kafka {
+        address: bootstrap.to_string(),
+        what: what.to_string(),
+        message: error.to_string(),
+    }
+}

@@ -1,0 +1,102 @@
+//! Thin, shared setup of the real clients: Kafka (rdkafka) and CQL (scylla), with bounded waits for each service.
+
+pub mod cql;
+pub mod kafka;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A service could not be used; the message names the service, its address and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "{service} at {address} did not answer within {waited:?} (last error: {last_error}); \
+         is it running? For the local services: `ci/services up`"
+    )]
+    Unreachable {
+        service: &'static str,
+        address: String,
+        waited: Duration,
+        last_error: String,
+    },
+    #[error("Kafka at {address}: {what}: {message}")]
+    Kafka {
+        address: String,
+        what: String,
+        message: String,
+    },
+    #[error("Cassandra at {address}: {what}: {message}")]
+    Cql {
+        address: String,
+        what: String,
+        message: String,
+    },
+}
+
+/// A suffix unique to this run: milliseconds since the epoch in base 36 plus the pid.
+pub fn unique_suffix() -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    format!(
+        "{}_{}",
+        base36(millis),
+        base36(u64::from(std::process::id()))
+    )
+}
+
+fn base36(mut value: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(value % 36) as usize]);
+        value /= 36;
+        if value == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Retries `attempt` with backoff (20 ms growing to 1 s) until it succeeds or `deadline` passes.
+pub(crate) async fn retry<T, E: std::fmt::Display, F, Fut>(
+    deadline: Duration,
+    mut attempt: F,
+) -> Result<T, (Duration, String)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if started.elapsed() + backoff >= deadline => {
+                return Err((started.elapsed(), error.to_string()));
+            }
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_are_identifiers() {
+        let suffix = unique_suffix();
+        assert!(
+            suffix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        );
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+    }
+}

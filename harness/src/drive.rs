@@ -1,0 +1,228 @@
+//! The producer side: sends the fleet's events on an open schedule (never waiting for earlier sends) and records delivery.
+//!
+//! Each event has an intended send time: the run's start plus its scenario time divided by the
+//! speed-up. The producer sends every event whose time has come, whatever happened before, and
+//! records how far behind schedule it was; latency is always measured from the intended time, so
+//! a stalled pipeline cannot hide its stalls (no coordinated omission).
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+
+use crate::clients::ClientError;
+use crate::clients::kafka::{kafka_error, producer_config};
+use crate::fleet::FleetPlan;
+use crate::measure::LatencyRecorder;
+
+/// The run's time base: a monotonic start and the wall-clock time it corresponds to.
+#[derive(Debug, Clone, Copy)]
+pub struct RunClock {
+    pub start: Instant,
+    /// Microseconds since the Unix epoch at `start`.
+    pub start_epoch_us: u64,
+    /// Scenario time zero, ms since the Unix epoch (the fleet's `start_ms`).
+    pub scenario_start_ms: i64,
+    pub speedup: f64,
+}
+
+impl RunClock {
+    pub fn now(scenario_start_ms: i64, speedup: f64) -> RunClock {
+        RunClock {
+            start: Instant::now(),
+            start_epoch_us: epoch_us(),
+            scenario_start_ms,
+            speedup,
+        }
+    }
+
+    /// When an event with this timestamp is meant to be sent, µs after the run's start.
+    pub fn intended_offset_us(&self, timestamp_ms: i64) -> u64 {
+        let scenario_us = (timestamp_ms - self.scenario_start_ms).max(0) as f64 * 1000.0;
+        (scenario_us / self.speedup) as u64
+    }
+
+    /// The intended send time as µs since the Unix epoch (comparable with Cassandra's WRITETIME).
+    pub fn intended_epoch_us(&self, timestamp_ms: i64) -> u64 {
+        self.start_epoch_us + self.intended_offset_us(timestamp_ms)
+    }
+
+    /// µs since the run's start.
+    pub fn elapsed_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub fn epoch_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Live counters the progress display and the drain check read.
+#[derive(Debug, Default)]
+pub struct DriveCounters {
+    pub sent: AtomicU64,
+    pub acknowledged: AtomicU64,
+    pub failed: AtomicU64,
+    pub finished: AtomicBool,
+}
+
+/// What the producer did.
+#[derive(Debug)]
+pub struct DriveOutcome {
+    pub sent: u64,
+    pub acknowledged: u64,
+    pub failed_deliveries: u64,
+    /// Intended send time -> broker acknowledgement.
+    pub produce_ack: LatencyRecorder,
+    /// How late each send was against its intended time.
+    pub behind_schedule: LatencyRecorder,
+    /// Acknowledged events per second of the run.
+    pub acknowledged_per_second: Vec<u64>,
+    /// The first delivery errors, for the report.
+    pub first_errors: Vec<String>,
+}
+
+struct DeliveryState {
+    produce_ack: LatencyRecorder,
+    acknowledged_per_second: Vec<u64>,
+    first_errors: Vec<String>,
+}
+
+struct DeliveryRecorder {
+    clock: RunClock,
+    counters: Arc<DriveCounters>,
+    state: Mutex<DeliveryState>,
+}
+
+impl ClientContext for DeliveryRecorder {}
+
+impl ProducerContext for DeliveryRecorder {
+    /// The intended send offset (µs after the run's start).
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, intended_offset_us: usize) {
+        let now_us = self.clock.elapsed_us();
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        match result {
+            Ok(_) => {
+                self.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
+                let latency_us = now_us.saturating_sub(intended_offset_us as u64);
+                state.produce_ack.record(latency_us, now_us / 1000);
+                let second = (now_us / 1_000_000) as usize;
+                if state.acknowledged_per_second.len() <= second {
+                    state.acknowledged_per_second.resize(second + 1, 0);
+                }
+                state.acknowledged_per_second[second] += 1;
+            }
+            Err((error, _)) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                if state.first_errors.len() < 10 {
+                    state.first_errors.push(error.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Produces every event of `plan` to `topic` on schedule, in a dedicated thread; returns when all
+/// are sent and delivered (or `deadline` after the last send passes).
+pub fn drive(
+    plan: &FleetPlan,
+    bootstrap: &str,
+    topic: &str,
+    clock: RunClock,
+    counters: Arc<DriveCounters>,
+    stop: Arc<AtomicBool>,
+) -> Result<DriveOutcome, ClientError> {
+    let recorder = DeliveryRecorder {
+        clock,
+        counters: Arc::clone(&counters),
+        state: Mutex::new(DeliveryState {
+            produce_ack: LatencyRecorder::new(),
+            acknowledged_per_second: Vec::new(),
+            first_errors: Vec::new(),
+        }),
+    };
+    let producer: ThreadedProducer<DeliveryRecorder> = producer_config(bootstrap)
+        .create_with_context(recorder)
+        .map_err(|e| kafka_error(bootstrap, "create the producer", e))?;
+    let mut behind_schedule = LatencyRecorder::new();
+    let mut payload = Vec::with_capacity(256);
+    let mut key = String::with_capacity(16);
+    for event in plan.events() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let intended_us = clock.intended_offset_us(event.timestamp_ms);
+        let now_us = clock.elapsed_us();
+        if intended_us > now_us {
+            std::thread::sleep(Duration::from_micros(intended_us - now_us));
+        }
+        behind_schedule.record(
+            clock.elapsed_us().saturating_sub(intended_us),
+            intended_us / 1000,
+        );
+        payload.clear();
+        event.encode_json(&mut payload);
+        key.clear();
+        key.push_str(&event.key());
+        let created_ms = ((clock.start_epoch_us + clock.elapsed_us()) / 1000) as i64;
+        let mut record = BaseRecord::with_opaque_to(topic, intended_us as usize)
+            .key(key.as_str())
+            .payload(payload.as_slice())
+            .timestamp(created_ms);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    // librdkafka's queue is full: let it drain, then send the same record.
+                    record = returned;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((error, _)) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "produce failed");
+                    break;
+                }
+            }
+        }
+        counters.sent.fetch_add(1, Ordering::Relaxed);
+    }
+    // Wait for outstanding deliveries (each has its own message timeout).
+    let _ = producer.flush(Duration::from_secs(90));
+    counters.finished.store(true, Ordering::Relaxed);
+    let sent = counters.sent.load(Ordering::Relaxed);
+    let acknowledged = counters.acknowledged.load(Ordering::Relaxed);
+    let failed_deliveries = counters.failed.load(Ordering::Relaxed);
+    let state = producer
+        .context()
+        .state
+        .lock()
+        .map(|state| {
+            (
+                state.produce_ack.clone(),
+                state.acknowledged_per_second.clone(),
+                state.first_errors.clone(),
+            )
+        })
+        .unwrap_or_else(|_| (LatencyRecorder::new(), Vec::new(), Vec::new()));
+    Ok(DriveOutcome {
+        sent,
+        acknowledged,
+        failed_deliveries,
+        produce_ack: state.0,
+        behind_schedule,
+        acknowledged_per_second: state.1,
+        first_errors: state.2,
+    })
+}

@@ -1,0 +1,128 @@
+//! The human summary of a report: a few lines for the terminal, read from the report alone.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::verdict::Comparison;
+
+impl Report {
+    /// A compact summary: verdict, events, latency, throughput, peak memory, each expectation
+    /// with PASS or FAIL, run errors, and the replay command. Ends with a newline.
+    pub fn summary_text(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = self.write_summary(&mut text);
+        text
+    }
+
+    fn write_summary(&self, out: &mut String) -> std::fmt::Result {
+        let verdict = if self.passed { "PASSED" } else { "FAILED" };
+        writeln!(
+            out,
+            "roadtest {}: {verdict} (seed {}, scenario hash {}, target {}, {:.1} s)",
+            self.scenario.name, self.seed, self.scenario.hash, self.target.name, self.duration_s
+        )?;
+        let verify = &self.verify;
+        writeln!(
+            out,
+            "events: expected {}, found {}, lost {}, corrupt {}, unexpected {} (duplicates written {})",
+            verify.expected,
+            verify.found,
+            verify.lost,
+            verify.corrupt,
+            verify.unexpected,
+            verify.duplicates_written
+        )?;
+        let e2e = &self.latency.e2e_ms;
+        writeln!(
+            out,
+            "latency e2e: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+            e2e.p50_ms, e2e.p99_ms, e2e.max_ms, e2e.count
+        )?;
+        let throughput = &self.throughput;
+        writeln!(
+            out,
+            "throughput: {:.1} written/s (peak {}/s), {:.1} produced/s, {:.1} consumed/s",
+            throughput.written_per_s,
+            throughput.peak_written_per_s,
+            throughput.produced_per_s,
+            throughput.consumed_per_s
+        )?;
+        if !self.memory.peak_rss_mb.is_empty() {
+            let peaks: Vec<String> = self
+                .memory
+                .peak_rss_mb
+                .iter()
+                .map(|(name, mb)| format!("{name} {mb:.1} MB"))
+                .collect();
+            writeln!(out, "peak RSS: {}", peaks.join(", "))?;
+        }
+        for result in &self.expectations {
+            let mark = if result.passed { "PASS" } else { "FAIL" };
+            let sign = match result.comparison {
+                Comparison::AtMost => "<=",
+                Comparison::AtLeast => ">=",
+            };
+            writeln!(
+                out,
+                "  {mark} {}: {} (must be {sign} {})",
+                result.name,
+                number(result.value),
+                number(result.threshold)
+            )?;
+        }
+        if let Some(first) = self.errors.first() {
+            writeln!(out, "errors: {} (first: {first})", self.errors.len())?;
+        }
+        writeln!(out, "replay: {}", self.replay_command)
+    }
+}
+
+/// Whole numbers without decimals, others with two.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::sample_report;
+
+    #[test]
+    fn summary_has_verdict_counts_expectations_and_replay() {
+        let text = sample_report().summary_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("roadtest unit: FAILED (seed 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains("expected 60, found 59, lost 1, corrupt 0, unexpected 0"),
+            "{text}"
+        );
+        assert!(text.contains("latency e2e: p50 "), "{text}");
+        assert!(text.contains("6.0 written/s (peak 7/s)"), "{text}");
+        assert!(text.contains("peak RSS: roadtest "), "{text}");
+        assert!(text.contains("  FAIL lost_max: 1 (must be <= 0)"), "{text}");
+        assert!(
+            text.contains("  PASS corrupt_max: 0 (must be <= 0)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  PASS throughput_written_per_s_min: 6 (must be >= 5)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("errors: 1 (first: broker unreachable"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("replay: roadtest run scenarios/unit.toml --seed 42\n"),
+            "{text}"
+        );
+        assert!(lines.len() <= 15, "compact: {text}");
+    }
+}

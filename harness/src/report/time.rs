@@ -1,0 +1,94 @@
+//! RFC 3339 timestamps in UTC with millisecond precision, from `SystemTime`, without a date library.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const MS_PER_DAY: i128 = 86_400_000;
+
+/// `time` as RFC 3339 in UTC with milliseconds, like `2026-01-01T00:00:00.000Z`.
+///
+/// Times before 1970 work too; sub-millisecond parts are truncated toward the past.
+pub fn format_rfc3339(time: SystemTime) -> String {
+    let since_epoch_ms: i128 = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_millis() as i128,
+        // Before the epoch: floor, so 1 µs before 1970 is 1969-12-31T23:59:59.999Z.
+        Err(before) => {
+            let before = before.duration();
+            let ms = before.as_millis() as i128;
+            let rounds_down = before.as_nanos() % 1_000_000 != 0;
+            -(ms + i128::from(rounds_down))
+        }
+    };
+    let days = since_epoch_ms.div_euclid(MS_PER_DAY);
+    let ms_of_day = since_epoch_ms.rem_euclid(MS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let hour = ms_of_day / 3_600_000;
+    let minute = ms_of_day / 60_000 % 60;
+    let second = ms_of_day / 1_000 % 60;
+    let millisecond = ms_of_day % 1_000;
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millisecond:03}Z")
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, valid for every day count).
+fn civil_from_days(days: i128) -> (i128, u32, u32) {
+    let shifted = days + 719_468; // days since 0000-03-01
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i128::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(seconds: u64, millis: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(at(1_767_225_600, 0)),
+            "2026-01-01T00:00:00.000Z"
+        );
+        // 2024-02-29T23:59:59.999Z, a leap day.
+        assert_eq!(
+            format_rfc3339(at(1_709_251_199, 999)),
+            "2024-02-29T23:59:59.999Z"
+        );
+        // 2000-03-01T12:34:56.789Z, just after a 400-year leap day.
+        assert_eq!(
+            format_rfc3339(at(951_914_096, 789)),
+            "2000-03-01T12:34:56.789Z"
+        );
+        assert_eq!(
+            format_rfc3339(UNIX_EPOCH + Duration::from_nanos(1_999_999)),
+            "1970-01-01T00:00:00.001Z"
+        );
+    }
+
+    #[test]
+    fn before_the_epoch() {
+        assert_eq!(
+            format_rfc3339(UNIX_EPOCH - Duration::from_micros(1)),
+            "1969-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format_rfc3339(UNIX_EPOCH - Duration::from_secs(86_400 * 365)),
+            "1969-01-01T00:00:00.000Z"
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! The verdict: each expectation of the scenario checked against the run's numbers.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Report, VerifySection};
+use crate::scenario::Expectations;
+
+/// Which side of the threshold passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    /// Passes when `value <= threshold`.
+    AtMost,
+    /// Passes when `value >= threshold`.
+    AtLeast,
+}
+
+/// One expectation, checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectationResult {
+    /// The expectation's key in the scenario, like `lost_max`.
+    pub name: String,
+    /// Which side of the threshold passes.
+    pub comparison: Comparison,
+    /// The limit the scenario sets.
+    pub threshold: f64,
+    /// What the run measured.
+    pub value: f64,
+    /// Whether the value is on the passing side (a NaN value never passes).
+    pub passed: bool,
+}
+
+impl ExpectationResult {
+    /// Checks `value` against `threshold`.
+    pub fn check(name: &str, comparison: Comparison, threshold: f64, value: f64) -> Self {
+        let passed = match comparison {
+            Comparison::AtMost => value <= threshold,
+            Comparison::AtLeast => value >= threshold,
+        };
+        ExpectationResult {
+            name: name.to_string(),
+            comparison,
+            threshold,
+            value,
+            passed,
+        }
+    }
+}
+
+/// One result per expectation, in this order: `lost_max`, `corrupt_max`, `unexpected_max`, then
+/// `latency_e2e_p99_ms_max` and `throughput_written_per_s_min` when the scenario sets them.
+pub fn evaluate_expectations(
+    expectations: &Expectations,
+    verify: &VerifySection,
+    latency_p99_ms: f64,
+    written_per_s: f64,
+) -> Vec<ExpectationResult> {
+    let mut results = vec![
+        ExpectationResult::check(
+            "lost_max",
+            Comparison::AtMost,
+            expectations.lost_max as f64,
+            verify.lost as f64,
+        ),
+        ExpectationResult::check(
+            "corrupt_max",
+            Comparison::AtMost,
+            expectations.corrupt_max as f64,
+            verify.corrupt as f64,
+        ),
+        ExpectationResult::check(
+            "unexpected_max",
+            Comparison::AtMost,
+            expectations.unexpected_max as f64,
+            verify.unexpected as f64,
+        ),
+    ];
+    if let Some(max_ms) = expectations.latency_e2e_p99_ms_max {
+        results.push(ExpectationResult::check(
+            "latency_e2e_p99_ms_max",
+            Comparison::AtMost,
+            max_ms,
+            latency_p99_ms,
+        ));
+    }
+    if let Some(min_per_s) = expectations.throughput_written_per_s_min {
+        results.push(ExpectationResult::check(
+            "throughput_written_per_s_min",
+            Comparison::AtLeast,
+            min_per_s,
+            written_per_s,
+        ));
+    }
+    results
+}
+
+impl Report {
+    /// Sets `passed` to whether every expectation held, and returns it.
+    ///
+    /// Run errors do not change it: the caller decides whether an error invalidates the run
+    /// (and then sets `passed = false` itself, or reports the run as not carried out).
+    pub fn finish_verdict(&mut self) -> bool {
+        self.passed = self.expectations.iter().all(|result| result.passed);
+        self.passed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(lost: u64, corrupt: u64, unexpected: u64) -> VerifySection {
+        VerifySection {
+            expected: 100,
+            found: 100 - lost,
+            lost,
+            corrupt,
+            unexpected,
+            ..VerifySection::default()
+        }
+    }
+
+    fn strict() -> Expectations {
+        Expectations {
+            lost_max: 0,
+            corrupt_max: 0,
+            unexpected_max: 1,
+            latency_e2e_p99_ms_max: Some(250.0),
+            throughput_written_per_s_min: Some(1_000.0),
+        }
+    }
+
+    fn names(results: &[ExpectationResult]) -> Vec<&str> {
+        results.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_clean_run_passes_every_expectation() {
+        let results = evaluate_expectations(&strict(), &verify(0, 0, 1), 250.0, 1_000.0);
+        assert_eq!(
+            names(&results),
+            [
+                "lost_max",
+                "corrupt_max",
+                "unexpected_max",
+                "latency_e2e_p99_ms_max",
+                "throughput_written_per_s_min"
+            ]
+        );
+        assert!(results.iter().all(|r| r.passed), "{results:?}");
+        assert_eq!(results[2].threshold, 1.0);
+        assert_eq!(results[4].comparison, Comparison::AtLeast);
+    }
+
+    #[test]
+    fn each_expectation_fails_on_its_own() {
+        let failing = |verify: VerifySection, p99_ms: f64, per_s: f64| -> Vec<String> {
+            evaluate_expectations(&strict(), &verify, p99_ms, per_s)
+                .into_iter()
+                .filter(|r| !r.passed)
+                .map(|r| r.name)
+                .collect()
+        };
+        assert_eq!(failing(verify(1, 0, 0), 1.0, 5_000.0), ["lost_max"]);
+        assert_eq!(failing(verify(0, 3, 0), 1.0, 5_000.0), ["corrupt_max"]);
+        assert_eq!(failing(verify(0, 0, 2), 1.0, 5_000.0), ["unexpected_max"]);
+        assert_eq!(
+            failing(verify(0, 0, 0), 250.1, 5_000.0),
+            ["latency_e2e_p99_ms_max"]
+        );
+        assert_eq!(
+            failing(verify(0, 0, 0), f64::NAN, 5_000.0),
+            ["latency_e2e_p99_ms_max"]
+        );
+        assert_eq!(
+            failing(verify(0, 0, 0), 1.0, 999.9),
+            ["throughput_written_per_s_min"]
+        );
+    }
+
+    #[test]
+    fn unset_limits_are_not_checked() {
+        let results = evaluate_expectations(&Expectations::default(), &verify(0, 0, 0), 1e9, 0.0);
+        assert_eq!(
+            names(&results),
+            ["lost_max", "corrupt_max", "unexpected_max"]
+        );
+    }
+
+    #[test]
+    fn verdict_follows_the_expectations() {
+        let mut report = super::super::tests::sample_report();
+        assert!(!report.finish_verdict(), "the sample lost an event");
+        report.verify.lost = 0;
+        report.expectations = evaluate_expectations(&strict(), &report.verify, 10.0, 2_000.0);
+        assert!(report.finish_verdict());
+        assert!(report.passed);
+    }
+}

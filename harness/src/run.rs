@@ -1,0 +1,491 @@
+//! One end-to-end run: start the target, create topic and keyspace, start the consumer, drive the fleet, drain, verify, report.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clients::{ClientError, cql, kafka, unique_suffix};
+use crate::drive::{DriveCounters, DriveOutcome, RunClock, drive};
+use crate::fleet::FleetPlan;
+use crate::ingest::stats::ConsumerReport;
+use crate::measure::{LatencyRecorder, ThroughputSeries, spawn_sampler};
+use crate::report::{
+    Report, ReportError, STAGE_CONSUME_MS, STAGE_PRODUCE_ACK_MS, STAGE_WRITE_ACK_MS, VerifySection,
+    evaluate_expectations, format_rfc3339,
+};
+use crate::scenario::{CommitPolicy, Scenario};
+use crate::target::{LocalOptions, LocalTarget, Role, TargetError};
+use crate::verify::verify;
+
+/// How long the consumer may take to join its group and get partitions.
+const CONSUMER_READY: Duration = Duration::from_secs(60);
+/// How long a run waits for Kafka and Cassandra clients at setup.
+const SERVICES_WAIT: Duration = Duration::from_secs(60);
+
+/// A run could not be carried out (exit code 2); a failed expectation is not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("the consumer {problem}; its log is {log}:\n{tail}")]
+    Consumer {
+        problem: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("the producer thread failed: {0}")]
+    Producer(String),
+}
+
+/// How to carry out a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The scenario file (for the report and the replay command).
+    pub scenario_path: PathBuf,
+    /// Where report.json (and the services' logs) go.
+    pub out_dir: PathBuf,
+    /// The local target's settings.
+    pub local: LocalOptions,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// Defaults: local target from the environment, `reports/runs/<name>-<seed>-<time>` as the
+    /// output directory, progress when stderr is a terminal or CI is set.
+    pub fn new(
+        scenario: &Scenario,
+        scenario_path: impl AsRef<Path>,
+    ) -> Result<RunOptions, RunError> {
+        let stamp = format_rfc3339(SystemTime::now()).replace([':', '-'], "");
+        Ok(RunOptions {
+            scenario_path: scenario_path.as_ref().to_path_buf(),
+            out_dir: PathBuf::from("reports/runs")
+                .join(format!("{}-{}-{stamp}", scenario.name, scenario.seed)),
+            local: LocalOptions::from_env()?,
+            progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
+        })
+    }
+}
+
+impl Scenario {
+    /// Runs the scenario end to end on the local target and returns its report (also written to
+    /// `options.out_dir/report.json`).
+    pub async fn run(&self, options: RunOptions) -> Result<Report, RunError> {
+        run(self, options).await
+    }
+}
+
+/// The command that replays a run.
+pub fn replay_command(scenario: &Scenario, scenario_path: &Path) -> String {
+    format!(
+        "roadtest run {} --seed {} --vehicles {} --duration-s {} --target local",
+        scenario_path.display(),
+        scenario.seed,
+        scenario.fleet.vehicle_count,
+        scenario.duration_s
+    )
+}
+
+async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunError> {
+    let started_at = SystemTime::now();
+    let replay = replay_command(scenario, &options.scenario_path);
+    eprintln!(
+        "roadtest: seed {} (scenario {}, hash {}); replay with: {replay}",
+        scenario.seed,
+        scenario.name,
+        scenario.hash()
+    );
+    std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
+        path: options.out_dir.clone(),
+        source,
+    })?;
+    let mut local = options.local.clone();
+    local.work_dir = Some(options.out_dir.join("services"));
+    local.keep_work_dir = true;
+    eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
+    let mut target = LocalTarget::start(local).await?;
+    for (role, after) in target.ready_after() {
+        eprintln!("roadtest: {role} ready after {:.1} s", after.as_secs_f64());
+    }
+    let endpoints = target.endpoints().clone();
+    let suffix = unique_suffix();
+    let pipeline = &scenario.pipeline;
+    let topic = format!("{}-{suffix}", pipeline.topic);
+    let dead_letter_topic = format!("{topic}-dead-letter");
+    let keyspace = format!("{}_{suffix}", pipeline.keyspace);
+    kafka::create_topic(
+        &endpoints.kafka_bootstrap,
+        &topic,
+        pipeline.partitions,
+        SERVICES_WAIT,
+    )
+    .await?;
+    kafka::create_topic(
+        &endpoints.kafka_bootstrap,
+        &dead_letter_topic,
+        1,
+        SERVICES_WAIT,
+    )
+    .await?;
+    let session = Arc::new(cql::connect(endpoints.cql_contact, SERVICES_WAIT).await?);
+    cql::create_schema(&session, endpoints.cql_contact, &keyspace).await?;
+
+    let stats_dir = options.out_dir.join("consumer-stats");
+    std::fs::create_dir_all(&stats_dir).map_err(|source| TargetError::WorkDir {
+        path: stats_dir.clone(),
+        source,
+    })?;
+    let consumer = &pipeline.consumer;
+    let argument = |text: String| OsString::from(text);
+    target.start_consumer(vec![
+        argument("--bootstrap".into()),
+        argument(endpoints.kafka_bootstrap.clone()),
+        argument("--topic".into()),
+        argument(topic.clone()),
+        argument("--dead-letter-topic".into()),
+        argument(dead_letter_topic),
+        argument("--group".into()),
+        argument(format!("roadtest-{suffix}")),
+        argument("--cql".into()),
+        argument(endpoints.cql_contact.to_string()),
+        argument("--keyspace".into()),
+        argument(keyspace.clone()),
+        argument("--batch-size".into()),
+        argument(consumer.batch_size.to_string()),
+        argument("--max-in-flight".into()),
+        argument(consumer.max_in_flight.to_string()),
+        argument("--commit".into()),
+        argument(match consumer.commit {
+            CommitPolicy::AfterWrite => "after-write".into(),
+            CommitPolicy::BeforeWrite => "before-write".into(),
+        }),
+        argument("--session-timeout-ms".into()),
+        argument(consumer.session_timeout_ms.to_string()),
+        argument("--stats-dir".into()),
+        stats_dir.clone().into_os_string(),
+    ])?;
+    wait_for_consumer(&mut target, &stats_dir).await?;
+
+    // Measure: sample every process; drive the fleet on schedule in its own thread.
+    let plan = FleetPlan::from_scenario(scenario);
+    let clock = RunClock::now(plan.start_ms, pipeline.speedup);
+    let processes = Arc::new(Mutex::new(own_and(&mut target)));
+    let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
+    let sampler = spawn_sampler(Arc::clone(&processes), clock.start, sampler_stopped);
+    let counters = Arc::new(DriveCounters::default());
+    let stop_producer = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (bootstrap, topic) = (endpoints.kafka_bootstrap.clone(), topic.clone());
+        let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer));
+        std::thread::Builder::new()
+            .name("roadtest-producer".into())
+            .spawn(move || drive(&plan, &bootstrap, &topic, clock, counters, stop))
+            .map_err(|e| RunError::Producer(e.to_string()))?
+    };
+    let mut errors = Vec::new();
+    let mut progress = Progress::new(options.progress, scenario);
+    let interrupted = follow(
+        &mut target,
+        &counters,
+        &stats_dir,
+        &processes,
+        &mut progress,
+        clock,
+        &mut errors,
+    )
+    .await;
+    if interrupted {
+        stop_producer.store(true, Ordering::Relaxed);
+    }
+    let outcome: DriveOutcome = tokio::task::spawn_blocking(move || producer.join())
+        .await
+        .map_err(|e| RunError::Producer(e.to_string()))?
+        .map_err(|_| RunError::Producer("panicked".into()))??;
+    if interrupted {
+        return Err(RunError::Interrupted);
+    }
+    let drained = drain(&mut target, &outcome, &stats_dir, &mut progress, scenario).await;
+    if let Err(problem) = drained {
+        errors.push(problem);
+    }
+    progress.finish();
+    // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0).
+    if !target.stop(Role::Consumer, Duration::from_secs(15))? {
+        errors.push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
+    }
+    let _ = stop_sampler.send(true);
+    let sampler = sampler.await.unwrap_or_default();
+
+    eprintln!("roadtest: verifying every event against Cassandra...");
+    let verified = verify(Arc::clone(&session), &keyspace, &plan, clock).await?;
+    let consumers = ConsumerReport::read_all(&stats_dir);
+
+    let mut report = Report::new(
+        scenario,
+        &options.scenario_path,
+        "local",
+        replay,
+        started_at,
+    );
+    report.git_commit = option_env!("ROADTEST_GIT_COMMIT").map(str::to_string);
+    report.target.service_versions = target.service_versions();
+    report.finished_at = format_rfc3339(SystemTime::now());
+    report.duration_s = started_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
+    report.latency.e2e_ms = verified.e2e.summary();
+    report.latency.e2e_intervals = verified.e2e.intervals();
+    let mut consume = LatencyRecorder::new();
+    let mut write_ack = LatencyRecorder::new();
+    let mut consumed = ThroughputSeries::new();
+    let mut written_by_consumer = 0;
+    for (_, consumer) in &consumers {
+        consumer.consume_us.add_to(&mut consume);
+        consumer.write_ack_us.add_to(&mut write_ack);
+        written_by_consumer += consumer.core.written;
+        let start_s = clock.start_epoch_us / 1_000_000;
+        for (&second, &count) in &consumer.consumed_per_epoch_second {
+            consumed.add(second.saturating_sub(start_s) * 1000, count);
+        }
+    }
+    report.latency.stages = BTreeMap::from([
+        (
+            STAGE_PRODUCE_ACK_MS.to_string(),
+            outcome.produce_ack.summary(),
+        ),
+        (STAGE_CONSUME_MS.to_string(), consume.summary()),
+        (STAGE_WRITE_ACK_MS.to_string(), write_ack.summary()),
+    ]);
+    let span_s = (scenario.duration_s as f64 / pipeline.speedup).max(1.0);
+    let produced = series(&outcome.acknowledged_per_second);
+    report.throughput.produced_per_s = produced.mean_per_s(span_s);
+    report.throughput.consumed_per_s = consumed.mean_per_s(span_s);
+    report.throughput.written_per_s = verified.written.mean_per_s(span_s);
+    report.throughput.peak_written_per_s = verified.written.peak_per_s();
+    report.throughput.produced = produced.per_second();
+    report.throughput.consumed = consumed.per_second();
+    report.throughput.written = verified.written.per_second();
+    report.producer.sent = outcome.sent;
+    report.producer.failed_deliveries = outcome.failed_deliveries;
+    report.producer.behind_schedule_ms = outcome.behind_schedule.summary();
+    report.memory.peak_rss_mb = sampler.peaks_rss_mb();
+    report.memory.peak_cpu_percent = sampler.peak_cpu_percent();
+    report.memory.timelines = sampler.timelines();
+    report.consumer = serde_json::json!({
+        "processes": consumers.iter().map(|(_, c)| serde_json::json!({
+            "pid": c.pid, "exited_cleanly": c.exited_cleanly, "stats": c.core,
+        })).collect::<Vec<_>>(),
+    });
+    report.verify = VerifySection {
+        expected: verified.expected,
+        found: verified.found,
+        lost: verified.lost,
+        corrupt: verified.corrupt,
+        unexpected: verified.unexpected,
+        duplicates_written: written_by_consumer.saturating_sub(verified.found + verified.corrupt),
+        discrepancies: verified.discrepancies,
+    };
+    for error in &outcome.first_errors {
+        errors.push(format!("delivery failed: {error}"));
+    }
+    report.errors = errors;
+    report.expectations = evaluate_expectations(
+        &scenario.expectations,
+        &report.verify,
+        report.latency.e2e_ms.p99_ms,
+        report.throughput.written_per_s,
+    );
+    report.finish_verdict();
+    report.write(&options.out_dir)?;
+    // The services' data is large and replayable; their logs stay with the report.
+    let _ = std::fs::remove_dir_all(options.out_dir.join("services/cassandra"));
+    kafka::delete_topic(&endpoints.kafka_bootstrap, &topic).await;
+    Ok(report)
+}
+
+fn series(counts: &[u64]) -> ThroughputSeries {
+    let mut series = ThroughputSeries::new();
+    for (second, &count) in counts.iter().enumerate() {
+        series.add(second as u64 * 1000, count);
+    }
+    series
+}
+
+/// This process plus every process of the target.
+fn own_and(target: &mut LocalTarget) -> Vec<(String, u32)> {
+    let mut processes = vec![("roadtest".to_string(), std::process::id())];
+    processes.extend(target.processes());
+    processes
+}
+
+/// Sum of the consumers' latest stats.
+fn consumer_totals(stats_dir: &Path) -> (u64, u64, bool, i64) {
+    let reports = ConsumerReport::read_all(stats_dir);
+    let written = reports
+        .iter()
+        .map(|(_, r)| r.core.written + r.core.dead_lettered)
+        .sum();
+    let in_flight = reports.iter().map(|(_, r)| r.core.in_flight_batches).sum();
+    let consuming = reports.iter().any(|(_, r)| r.consuming);
+    let lag = reports.iter().map(|(_, r)| r.lag).sum();
+    (written, in_flight, consuming, lag)
+}
+
+async fn wait_for_consumer(target: &mut LocalTarget, stats_dir: &Path) -> Result<(), RunError> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = target.consumer_exited() {
+            return Err(consumer_error(
+                target,
+                stats_dir,
+                format!("exited while starting ({status})"),
+            ));
+        }
+        if consumer_totals(stats_dir).2 {
+            eprintln!(
+                "roadtest: consumer joined its group after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() > CONSUMER_READY {
+            return Err(consumer_error(
+                target,
+                stats_dir,
+                format!("got no partitions within {CONSUMER_READY:?}"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn consumer_error(target: &LocalTarget, _stats_dir: &Path, problem: String) -> RunError {
+    let log = target.dir().join("consumer.log");
+    RunError::Consumer {
+        problem,
+        tail: crate::target::process::log_tail(&log, 20),
+        log,
+    }
+}
+
+/// Follows the run until the producer is done; returns true when interrupted (Ctrl-C/SIGTERM).
+async fn follow(
+    target: &mut LocalTarget,
+    counters: &DriveCounters,
+    stats_dir: &Path,
+    processes: &Mutex<Vec<(String, u32)>>,
+    progress: &mut Progress,
+    clock: RunClock,
+    errors: &mut Vec<String>,
+) -> bool {
+    let mut terminated = std::pin::pin!(crate::cli::termination());
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let mut consumer_down_reported = false;
+    while !counters.finished.load(Ordering::Relaxed) {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut terminated => return true,
+        }
+        if let Ok(mut list) = processes.lock() {
+            *list = own_and(target);
+        }
+        if let Some(status) = target.consumer_exited()
+            && !consumer_down_reported
+        {
+            errors.push(format!("the consumer exited during the run ({status})"));
+            consumer_down_reported = true;
+        }
+        let (written, _, _, lag) = consumer_totals(stats_dir);
+        progress.show(
+            counters.acknowledged.load(Ordering::Relaxed),
+            written,
+            lag,
+            clock.start.elapsed(),
+        );
+    }
+    false
+}
+
+/// Waits (bounded) until the consumer has written everything the broker acknowledged.
+async fn drain(
+    target: &mut LocalTarget,
+    outcome: &DriveOutcome,
+    stats_dir: &Path,
+    progress: &mut Progress,
+    scenario: &Scenario,
+) -> Result<(), String> {
+    let limit = Duration::from_secs(60 + scenario.duration_s / 2).min(Duration::from_secs(600));
+    let started = Instant::now();
+    loop {
+        let (written, in_flight, _, lag) = consumer_totals(stats_dir);
+        progress.show(outcome.acknowledged, written, lag, started.elapsed());
+        if written >= outcome.acknowledged && in_flight == 0 && lag == 0 {
+            return Ok(());
+        }
+        if target.consumer_exited().is_some() {
+            return Err("the consumer exited before it had written everything".into());
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "the consumer had written {written} of {} events when the drain limit of {} s passed",
+                outcome.acknowledged,
+                limit.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Progress lines on stderr: one per second in a terminal, one per 5 s otherwise.
+#[derive(Debug)]
+struct Progress {
+    enabled: bool,
+    expected: f64,
+    run_s: f64,
+    last: Option<Instant>,
+    every: Duration,
+}
+
+impl Progress {
+    fn new(enabled: bool, scenario: &Scenario) -> Progress {
+        let interactive = std::io::stderr().is_terminal();
+        Progress {
+            enabled,
+            expected: f64::from(scenario.fleet.vehicle_count) * scenario.duration_s as f64 * 1000.0
+                / scenario.sample_interval_ms(),
+            run_s: scenario.duration_s as f64 / scenario.pipeline.speedup,
+            last: None,
+            every: if interactive {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(5)
+            },
+        }
+    }
+
+    fn show(&mut self, produced: u64, written: u64, lag: i64, elapsed: Duration) {
+        if !self.enabled || self.last.is_some_and(|last| last.elapsed() < self.every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let elapsed_s = elapsed.as_secs_f64();
+        eprintln!(
+            "roadtest: produced {produced} (~{:.0}%), written {written}, lag {lag}, elapsed {elapsed_s:.0} s, remaining ~{:.0} s",
+            100.0 * produced as f64 / self.expected.max(1.0),
+            (self.run_s - elapsed_s).max(0.0),
+        );
+    }
+
+    fn finish(&mut self) {
+        self.last = None;
+    }
+}

@@ -1,0 +1,463 @@
+//! The local target: Tansu, Cassandra 2.1 and the CQL bridge as child processes on free ports in a fresh run directory.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::Signal;
+
+use super::process::{ProcessSpec, ServiceProcess};
+use super::{Endpoints, Role, TargetError};
+
+/// Versions of the services this target runs (for reports).
+pub const TANSU_VERSION: &str = "0.6.0 (memory storage)";
+pub const CASSANDRA_VERSION: &str = "2.1.0";
+
+/// Readiness deadlines.
+const BROKER_READY: Duration = Duration::from_secs(20);
+const CASSANDRA_READY: Duration = Duration::from_secs(120);
+const BRIDGE_READY: Duration = Duration::from_secs(10);
+
+/// Durability of Cassandra's commit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitlogSync {
+    /// fsync every 10 s (Cassandra's default): a kill -9 can lose acknowledged writes.
+    #[default]
+    Periodic,
+    /// fsync before acknowledging (2 ms group window).
+    Batch,
+}
+
+/// How to run the local target.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Where `ci/services install` put the services (default `~/.cache/roadtest`).
+    pub home: PathBuf,
+    /// The `roadtest` binary, used for the CQL bridge and the consumer.
+    pub roadtest_binary: PathBuf,
+    /// The run directory; a fresh one under the system temp dir by default.
+    pub work_dir: Option<PathBuf>,
+    /// Keep the run directory (logs, data) when the target is dropped.
+    pub keep_work_dir: bool,
+    pub commitlog_sync: CommitlogSync,
+    pub cassandra_heap_mb: u32,
+}
+
+impl LocalOptions {
+    /// Options from the environment: `ROADTEST_HOME`, `ROADTEST_BIN` (else this executable when
+    /// it is `roadtest`, else a `roadtest` beside it or one directory up, as in cargo's target dir).
+    pub fn from_env() -> Result<LocalOptions, TargetError> {
+        Ok(LocalOptions {
+            home: roadtest_home(),
+            roadtest_binary: find_roadtest_binary()?,
+            work_dir: None,
+            keep_work_dir: false,
+            commitlog_sync: CommitlogSync::Periodic,
+            cassandra_heap_mb: 256,
+        })
+    }
+}
+
+/// `ROADTEST_HOME`, else `~/.cache/roadtest`.
+pub fn roadtest_home() -> PathBuf {
+    match std::env::var_os("ROADTEST_HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home),
+        _ => {
+            let user_home = std::env::var_os("HOME").unwrap_or_else(|| OsString::from("/root"));
+            PathBuf::from(user_home).join(".cache/roadtest")
+        }
+    }
+}
+
+fn find_roadtest_binary() -> Result<PathBuf, TargetError> {
+    if let Some(path) = std::env::var_os("ROADTEST_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let current = std::env::current_exe().map_err(|e| TargetError::NoBinary {
+        role: Role::Consumer,
+        reason: e.to_string(),
+    })?;
+    if current.file_stem().is_some_and(|stem| stem == "roadtest") {
+        return Ok(current);
+    }
+    // Test binaries live in target/<profile>/deps; the roadtest binary in target/<profile>.
+    for dir in current.ancestors().skip(1).take(2) {
+        let candidate = dir.join("roadtest");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(TargetError::NoBinary {
+        role: Role::Consumer,
+        reason: format!("not beside {}", current.display()),
+    })
+}
+
+/// Ports of one local pipeline.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    kafka: u16,
+    cassandra_native: u16,
+    cassandra_storage: u16,
+    cassandra_ssl_storage: u16,
+    cassandra_jmx: u16,
+    bridge: u16,
+}
+
+/// A port that was free a moment ago (the OS picks it; nothing holds it afterwards).
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The real pipeline as child processes of this roadtest.
+#[derive(Debug)]
+pub struct LocalTarget {
+    options: LocalOptions,
+    dir: PathBuf,
+    ports: Ports,
+    endpoints: Endpoints,
+    processes: BTreeMap<Role, ServiceProcess>,
+    /// How long each service took to become ready at its last start.
+    ready_after: BTreeMap<Role, Duration>,
+}
+
+impl LocalTarget {
+    /// Starts broker, Cassandra and the bridge, and waits until each accepts connections.
+    pub async fn start(options: LocalOptions) -> Result<LocalTarget, TargetError> {
+        let tansu = options.home.join("bin/tansu");
+        let launcher = options.home.join("bin/cassandra-node");
+        for (what, path) in [("tansu", &tansu), ("cassandra-node", &launcher)] {
+            if !path.exists() {
+                return Err(TargetError::NotInstalled {
+                    what,
+                    path: path.clone(),
+                });
+            }
+        }
+        let dir = match &options.work_dir {
+            Some(dir) => dir.clone(),
+            None => fresh_run_dir(),
+        };
+        std::fs::create_dir_all(&dir).map_err(|source| TargetError::WorkDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let work_dir_error = |source| TargetError::WorkDir {
+            path: dir.clone(),
+            source,
+        };
+        let ports = Ports {
+            kafka: free_port().map_err(work_dir_error)?,
+            cassandra_native: free_port().map_err(work_dir_error)?,
+            cassandra_storage: free_port().map_err(work_dir_error)?,
+            cassandra_ssl_storage: free_port().map_err(work_dir_error)?,
+            cassandra_jmx: free_port().map_err(work_dir_error)?,
+            bridge: free_port().map_err(work_dir_error)?,
+        };
+        let endpoints = Endpoints {
+            kafka_bootstrap: format!("127.0.0.1:{}", ports.kafka),
+            cql_contact: SocketAddr::from((Ipv4Addr::LOCALHOST, ports.bridge)),
+        };
+        let mut target = LocalTarget {
+            options,
+            dir,
+            ports,
+            endpoints,
+            processes: BTreeMap::new(),
+            ready_after: BTreeMap::new(),
+        };
+        // Broker and Cassandra start together; the bridge needs Cassandra's port.
+        let started = Instant::now();
+        target.spawn(Role::Broker)?;
+        target.spawn(Role::Cassandra)?;
+        target.wait_ready(Role::Broker, started).await?;
+        target.wait_ready(Role::Cassandra, started).await?;
+        let bridge_started = Instant::now();
+        target.spawn(Role::CqlBridge)?;
+        target.wait_ready(Role::CqlBridge, bridge_started).await?;
+        Ok(target)
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The run directory (logs and data of every service).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How long each service took to become ready at its last start.
+    pub fn ready_after(&self) -> &BTreeMap<Role, Duration> {
+        &self.ready_after
+    }
+
+    /// Service name -> version, for reports.
+    pub fn service_versions(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("broker".to_string(), format!("tansu {TANSU_VERSION}")),
+            (
+                "cassandra".to_string(),
+                format!(
+                    "apache-cassandra {CASSANDRA_VERSION} (commitlog_sync {}) behind cql-bridge",
+                    match self.options.commitlog_sync {
+                        CommitlogSync::Periodic => "periodic",
+                        CommitlogSync::Batch => "batch",
+                    }
+                ),
+            ),
+        ])
+    }
+
+    /// (name, pid) of every running process, for resource sampling.
+    pub fn processes(&mut self) -> Vec<(String, u32)> {
+        self.processes
+            .iter_mut()
+            .filter_map(|(role, process)| {
+                let pid = process.pid().filter(|_| process.is_running())?;
+                Some((role.name().to_string(), pid))
+            })
+            .collect()
+    }
+
+    /// Starts the reference consumer (`roadtest ingest ARGS...`) as a service of this target.
+    pub fn start_consumer(&mut self, args: Vec<OsString>) -> Result<(), TargetError> {
+        let spec = ProcessSpec {
+            name: Role::Consumer.name().to_string(),
+            program: self.options.roadtest_binary.clone(),
+            args: std::iter::once(OsString::from("ingest"))
+                .chain(args)
+                .collect(),
+            dir: self.dir.join("consumer"),
+            log: self.dir.join("consumer.log"),
+            env: Vec::new(),
+        };
+        self.spawn_spec(Role::Consumer, spec)
+    }
+
+    /// The consumer's exit status if it has exited (reaping it).
+    pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.processes.get_mut(&Role::Consumer)?.exited()
+    }
+
+    /// SIGKILL the service.
+    pub fn kill(&mut self, role: Role) -> Result<(), TargetError> {
+        self.process(role)?.kill();
+        Ok(())
+    }
+
+    /// SIGTERM the service and wait up to `grace` for it to exit (then SIGKILL).
+    /// Returns whether it exited by itself, with status 0.
+    pub fn stop(&mut self, role: Role, grace: Duration) -> Result<bool, TargetError> {
+        let status = self.process(role)?.terminate(grace);
+        Ok(status.is_some_and(|s| s.success()))
+    }
+
+    /// SIGSTOP the service.
+    pub fn pause(&mut self, role: Role) -> Result<(), TargetError> {
+        self.send(role, Signal::SIGSTOP)
+    }
+
+    /// SIGCONT the service.
+    pub fn resume(&mut self, role: Role) -> Result<(), TargetError> {
+        self.send(role, Signal::SIGCONT)
+    }
+
+    /// Starts a stopped or killed service again (same ports, same data) and waits until it is ready.
+    pub async fn restart(&mut self, role: Role) -> Result<Duration, TargetError> {
+        let started = Instant::now();
+        let process = self.process(role)?;
+        let program = process.program().to_path_buf();
+        process.start().map_err(|source| TargetError::Spawn {
+            role,
+            program,
+            source,
+        })?;
+        if role != Role::Consumer {
+            self.wait_ready(role, started).await?;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Stops everything (consumer first, so it can finish; then bridge, Cassandra, broker).
+    pub fn shutdown(&mut self) {
+        if let Some(consumer) = self.processes.get_mut(&Role::Consumer) {
+            consumer.terminate(Duration::from_secs(10));
+        }
+        for role in [Role::CqlBridge, Role::Cassandra, Role::Broker] {
+            if let Some(process) = self.processes.get_mut(&role) {
+                process.kill();
+            }
+        }
+    }
+
+    fn send(&mut self, role: Role, signal: Signal) -> Result<(), TargetError> {
+        self.process(role)?
+            .signal(signal)
+            .map_err(|source| TargetError::Signal { role, source })
+    }
+
+    fn process(&mut self, role: Role) -> Result<&mut ServiceProcess, TargetError> {
+        self.processes
+            .get_mut(&role)
+            .ok_or(TargetError::NotRunning { role })
+    }
+
+    fn spec(&self, role: Role) -> ProcessSpec {
+        let home = &self.options.home;
+        let ports = self.ports;
+        let arg = |text: String| OsString::from(text);
+        let (program, args) = match role {
+            Role::Broker => (
+                home.join("bin/tansu"),
+                vec![
+                    arg("broker".into()),
+                    arg("--listener-url".into()),
+                    arg(format!("tcp://127.0.0.1:{}", ports.kafka)),
+                    arg("--advertised-listener-url".into()),
+                    arg(format!("tcp://127.0.0.1:{}", ports.kafka)),
+                    arg("--storage-engine".into()),
+                    arg("memory://tansu/".into()),
+                ],
+            ),
+            Role::Cassandra => (
+                home.join("bin/cassandra-node"),
+                vec![
+                    arg("--dir".into()),
+                    self.dir.join("cassandra").into_os_string(),
+                    arg("--native-port".into()),
+                    arg(ports.cassandra_native.to_string()),
+                    arg("--storage-port".into()),
+                    arg(ports.cassandra_storage.to_string()),
+                    arg("--ssl-storage-port".into()),
+                    arg(ports.cassandra_ssl_storage.to_string()),
+                    arg("--jmx-port".into()),
+                    arg(ports.cassandra_jmx.to_string()),
+                    arg("--commitlog-sync".into()),
+                    arg(match self.options.commitlog_sync {
+                        CommitlogSync::Periodic => "periodic".into(),
+                        CommitlogSync::Batch => "batch".into(),
+                    }),
+                    arg("--heap-mb".into()),
+                    arg(self.options.cassandra_heap_mb.to_string()),
+                    arg("--cassandra-home".into()),
+                    home.join("cassandra-2.1.0").into_os_string(),
+                ],
+            ),
+            Role::CqlBridge => (
+                self.options.roadtest_binary.clone(),
+                vec![
+                    arg("cql-bridge".into()),
+                    arg("--listen".into()),
+                    arg(format!("127.0.0.1:{}", ports.bridge)),
+                    arg("--upstream".into()),
+                    arg(format!("127.0.0.1:{}", ports.cassandra_native)),
+                ],
+            ),
+            Role::Consumer => (self.options.roadtest_binary.clone(), Vec::new()),
+        };
+        ProcessSpec {
+            name: role.name().to_string(),
+            program,
+            args,
+            dir: self.dir.join(role.name()),
+            log: self.dir.join(format!("{}.log", role.name())),
+            env: vec![(
+                OsString::from("ROADTEST_HOME"),
+                self.options.home.clone().into_os_string(),
+            )],
+        }
+    }
+
+    fn spawn(&mut self, role: Role) -> Result<(), TargetError> {
+        let spec = self.spec(role);
+        self.spawn_spec(role, spec)
+    }
+
+    fn spawn_spec(&mut self, role: Role, spec: ProcessSpec) -> Result<(), TargetError> {
+        let program = spec.program.clone();
+        if let Some(mut old) = self.processes.remove(&role) {
+            old.kill();
+        }
+        let process = ServiceProcess::spawn(spec).map_err(|source| TargetError::Spawn {
+            role,
+            program,
+            source,
+        })?;
+        self.processes.insert(role, process);
+        Ok(())
+    }
+
+    fn address(&self, role: Role) -> SocketAddr {
+        let port = match role {
+            Role::Broker => self.ports.kafka,
+            Role::Cassandra => self.ports.cassandra_native,
+            Role::CqlBridge | Role::Consumer => self.ports.bridge,
+        };
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }
+
+    /// Waits until the service accepts TCP connections, retrying quietly with backoff.
+    async fn wait_ready(&mut self, role: Role, started: Instant) -> Result<(), TargetError> {
+        let address = self.address(role);
+        let deadline = match role {
+            Role::Broker => BROKER_READY,
+            Role::Cassandra => CASSANDRA_READY,
+            Role::CqlBridge | Role::Consumer => BRIDGE_READY,
+        };
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let process = self.process(role)?;
+            if let Some(status) = process.exited() {
+                return Err(TargetError::Exited {
+                    role,
+                    status: status.to_string(),
+                    log: process.log_path().to_path_buf(),
+                    tail: process.log_tail(20),
+                });
+            }
+            let attempt = tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(address),
+            )
+            .await;
+            if let Ok(Ok(_)) = attempt {
+                self.ready_after.insert(role, started.elapsed());
+                return Ok(());
+            }
+            if started.elapsed() >= deadline {
+                let process = self.process(role)?;
+                return Err(TargetError::NotReady {
+                    role,
+                    address,
+                    waited: started.elapsed(),
+                    log: process.log_path().to_path_buf(),
+                    tail: process.log_tail(20),
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 3 / 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for LocalTarget {
+    fn drop(&mut self) {
+        self.shutdown();
+        if !self.options.keep_work_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A new directory name under the system temp dir, unique per process and call.
+fn fresh_run_dir() -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!("roadtest-{}-{nanos}", std::process::id()))
+}

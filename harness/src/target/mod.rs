@@ -1,0 +1,109 @@
+//! Where the pipeline runs: services, their endpoints and process control behind one interface.
+//!
+//! Only the `local` target exists so far: the real services as child processes of roadtest.
+
+pub mod local;
+pub mod process;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use local::{LocalOptions, LocalTarget};
+
+/// How clients reach the pipeline's services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Kafka bootstrap servers, `host:port[,host:port]`.
+    pub kafka_bootstrap: String,
+    /// CQL (protocol v4) contact point for the scylla driver.
+    pub cql_contact: SocketAddr,
+}
+
+/// One process of the pipeline that a target runs and can signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Broker,
+    Cassandra,
+    CqlBridge,
+    Consumer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Broker,
+        Role::Cassandra,
+        Role::CqlBridge,
+        Role::Consumer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Broker => "broker",
+            Role::Cassandra => "cassandra",
+            Role::CqlBridge => "cql-bridge",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<crate::scenario::Service> for Role {
+    fn from(service: crate::scenario::Service) -> Role {
+        match service {
+            crate::scenario::Service::Consumer => Role::Consumer,
+            crate::scenario::Service::Broker => Role::Broker,
+            crate::scenario::Service::Cassandra => Role::Cassandra,
+        }
+    }
+}
+
+/// A target could not do what was asked; every variant says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "{what} is not installed (looked for {path}); install it with `ci/services install` \
+         (or set ROADTEST_HOME to where it is installed)"
+    )]
+    NotInstalled { what: &'static str, path: PathBuf },
+    #[error("cannot find the roadtest binary to run the {role} ({reason}); set ROADTEST_BIN")]
+    NoBinary { role: Role, reason: String },
+    #[error("cannot start the {role} ({program}): {source}")]
+    Spawn {
+        role: Role,
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the {role} did not become ready on {address} within {waited:?}; its log is {log}:\n{tail}"
+    )]
+    NotReady {
+        role: Role,
+        address: SocketAddr,
+        waited: Duration,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("the {role} exited while starting ({status}); its log is {log}:\n{tail}")]
+    Exited {
+        role: Role,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("the {role} is not running")]
+    NotRunning { role: Role },
+    #[error("cannot signal the {role}: {source}")]
+    Signal { role: Role, source: nix::Error },
+    #[error("cannot prepare the run directory {path}: {source}")]
+    WorkDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,245 @@
+//! Verification: the expected events, regenerated from the seed, against the rows found in Cassandra.
+//!
+//! Vehicle by vehicle, the rows are read in timestamp order and merged with the vehicle's
+//! regenerated stream, so memory stays at one page of rows per vehicle in flight, whatever the
+//! run's length. Each row is found (identical), corrupt (a field differs), or unexpected (nobody
+//! sent it); each expected event without a row is lost. The row's `WRITETIME` against the
+//! event's intended send time gives its end-to-end latency.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use crate::clients::ClientError;
+use crate::drive::RunClock;
+use crate::fleet::FleetPlan;
+use crate::measure::{LatencyRecorder, ThroughputSeries};
+use crate::report::Discrepancy;
+use crate::wire::{Event, FORMAT_VERSION, vehicle_id};
+
+/// How many discrepancies a report lists in detail.
+pub const DISCREPANCIES_LISTED_MAX: usize = 20;
+/// Vehicles verified at once.
+const VEHICLES_IN_FLIGHT: usize = 16;
+
+/// The verdict of one run's data.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOutcome {
+    pub expected: u64,
+    pub found: u64,
+    pub lost: u64,
+    pub corrupt: u64,
+    pub unexpected: u64,
+    /// The first discrepancies in (vehicle, seq) order.
+    pub discrepancies: Vec<Discrepancy>,
+    /// Intended send time -> row write time, per event found.
+    pub e2e: LatencyRecorder,
+    /// Rows by the second (of the run) Cassandra wrote them in.
+    pub written: ThroughputSeries,
+}
+
+impl VerifyOutcome {
+    fn merge(&mut self, other: VerifyOutcome) {
+        self.expected += other.expected;
+        self.found += other.found;
+        self.lost += other.lost;
+        self.corrupt += other.corrupt;
+        self.unexpected += other.unexpected;
+        self.discrepancies.extend(other.discrepancies);
+        self.e2e.merge(&other.e2e);
+        self.written.merge(&other.written);
+    }
+}
+
+/// A row as read back.
+type Row = (CqlTimestamp, i64, f64, f64, f64, f64, f64, i32, i64);
+
+/// Verifies every vehicle of `plan` against `keyspace.telemetry`.
+pub async fn verify(
+    session: Arc<Session>,
+    keyspace: &str,
+    plan: &FleetPlan,
+    clock: RunClock,
+) -> Result<VerifyOutcome, ClientError> {
+    let statement = format!(
+        "SELECT timestamp, seq, latitude, longitude, speed, temperature, humidity, \
+         format_version, WRITETIME(seq) FROM {keyspace}.telemetry WHERE vehicle_id = ? \
+         ORDER BY timestamp ASC"
+    );
+    let mut prepared = session
+        .prepare(statement)
+        .await
+        .map_err(|e| cql_error("prepare the verification query", e))?;
+    prepared.set_page_size(1000);
+    let mut total = VerifyOutcome::default();
+    let mut tasks = JoinSet::new();
+    let mut next_vehicle = 0u32;
+    loop {
+        while tasks.len() < VEHICLES_IN_FLIGHT && next_vehicle < plan.vehicle_count {
+            let (session, prepared, plan) = (Arc::clone(&session), prepared.clone(), *plan);
+            let vehicle = next_vehicle;
+            tasks.spawn(
+                async move { verify_vehicle(&session, &prepared, &plan, vehicle, clock).await },
+            );
+            next_vehicle += 1;
+        }
+        match tasks.join_next().await {
+            Some(Ok(outcome)) => total.merge(outcome?),
+            Some(Err(join_error)) => {
+                return Err(ClientError::Cql {
+                    address: String::from("(verification task)"),
+                    what: String::from("verify a vehicle"),
+                    message: join_error.to_string(),
+                });
+            }
+            None => break,
+        }
+    }
+    total
+        .discrepancies
+        .sort_by(|a, b| (&a.vehicle_id, a.seq).cmp(&(&b.vehicle_id, b.seq)));
+    total.discrepancies.truncate(DISCREPANCIES_LISTED_MAX);
+    Ok(total)
+}
+
+async fn verify_vehicle(
+    session: &Session,
+    prepared: &PreparedStatement,
+    plan: &FleetPlan,
+    vehicle: u32,
+    clock: RunClock,
+) -> Result<VerifyOutcome, ClientError> {
+    let id = vehicle_id(vehicle);
+    let pager = session
+        .execute_iter(prepared.clone(), (id.as_str(),))
+        .await
+        .map_err(|e| cql_error(&format!("read the rows of {id}"), e))?;
+    let mut rows = pager
+        .rows_stream::<Row>()
+        .map_err(|e| cql_error(&format!("read the rows of {id}"), e))?;
+    let mut outcome = VerifyOutcome::default();
+    let mut expected_events = plan.vehicle(vehicle).peekable();
+    let mut row = next_row(&mut rows)
+        .await
+        .map_err(|e| cql_error(&format!("read the rows of {id}"), e))?;
+    loop {
+        match (expected_events.peek(), &row) {
+            (None, None) => break,
+            (Some(event), Some(found)) if event.timestamp_ms == found.0.0 => {
+                outcome.expected += 1;
+                compare(event, found, &id, &mut outcome, clock);
+                expected_events.next();
+                row = next_row(&mut rows)
+                    .await
+                    .map_err(|e| cql_error(&format!("read the rows of {id}"), e))?;
+            }
+            (Some(event), found) if found.as_ref().is_none_or(|f| event.timestamp_ms < f.0.0) => {
+                outcome.expected += 1;
+                outcome.lost += 1;
+                let sent = serde_json::json!({"timestamp": event.timestamp_ms});
+                note(&mut outcome, &id, event.seq, "row", sent, Value::Null);
+                expected_events.next();
+            }
+            (_, Some(found)) => {
+                outcome.unexpected += 1;
+                let seq = u64::try_from(found.1).unwrap_or(0);
+                let held = serde_json::json!({"timestamp": found.0.0, "seq": found.1});
+                note(&mut outcome, &id, seq, "row", Value::Null, held);
+                row = next_row(&mut rows)
+                    .await
+                    .map_err(|e| cql_error(&format!("read the rows of {id}"), e))?;
+            }
+            (Some(_), None) => unreachable!("handled by the lost arm"),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Compares one row with the event of the same timestamp, exactly (floats bit for bit).
+fn compare(event: &Event, row: &Row, id: &str, outcome: &mut VerifyOutcome, clock: RunClock) {
+    let (_, seq, latitude, longitude, speed, temperature, humidity, format_version, write_us) =
+        *row;
+    let checks: [(&str, Value, Value, bool); 7] = [
+        ("seq", event.seq.into(), seq.into(), seq as u64 == event.seq),
+        float("latitude", event.latitude, latitude),
+        float("longitude", event.longitude, longitude),
+        float("speed", event.speed_kmh, speed),
+        float("temperature", event.temperature_c, temperature),
+        float("humidity", event.humidity_pct, humidity),
+        (
+            "format_version",
+            FORMAT_VERSION.into(),
+            format_version.into(),
+            format_version as u32 == FORMAT_VERSION,
+        ),
+    ];
+    let mut corrupt = false;
+    for (field, expected, found, same) in checks {
+        if !same {
+            corrupt = true;
+            note(outcome, id, event.seq, field, expected, found);
+        }
+    }
+    if corrupt {
+        outcome.corrupt += 1;
+    } else {
+        outcome.found += 1;
+    }
+    let intended_us = clock.intended_epoch_us(event.timestamp_ms);
+    let write_us = u64::try_from(write_us).unwrap_or(0);
+    let at_ms = clock.intended_offset_us(event.timestamp_ms) / 1000;
+    outcome
+        .e2e
+        .record(write_us.saturating_sub(intended_us), at_ms);
+    outcome
+        .written
+        .add(write_us.saturating_sub(clock.start_epoch_us) / 1000, 1);
+}
+
+fn float(field: &'static str, expected: f64, found: f64) -> (&'static str, Value, Value, bool) {
+    (
+        field,
+        expected.into(),
+        found.into(),
+        expected.to_bits() == found.to_bits(),
+    )
+}
+
+fn note(
+    outcome: &mut VerifyOutcome,
+    id: &str,
+    seq: u64,
+    field: &str,
+    expected: Value,
+    found: Value,
+) {
+    if outcome.discrepancies.len() < DISCREPANCIES_LISTED_MAX {
+        outcome.discrepancies.push(Discrepancy {
+            vehicle_id: id.to_string(),
+            seq,
+            field: field.to_string(),
+            expected,
+            found,
+        });
+    }
+}
+
+/// The next row of a stream, or None at its end.
+async fn next_row(
+    rows: &mut (impl futures_util::Stream<Item = Result<Row, scylla::errors::NextRowError>> + Unpin),
+) -> Result<Option<Row>, scylla::errors::NextRowError> {
+    rows.next().await.transpose()
+}
+
+fn cql_error(what: &str, error: impl std::fmt::Display) -> ClientError {
+    ClientError::Cql {
+        address: String::from("(session)"),
+        what: what.to_string(),
+        message: error.to_string(),
+    }
+}
