@@ -174,8 +174,12 @@ fn validate(args: &ScenarioArgs, json: bool) -> Result<u8, String> {
 fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario) -> io::Result<()> {
     let fleet = &scenario.fleet;
     let interval_ms = scenario.sample_interval_ms();
-    let approximate_events =
-        f64::from(fleet.vehicle_count) * scenario.duration_s as f64 * 1000.0 / interval_ms;
+    // Vehicles joining on a ramp miss, on average, half of the ramp.
+    let vehicle_seconds = f64::from(fleet.vehicle_count) * scenario.duration_s as f64
+        - fleet.ramp.map_or(0.0, |ramp| {
+            f64::from(fleet.vehicle_count - ramp.start_vehicle_count) * ramp.ramp_s as f64 / 2.0
+        });
+    let approximate_events = vehicle_seconds * 1000.0 / interval_ms;
     writeln!(out, "scenario      {} ({})", scenario.name, path.display())?;
     writeln!(out, "hash          {}", scenario.hash())?;
     writeln!(out, "seed          {}", scenario.seed)?;
@@ -344,7 +348,13 @@ fn run_scenario(
     }
     options.progress = !quiet;
     let report = runtime()?
-        .block_on(scenario.run(options.clone()))
+        .block_on(async {
+            // Dropping the run on Ctrl-C/SIGTERM stops everything it started.
+            tokio::select! {
+                report = scenario.run(options.clone()) => report,
+                _ = termination() => Err(crate::run::RunError::Interrupted),
+            }
+        })
         .map_err(|e| {
             format!(
                 "{e}\nreplay with: {}",

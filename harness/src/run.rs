@@ -15,7 +15,7 @@ use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, ThroughputSeries, spawn_sampler};
 use crate::report::{
     Report, ReportError, STAGE_CONSUME_MS, STAGE_PRODUCE_ACK_MS, STAGE_WRITE_ACK_MS, VerifySection,
-    evaluate_expectations, format_rfc3339,
+    format_rfc3339,
 };
 use crate::scenario::{CommitPolicy, Scenario};
 use crate::target::{LocalOptions, LocalTarget, Role, TargetError};
@@ -41,7 +41,7 @@ pub enum RunError {
         log: PathBuf,
         tail: String,
     },
-    #[error("interrupted")]
+    #[error("interrupted by a signal; everything this run started was stopped")]
     Interrupted,
     #[error("the producer thread failed: {0}")]
     Producer(String),
@@ -184,10 +184,11 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
     let sampler = spawn_sampler(Arc::clone(&processes), clock.start, sampler_stopped);
     let counters = Arc::new(DriveCounters::default());
-    let stop_producer = Arc::new(AtomicBool::new(false));
+    // Set when this future is dropped (the run was cancelled), so the producer thread stops too.
+    let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let producer = {
         let (bootstrap, topic) = (endpoints.kafka_bootstrap.clone(), topic.clone());
-        let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer));
+        let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer.0));
         std::thread::Builder::new()
             .name("roadtest-producer".into())
             .spawn(move || drive(&plan, &bootstrap, &topic, clock, counters, stop))
@@ -195,7 +196,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     };
     let mut errors = Vec::new();
     let mut progress = Progress::new(options.progress, scenario);
-    let interrupted = follow(
+    follow(
         &mut target,
         &counters,
         &stats_dir,
@@ -205,16 +206,10 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         &mut errors,
     )
     .await;
-    if interrupted {
-        stop_producer.store(true, Ordering::Relaxed);
-    }
     let outcome: DriveOutcome = tokio::task::spawn_blocking(move || producer.join())
         .await
         .map_err(|e| RunError::Producer(e.to_string()))?
         .map_err(|_| RunError::Producer("panicked".into()))??;
-    if interrupted {
-        return Err(RunError::Interrupted);
-    }
     let drained = drain(&mut target, &outcome, &stats_dir, &mut progress, scenario).await;
     if let Err(problem) = drained {
         errors.push(problem);
@@ -298,18 +293,21 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         errors.push(format!("delivery failed: {error}"));
     }
     report.errors = errors;
-    report.expectations = evaluate_expectations(
-        &scenario.expectations,
-        &report.verify,
-        report.latency.e2e_ms.p99_ms,
-        report.throughput.written_per_s,
-    );
-    report.finish_verdict();
+    report.check_expectations(&scenario.expectations);
     report.write(&options.out_dir)?;
     // The services' data is large and replayable; their logs stay with the report.
     let _ = std::fs::remove_dir_all(options.out_dir.join("services/cassandra"));
     kafka::delete_topic(&endpoints.kafka_bootstrap, &topic).await;
     Ok(report)
+}
+
+/// Raises its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn series(counts: &[u64]) -> ThroughputSeries {
@@ -377,7 +375,7 @@ fn consumer_error(target: &LocalTarget, _stats_dir: &Path, problem: String) -> R
     }
 }
 
-/// Follows the run until the producer is done; returns true when interrupted (Ctrl-C/SIGTERM).
+/// Follows the run until the producer is done, watching the consumer and refreshing the pids.
 async fn follow(
     target: &mut LocalTarget,
     counters: &DriveCounters,
@@ -386,15 +384,11 @@ async fn follow(
     progress: &mut Progress,
     clock: RunClock,
     errors: &mut Vec<String>,
-) -> bool {
-    let mut terminated = std::pin::pin!(crate::cli::termination());
+) {
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     let mut consumer_down_reported = false;
     while !counters.finished.load(Ordering::Relaxed) {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = &mut terminated => return true,
-        }
+        ticker.tick().await;
         if let Ok(mut list) = processes.lock() {
             *list = own_and(target);
         }
@@ -412,7 +406,6 @@ async fn follow(
             clock.start.elapsed(),
         );
     }
-    false
 }
 
 /// Waits (bounded) until the consumer has written everything the broker acknowledged.

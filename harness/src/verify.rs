@@ -19,11 +19,9 @@ use crate::clients::ClientError;
 use crate::drive::RunClock;
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, ThroughputSeries};
-use crate::report::Discrepancy;
+use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy};
 use crate::wire::{Event, FORMAT_VERSION, vehicle_id};
 
-/// How many discrepancies a report lists in detail.
-pub const DISCREPANCIES_LISTED_MAX: usize = 20;
 /// Vehicles verified at once.
 const VEHICLES_IN_FLIGHT: usize = 16;
 
@@ -103,7 +101,7 @@ pub async fn verify(
     total
         .discrepancies
         .sort_by(|a, b| (&a.vehicle_id, a.seq).cmp(&(&b.vehicle_id, b.seq)));
-    total.discrepancies.truncate(DISCREPANCIES_LISTED_MAX);
+    total.discrepancies.truncate(DISCREPANCY_COUNT_MAX);
     Ok(total)
 }
 
@@ -218,7 +216,7 @@ fn note(
     expected: Value,
     found: Value,
 ) {
-    if outcome.discrepancies.len() < DISCREPANCIES_LISTED_MAX {
+    if outcome.discrepancies.len() < DISCREPANCY_COUNT_MAX {
         outcome.discrepancies.push(Discrepancy {
             vehicle_id: id.to_string(),
             seq,

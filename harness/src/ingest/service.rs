@@ -206,13 +206,17 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
         .map(|dir| dir.join(format!("consumer-{}.json", std::process::id())));
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
-    let mut report = ConsumerReport {
-        pid: std::process::id(),
-        ..ConsumerReport::default()
+    let mut telemetry = Telemetry {
+        report: ConsumerReport {
+            pid: std::process::id(),
+            ..ConsumerReport::default()
+        },
+        consume_us: latency_histogram(),
+        write_ack_us: latency_histogram(),
+        batch_write_us: latency_histogram(),
+        metrics_text,
+        stats_path,
     };
-    let mut consume_us = latency_histogram();
-    let mut write_ack_us = latency_histogram();
-    let mut batch_write_us = latency_histogram();
     let mut assigned: Vec<i32> = Vec::new();
     let mut shutdown_started: Option<Instant> = None;
     let mut publish = tokio::time::interval(Duration::from_millis(500));
@@ -272,15 +276,7 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
                 break;
             }
             if since.elapsed() > SHUTDOWN_GRACE {
-                publish_report(
-                    &mut report,
-                    &core,
-                    &consume_us,
-                    &write_ack_us,
-                    &batch_write_us,
-                    &metrics_text,
-                    stats_path.as_deref(),
-                );
+                telemetry.publish(&core);
                 return Err(IngestError::ShutdownTimeout {
                     in_flight: core.stats().in_flight_batches,
                 });
@@ -295,15 +291,15 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
         tokio::select! {
             message = consumer.recv(), if fetching => {
                 // Rebalances reach us before the messages of a new assignment.
-                take_rebalances(&rebalance_rx, &mut core, &mut assigned, &mut report);
+                take_rebalances(&rebalance_rx, &mut core, &mut assigned, &mut telemetry.report);
                 match message {
                     Ok(message) => {
                         let received_us = epoch_us();
                         if let Some(sent_ms) = message.timestamp().to_millis() {
                             let sent_us = u64::try_from(sent_ms).unwrap_or(0) * 1000;
-                            let _ = consume_us.record(received_us.saturating_sub(sent_us).max(1));
+                            let _ = telemetry.consume_us.record(received_us.saturating_sub(sent_us).max(1));
                         }
-                        *report.consumed_per_epoch_second.entry(received_us / 1_000_000).or_default() += 1;
+                        *telemetry.report.consumed_per_epoch_second.entry(received_us / 1_000_000).or_default() += 1;
                         core.on_record(message.partition(), message.offset(), message.payload().unwrap_or(&[]), now_ms());
                     }
                     Err(error) => {
@@ -315,10 +311,10 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
             Some(done) = done_rx.recv() => match done {
                 Done::Write { batch_id, rows, started_us, result: Ok(()) } => {
                     let acked_us = epoch_us();
-                    let _ = batch_write_us.record(acked_us.saturating_sub(started_us).max(1));
+                    let _ = telemetry.batch_write_us.record(acked_us.saturating_sub(started_us).max(1));
                     for row in rows.iter() {
                         let received_us = started_epoch_us + row.received_at_ms.saturating_mul(1000);
-                        let _ = write_ack_us.record(acked_us.saturating_sub(received_us).max(1));
+                        let _ = telemetry.write_ack_us.record(acked_us.saturating_sub(received_us).max(1));
                     }
                     core.on_write_ok(batch_id, now_ms());
                 }
@@ -330,9 +326,9 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
             },
             _ = tokio::time::sleep(Duration::from_millis(wake_ms - now_ms().min(wake_ms))) => core.on_tick(now_ms()),
             _ = publish.tick() => {
-                take_rebalances(&rebalance_rx, &mut core, &mut assigned, &mut report);
-                report.lag = tokio::task::block_in_place(|| lag(&consumer));
-                publish_report(&mut report, &core, &consume_us, &write_ack_us, &batch_write_us, &metrics_text, stats_path.as_deref());
+                take_rebalances(&rebalance_rx, &mut core, &mut assigned, &mut telemetry.report);
+                telemetry.report.lag = tokio::task::block_in_place(|| lag(&consumer));
+                telemetry.publish(&core);
             }
             _ = &mut terminated, if shutdown_started.is_none() => {
                 tracing::info!("termination requested: finishing in-flight writes, then committing");
@@ -341,17 +337,9 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
             }
         }
     }
-    report.exited_cleanly = true;
-    report.consuming = false;
-    publish_report(
-        &mut report,
-        &core,
-        &consume_us,
-        &write_ack_us,
-        &batch_write_us,
-        &metrics_text,
-        stats_path.as_deref(),
-    );
+    telemetry.report.exited_cleanly = true;
+    telemetry.report.consuming = false;
+    telemetry.publish(&core);
     metrics_task.abort();
     tracing::info!(stats = ?core.stats(), "stopped cleanly");
     Ok(())
@@ -471,26 +459,31 @@ fn lag<C: ConsumerContext>(consumer: &StreamConsumer<C>) -> i64 {
         .sum()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn publish_report(
-    report: &mut ConsumerReport,
-    core: &IngestCore,
-    consume_us: &Histogram<u64>,
-    write_ack_us: &Histogram<u64>,
-    batch_write_us: &Histogram<u64>,
-    metrics_text: &Mutex<String>,
-    stats_path: Option<&std::path::Path>,
-) {
-    report.core = core.stats();
-    report.consume_us = HistogramPairs::from_histogram(consume_us);
-    report.write_ack_us = HistogramPairs::from_histogram(write_ack_us);
-    report.batch_write_us = HistogramPairs::from_histogram(batch_write_us);
-    if let Ok(mut text) = metrics_text.lock() {
-        *text = prometheus_text(report, batch_write_us);
-    }
-    if let Some(path) = stats_path
-        && let Err(error) = report.write(path)
-    {
-        tracing::warn!(%error, path = %path.display(), "cannot write the stats file");
+/// What the consumer measures, and where it publishes it.
+struct Telemetry {
+    report: ConsumerReport,
+    consume_us: Histogram<u64>,
+    write_ack_us: Histogram<u64>,
+    batch_write_us: Histogram<u64>,
+    metrics_text: Arc<Mutex<String>>,
+    stats_path: Option<PathBuf>,
+}
+
+impl Telemetry {
+    /// Refreshes the metrics page and rewrites the stats file.
+    fn publish(&mut self, core: &IngestCore) {
+        let report = &mut self.report;
+        report.core = core.stats();
+        report.consume_us = HistogramPairs::from_histogram(&self.consume_us);
+        report.write_ack_us = HistogramPairs::from_histogram(&self.write_ack_us);
+        report.batch_write_us = HistogramPairs::from_histogram(&self.batch_write_us);
+        if let Ok(mut text) = self.metrics_text.lock() {
+            *text = prometheus_text(report, &self.batch_write_us);
+        }
+        if let Some(path) = &self.stats_path
+            && let Err(error) = report.write(path)
+        {
+            tracing::warn!(%error, path = %path.display(), "cannot write the stats file");
+        }
     }
 }

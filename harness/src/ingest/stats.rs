@@ -96,53 +96,55 @@ impl ConsumerReport {
 pub fn prometheus_text(report: &ConsumerReport, batch_write_us: &Histogram<u64>) -> String {
     let core = &report.core;
     let mut text = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+    let metrics = [
+        (
+            "records_consumed_total",
+            "counter",
+            "Records read from Kafka.",
+            core.consumed,
+        ),
+        (
+            "records_written_total",
+            "counter",
+            "Rows acknowledged by Cassandra.",
+            core.written,
+        ),
+        (
+            "write_failures_total",
+            "counter",
+            "Batch writes that failed (and were retried).",
+            core.write_failures,
+        ),
+        (
+            "write_retries_total",
+            "counter",
+            "Batch write retries.",
+            core.retries,
+        ),
+        (
+            "records_dead_lettered_total",
+            "counter",
+            "Undecodable records sent to the dead-letter topic.",
+            core.dead_lettered,
+        ),
+        (
+            "batches_in_flight",
+            "gauge",
+            "Batches being written or waiting for retry.",
+            core.in_flight_batches,
+        ),
+        (
+            "lag_records",
+            "gauge",
+            "Records behind the end of the assigned partitions.",
+            report.lag.max(0) as u64,
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
         text.push_str(&format!(
             "# HELP roadtest_ingest_{name} {help}\n# TYPE roadtest_ingest_{name} {kind}\nroadtest_ingest_{name} {value}\n"
         ));
-    };
-    metric(
-        "records_consumed_total",
-        "counter",
-        "Records read from Kafka.",
-        core.consumed.to_string(),
-    );
-    metric(
-        "records_written_total",
-        "counter",
-        "Rows acknowledged by Cassandra.",
-        core.written.to_string(),
-    );
-    metric(
-        "write_failures_total",
-        "counter",
-        "Batch writes that failed (and were retried).",
-        core.write_failures.to_string(),
-    );
-    metric(
-        "write_retries_total",
-        "counter",
-        "Batch write retries.",
-        core.retries.to_string(),
-    );
-    metric(
-        "records_dead_lettered_total",
-        "counter",
-        "Undecodable records sent to the dead-letter topic.",
-        core.dead_lettered.to_string(),
-    );
-    metric(
-        "batches_in_flight",
-        "gauge",
-        "Batches being written or waiting for retry.",
-        core.in_flight_batches.to_string(),
-    );
-    metric(
-        "lag_records",
-        "gauge",
-        "Records behind the end of the assigned partitions.",
-        report.lag.to_string(),
-    );
+    }
     text.push_str("# HELP roadtest_ingest_batch_write_latency_seconds Batch write latency.\n");
     text.push_str("# TYPE roadtest_ingest_batch_write_latency_seconds summary\n");
     for quantile in [0.5, 0.9, 0.99, 1.0] {

@@ -103,6 +103,66 @@ impl Report {
         self.passed = self.expectations.iter().all(|result| result.passed);
         self.passed
     }
+
+    /// Checks the scenario's expectations against this report's measurements and sets the verdict.
+    pub fn check_expectations(&mut self, expectations: &Expectations) -> bool {
+        self.expectations = evaluate_expectations(
+            expectations,
+            &self.verify,
+            self.latency.e2e_ms.p99_ms,
+            self.throughput.written_per_s,
+        );
+        self.finish_verdict()
+    }
+
+    /// One line per failed expectation and per listed discrepancy; empty when the run passed.
+    pub fn failures(&self) -> Vec<String> {
+        let expectations = self
+            .expectations
+            .iter()
+            .filter(|result| !result.passed)
+            .map(|result| {
+                format!(
+                    "expectation {} failed: value {} against threshold {}",
+                    result.name, result.value, result.threshold
+                )
+            });
+        let discrepancies = self.verify.discrepancies.iter().map(|d| {
+            format!(
+                "{} seq {}: {} expected {} found {}",
+                d.vehicle_id, d.seq, d.field, d.expected, d.found
+            )
+        });
+        expectations.chain(discrepancies).collect()
+    }
+
+    /// For `cargo test` suites: panics with the summary, the failures and the replay command
+    /// unless every expectation held.
+    #[track_caller]
+    pub fn assert_passed(&self) {
+        assert!(
+            self.passed,
+            "roadtest run failed:\n{}\n{}",
+            self.failures().join("\n"),
+            self.summary_text()
+        );
+    }
+
+    /// For `cargo test` suites: panics unless every expected event arrived exactly as sent.
+    #[track_caller]
+    pub fn assert_no_loss(&self) {
+        let verify = &self.verify;
+        assert!(
+            verify.lost == 0 && verify.corrupt == 0 && verify.unexpected == 0,
+            "lost {}, corrupt {}, unexpected {} of {} expected events:\n{}\nreplay: {}",
+            verify.lost,
+            verify.corrupt,
+            verify.unexpected,
+            verify.expected,
+            self.failures().join("\n"),
+            self.replay_command
+        );
+    }
 }
 
 #[cfg(test)]
