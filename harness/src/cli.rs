@@ -70,6 +70,27 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Write report.html and latency.png of a run again from its report.json.
+    Report {
+        /// The run directory (or its report.json); the files are written next to the report.
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+    },
+    /// Compare a run with a baseline: every gated metric side by side, its change and a verdict.
+    Compare {
+        /// The new run: its directory or report.json.
+        #[arg(value_name = "NEW")]
+        new: PathBuf,
+        /// The baseline: a report.json (like reports/baselines/NAME.json) or a run directory.
+        #[arg(value_name = "BASELINE")]
+        baseline: PathBuf,
+        /// Exit 1 when a metric regressed past its tolerance (the new run's scenario `[gate]`).
+        #[arg(long)]
+        gate: bool,
+        /// Also write the comparison as JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// Run the reference consumer (Kafka -> Cassandra) until SIGTERM; `roadtest run` starts it.
     Ingest(crate::ingest::service::IngestArgs),
     /// Run the CQL v4-to-v3 bridge in the foreground (the local target starts it this way).
@@ -144,6 +165,13 @@ fn run(command: Command) -> u8 {
             quiet,
         } => run_scenario(&scenario, out, json, quiet),
         Command::Ingest(args) => ingest(args),
+        Command::Report { run_dir } => report_views(&run_dir),
+        Command::Compare {
+            new,
+            baseline,
+            gate,
+            junit,
+        } => compare_runs(&new, &baseline, gate, junit.as_deref()),
     };
     match outcome {
         Ok(code) => code,
@@ -218,14 +246,22 @@ fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario)
         pipeline.consumer.max_in_flight,
         kebab(&pipeline.consumer.commit)
     )?;
-    writeln!(out, "faults        {}", scenario.faults.len())?;
-    for fault in &scenario.faults {
+    writeln!(
+        out,
+        "faults        {} (resolved with seed {})",
+        crate::faults::resolve(scenario).len(),
+        scenario.seed
+    )?;
+    for fault in crate::faults::resolve(scenario) {
+        let trigger = match fault.trigger {
+            crate::faults::Trigger::AtS(at_s) => format!("at {at_s:.2} s"),
+            crate::faults::Trigger::AfterEvents(events) => format!("after {events} events"),
+        };
         writeln!(
             out,
-            "  - {} {} at {} s for {} s",
+            "  - {} the {} {trigger} for {} s",
             kebab(&fault.action),
             fault.service,
-            fault.at_s,
             fault.duration_s
         )?;
     }
@@ -371,6 +407,9 @@ fn run_scenario(
         write!(out, "{}", report.summary_text())
     };
     ignore_broken_pipe(written)?;
+    if let Err(message) = write_views(&report, &options.out_dir) {
+        eprintln!("roadtest: warning: {message}");
+    }
     eprintln!(
         "roadtest: report written to {}",
         options
@@ -382,6 +421,61 @@ fn run_scenario(
         EXIT_PASSED
     } else {
         EXIT_FAILED
+    })
+}
+
+/// Writes report.html and latency.png next to a report and returns the page's path; a PNG that
+/// cannot be written, or has no text for want of a font, is a warning on stderr.
+fn write_views(report: &crate::report::Report, dir: &std::path::Path) -> Result<PathBuf, String> {
+    let html = crate::report::write_html(report, dir).map_err(|e| e.to_string())?;
+    match crate::report::write_latency_png(report, dir) {
+        Ok(png) if png.font.is_none() => eprintln!(
+            "roadtest: warning: {} has no text: no font found (install fonts-dejavu-core or set {})",
+            png.path.display(),
+            crate::report::FONT_ENV
+        ),
+        Ok(_) => {}
+        Err(error) => eprintln!("roadtest: warning: {error}"),
+    }
+    Ok(html)
+}
+
+/// `roadtest report RUN_DIR`: the run's pages from its report.json.
+fn report_views(run_dir: &std::path::Path) -> Result<u8, String> {
+    let report = crate::report::Report::read(run_dir).map_err(|e| e.to_string())?;
+    let dir = if run_dir.is_dir() {
+        run_dir.to_path_buf()
+    } else {
+        match run_dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    };
+    let html = write_views(&report, &dir)?;
+    eprintln!("roadtest: wrote {}", html.display());
+    Ok(EXIT_PASSED)
+}
+
+/// `roadtest compare NEW BASELINE`: the table on stdout, JUnit on request; with `gate`, exit 1
+/// on a regression.
+fn compare_runs(
+    new: &std::path::Path,
+    baseline: &std::path::Path,
+    gate: bool,
+    junit: Option<&std::path::Path>,
+) -> Result<u8, String> {
+    let comparison =
+        crate::report::compare::compare_files(new, baseline).map_err(|e| e.to_string())?;
+    if let Some(file) = junit {
+        std::fs::write(file, comparison.to_junit())
+            .map_err(|e| format!("{}: cannot write the JUnit file: {e}", file.display()))?;
+    }
+    let stdout = io::stdout();
+    ignore_broken_pipe(write!(stdout.lock(), "{}", comparison.to_text()))?;
+    Ok(if gate && !comparison.gate_passed() {
+        EXIT_FAILED
+    } else {
+        EXIT_PASSED
     })
 }
 

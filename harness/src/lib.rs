@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod clients;
 pub mod drive;
+pub mod faults;
 pub mod fleet;
 pub mod ingest;
 pub mod measure;

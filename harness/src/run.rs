@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::clients::{ClientError, cql, kafka, unique_suffix};
 use crate::drive::{DriveCounters, DriveOutcome, RunClock, drive};
+use crate::faults::FaultExecutor;
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, ThroughputSeries, spawn_sampler};
@@ -23,6 +24,8 @@ use crate::verify::verify;
 
 /// How long the consumer may take to join its group and get partitions.
 const CONSUMER_READY: Duration = Duration::from_secs(60);
+/// How long a drained-looking consumer must stay idle before the drain gives up waiting.
+const DRAIN_IDLE: Duration = Duration::from_secs(10);
 /// How long a run waits for Kafka and Cassandra clients at setup.
 const SERVICES_WAIT: Duration = Duration::from_secs(60);
 
@@ -113,6 +116,8 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let mut local = options.local.clone();
     local.work_dir = Some(options.out_dir.join("services"));
     local.keep_work_dir = true;
+    local.commitlog_sync = pipeline_commitlog(scenario);
+    local.seed = scenario.seed;
     eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
     let mut target = LocalTarget::start(local).await?;
     for (role, after) in target.ready_after() {
@@ -138,8 +143,9 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         SERVICES_WAIT,
     )
     .await?;
-    let session = Arc::new(cql::connect(endpoints.cql_contact, SERVICES_WAIT).await?);
-    cql::create_schema(&session, endpoints.cql_contact, &keyspace).await?;
+    // Set-up and verification bypass the fault proxy; the consumer goes through it.
+    let session = Arc::new(cql::connect(endpoints.cql_direct, SERVICES_WAIT).await?);
+    cql::create_schema(&session, endpoints.cql_direct, &keyspace).await?;
 
     let stats_dir = options.out_dir.join("consumer-stats");
     std::fs::create_dir_all(&stats_dir).map_err(|source| TargetError::WorkDir {
@@ -154,7 +160,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         argument("--topic".into()),
         argument(topic.clone()),
         argument("--dead-letter-topic".into()),
-        argument(dead_letter_topic),
+        argument(dead_letter_topic.clone()),
         argument("--group".into()),
         argument(format!("roadtest-{suffix}")),
         argument("--cql".into()),
@@ -176,6 +182,15 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         stats_dir.clone().into_os_string(),
     ])?;
     wait_for_consumer(&mut target, &stats_dir).await?;
+    let mut faults = FaultExecutor::new(
+        scenario,
+        &endpoints.kafka_bootstrap,
+        vec![
+            (topic.clone(), pipeline.partitions),
+            (dead_letter_topic.clone(), 1),
+        ],
+        &stats_dir,
+    );
 
     // Measure: sample every process; drive the fleet on schedule in its own thread.
     let plan = FleetPlan::from_scenario(scenario);
@@ -196,13 +211,17 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     };
     let mut errors = Vec::new();
     let mut progress = Progress::new(options.progress, scenario);
+    let watched = Watched {
+        counters: &counters,
+        stats_dir: &stats_dir,
+        processes: &processes,
+        clock,
+    };
     follow(
         &mut target,
-        &counters,
-        &stats_dir,
-        &processes,
+        watched,
         &mut progress,
-        clock,
+        &mut faults,
         &mut errors,
     )
     .await;
@@ -210,6 +229,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         .await
         .map_err(|e| RunError::Producer(e.to_string()))?
         .map_err(|_| RunError::Producer("panicked".into()))??;
+    faults.finish(&mut target, clock.start).await;
     let drained = drain(&mut target, &outcome, &stats_dir, &mut progress, scenario).await;
     if let Err(problem) = drained {
         errors.push(problem);
@@ -239,6 +259,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     report.duration_s = started_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
     report.latency.e2e_ms = verified.e2e.summary();
     report.latency.e2e_intervals = verified.e2e.intervals();
+    report.latency.e2e_percentiles = verified.e2e.percentile_curve();
     let mut consume = LatencyRecorder::new();
     let mut write_ack = LatencyRecorder::new();
     let mut consumed = ThroughputSeries::new();
@@ -292,7 +313,32 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     for error in &outcome.first_errors {
         errors.push(format!("delivery failed: {error}"));
     }
+    if faults.restarts_broker() {
+        errors.push(
+            "the broker (Tansu, memory storage) kept nothing across its restart: \
+             events it held but the consumer had not yet written were lost with it"
+                .into(),
+        );
+    }
+    let hlog = options.out_dir.join("e2e.hlog");
+    if let Err(error) = verified
+        .e2e
+        .write_interval_log_file(&hlog, clock.start_epoch_us as f64 / 1e6)
+    {
+        errors.push(format!(
+            "{}: cannot write the interval log: {error}",
+            hlog.display()
+        ));
+    }
     report.errors = errors;
+    report.faults = faults
+        .into_records(
+            &report.latency.e2e_intervals,
+            &verified.lost_by_intended_second.per_second(),
+        )
+        .into_iter()
+        .filter_map(|record| serde_json::to_value(record).ok())
+        .collect();
     report.check_expectations(&scenario.expectations);
     report.write(&options.out_dir)?;
     // The services' data is large and replayable; their logs stay with the report.
@@ -310,6 +356,10 @@ impl Drop for StopOnDrop {
     }
 }
 
+fn pipeline_commitlog(scenario: &Scenario) -> crate::scenario::CommitlogSync {
+    scenario.pipeline.cassandra_commitlog_sync
+}
+
 fn series(counts: &[u64]) -> ThroughputSeries {
     let mut series = ThroughputSeries::new();
     for (second, &count) in counts.iter().enumerate() {
@@ -325,17 +375,37 @@ fn own_and(target: &mut LocalTarget) -> Vec<(String, u32)> {
     processes
 }
 
-/// Sum of the consumers' latest stats.
-fn consumer_totals(stats_dir: &Path) -> (u64, u64, bool, i64) {
+/// Events the broker acknowledged that no consumer has written yet (redeliveries make `written`
+/// overshoot, hence the floor). Computed here because Tansu's high watermarks are not reliable.
+fn pipeline_lag(acknowledged: u64, written: u64) -> i64 {
+    i64::try_from(acknowledged.saturating_sub(written)).unwrap_or(i64::MAX)
+}
+
+/// The running consumer's pid.
+fn consumer_pid(target: &mut LocalTarget) -> Option<u32> {
+    target
+        .processes()
+        .into_iter()
+        .find_map(|(name, pid)| (name == Role::Consumer.name()).then_some(pid))
+}
+
+/// (rows written by every consumer process so far, batches in flight, consuming, lag) — the last
+/// three of the running consumer only: a killed one's last words are stale.
+fn consumer_totals(stats_dir: &Path, running: Option<u32>) -> (u64, u64, bool, i64) {
     let reports = ConsumerReport::read_all(stats_dir);
     let written = reports
         .iter()
         .map(|(_, r)| r.core.written + r.core.dead_lettered)
         .sum();
-    let in_flight = reports.iter().map(|(_, r)| r.core.in_flight_batches).sum();
-    let consuming = reports.iter().any(|(_, r)| r.consuming);
-    let lag = reports.iter().map(|(_, r)| r.lag).sum();
-    (written, in_flight, consuming, lag)
+    match reports.iter().find(|(_, r)| Some(r.pid) == running) {
+        Some((_, current)) => (
+            written,
+            current.core.in_flight_batches,
+            current.consuming,
+            current.lag,
+        ),
+        None => (written, 0, false, 0),
+    }
 }
 
 async fn wait_for_consumer(target: &mut LocalTarget, stats_dir: &Path) -> Result<(), RunError> {
@@ -348,7 +418,7 @@ async fn wait_for_consumer(target: &mut LocalTarget, stats_dir: &Path) -> Result
                 format!("exited while starting ({status})"),
             ));
         }
-        if consumer_totals(stats_dir).2 {
+        if consumer_totals(stats_dir, consumer_pid(target)).2 {
             eprintln!(
                 "roadtest: consumer joined its group after {:.1} s",
                 started.elapsed().as_secs_f64()
@@ -375,30 +445,55 @@ fn consumer_error(target: &LocalTarget, _stats_dir: &Path, problem: String) -> R
     }
 }
 
+/// What `follow` watches while the producer runs.
+#[derive(Debug, Clone, Copy)]
+struct Watched<'a> {
+    counters: &'a DriveCounters,
+    stats_dir: &'a Path,
+    processes: &'a Mutex<Vec<(String, u32)>>,
+    clock: RunClock,
+}
+
 /// Follows the run until the producer is done, watching the consumer and refreshing the pids.
 async fn follow(
     target: &mut LocalTarget,
-    counters: &DriveCounters,
-    stats_dir: &Path,
-    processes: &Mutex<Vec<(String, u32)>>,
+    watched: Watched<'_>,
     progress: &mut Progress,
-    clock: RunClock,
+    faults: &mut FaultExecutor,
     errors: &mut Vec<String>,
 ) {
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let Watched {
+        counters,
+        stats_dir,
+        processes,
+        clock,
+    } = watched;
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
     let mut consumer_down_reported = false;
     while !counters.finished.load(Ordering::Relaxed) {
         ticker.tick().await;
         if let Ok(mut list) = processes.lock() {
             *list = own_and(target);
         }
+        let (written, _, _, _) = consumer_totals(stats_dir, consumer_pid(target));
+        let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
+        faults
+            .tick(
+                target,
+                clock.start,
+                counters.sent.load(Ordering::Relaxed),
+                lag,
+            )
+            .await;
         if let Some(status) = target.consumer_exited()
             && !consumer_down_reported
+            && !faults.touches(crate::scenario::Service::Consumer)
         {
             errors.push(format!("the consumer exited during the run ({status})"));
             consumer_down_reported = true;
         }
-        let (written, _, _, lag) = consumer_totals(stats_dir);
+        let (written, _, _, _) = consumer_totals(stats_dir, consumer_pid(target));
+        let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
         progress.show(
             counters.acknowledged.load(Ordering::Relaxed),
             written,
@@ -418,11 +513,30 @@ async fn drain(
 ) -> Result<(), String> {
     let limit = Duration::from_secs(60 + scenario.duration_s / 2).min(Duration::from_secs(600));
     let started = Instant::now();
+    // Idle: nothing to read, nothing in flight, nothing new written for a while. Then events the
+    // broker acknowledged but no longer holds (a restart on memory storage) will never come.
+    let mut idle_since: Option<(Instant, u64)> = None;
     loop {
-        let (written, in_flight, _, lag) = consumer_totals(stats_dir);
+        let (written, in_flight, consuming, consumer_lag) =
+            consumer_totals(stats_dir, consumer_pid(target));
+        let lag = pipeline_lag(outcome.acknowledged, written);
         progress.show(outcome.acknowledged, written, lag, started.elapsed());
-        if written >= outcome.acknowledged && in_flight == 0 && lag == 0 {
+        if written >= outcome.acknowledged && in_flight == 0 {
             return Ok(());
+        }
+        match idle_since {
+            Some((since, at))
+                if at == written && consuming && in_flight == 0 && consumer_lag == 0 =>
+            {
+                if since.elapsed() > DRAIN_IDLE {
+                    return Err(format!(
+                        "the consumer wrote {written} of the {} events the broker acknowledged and then had nothing more to read for {} s",
+                        outcome.acknowledged,
+                        DRAIN_IDLE.as_secs()
+                    ));
+                }
+            }
+            _ => idle_since = Some((Instant::now(), written)),
         }
         if target.consumer_exited().is_some() {
             return Err("the consumer exited before it had written everything".into());

@@ -62,6 +62,13 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     #[serde(default)]
     pub expectations: Expectations,
+    /// How `roadtest compare --gate` judges a run of this scenario against a baseline (left out
+    /// when default, so scenarios without a `[gate]` table keep their hash).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::report::gate::GateSettings::is_default"
+    )]
+    pub gate: crate::report::gate::GateSettings,
 }
 
 fn default_start_timestamp_ms() -> i64 {
@@ -161,6 +168,21 @@ pub struct PipelineSettings {
     pub speedup: f64,
     #[serde(default)]
     pub consumer: ConsumerSettings,
+    /// Cassandra's commit-log durability on the local target: `periodic` (fsync every 10 s, the
+    /// default: a kill -9 can lose acknowledged writes) or `batch` (fsync before acknowledging).
+    #[serde(default)]
+    pub cassandra_commitlog_sync: CommitlogSync,
+}
+
+/// Cassandra's commit-log durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitlogSync {
+    /// fsync every 10 s (Cassandra's default).
+    #[default]
+    Periodic,
+    /// fsync before acknowledging (2 ms group window).
+    Batch,
 }
 
 fn default_topic() -> String {
@@ -184,6 +206,7 @@ impl Default for PipelineSettings {
             keyspace: default_keyspace(),
             speedup: default_speedup(),
             consumer: ConsumerSettings::default(),
+            cassandra_commitlog_sync: CommitlogSync::default(),
         }
     }
 }
@@ -246,15 +269,42 @@ pub struct FaultSpec {
     pub action: FaultAction,
     /// To which service.
     pub service: Service,
-    /// Scenario time of the fault, in seconds (0 <= at_s < duration_s).
-    pub at_s: f64,
-    /// For kill and stop: seconds until restart; for pause: seconds until resume (> 0).
+    /// Trigger: scenario time of the fault, in seconds (0 <= at_s < duration_s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_s: Option<f64>,
+    /// Trigger: right after this many events were produced (1 ..= the run's events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_events: Option<u64>,
+    /// Trigger: `count` faults at seeded random times within `between_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random: Option<RandomTrigger>,
+    /// For `latency`: added one-way delay, ms (1..=60,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// For `latency`: uniform jitter around the delay, ms (0..=delay_ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    /// For `bandwidth`: the cap, bytes per second each way (1,000..=1,000,000,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_s: Option<u64>,
+    /// For kill and stop: seconds until restart; for pause and network faults: seconds until
+    /// the service or the network is healthy again (> 0; ignored by `reset`).
     #[serde(default = "default_fault_duration_s")]
     pub duration_s: f64,
 }
 
 fn default_fault_duration_s() -> f64 {
     2.0
+}
+
+/// A seeded random trigger: `count` faults, uniformly within `between_s`, drawn from the run's seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomTrigger {
+    /// How many faults (1..=100).
+    pub count: u32,
+    /// [earliest, latest] scenario second (0 <= earliest < latest <= duration_s).
+    pub between_s: [f64; 2],
 }
 
 /// The kinds of fault.
@@ -267,6 +317,27 @@ pub enum FaultAction {
     Stop,
     /// SIGSTOP, then SIGCONT after `duration_s`.
     Pause,
+    /// Network: add `delay_ms` (+- `jitter_ms`) each way between the clients and the service.
+    Latency,
+    /// Network: cap the bandwidth between the clients and the service at `bytes_per_s` each way.
+    Bandwidth,
+    /// Network: nothing passes between the clients and the service for `duration_s`.
+    Blackhole,
+    /// Network: reset every open connection between the clients and the service (instant).
+    Reset,
+}
+
+impl FaultAction {
+    /// Whether the fault acts on the network path (through roadtest's proxy) rather than the process.
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            FaultAction::Latency
+                | FaultAction::Bandwidth
+                | FaultAction::Blackhole
+                | FaultAction::Reset
+        )
+    }
 }
 
 /// The services of the pipeline.
@@ -526,6 +597,21 @@ vehicle_count = 3
             "{MINIMAL}\n[[faults]]\naction = \"kill\"\nservice = \"broker\"\nat_s = 1\nduration_s = 3\n\
              [[faults]]\naction = \"pause\"\nservice = \"broker\"\nat_s = 2\n"
         ));
+        let two_triggers = error_of(&format!(
+            "{MINIMAL}\n[[faults]]\naction = \"kill\"\nservice = \"consumer\"\nat_s = 1\nafter_events = 5\n"
+        ));
+        assert!(
+            two_triggers.contains("exactly one trigger"),
+            "{two_triggers}"
+        );
+        let crowded = error_of(&format!(
+            "{MINIMAL}\n[[faults]]\naction = \"kill\"\nservice = \"consumer\"\nduration_s = 2\n\
+             random = {{ count = 20, between_s = [1.0, 9.0] }}\n"
+        ));
+        assert!(
+            crowded.contains("faults[0].random") && crowded.contains("overlaps"),
+            "{crowded}"
+        );
         assert!(
             overlapping.contains("faults[1].at_s") && overlapping.contains("overlaps"),
             "{overlapping}"

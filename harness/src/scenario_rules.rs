@@ -1,5 +1,6 @@
 //! Validation rules of a scenario: ranges and cross-field checks, each naming the key and what is allowed.
 
+use crate::faults;
 use crate::scenario::{DURATION_S_MAX, FaultAction, Scenario, VEHICLE_COUNT_MAX};
 
 /// A failed rule: the key (dotted path) and a message saying what is allowed.
@@ -62,6 +63,7 @@ pub(crate) fn check(scenario: &Scenario) -> Result<(), Problem> {
     check_fleet(scenario)?;
     check_pipeline(scenario)?;
     check_faults(scenario)?;
+    crate::report::gate::check_settings(&scenario.gate)?;
     check_expectations(scenario)
 }
 
@@ -198,44 +200,29 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
 fn check_faults(scenario: &Scenario) -> Result<(), Problem> {
     let duration_s = scenario.duration_s as f64;
     for (index, fault) in scenario.faults.iter().enumerate() {
-        let key = |field: &str| format!("faults[{index}].{field}");
-        if !(0.0..duration_s).contains(&fault.at_s) {
-            return problem(
-                key("at_s"),
-                format!(
-                    "{} is outside the run; allowed 0 <= at_s < duration_s ({duration_s})",
-                    fault.at_s
-                ),
-            );
-        }
-        if !(fault.duration_s > 0.0 && fault.duration_s <= duration_s) {
-            return problem(
-                key("duration_s"),
-                format!(
-                    "{} is out of range; allowed greater than 0, at most the run's duration_s ({duration_s})",
-                    fault.duration_s
-                ),
-            );
-        }
-        // Two faults on one service may not overlap: the second would act on a service that is
-        // already down or paused, which contradicts the first.
-        for (earlier_index, earlier) in scenario.faults[..index].iter().enumerate() {
-            let overlaps = fault.at_s < earlier.at_s + earlier.duration_s
-                && earlier.at_s < fault.at_s + fault.duration_s;
-            if earlier.service == fault.service && overlaps {
-                return problem(
-                    key("at_s"),
-                    format!(
-                        "this {} of the {} overlaps faults[{earlier_index}] ({} at {} s for {} s); one service takes one fault at a time",
-                        action_name(fault.action),
-                        fault.service,
-                        action_name(earlier.action),
-                        earlier.at_s,
-                        earlier.duration_s
-                    ),
-                );
-            }
-        }
+        faults::check_spec(fault, duration_s)
+            .or_else(|(field, message)| problem(format!("faults[{index}].{field}"), message))?;
+    }
+    // Checked on the resolved schedule, so seeded random triggers are covered too.
+    let planned = faults::resolve(scenario);
+    if let Some((earlier, later)) = faults::first_overlap(&planned) {
+        let key = if scenario.faults[later.entry].random.is_some() {
+            format!("faults[{}].random", later.entry)
+        } else {
+            format!("faults[{}].at_s", later.entry)
+        };
+        return problem(
+            key,
+            format!(
+                "with seed {} this {} of the {} overlaps faults[{}] ({} for {} s); one service takes one fault at a time: move it, shorten duration_s, or widen between_s",
+                scenario.seed,
+                action_name(later.action),
+                later.service,
+                earlier.entry,
+                action_name(earlier.action),
+                earlier.duration_s
+            ),
+        );
     }
     Ok(())
 }
@@ -245,6 +232,10 @@ fn action_name(action: FaultAction) -> &'static str {
         FaultAction::Kill => "kill",
         FaultAction::Stop => "stop",
         FaultAction::Pause => "pause",
+        FaultAction::Latency => "latency fault",
+        FaultAction::Bandwidth => "bandwidth fault",
+        FaultAction::Blackhole => "blackhole",
+        FaultAction::Reset => "reset",
     }
 }
 

@@ -39,6 +39,8 @@ pub struct VerifyOutcome {
     pub e2e: LatencyRecorder,
     /// Rows by the second (of the run) Cassandra wrote them in.
     pub written: ThroughputSeries,
+    /// Lost events by the second (of the run) they were meant to be sent in.
+    pub lost_by_intended_second: ThroughputSeries,
 }
 
 impl VerifyOutcome {
@@ -51,6 +53,8 @@ impl VerifyOutcome {
         self.discrepancies.extend(other.discrepancies);
         self.e2e.merge(&other.e2e);
         self.written.merge(&other.written);
+        self.lost_by_intended_second
+            .merge(&other.lost_by_intended_second);
     }
 }
 
@@ -139,6 +143,8 @@ async fn verify_vehicle(
             (Some(event), found) if found.as_ref().is_none_or(|f| event.timestamp_ms < f.0.0) => {
                 outcome.expected += 1;
                 outcome.lost += 1;
+                let intended_ms = clock.intended_offset_us(event.timestamp_ms) / 1000;
+                outcome.lost_by_intended_second.add(intended_ms, 1);
                 let sent = serde_json::json!({"timestamp": event.timestamp_ms});
                 note(&mut outcome, &id, event.seq, "row", sent, Value::Null);
                 expected_events.next();

@@ -1,7 +1,12 @@
 //! Latency recording: one HDR histogram (microseconds) for the whole run and one per 1 s interval.
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
 
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::{Counter, Histogram};
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +82,24 @@ pub struct IntervalSummary {
     /// Largest value of the interval.
     pub max_ms: f64,
 }
+
+/// One point of a percentile distribution: `percentile`% of the values were at most `value_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    /// The percentile, 0 to 100 (99.9 is the 99.9th percentile; 100 is the largest value).
+    pub percentile: f64,
+    /// The latency at that percentile, in ms.
+    pub value_ms: f64,
+}
+
+/// Points of [`LatencyRecorder::percentile_curve`] per halving of the remaining fraction
+/// (50%, 75%, 87.5%, ... get this many points each): the HdrHistogram convention, spread evenly on
+/// a log scale of 1/(1 - p).
+const CURVE_POINTS_PER_HALVING: u32 = 4;
+
+/// The most halvings [`LatencyRecorder::percentile_curve`] walks (2^-40 of the values, far beyond
+/// any run's count); bounds the curve to about 160 points.
+const CURVE_HALVING_COUNT_MAX: u32 = 40;
 
 impl Default for LatencyRecorder {
     fn default() -> Self {
@@ -170,6 +193,90 @@ impl LatencyRecorder {
             max_ms: milliseconds(self.run.max()),
             mean_ms: self.run.mean() / 1_000.0,
         }
+    }
+
+    /// The percentile distribution of the whole run, HdrHistogram style: points at 0%, then ever
+    /// closer to 100% (4 per halving of what remains: 15.9%, 29.3%, ..., 50%, ..., 99%, 99.9%, ...)
+    /// until fewer than one value remains beyond, then the maximum at 100%.
+    ///
+    /// Percentiles strictly increase and values never decrease along the curve; empty when
+    /// nothing was recorded. Plotted against 1/(1 - p) on a log scale it shows the tail.
+    pub fn percentile_curve(&self) -> Vec<PercentilePoint> {
+        if self.run.is_empty() {
+            return Vec::new();
+        }
+        let count = self.run.len() as f64;
+        let mut curve = vec![PercentilePoint {
+            percentile: 0.0,
+            value_ms: milliseconds(self.run.min()),
+        }];
+        for step in 1..=CURVE_POINTS_PER_HALVING * CURVE_HALVING_COUNT_MAX {
+            let remaining = 0.5f64.powf(f64::from(step) / f64::from(CURVE_POINTS_PER_HALVING));
+            if remaining * count < 1.0 {
+                break;
+            }
+            let quantile = 1.0 - remaining;
+            curve.push(PercentilePoint {
+                percentile: quantile * 100.0,
+                value_ms: milliseconds(self.run.value_at_quantile(quantile)),
+            });
+        }
+        curve.push(PercentilePoint {
+            percentile: 100.0,
+            value_ms: milliseconds(self.run.max()),
+        });
+        // value_at_quantile reports the highest value equivalent to the bucket, which may exceed
+        // the exact maximum: keep the curve monotone.
+        let mut highest_ms = 0.0f64;
+        for point in &mut curve {
+            highest_ms = highest_ms.max(point.value_ms);
+            point.value_ms = highest_ms;
+        }
+        curve
+    }
+
+    /// Writes the per-second histograms as an HdrHistogram interval log (the format of Java's
+    /// `HistogramLogWriter`, read by `HistogramLogProcessor` and other HdrHistogram tools): one
+    /// interval per second from second 0 to the last second that saw a value (empty seconds
+    /// included), values in microseconds, V2 compressed, timestamps relative to `start_epoch_s`
+    /// (seconds since the Unix epoch of the run start), written as both StartTime and BaseTime.
+    pub fn write_interval_log(&self, out: &mut impl Write, start_epoch_s: f64) -> io::Result<()> {
+        let start = std::time::UNIX_EPOCH + Duration::from_secs_f64(start_epoch_s.max(0.0));
+        let mut serializer = V2DeflateSerializer::new();
+        let mut writer = IntervalLogWriterBuilder::new()
+            .add_comment("[Histogram log format version 1.3]")
+            .add_comment(
+                "roadtest end-to-end latency, one interval per second; values in microseconds \
+                 (HistogramLogProcessor -outputValueUnitRatio 1000 prints ms); max column in ms",
+            )
+            .with_start_time(start)
+            .with_base_time(start)
+            .with_max_value_divisor(1_000.0)
+            .begin_log_with(out, &mut serializer)?;
+        let Some(last) = self.intervals.keys().next_back().copied() else {
+            return Ok(());
+        };
+        let empty = new_interval_histogram();
+        for index in 0..=last {
+            let histogram = self.intervals.get(&index).unwrap_or(&empty);
+            writer
+                .write_histogram(
+                    histogram,
+                    Duration::from_secs(index as u64),
+                    Duration::from_secs(1),
+                    None,
+                )
+                .map_err(|error| io::Error::other(error.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// [`write_interval_log`](LatencyRecorder::write_interval_log) into a new file at `path`
+    /// (replaced if it exists), flushed.
+    pub fn write_interval_log_file(&self, path: &Path, start_epoch_s: f64) -> io::Result<()> {
+        let mut out = io::BufWriter::new(std::fs::File::create(path)?);
+        self.write_interval_log(&mut out, start_epoch_s)?;
+        out.flush()
     }
 
     /// One summary per second from second 0 to the last second that saw a value; seconds without
@@ -337,6 +444,119 @@ mod tests {
         add_histogram(&mut into, &from);
         assert_eq!(into.len(), 3);
         assert!(into.max() >= 1_000, "the large value saturates at the top");
+    }
+
+    #[test]
+    fn percentile_curve_is_monotone_and_reaches_the_tail() {
+        assert!(LatencyRecorder::new().percentile_curve().is_empty());
+        let mut recorder = LatencyRecorder::new();
+        for ms in 1..=10_000u64 {
+            recorder.record(ms * 1_000, ms);
+        }
+        let curve = recorder.percentile_curve();
+        assert!(
+            curve.len() > 40 && curve.len() < 80,
+            "{} points",
+            curve.len()
+        );
+        for pair in curve.windows(2) {
+            assert!(pair[0].percentile < pair[1].percentile, "{pair:?}");
+            assert!(pair[0].value_ms <= pair[1].value_ms, "{pair:?}");
+        }
+        let first = curve.first().unwrap();
+        let last = curve.last().unwrap();
+        assert_eq!(first.percentile, 0.0);
+        assert_close(first.value_ms, 1.0, 0.001);
+        assert_eq!(last.percentile, 100.0);
+        assert_close(last.value_ms, 10_000.0, 0.001);
+        // The tail is resolved down to about one value in the count.
+        let deepest = curve[curve.len() - 2].percentile;
+        assert!(
+            deepest > 99.98,
+            "deepest percentile before the max: {deepest}"
+        );
+        let p50 = curve
+            .iter()
+            .find(|p| (p.percentile - 50.0).abs() < 1e-9)
+            .unwrap();
+        assert_close(p50.value_ms, 5_000.0, 0.001);
+    }
+
+    #[test]
+    fn interval_log_reads_back_with_the_same_counts() {
+        use hdrhistogram::serialization::Deserializer;
+        use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+
+        let mut recorder = LatencyRecorder::new();
+        for i in 0..500u64 {
+            recorder.record(1_000 + i * 97, i * 7); // seconds 0 to 3
+        }
+        recorder.record_n(2_500_000, 3, 5_200); // second 5; second 4 stays empty
+        let mut log = Vec::new();
+        recorder
+            .write_interval_log(&mut log, 1_767_225_600.25)
+            .unwrap();
+        let text = String::from_utf8(log.clone()).unwrap();
+        assert!(
+            text.starts_with("#[Histogram log format version 1.3]\n"),
+            "{text}"
+        );
+        assert!(text.contains("#[StartTime: 1767225600.250"), "{text}");
+        assert!(text.contains("#[BaseTime: 1767225600.250"), "{text}");
+
+        let mut deserializer = Deserializer::new();
+        let mut starts_s = Vec::new();
+        let mut counts = Vec::new();
+        let mut headers = 0;
+        for entry in IntervalLogIterator::new(&log) {
+            match entry.unwrap() {
+                LogEntry::StartTime(_) | LogEntry::BaseTime(_) => headers += 1,
+                LogEntry::Interval(interval) => {
+                    assert_eq!(interval.duration(), Duration::from_secs(1));
+                    starts_s.push(interval.start_timestamp().as_secs());
+                    // V2 compressed, as Java's HistogramLogWriter writes and its reader expects.
+                    assert!(interval.encoded_histogram().starts_with("HISTF"));
+                    let bytes = base64_decode(interval.encoded_histogram());
+                    let histogram: Histogram<u64> =
+                        deserializer.deserialize(&mut bytes.as_slice()).unwrap();
+                    counts.push(histogram.len());
+                    if !histogram.is_empty() {
+                        // The max column is in ms.
+                        assert_close(interval.max(), histogram.max() as f64 / 1_000.0, 0.01);
+                    }
+                }
+            }
+        }
+        assert_eq!(headers, 2);
+        assert_eq!(starts_s, vec![0, 1, 2, 3, 4, 5]);
+        let expected: Vec<u64> = recorder.intervals().iter().map(|i| i.count).collect();
+        assert_eq!(counts, expected);
+        assert_eq!(counts.iter().sum::<u64>(), 503);
+        assert_eq!(counts[4], 0);
+
+        let empty = LatencyRecorder::new();
+        let mut log = Vec::new();
+        empty.write_interval_log(&mut log, 0.0).unwrap();
+        assert_eq!(IntervalLogIterator::new(&log).count(), 2, "headers only");
+    }
+
+    /// Standard base64 (with padding), enough to read the interval log back in a test.
+    fn base64_decode(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bits = 0u32;
+        let mut bit_count = 0;
+        let mut bytes = Vec::new();
+        for byte in text.bytes().filter(|b| *b != b'=') {
+            let value = ALPHABET.iter().position(|a| *a == byte).unwrap() as u32;
+            bits = (bits << 6) | value;
+            bit_count += 6;
+            if bit_count >= 8 {
+                bit_count -= 8;
+                bytes.push((bits >> bit_count) as u8);
+                bits &= (1 << bit_count) - 1;
+            }
+        }
+        bytes
     }
 
     #[test]

@@ -15,7 +15,9 @@ mod latency;
 mod process;
 mod throughput;
 
-pub use latency::{IntervalSummary, LATENCY_MAX_US, LatencyRecorder, LatencySummary};
+pub use latency::{
+    IntervalSummary, LATENCY_MAX_US, LatencyRecorder, LatencySummary, PercentilePoint,
+};
 pub use process::{
     ProcessPoint, ProcessSampler, SAMPLE_INTERVAL_MS, TIMELINE_POINT_COUNT_MAX, clock_ticks_per_s,
     own_pid, read_process, spawn_sampler,

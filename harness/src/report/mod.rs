@@ -24,6 +24,7 @@
 //! | `latency.e2e_ms.{count,min,p50,p90,p99,p999,max,mean}` | number | End-to-end latency from the intended send time to the write acknowledgement, ms; **gate**: `p50`, `p99`, `max`. |
 //! | `latency.stages.<stage>.{count,min,...,mean}` | number | Per stage, ms: `produce_ack_ms`, `consume_ms`, `write_ack_ms`. |
 //! | `latency.e2e_intervals[]` | list | Per second of the run: `start_s`, `count`, `p50_ms`, `p99_ms`, `max_ms`. |
+//! | `latency.e2e_percentiles[]` | list | The end-to-end percentile distribution: `percentile` (0 to 100) and `value_ms`, HdrHistogram style (ever closer to 100); empty in reports written before it existed. |
 //! | `throughput.produced_per_s`, `.consumed_per_s` | number | Mean events per second over the run. |
 //! | `throughput.written_per_s` | number | **gate** Mean rows written per second over the run. |
 //! | `throughput.peak_written_per_s` | integer | Rows written in the busiest second. |
@@ -46,6 +47,12 @@
 //! | `expectations[]` | list | **gate** One per expectation: `name`, `comparison` (`at_most`/`at_least`), `threshold`, `value`, `passed`. |
 //! | `passed` | bool | **gate** The verdict: every expectation held. |
 
+mod bitmap;
+mod charts;
+pub mod compare;
+pub mod gate;
+mod html;
+mod junit;
 mod store;
 mod text;
 mod time;
@@ -57,9 +64,12 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{IntervalSummary, LatencySummary, ProcessPoint};
+use crate::measure::{IntervalSummary, LatencySummary, PercentilePoint, ProcessPoint};
 use crate::scenario::Scenario;
 
+pub use bitmap::FONT_ENV;
+pub use charts::{LATENCY_PNG_FILE_NAME, LatencyPng, write_latency_png};
+pub use html::{HTML_FILE_NAME, render_html, write_html};
 pub use store::{REPORT_FILE_NAME, ReportError};
 pub use time::format_rfc3339;
 pub use verdict::{Comparison, ExpectationResult, evaluate_expectations};
@@ -167,6 +177,12 @@ pub struct LatencySection {
     pub stages: BTreeMap<String, LatencySummary>,
     /// End-to-end latency per second of the run.
     pub e2e_intervals: Vec<IntervalSummary>,
+    /// The end-to-end percentile distribution ([`LatencyRecorder::percentile_curve`]); empty in
+    /// reports written before it existed.
+    ///
+    /// [`LatencyRecorder::percentile_curve`]: crate::measure::LatencyRecorder::percentile_curve
+    #[serde(default)]
+    pub e2e_percentiles: Vec<PercentilePoint>,
 }
 
 /// Events per second through each stage.
@@ -350,6 +366,7 @@ throughput_written_per_s_min = 5.0
         }
         report.latency.e2e_ms = e2e.summary();
         report.latency.e2e_intervals = e2e.intervals();
+        report.latency.e2e_percentiles = e2e.percentile_curve();
         for stage in [STAGE_PRODUCE_ACK_MS, STAGE_CONSUME_MS, STAGE_WRITE_ACK_MS] {
             report
                 .latency
@@ -451,6 +468,8 @@ throughput_written_per_s_min = 5.0
             "/latency/e2e_intervals/0/p50_ms",
             "/latency/e2e_intervals/0/p99_ms",
             "/latency/e2e_intervals/0/max_ms",
+            "/latency/e2e_percentiles/0/percentile",
+            "/latency/e2e_percentiles/0/value_ms",
             "/throughput/produced_per_s",
             "/throughput/consumed_per_s",
             "/throughput/written_per_s",

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::Signal;
 
 use super::process::{ProcessSpec, ServiceProcess};
+use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError};
+pub use crate::scenario::CommitlogSync;
 
 /// Versions of the services this target runs (for reports).
 pub const TANSU_VERSION: &str = "0.6.0 (memory storage)";
@@ -19,16 +21,6 @@ pub const CASSANDRA_VERSION: &str = "2.1.0";
 const BROKER_READY: Duration = Duration::from_secs(20);
 const CASSANDRA_READY: Duration = Duration::from_secs(120);
 const BRIDGE_READY: Duration = Duration::from_secs(10);
-
-/// Durability of Cassandra's commit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CommitlogSync {
-    /// fsync every 10 s (Cassandra's default): a kill -9 can lose acknowledged writes.
-    #[default]
-    Periodic,
-    /// fsync before acknowledging (2 ms group window).
-    Batch,
-}
 
 /// How to run the local target.
 #[derive(Debug, Clone)]
@@ -43,6 +35,8 @@ pub struct LocalOptions {
     pub keep_work_dir: bool,
     pub commitlog_sync: CommitlogSync,
     pub cassandra_heap_mb: u32,
+    /// Root seed for the fault proxies' jitter.
+    pub seed: u64,
 }
 
 impl LocalOptions {
@@ -56,6 +50,7 @@ impl LocalOptions {
             keep_work_dir: false,
             commitlog_sync: CommitlogSync::Periodic,
             cassandra_heap_mb: 256,
+            seed: 0,
         })
     }
 }
@@ -98,6 +93,7 @@ fn find_roadtest_binary() -> Result<PathBuf, TargetError> {
 /// Ports of one local pipeline.
 #[derive(Debug, Clone, Copy)]
 struct Ports {
+    /// Tansu's own listener; clients reach it through the broker proxy.
     kafka: u16,
     cassandra_native: u16,
     cassandra_storage: u16,
@@ -121,6 +117,8 @@ pub struct LocalTarget {
     ports: Ports,
     endpoints: Endpoints,
     processes: BTreeMap<Role, ServiceProcess>,
+    /// Fault proxies in front of the broker and Cassandra (network faults act on them).
+    proxies: BTreeMap<Role, FaultProxy>,
     /// How long each service took to become ready at its last start.
     ready_after: BTreeMap<Role, Duration>,
 }
@@ -158,9 +156,21 @@ impl LocalTarget {
             cassandra_jmx: free_port().map_err(work_dir_error)?,
             bridge: free_port().map_err(work_dir_error)?,
         };
+        // Every client reaches the broker through its proxy: Tansu advertises the proxy's address.
+        let localhost = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let broker_proxy =
+            FaultProxy::start("broker", localhost(0), localhost(ports.kafka), options.seed).await?;
+        let cassandra_proxy = FaultProxy::start(
+            "cassandra",
+            localhost(0),
+            localhost(ports.bridge),
+            options.seed,
+        )
+        .await?;
         let endpoints = Endpoints {
-            kafka_bootstrap: format!("127.0.0.1:{}", ports.kafka),
-            cql_contact: SocketAddr::from((Ipv4Addr::LOCALHOST, ports.bridge)),
+            kafka_bootstrap: broker_proxy.local_addr().to_string(),
+            cql_contact: cassandra_proxy.local_addr(),
+            cql_direct: localhost(ports.bridge),
         };
         let mut target = LocalTarget {
             options,
@@ -168,6 +178,10 @@ impl LocalTarget {
             ports,
             endpoints,
             processes: BTreeMap::new(),
+            proxies: BTreeMap::from([
+                (Role::Broker, broker_proxy),
+                (Role::Cassandra, cassandra_proxy),
+            ]),
             ready_after: BTreeMap::new(),
         };
         // Broker and Cassandra start together; the bridge needs Cassandra's port.
@@ -251,10 +265,27 @@ impl LocalTarget {
     }
 
     /// SIGTERM the service and wait up to `grace` for it to exit (then SIGKILL).
-    /// Returns whether it exited by itself, with status 0.
+    /// Returns whether it exited by itself cleanly: status 0, or (the JVM's way) 143 or SIGTERM.
     pub fn stop(&mut self, role: Role, grace: Duration) -> Result<bool, TargetError> {
+        use std::os::unix::process::ExitStatusExt;
         let status = self.process(role)?.terminate(grace);
-        Ok(status.is_some_and(|s| s.success()))
+        Ok(status.is_some_and(|s| {
+            s.success() || s.code() == Some(143) || s.signal() == Some(Signal::SIGTERM as i32)
+        }))
+    }
+
+    /// Sets the network condition between the clients and the service (its fault proxy).
+    pub fn set_network(
+        &mut self,
+        role: Role,
+        condition: NetworkCondition,
+    ) -> Result<(), TargetError> {
+        let proxy = self
+            .proxies
+            .get(&role)
+            .ok_or(TargetError::NoProxy { role })?;
+        proxy.set(condition);
+        Ok(())
     }
 
     /// SIGSTOP the service.
@@ -319,7 +350,7 @@ impl LocalTarget {
                     arg("--listener-url".into()),
                     arg(format!("tcp://127.0.0.1:{}", ports.kafka)),
                     arg("--advertised-listener-url".into()),
-                    arg(format!("tcp://127.0.0.1:{}", ports.kafka)),
+                    arg(format!("tcp://{}", self.endpoints.kafka_bootstrap)),
                     arg("--storage-engine".into()),
                     arg("memory://tansu/".into()),
                 ],

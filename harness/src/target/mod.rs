@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod process;
+pub mod proxy;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,8 +18,10 @@ pub use local::{LocalOptions, LocalTarget};
 pub struct Endpoints {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     pub kafka_bootstrap: String,
-    /// CQL (protocol v4) contact point for the scylla driver.
+    /// CQL (protocol v4) contact point for the pipeline's consumer (through the fault proxy).
     pub cql_contact: SocketAddr,
+    /// CQL (protocol v4) contact point that bypasses the fault proxy (set-up and verification).
+    pub cql_direct: SocketAddr,
 }
 
 /// One process of the pipeline that a target runs and can signal.
@@ -99,6 +102,10 @@ pub enum TargetError {
     },
     #[error("the {role} is not running")]
     NotRunning { role: Role },
+    #[error("network faults need a proxy in front of the {role}, and it has none")]
+    NoProxy { role: Role },
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
     #[error("cannot signal the {role}: {source}")]
     Signal { role: Role, source: nix::Error },
     #[error("cannot prepare the run directory {path}: {source}")]

@@ -1,0 +1,179 @@
+//! Crash recovery on real services: the CI-sized fault scenarios, each with what it must show.
+
+use std::path::PathBuf;
+
+use roadtest::Scenario;
+use roadtest::report::Report;
+use roadtest::run::RunOptions;
+use roadtest::scenario::CommitPolicy;
+
+fn scenario(name: &str) -> (Scenario, PathBuf) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    (scenario, path)
+}
+
+/// Runs a scenario on the local target; fails (never skips) when the services are not installed.
+async fn run(scenario: &Scenario, path: &PathBuf, label: &str) -> Report {
+    let home = roadtest::target::local::roadtest_home();
+    assert!(
+        home.join("bin/tansu").exists(),
+        "the local services are not installed under {}; run `ci/services install` (or `ci/test`)",
+        home.display()
+    );
+    let mut options = RunOptions::new(scenario, path).expect("run options");
+    options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
+    options.out_dir =
+        std::env::temp_dir().join(format!("roadtest-faults-{}-{label}", std::process::id()));
+    options.progress = false;
+    let report = scenario
+        .run(options.clone())
+        .await
+        .unwrap_or_else(|error| panic!("{label}: the run could not be carried out: {error}"));
+    let _ = std::fs::remove_dir_all(&options.out_dir);
+    report
+}
+
+fn fault(report: &Report, index: usize) -> &serde_json::Value {
+    report
+        .faults
+        .get(index)
+        .unwrap_or_else(|| panic!("no fault {index} in the report: {:?}", report.faults))
+}
+
+fn number(value: &serde_json::Value, key: &str) -> f64 {
+    value
+        .get(key)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("fault record lacks {key}: {value}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_consumer_loses_nothing() {
+    let (scenario, path) = scenario("crash-consumer-ci");
+    let report = run(&scenario, &path, "crash-consumer").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    let killed = fault(&report, 0);
+    assert_eq!(killed["action"], "kill");
+    assert!(killed["error"].is_null(), "{killed}");
+    assert!(number(killed, "ready_after_s") > 0.0, "{killed}");
+    assert!(number(killed, "lag_recovered_after_s") >= 0.0, "{killed}");
+    assert!(
+        number(killed, "latency_recovered_after_s") >= 0.0,
+        "{killed}"
+    );
+    assert_eq!(number(killed, "events_lost"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gracefully_stopped_consumer_loses_nothing_and_exits_cleanly() {
+    let (scenario, path) = scenario("graceful-restart-ci");
+    let report = run(&scenario, &path, "graceful-restart").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    let processes = report.consumer["processes"]
+        .as_array()
+        .expect("consumer processes listed");
+    assert_eq!(
+        processes.len(),
+        2,
+        "one consumer before the stop, one after: {processes:?}"
+    );
+    assert!(
+        processes.iter().all(|p| p["exited_cleanly"] == true),
+        "every consumer must exit cleanly on SIGTERM: {processes:?}"
+    );
+    assert!(number(fault(&report, 0), "ready_after_s") > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cassandra_crash_with_batch_commitlog_loses_nothing() {
+    let (scenario, path) = scenario("cassandra-crash-ci");
+    let report = run(&scenario, &path, "cassandra-crash").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    let crash = fault(&report, 0);
+    assert_eq!(crash["service"], "cassandra");
+    assert!(crash["error"].is_null(), "{crash}");
+    assert!(
+        number(crash, "ready_after_s") > 0.5,
+        "Cassandra restarts in seconds: {crash}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_on_memory_storage_is_reported_plainly() {
+    let (scenario, path) = scenario("broker-restart-ci");
+    let report = run(&scenario, &path, "broker-restart").await;
+    let verify = &report.verify;
+    assert_eq!(verify.corrupt, 0);
+    assert_eq!(verify.unexpected, 0);
+    assert_eq!(verify.expected, verify.found + verify.lost);
+    assert!(
+        report.errors.iter().any(|e| e.contains("kept nothing")),
+        "the report must say the broker kept nothing: {:?}",
+        report.errors
+    );
+    let restart = fault(&report, 0);
+    assert!(restart["error"].is_null(), "{restart}");
+    assert_eq!(number(restart, "events_lost") as u64, verify.lost);
+    // The run went on after the restart: events after it arrived.
+    assert!(verify.found > verify.expected / 3, "{verify:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_at_most_once_consumer_is_caught_losing_events() {
+    let (safe, path) = scenario("unsafe-commit-ci");
+    let mut unsafe_policy = safe.clone();
+    unsafe_policy.pipeline.consumer.commit = CommitPolicy::BeforeWrite;
+    let report = run(&unsafe_policy, &path, "before-write").await;
+    assert!(
+        report.verify.lost > 0,
+        "commit before write + consumer kill while Cassandra is down must lose events: {:?}",
+        report.verify
+    );
+    assert!(!report.passed);
+    let safe_report = run(&safe, &path, "after-write").await;
+    safe_report.assert_no_loss();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_broker_heals_without_loss() {
+    let (scenario, path) = scenario("network-partition-ci");
+    let report = run(&scenario, &path, "network-partition").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    let partition = fault(&report, 0);
+    assert_eq!(partition["action"], "blackhole");
+    assert!(partition["error"].is_null(), "{partition}");
+    assert!(
+        number(partition, "lag_recovered_after_s") >= 0.0,
+        "{partition}"
+    );
+    // Events meant for the partition's seconds arrived late: the latency shows the outage.
+    assert!(
+        report.latency.e2e_ms.max_ms > 1000.0,
+        "a 4 s partition must show in the end-to-end latency: {:?}",
+        report.latency.e2e_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_and_reset_database_path_loses_nothing() {
+    let (scenario, path) = scenario("slow-database-ci");
+    let report = run(&scenario, &path, "slow-database").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    let slow = fault(&report, 0);
+    assert_eq!(slow["network"]["latency"]["delay_ms"], 150);
+    assert!(slow["error"].is_null(), "{slow}");
+    let write_ack = &report.latency.stages["write_ack_ms"];
+    assert!(
+        write_ack.max_ms >= 300.0,
+        "150 ms each way must show in the write acknowledgements: {write_ack:?}"
+    );
+    assert_eq!(fault(&report, 1)["action"], "reset");
+}
