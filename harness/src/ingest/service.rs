@@ -26,6 +26,8 @@ use crate::scenario::{CommitPolicy, ConsumerSettings};
 
 /// How long a SIGTERM may take to finish in-flight writes and commit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// After a write is acknowledged, stats older than this are published at once.
+const PUBLISH_AFTER_WRITE: Duration = Duration::from_millis(20);
 /// How long the consumer waits for Kafka and Cassandra at start.
 const SERVICES_WAIT: Duration = Duration::from_secs(180);
 
@@ -216,6 +218,7 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
         batch_write_us: latency_histogram(),
         metrics_text,
         stats_path,
+        published: Instant::now(),
     };
     let mut assigned: Vec<i32> = Vec::new();
     let mut shutdown_started: Option<Instant> = None;
@@ -317,6 +320,11 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
                         let _ = telemetry.write_ack_us.record(acked_us.saturating_sub(received_us).max(1));
                     }
                     core.on_write_ok(batch_id, now_ms());
+                    // Publish soon after writes, so a consumer killed now has reported nearly
+                    // everything it wrote (the run's drain reads these counts).
+                    if telemetry.published.elapsed() >= PUBLISH_AFTER_WRITE {
+                        telemetry.publish(&core);
+                    }
                 }
                 Done::Write { batch_id, result: Err(error), .. } => core.on_write_failed(batch_id, &error, now_ms()),
                 Done::DeadLetter { partition, offset, result: Ok(()) } => core.on_dead_letter_ok(partition, offset),
@@ -470,11 +478,14 @@ struct Telemetry {
     batch_write_us: Histogram<u64>,
     metrics_text: Arc<Mutex<String>>,
     stats_path: Option<PathBuf>,
+    /// When the stats were last published.
+    published: Instant,
 }
 
 impl Telemetry {
     /// Refreshes the metrics page and rewrites the stats file.
     fn publish(&mut self, core: &IngestCore) {
+        self.published = Instant::now();
         let report = &mut self.report;
         report.core = core.stats();
         report.consume_us = HistogramPairs::from_histogram(&self.consume_us);

@@ -40,7 +40,7 @@
 //! | `verify.lost` | integer | **gate** Expected events not found. |
 //! | `verify.corrupt` | integer | **gate** Rows found whose fields differ from what was sent. |
 //! | `verify.unexpected` | integer | **gate** Rows found that nobody sent. |
-//! | `verify.duplicates_written` | integer | Writes beyond the first of one event (at-least-once redelivery). |
+//! | `verify.duplicates_written` | integer | At least this many writes beyond the first of one event (at-least-once redelivery): rows the consumers reported writing minus events sent. |
 //! | `verify.discrepancies[]` | list | Up to 20 examples: `vehicle_id`, `seq`, `field`, `expected`, `found`. |
 //! | `faults[]` | list of objects | Faults injected, as executed. |
 //! | `errors[]` | list of strings | Outages and problems met during the run. |
