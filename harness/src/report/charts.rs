@@ -329,21 +329,14 @@ fn draw_legend<'a, DB: DrawingBackend + 'a>(
         .map_err(fail)
 }
 
-fn draw_latency_over_time<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
+/// A chart over the run's seconds (x) from 0 to `y_max` (y), with its grid and axis labels drawn.
+fn time_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
     report: &Report,
     caption: Option<&str>,
-) -> Drawn {
-    let intervals = &report.latency.e2e_intervals;
-    if intervals.iter().all(|interval| interval.count == 0) {
-        return no_data(root, "no end-to-end latency was recorded");
-    }
-    let y_max = intervals
-        .iter()
-        .map(|interval| interval.max_ms)
-        .fold(0.0, f64::max)
-        .max(1.0)
-        * 1.12;
+    y_max: f64,
+    y_desc: &str,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
     let mut builder = ChartBuilder::on(root);
     if let Some(caption) = caption {
         builder.caption(caption, font(22));
@@ -363,9 +356,28 @@ fn draw_latency_over_time<DB: DrawingBackend>(
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
         .x_desc("seconds since the run started")
-        .y_desc("end-to-end latency (ms)")
+        .y_desc(y_desc)
         .draw()
         .map_err(fail)?;
+    Ok(chart)
+}
+
+fn draw_latency_over_time<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    report: &Report,
+    caption: Option<&str>,
+) -> Drawn {
+    let intervals = &report.latency.e2e_intervals;
+    if intervals.iter().all(|interval| interval.count == 0) {
+        return no_data(root, "no end-to-end latency was recorded");
+    }
+    let y_max = intervals
+        .iter()
+        .map(|interval| interval.max_ms)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.12;
+    let mut chart = time_chart(root, report, caption, y_max, "end-to-end latency (ms)")?;
     draw_faults(&mut chart, &fault_marks(report), y_max, true)?;
     type Pick = fn(&IntervalSummary) -> f64;
     // Name, color, line width, value.
@@ -512,24 +524,7 @@ fn draw_throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &R
         return no_data(root, "no events were counted");
     }
     let y_max = peak as f64 * 1.12;
-    let mut chart = ChartBuilder::on(root)
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..time_span_s(report), 0.0..y_max)
-        .map_err(fail)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE)
-        .bold_line_style(GRID)
-        .label_style(font(17))
-        .axis_desc_style(font(18))
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .x_desc("seconds since the run started")
-        .y_desc("events per second")
-        .draw()
-        .map_err(fail)?;
+    let mut chart = time_chart(root, report, None, y_max, "events per second")?;
     draw_faults(&mut chart, &fault_marks(report), y_max, true)?;
     for (name, color, counts) in streams {
         let points: Vec<(f64, f64)> = counts
