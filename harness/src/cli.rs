@@ -56,9 +56,12 @@ enum Command {
     Run {
         #[command(flatten)]
         scenario: ScenarioArgs,
-        /// Where the pipeline runs (only `local` exists so far: real services as child processes).
-        #[arg(long, default_value = "local", value_parser = ["local"])]
-        target: String,
+        /// Where the pipeline runs: `containers` (Kafka and Cassandra in Docker via
+        /// testcontainers), `local` (real services as child processes; `ci/services install`) or
+        /// `sim` (deterministic simulation on a virtual clock). Default: containers when a Docker
+        /// daemon answers within 2 s, else local when its services are installed.
+        #[arg(long, value_parser = ["containers", "local", "sim"])]
+        target: Option<String>,
         /// Output directory for report.json and the services' logs
         /// (default: reports/runs/NAME-SEED-TIME).
         #[arg(long, value_name = "DIR")]
@@ -69,6 +72,27 @@ enum Command {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Run many seeds of a scenario on the sim target; list every failing seed with its replay command.
+    Explore {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Seeds to run: `A..B` (B excluded) or `A..=B`.
+        #[arg(long, value_name = "A..B")]
+        seeds: String,
+        /// Threads to run seeds on.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        jobs: usize,
+        /// Reduce the first failing seed (fewer faults, vehicles, seconds) while it fails; print the smallest.
+        #[arg(long)]
+        shrink: bool,
+    },
+    /// Derive the sim's latency parameters from a real run's report.json (JSON on stdout; hand
+    /// the file to the sim with ROADTEST_SIM_LATENCIES=FILE).
+    Calibrate {
+        /// A real run's directory or report.json.
+        #[arg(value_name = "REPORT")]
+        report: PathBuf,
     },
     /// Write report.html and latency.png of a run again from its report.json.
     Report {
@@ -159,11 +183,25 @@ fn run(command: Command) -> u8 {
         Command::CqlBridge { listen, upstream } => cql_bridge(listen, upstream),
         Command::Run {
             scenario,
-            target: _,
+            target,
+            out,
+            json,
+            quiet: _,
+        } if target.as_deref() == Some("sim") => run_sim(&scenario, out, json),
+        Command::Run {
+            scenario,
+            target,
             out,
             json,
             quiet,
-        } => run_scenario(&scenario, out, json, quiet),
+        } => run_scenario(&scenario, target.as_deref(), out, json, quiet),
+        Command::Explore {
+            scenario,
+            seeds,
+            jobs,
+            shrink,
+        } => explore(&scenario, &seeds, jobs, shrink),
+        Command::Calibrate { report } => calibrate(&report),
         Command::Ingest(args) => ingest(args),
         Command::Report { run_dir } => report_views(&run_dir),
         Command::Compare {
@@ -369,6 +407,7 @@ fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> R
 
 fn run_scenario(
     args: &ScenarioArgs,
+    target: Option<&str>,
     out: Option<PathBuf>,
     json: bool,
     quiet: bool,
@@ -383,6 +422,26 @@ fn run_scenario(
         options.out_dir = out;
     }
     options.progress = !quiet;
+    options.target = match target {
+        Some("containers") => Some(crate::target::TargetKind::Containers),
+        Some("local") => Some(crate::target::TargetKind::Local),
+        _ => {
+            // The default: containers when Docker answers, else local when installed, else sim.
+            use crate::target::containers::{choose_target, docker_ping, local_installed};
+            match choose_target(None, docker_ping, local_installed()) {
+                Ok((kind, why)) => {
+                    eprintln!("roadtest: target {kind}: {why}");
+                    Some(kind)
+                }
+                Err(error) => {
+                    eprintln!(
+                        "roadtest: target sim: {error}; running the deterministic simulation instead"
+                    );
+                    return run_sim(args, options_out(&options), json);
+                }
+            }
+        }
+    };
     let report = runtime()?
         .block_on(async {
             // Dropping the run on Ctrl-C/SIGTERM stops everything it started.
@@ -394,7 +453,7 @@ fn run_scenario(
         .map_err(|e| {
             format!(
                 "{e}\nreplay with: {}",
-                crate::run::replay_command(&scenario, &args.path)
+                crate::run::replay_command(&scenario, &args.path, options.target)
             )
         })?;
     let stdout = io::stdout();
@@ -422,6 +481,68 @@ fn run_scenario(
     } else {
         EXIT_FAILED
     })
+}
+
+/// `roadtest run --target sim`: the simulated run, reported like a real one.
+fn run_sim(args: &ScenarioArgs, out: Option<PathBuf>, json: bool) -> Result<u8, String> {
+    let scenario = args.load().map_err(|e| e.to_string())?;
+    let out_dir = out.unwrap_or_else(|| {
+        let stamp =
+            crate::report::format_rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
+        PathBuf::from("reports/runs")
+            .join(format!("{}-{}-sim-{stamp}", scenario.name, scenario.seed))
+    });
+    let report = crate::sim::run(&scenario, &args.path, &out_dir).map_err(|e| e.to_string())?;
+    let text = if json {
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
+    } else {
+        report.summary_text()
+    };
+    ignore_broken_pipe(write!(io::stdout().lock(), "{text}"))?;
+    eprintln!(
+        "roadtest: report written to {}",
+        out_dir.join(crate::report::REPORT_FILE_NAME).display()
+    );
+    Ok(if report.passed {
+        EXIT_PASSED
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// `roadtest explore`: many seeds on the sim; exit 1 if any failed.
+fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Result<u8, String> {
+    let scenario = args.load().map_err(|e| e.to_string())?;
+    let range = crate::sim::explore::parse_seeds(seeds)?;
+    let latencies = crate::sim::calibrate::latencies_from_env()?;
+    let results =
+        crate::sim::explore::explore(&scenario, &args.path, range.clone(), jobs, latencies)
+            .map_err(|e| e.to_string())?;
+    let mut text = crate::sim::explore::explore_text(&results, &range);
+    if shrink && let Some(failing) = results.iter().find(|r| !r.passed) {
+        let seeded = scenario.clone().with_seed(failing.seed);
+        if let Some((small, report, runs)) =
+            crate::sim::explore::shrink(&seeded, &args.path, latencies)
+                .map_err(|e| e.to_string())?
+        {
+            text += &crate::sim::explore::shrink_text(&small, &report, runs, &args.path);
+        }
+    }
+    ignore_broken_pipe(write!(io::stdout().lock(), "{text}"))?;
+    Ok(if results.iter().all(|r| r.passed) {
+        EXIT_PASSED
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// `roadtest calibrate REPORT`: the sim's latencies fitted to a real run, as JSON on stdout.
+fn calibrate(report: &std::path::Path) -> Result<u8, String> {
+    let report = crate::report::Report::read(report).map_err(|e| e.to_string())?;
+    let latencies = crate::sim::calibrate::from_report(&report)?;
+    let text = serde_json::to_string_pretty(&latencies).map_err(|e| e.to_string())?;
+    ignore_broken_pipe(writeln!(io::stdout().lock(), "{text}"))?;
+    Ok(EXIT_PASSED)
 }
 
 /// Writes report.html and latency.png next to a report and returns the page's path; a PNG that
@@ -477,6 +598,11 @@ fn compare_runs(
     } else {
         EXIT_PASSED
     })
+}
+
+/// The output directory a run was given (`--out`), for handing over to the sim.
+fn options_out(options: &crate::run::RunOptions) -> Option<PathBuf> {
+    Some(options.out_dir.clone())
 }
 
 fn ingest(args: crate::ingest::service::IngestArgs) -> Result<u8, String> {

@@ -17,7 +17,7 @@ use crate::measure::IntervalSummary;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service};
 use crate::seed::rng_for;
 use crate::target::proxy::NetworkCondition;
-use crate::target::{LocalTarget, Role};
+use crate::target::{Role, Target};
 
 /// How long a stop (SIGTERM) may take before the service is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -355,7 +355,7 @@ impl FaultExecutor {
         self.planned.iter().any(|fault| fault.service == service)
     }
 
-    /// Whether a fault restarted the broker (which, on memory storage, keeps nothing).
+    /// Whether a fault restarted the broker (on memory storage it keeps nothing).
     pub fn restarts_broker(&self) -> bool {
         self.records.iter().any(|record| {
             record.service == Service::Broker
@@ -364,13 +364,7 @@ impl FaultExecutor {
     }
 
     /// Fires due faults, carries out due recoveries and tracks recovery. Call every few tens of ms.
-    pub async fn tick(
-        &mut self,
-        target: &mut LocalTarget,
-        run_start: Instant,
-        sent: u64,
-        lag: i64,
-    ) {
+    pub async fn tick(&mut self, target: &mut Target, run_start: Instant, sent: u64, lag: i64) {
         let now = Instant::now();
         let elapsed_s = now.duration_since(run_start).as_secs_f64();
         for index in 0..self.planned.len() {
@@ -384,7 +378,7 @@ impl FaultExecutor {
             };
             if due {
                 self.fired[index] = true;
-                self.inject(target, &fault, elapsed_s, lag);
+                self.inject(target, &fault, elapsed_s, lag).await;
             }
         }
         self.recover_due(target, run_start, false).await;
@@ -393,7 +387,7 @@ impl FaultExecutor {
 
     /// Carries out every recovery still pending (at its due time), then waits (bounded) for the
     /// consumer to be consuming again. Call after the producer has finished.
-    pub async fn finish(&mut self, target: &mut LocalTarget, run_start: Instant) {
+    pub async fn finish(&mut self, target: &mut Target, run_start: Instant) {
         self.recover_due(target, run_start, true).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.consumer_ready_wait.is_empty() && Instant::now() < deadline {
@@ -402,14 +396,20 @@ impl FaultExecutor {
         }
     }
 
-    fn inject(&mut self, target: &mut LocalTarget, fault: &PlannedFault, elapsed_s: f64, lag: i64) {
+    async fn inject(
+        &mut self,
+        target: &mut Target,
+        fault: &PlannedFault,
+        elapsed_s: f64,
+        lag: i64,
+    ) {
         let role = Role::from(fault.service);
         tracing::info!(action = ?fault.action, service = %fault.service, at_s = elapsed_s, "injecting fault");
         let result = match (fault.action, fault.network) {
             (_, Some(network)) => target.set_network(role, network.condition()),
-            (FaultAction::Kill, None) => target.kill(role),
-            (FaultAction::Stop, None) => target.stop(role, STOP_GRACE).map(|_| ()),
-            (_, None) => target.pause(role),
+            (FaultAction::Kill, None) => target.kill(role).await,
+            (FaultAction::Stop, None) => target.stop(role, STOP_GRACE).await.map(|_| ()),
+            (_, None) => target.pause(role).await,
         };
         let record = FaultRecord {
             entry: fault.entry,
@@ -435,7 +435,7 @@ impl FaultExecutor {
         });
     }
 
-    async fn recover_due(&mut self, target: &mut LocalTarget, run_start: Instant, all: bool) {
+    async fn recover_due(&mut self, target: &mut Target, run_start: Instant, all: bool) {
         self.pending.sort_by_key(|pending| pending.due);
         while let Some(first) = self.pending.first() {
             if !all && first.due > Instant::now() {
@@ -448,7 +448,7 @@ impl FaultExecutor {
             let role = Role::from(record.service);
             record.recovery_started_at_s = Some(started.duration_since(run_start).as_secs_f64());
             let outcome = match record.action {
-                FaultAction::Pause => target.resume(role).map(|()| Duration::ZERO),
+                FaultAction::Pause => target.resume(role).await.map(|()| Duration::ZERO),
                 FaultAction::Kill | FaultAction::Stop => target.restart(role).await,
                 FaultAction::Reset => Ok(Duration::ZERO),
                 FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Blackhole => target
@@ -488,7 +488,7 @@ impl FaultExecutor {
     }
 
     /// Notes consumer readiness and lag recovery.
-    fn track(&mut self, target: &mut LocalTarget, run_start: Instant, lag: i64) {
+    fn track(&mut self, target: &mut Target, run_start: Instant, lag: i64) {
         let elapsed_s = run_start.elapsed().as_secs_f64();
         let consumer_pid = target
             .processes()

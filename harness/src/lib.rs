@@ -16,6 +16,7 @@ pub mod run;
 pub mod scenario;
 mod scenario_rules;
 pub mod seed;
+pub mod sim;
 pub mod target;
 pub mod verify;
 pub mod wire;

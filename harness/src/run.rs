@@ -19,7 +19,11 @@ use crate::report::{
     format_rfc3339,
 };
 use crate::scenario::{CommitPolicy, Scenario};
-use crate::target::{LocalOptions, LocalTarget, Role, TargetError};
+use crate::target::containers::{docker_ping, local_installed};
+use crate::target::{
+    ContainersOptions, ContainersTarget, LocalOptions, LocalTarget, Role, Target, TargetError,
+    TargetKind,
+};
 use crate::verify::verify;
 
 /// How long the consumer may take to join its group and get partitions.
@@ -46,6 +50,8 @@ pub enum RunError {
     },
     #[error("interrupted by a signal; everything this run started was stopped")]
     Interrupted,
+    #[error("{0}")]
+    TargetChoice(String),
     #[error("the producer thread failed: {0}")]
     Producer(String),
 }
@@ -57,8 +63,13 @@ pub struct RunOptions {
     pub scenario_path: PathBuf,
     /// Where report.json (and the services' logs) go.
     pub out_dir: PathBuf,
+    /// Where the pipeline runs; `None`: containers when a Docker daemon answers within 2 s, else
+    /// local when its services are installed.
+    pub target: Option<TargetKind>,
     /// The local target's settings.
     pub local: LocalOptions,
+    /// The containers target's settings.
+    pub containers: ContainersOptions,
     /// Progress lines on stderr.
     pub progress: bool,
 }
@@ -75,6 +86,8 @@ impl RunOptions {
             scenario_path: scenario_path.as_ref().to_path_buf(),
             out_dir: PathBuf::from("reports/runs")
                 .join(format!("{}-{}-{stamp}", scenario.name, scenario.seed)),
+            target: None,
+            containers: ContainersOptions::from_env().map_err(TargetError::from)?,
             local: LocalOptions::from_env()?,
             progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
         })
@@ -89,10 +102,17 @@ impl Scenario {
     }
 }
 
-/// The command that replays a run.
-pub fn replay_command(scenario: &Scenario, scenario_path: &Path) -> String {
+/// The command that replays a run (on `target`, when known).
+pub fn replay_command(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    target: Option<TargetKind>,
+) -> String {
+    let target = target
+        .map(|kind| format!(" --target {kind}"))
+        .unwrap_or_default();
     format!(
-        "roadtest run {} --seed {} --vehicles {} --duration-s {} --target local",
+        "roadtest run {} --seed {} --vehicles {} --duration-s {}{target}",
         scenario_path.display(),
         scenario.seed,
         scenario.fleet.vehicle_count,
@@ -102,27 +122,58 @@ pub fn replay_command(scenario: &Scenario, scenario_path: &Path) -> String {
 
 async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunError> {
     let started_at = SystemTime::now();
-    let replay = replay_command(scenario, &options.scenario_path);
+    std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
+        path: options.out_dir.clone(),
+        source,
+    })?;
+    let kind = match options.target {
+        Some(kind) => kind,
+        None => {
+            let (kind, why) = tokio::task::spawn_blocking(|| {
+                crate::target::containers::choose_target(None, docker_ping, local_installed())
+            })
+            .await
+            .map_err(|e| RunError::Producer(e.to_string()))?
+            .map_err(|e| RunError::TargetChoice(e.to_string()))?;
+            eprintln!("roadtest: target {kind}: {why}");
+            kind
+        }
+    };
+    let mut target = match kind {
+        TargetKind::Local => {
+            let mut local = options.local.clone();
+            local.work_dir = Some(options.out_dir.join("services"));
+            local.keep_work_dir = true;
+            local.commitlog_sync = pipeline_commitlog(scenario);
+            local.seed = scenario.seed;
+            eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
+            Target::Local(LocalTarget::start(local).await?)
+        }
+        TargetKind::Containers => {
+            let mut containers = options.containers.clone();
+            containers.roadtest_binary = options.local.roadtest_binary.clone();
+            containers.work_dir = Some(options.out_dir.join("services"));
+            containers.keep_work_dir = true;
+            containers.commitlog_sync = pipeline_commitlog(scenario);
+            containers.seed = scenario.seed;
+            eprintln!("roadtest: starting Kafka and the database in containers...");
+            Target::Containers(
+                ContainersTarget::start(containers)
+                    .await
+                    .map_err(TargetError::from)?,
+            )
+        }
+    };
+    for (role, after) in target.ready_after() {
+        eprintln!("roadtest: {role} ready after {:.1} s", after.as_secs_f64());
+    }
+    let replay = replay_command(scenario, &options.scenario_path, Some(kind));
     eprintln!(
         "roadtest: seed {} (scenario {}, hash {}); replay with: {replay}",
         scenario.seed,
         scenario.name,
         scenario.hash()
     );
-    std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
-        path: options.out_dir.clone(),
-        source,
-    })?;
-    let mut local = options.local.clone();
-    local.work_dir = Some(options.out_dir.join("services"));
-    local.keep_work_dir = true;
-    local.commitlog_sync = pipeline_commitlog(scenario);
-    local.seed = scenario.seed;
-    eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
-    let mut target = LocalTarget::start(local).await?;
-    for (role, after) in target.ready_after() {
-        eprintln!("roadtest: {role} ready after {:.1} s", after.as_secs_f64());
-    }
     let endpoints = target.endpoints().clone();
     let suffix = unique_suffix();
     let pipeline = &scenario.pipeline;
@@ -197,7 +248,10 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let clock = RunClock::now(plan.start_ms, pipeline.speedup);
     let processes = Arc::new(Mutex::new(own_and(&mut target)));
     let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
-    let sampler = spawn_sampler(Arc::clone(&processes), clock.start, sampler_stopped);
+    let sampler = spawn_sampler(Arc::clone(&processes), clock.start, sampler_stopped.clone());
+    let container_sampler = target
+        .usage_probe()
+        .map(|probe| spawn_container_sampler(probe, clock.start, sampler_stopped));
     let counters = Arc::new(DriveCounters::default());
     // Set when this future is dropped (the run was cancelled), so the producer thread stops too.
     let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
@@ -236,11 +290,15 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     }
     progress.finish();
     // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0).
-    if !target.stop(Role::Consumer, Duration::from_secs(15))? {
+    if !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
         errors.push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
     }
     let _ = stop_sampler.send(true);
     let sampler = sampler.await.unwrap_or_default();
+    let containers_sampled = match container_sampler {
+        Some(task) => task.await.unwrap_or_default(),
+        None => crate::measure::ProcessSampler::new(),
+    };
 
     eprintln!("roadtest: verifying every event against Cassandra...");
     let verified = verify(Arc::clone(&session), &keyspace, &plan, clock).await?;
@@ -296,6 +354,18 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     report.memory.peak_rss_mb = sampler.peaks_rss_mb();
     report.memory.peak_cpu_percent = sampler.peak_cpu_percent();
     report.memory.timelines = sampler.timelines();
+    report
+        .memory
+        .peak_rss_mb
+        .extend(containers_sampled.peaks_rss_mb());
+    report
+        .memory
+        .peak_cpu_percent
+        .extend(containers_sampled.peak_cpu_percent());
+    report
+        .memory
+        .timelines
+        .extend(containers_sampled.timelines());
     report.consumer = serde_json::json!({
         "processes": consumers.iter().map(|(_, c)| serde_json::json!({
             "pid": c.pid, "exited_cleanly": c.exited_cleanly, "stats": c.core,
@@ -315,7 +385,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     for error in &outcome.first_errors {
         errors.push(format!("delivery failed: {error}"));
     }
-    if faults.restarts_broker() {
+    if faults.restarts_broker() && !target.broker_keeps_data() {
         errors.push(
             "the broker (Tansu, memory storage) kept nothing across its restart: \
              events it held but the consumer had not yet written were lost with it"
@@ -343,10 +413,37 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         .collect();
     report.check_expectations(&scenario.expectations);
     report.write(&options.out_dir)?;
-    // The services' data is large and replayable; their logs stay with the report.
-    let _ = std::fs::remove_dir_all(options.out_dir.join("services/cassandra"));
     kafka::delete_topic(&endpoints.kafka_bootstrap, &topic).await;
+    if kind == TargetKind::Local {
+        // The services' data is large and replayable; their logs stay with the report.
+        let _ = std::fs::remove_dir_all(options.out_dir.join("services/cassandra"));
+    }
+    target.shutdown().await;
     Ok(report)
+}
+
+/// Samples the containers' Docker stats every 250 ms until told to stop.
+fn spawn_container_sampler(
+    probe: crate::target::containers::UsageProbe,
+    run_start: Instant,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<crate::measure::ProcessSampler> {
+    tokio::spawn(async move {
+        let mut sampler = crate::measure::ProcessSampler::new();
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        while !*stop.borrow_and_update() {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let at_ms = run_start.elapsed().as_millis() as u64;
+                    for usage in probe.sample().await {
+                        sampler.record(&usage.name, usage.rss_mb, usage.cpu_percent, at_ms);
+                    }
+                }
+                changed = stop.changed() => if changed.is_err() { break },
+            }
+        }
+        sampler
+    })
 }
 
 /// Raises its flag when dropped.
@@ -371,7 +468,7 @@ fn series(counts: &[u64]) -> ThroughputSeries {
 }
 
 /// This process plus every process of the target.
-fn own_and(target: &mut LocalTarget) -> Vec<(String, u32)> {
+fn own_and(target: &mut Target) -> Vec<(String, u32)> {
     let mut processes = vec![("roadtest".to_string(), std::process::id())];
     processes.extend(target.processes());
     processes
@@ -384,7 +481,7 @@ fn pipeline_lag(acknowledged: u64, written: u64) -> i64 {
 }
 
 /// The running consumer's pid.
-fn consumer_pid(target: &mut LocalTarget) -> Option<u32> {
+fn consumer_pid(target: &mut Target) -> Option<u32> {
     target
         .processes()
         .into_iter()
@@ -410,7 +507,7 @@ fn consumer_totals(stats_dir: &Path, running: Option<u32>) -> (u64, u64, bool, i
     }
 }
 
-async fn wait_for_consumer(target: &mut LocalTarget, stats_dir: &Path) -> Result<(), RunError> {
+async fn wait_for_consumer(target: &mut Target, stats_dir: &Path) -> Result<(), RunError> {
     let started = Instant::now();
     loop {
         if let Some(status) = target.consumer_exited() {
@@ -438,7 +535,7 @@ async fn wait_for_consumer(target: &mut LocalTarget, stats_dir: &Path) -> Result
     }
 }
 
-fn consumer_error(target: &LocalTarget, _stats_dir: &Path, problem: String) -> RunError {
+fn consumer_error(target: &Target, _stats_dir: &Path, problem: String) -> RunError {
     let log = target.dir().join("consumer.log");
     RunError::Consumer {
         problem,
@@ -458,7 +555,7 @@ struct Watched<'a> {
 
 /// Follows the run until the producer is done, watching the consumer and refreshing the pids.
 async fn follow(
-    target: &mut LocalTarget,
+    target: &mut Target,
     watched: Watched<'_>,
     progress: &mut Progress,
     faults: &mut FaultExecutor,
@@ -507,7 +604,7 @@ async fn follow(
 
 /// Waits (bounded) until the consumer has written everything the broker acknowledged.
 async fn drain(
-    target: &mut LocalTarget,
+    target: &mut Target,
     outcome: &DriveOutcome,
     stats_dir: &Path,
     progress: &mut Progress,

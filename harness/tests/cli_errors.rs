@@ -135,3 +135,53 @@ fn the_same_seed_gives_the_same_bytes_twice() {
     assert_eq!(first.stdout, second.stdout);
     assert_ne!(first.stdout, other.stdout);
 }
+
+#[test]
+fn the_containers_target_without_docker_exits_2_naming_the_socket() {
+    // DOCKER_HOST points at a socket that cannot exist, so this holds with or without Docker.
+    let smoke = smoke();
+    let out = std::env::temp_dir().join(format!("roadtest-cli-{}-containers", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .env("DOCKER_HOST", "unix:///nonexistent/roadtest/docker.sock")
+        .arg("run")
+        .arg(&smoke)
+        .args(["--target", "containers", "--out"])
+        .arg(&out)
+        .output()
+        .expect("roadtest runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/roadtest/docker.sock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--target local"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn with_no_docker_and_no_local_services_the_default_target_is_sim() {
+    let smoke = smoke();
+    let base = std::env::temp_dir().join(format!("roadtest-cli-{}-fallback", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .env("DOCKER_HOST", "unix:///nonexistent/roadtest/docker.sock")
+        .env("ROADTEST_HOME", base.join("empty-home"))
+        .arg("run")
+        .arg(&smoke)
+        .args(["--quiet", "--out"])
+        .arg(base.join("out"))
+        .output()
+        .expect("roadtest runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("target sim"),
+        "the choice must be said on stderr: {stderr}"
+    );
+    let report = std::fs::read_to_string(base.join("out/report.json")).expect("report.json");
+    assert!(
+        report.contains("\"sim\""),
+        "the report names the sim target"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

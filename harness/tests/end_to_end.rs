@@ -38,6 +38,8 @@ async fn smoke_scenario_arrives_complete_and_exact() {
         .with_seed(7);
     let mut options = RunOptions::new(&scenario, &path).expect("run options");
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
+    // These suites are about the local services (Tansu's memory storage, Cassandra 2.1).
+    options.target = Some(roadtest::target::TargetKind::Local);
     options.out_dir = out_dir("smoke");
     let report = scenario
         .run(options.clone())

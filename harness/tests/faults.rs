@@ -25,6 +25,8 @@ async fn run(scenario: &Scenario, path: &PathBuf, label: &str) -> Report {
     );
     let mut options = RunOptions::new(scenario, path).expect("run options");
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
+    // These suites are about the local services (Tansu's memory storage, Cassandra 2.1).
+    options.target = Some(roadtest::target::TargetKind::Local);
     options.out_dir =
         std::env::temp_dir().join(format!("roadtest-faults-{}-{label}", std::process::id()));
     options.progress = false;

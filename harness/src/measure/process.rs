@@ -90,6 +90,31 @@ impl ProcessSampler {
         }
     }
 
+    /// Records a reading taken elsewhere (a container's Docker stats), `at_ms` after the run start;
+    /// `None` means absent (stopped) or, for CPU, not known yet.
+    pub fn record(
+        &mut self,
+        name: &str,
+        rss_mb: Option<f64>,
+        cpu_percent: Option<f64>,
+        at_ms: u64,
+    ) {
+        let track = self.tracks.entry(name.to_string()).or_default();
+        if let Some(rss) = rss_mb {
+            track.peak_rss_mb = Some(track.peak_rss_mb.map_or(rss, |peak| peak.max(rss)));
+        }
+        if let Some(cpu) = cpu_percent {
+            track.peak_cpu_percent = Some(track.peak_cpu_percent.map_or(cpu, |peak| peak.max(cpu)));
+        }
+        if track.points.len() < TIMELINE_POINT_COUNT_MAX {
+            track.points.push(ProcessPoint {
+                at_ms,
+                rss_mb,
+                cpu_percent,
+            });
+        }
+    }
+
     /// Highest resident memory of each process that was found at least once, in MB.
     pub fn peaks_rss_mb(&self) -> BTreeMap<String, f64> {
         self.tracks

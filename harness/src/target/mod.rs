@@ -1,7 +1,10 @@
 //! Where the pipeline runs: services, their endpoints and process control behind one interface.
 //!
-//! Only the `local` target exists so far: the real services as child processes of roadtest.
+//! `local`: the real services as child processes of roadtest; `containers`: Kafka and Cassandra
+//! (or ScyllaDB) in Docker via testcontainers. [`Target`] drives either.
 
+mod any;
+pub mod containers;
 pub mod local;
 pub mod process;
 pub mod proxy;
@@ -11,6 +14,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use any::Target;
+pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
 pub use local::{LocalOptions, LocalTarget};
 
 /// How clients reach the pipeline's services.
@@ -106,6 +111,8 @@ pub enum TargetError {
     NoProxy { role: Role },
     #[error(transparent)]
     Proxy(#[from] proxy::ProxyError),
+    #[error(transparent)]
+    Containers(Box<containers::ContainersError>),
     #[error("cannot signal the {role}: {source}")]
     Signal { role: Role, source: nix::Error },
     #[error("cannot prepare the run directory {path}: {source}")]
@@ -113,4 +120,10 @@ pub enum TargetError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<containers::ContainersError> for TargetError {
+    fn from(error: containers::ContainersError) -> TargetError {
+        TargetError::Containers(Box::new(error))
+    }
 }

@@ -1,0 +1,503 @@
+//! The containers target: real Kafka and Cassandra (or ScyllaDB) in Docker containers started by testcontainers; the consumer on the host.
+//!
+//! - Kafka: testcontainers-modules' Apache Kafka image (`apache/kafka-native:3.8.0`, KRaft, one
+//!   node) with the module's settings, advertising the fault proxy in front of it.
+//! - Database: `cassandra:5.0.4` (a `GenericImage`, heap and memory cap set) or ScyllaDB (the
+//!   module's image, one shard). Both speak CQL v4: no bridge.
+//! - Each container's client port is bound to a port of 127.0.0.1 chosen up front, so it stays
+//!   the same across a stop/start; a [`FaultProxy`] sits in front of each, as on the local target.
+//! - Ready = the service's ready line in its log AND its client probe answering (Kafka metadata,
+//!   a CQL query), each under a deadline; at start and after every restart. Never a sleep.
+//! - Faults: kill = `docker kill`, stop = `docker stop` (grace, then SIGKILL), pause/resume =
+//!   `docker pause`/`unpause`, restart = `docker start`; data survives, as on a real node.
+//! - Memory and CPU per container come from the Docker stats API ([`UsageProbe`]).
+//! - Logs: `DIR/broker.log`, `DIR/cassandra.log`, `DIR/consumer.log`.
+//! - Containers are removed when the target is dropped (inside a tokio runtime) or by
+//!   [`ContainersTarget::remove`]; those of a roadtest killed with SIGKILL are removed by the next
+//!   start on the same host (labels `roadtest.owner-*`).
+
+pub mod choice;
+pub mod docker;
+pub mod options;
+mod readiness;
+pub mod spec;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::errors::Error as DockerError;
+use testcontainers::bollard::query_parameters::{
+    KillContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use testcontainers::{ContainerAsync, GenericImage, TestcontainersError};
+
+pub use self::choice::{
+    DOCKER_PING_TIMEOUT, TargetChoiceError, TargetKind, choose_target, docker_ping, local_installed,
+};
+use self::docker::LogFollower;
+pub use self::docker::{ContainerUsage, UsageProbe};
+pub use self::options::{ContainersOptions, Database, ImageRef};
+use self::readiness::{
+    docker_error, free_port, fresh_run_dir, is_not_modified, is_not_running, probe, start_service,
+    wait_for_ready_line,
+};
+use self::spec::ContainerSpec;
+use super::process::{ProcessSpec, ServiceProcess};
+use super::proxy::{FaultProxy, NetworkCondition};
+use super::{Endpoints, Role, TargetError};
+use crate::clients::unique_suffix;
+use crate::scenario::CommitlogSync;
+
+/// The containers target could not do what was asked; every variant says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainersError {
+    #[error(
+        "the containers target needs a Docker daemon: {reason}. Start Docker (or point \
+         DOCKER_HOST at its socket), or use --target local after `ci/services install`"
+    )]
+    NoDocker { reason: String },
+    #[error("containers target setting {key}: {problem}")]
+    Options { key: &'static str, problem: String },
+    #[error(
+        "cannot pull {image} for the {role} within {waited:?}: {problem}; check the image name and tag and the network (or `docker pull {image}` by hand)"
+    )]
+    Pull {
+        role: Role,
+        image: String,
+        waited: Duration,
+        problem: String,
+    },
+    #[error("the {role} container ({image}) did not start: {source}; its log is {log}:\n{tail}")]
+    Start {
+        role: Role,
+        image: String,
+        source: Box<TestcontainersError>,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error(
+        "the {role} container ({image}) was not ready within {waited:?}: {problem}; its log is {log}:\n{tail}"
+    )]
+    NotReady {
+        role: Role,
+        image: String,
+        waited: Duration,
+        problem: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("Docker could not {action} the {role} container: {source}")]
+    Docker {
+        role: Role,
+        action: &'static str,
+        source: Box<DockerError>,
+    },
+    #[error(transparent)]
+    Target(#[from] TargetError),
+}
+
+/// One service container and what the target knows about it.
+#[derive(Debug)]
+struct Service {
+    spec: ContainerSpec,
+    container: ContainerAsync<GenericImage>,
+    log: PathBuf,
+    /// Follows the output after a restart (the first start's output goes through testcontainers).
+    follower: Option<LogFollower>,
+}
+
+/// Kafka and the database in containers, the reference consumer as a child process.
+#[derive(Debug)]
+pub struct ContainersTarget {
+    options: ContainersOptions,
+    dir: PathBuf,
+    docker: Docker,
+    endpoints: Endpoints,
+    services: BTreeMap<Role, Service>,
+    consumer: Option<ServiceProcess>,
+    proxies: BTreeMap<Role, FaultProxy>,
+    ready_after: BTreeMap<Role, Duration>,
+}
+
+impl ContainersTarget {
+    /// Checks the options, pings Docker (2 s), removes orphans of dead roadtest processes, pulls
+    /// missing images, starts broker and database together and waits until both are ready.
+    pub async fn start(options: ContainersOptions) -> Result<ContainersTarget, ContainersError> {
+        options.validate()?;
+        let endpoint = choice::docker_endpoint();
+        choice::ping_endpoint(&endpoint, DOCKER_PING_TIMEOUT)
+            .await
+            .map_err(|reason| ContainersError::NoDocker { reason })?;
+        let docker = choice::connect(&endpoint).map_err(|e| ContainersError::NoDocker {
+            reason: format!("{endpoint}: {e}"),
+        })?;
+        for name in docker::remove_orphans(&docker).await {
+            tracing::warn!(container = %name, "removed a container left by a roadtest that is gone");
+        }
+        let dir = match &options.work_dir {
+            Some(dir) => dir.clone(),
+            None => fresh_run_dir(),
+        };
+        let work_dir_error = |source| TargetError::WorkDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(work_dir_error)?;
+        let kafka_port = free_port().map_err(work_dir_error)?;
+        let cql_port = free_port().map_err(work_dir_error)?;
+        let localhost = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let broker_proxy =
+            FaultProxy::start("broker", localhost(0), localhost(kafka_port), options.seed)
+                .await
+                .map_err(TargetError::from)?;
+        let cassandra_proxy =
+            FaultProxy::start("cassandra", localhost(0), localhost(cql_port), options.seed)
+                .await
+                .map_err(TargetError::from)?;
+        let endpoints = Endpoints {
+            kafka_bootstrap: broker_proxy.local_addr().to_string(),
+            cql_contact: cassandra_proxy.local_addr(),
+            cql_direct: localhost(cql_port),
+        };
+        let run_id = unique_suffix();
+        let owner_host = docker::host_name();
+        let labels = |role| spec::labels(&run_id, role, std::process::id(), &owner_host);
+        let kafka_spec = spec::kafka_spec(
+            &options,
+            &run_id,
+            kafka_port,
+            broker_proxy.local_addr(),
+            labels(Role::Broker),
+        );
+        let database_spec =
+            spec::database_spec(&options, &run_id, cql_port, labels(Role::Cassandra));
+        let (broker, database) = tokio::join!(
+            start_service(&docker, &options, &dir, kafka_spec),
+            start_service(&docker, &options, &dir, database_spec),
+        );
+        let (broker, broker_ready) = broker?;
+        let (database, database_ready) = database?;
+        Ok(ContainersTarget {
+            options,
+            dir,
+            docker,
+            endpoints,
+            services: BTreeMap::from([(Role::Broker, broker), (Role::Cassandra, database)]),
+            consumer: None,
+            proxies: BTreeMap::from([
+                (Role::Broker, broker_proxy),
+                (Role::Cassandra, cassandra_proxy),
+            ]),
+            ready_after: BTreeMap::from([
+                (Role::Broker, broker_ready),
+                (Role::Cassandra, database_ready),
+            ]),
+        })
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The run directory (the consumer's files, every container's log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How long each service took to become ready at its last start (image pulls not included).
+    pub fn ready_after(&self) -> &BTreeMap<Role, Duration> {
+        &self.ready_after
+    }
+
+    /// The id of a service's container (for `docker logs`, `docker exec` ...).
+    pub fn container_id(&self, role: Role) -> Option<&str> {
+        self.services
+            .get(&role)
+            .map(|service| service.container.id())
+    }
+
+    /// Service name -> version, for reports.
+    pub fn service_versions(&self) -> BTreeMap<String, String> {
+        let mut versions = BTreeMap::new();
+        if let Some(broker) = self.services.get(&Role::Broker) {
+            versions.insert(
+                Role::Broker.name().to_string(),
+                format!(
+                    "{} (container, {} MB cap)",
+                    broker.spec.image, broker.spec.memory_limit_mb
+                ),
+            );
+        }
+        if let Some(database) = self.services.get(&Role::Cassandra) {
+            let detail = match self.options.database {
+                Database::Cassandra => format!(
+                    ", heap {} MB, commitlog_sync {}",
+                    self.options.cassandra_heap_mb,
+                    match self.options.commitlog_sync {
+                        CommitlogSync::Periodic => "periodic",
+                        CommitlogSync::Batch => "batch",
+                    }
+                ),
+                Database::Scylla => ", 1 shard".to_string(),
+            };
+            versions.insert(
+                Role::Cassandra.name().to_string(),
+                format!(
+                    "{} (container, {} MB cap{detail})",
+                    database.spec.image, database.spec.memory_limit_mb
+                ),
+            );
+        }
+        versions
+    }
+
+    /// (name, pid) of the host processes of this target (the consumer, while it runs), for
+    /// /proc sampling; the containers are measured through [`ContainersTarget::usage_probe`].
+    pub fn processes(&mut self) -> Vec<(String, u32)> {
+        let Some(consumer) = self.consumer.as_mut() else {
+            return Vec::new();
+        };
+        let pid = consumer.pid().filter(|_| consumer.is_running());
+        pid.map(|pid| vec![(Role::Consumer.name().to_string(), pid)])
+            .unwrap_or_default()
+    }
+
+    /// Samples memory and CPU of the containers (see [`UsageProbe::sample`]).
+    pub fn usage_probe(&self) -> UsageProbe {
+        UsageProbe::new(
+            self.docker.clone(),
+            self.services
+                .iter()
+                .map(|(role, service)| {
+                    (role.name().to_string(), service.container.id().to_string())
+                })
+                .collect(),
+        )
+    }
+
+    /// Starts the reference consumer (`roadtest ingest ARGS...`) on the host.
+    pub fn start_consumer(&mut self, args: Vec<OsString>) -> Result<(), ContainersError> {
+        let spec = ProcessSpec {
+            name: Role::Consumer.name().to_string(),
+            program: self.options.roadtest_binary.clone(),
+            args: std::iter::once(OsString::from("ingest"))
+                .chain(args)
+                .collect(),
+            dir: self.dir.join("consumer"),
+            log: self.dir.join("consumer.log"),
+            env: Vec::new(),
+        };
+        if let Some(mut old) = self.consumer.take() {
+            old.kill();
+        }
+        let program = spec.program.clone();
+        let process = ServiceProcess::spawn(spec).map_err(|source| TargetError::Spawn {
+            role: Role::Consumer,
+            program,
+            source,
+        })?;
+        self.consumer = Some(process);
+        Ok(())
+    }
+
+    /// The consumer's exit status if it has exited (reaping it).
+    pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.consumer.as_mut()?.exited()
+    }
+
+    /// SIGKILL the service (`docker kill` for a container; a paused one is unpaused first).
+    pub async fn kill(&mut self, role: Role) -> Result<(), ContainersError> {
+        if role == Role::Consumer {
+            self.consumer_process()?.kill();
+            return Ok(());
+        }
+        let id = self.service(role)?.container.id().to_string();
+        let _ = self.docker.unpause_container(&id).await;
+        let options = KillContainerOptionsBuilder::new().signal("KILL").build();
+        match self.docker.kill_container(&id, Some(options)).await {
+            Err(error) if !is_not_running(&error) => Err(docker_error(role, "kill", error)),
+            _ => Ok(()),
+        }
+    }
+
+    /// SIGTERM the service and wait up to `grace` for it to exit (then SIGKILL). Returns whether
+    /// it exited by itself cleanly: status 0, or (the JVM's way) 143.
+    pub async fn stop(&mut self, role: Role, grace: Duration) -> Result<bool, ContainersError> {
+        use std::os::unix::process::ExitStatusExt;
+        if role == Role::Consumer {
+            let status = self.consumer_process()?.terminate(grace);
+            return Ok(status
+                .is_some_and(|s| s.success() || s.code() == Some(143) || s.signal() == Some(15)));
+        }
+        let id = self.service(role)?.container.id().to_string();
+        let _ = self.docker.unpause_container(&id).await;
+        let grace_s = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::new().t(grace_s).build();
+        match self.docker.stop_container(&id, Some(options)).await {
+            Err(error) if !is_not_running(&error) => {
+                return Err(docker_error(role, "stop", error));
+            }
+            _ => {}
+        }
+        let state = self
+            .docker
+            .inspect_container(&id, None)
+            .await
+            .map_err(|error| docker_error(role, "inspect", error))?
+            .state;
+        let exit_code = state.as_ref().and_then(|state| state.exit_code);
+        let oom_killed = state.and_then(|state| state.oom_killed) == Some(true);
+        Ok(!oom_killed && matches!(exit_code, Some(0 | 143)))
+    }
+
+    /// Freezes the service (`docker pause`; SIGSTOP for the consumer).
+    pub async fn pause(&mut self, role: Role) -> Result<(), ContainersError> {
+        if role == Role::Consumer {
+            return self.signal_consumer(nix::sys::signal::Signal::SIGSTOP);
+        }
+        let id = self.service(role)?.container.id().to_string();
+        self.docker
+            .pause_container(&id)
+            .await
+            .map_err(|error| docker_error(role, "pause", error))
+    }
+
+    /// Thaws the service (`docker unpause`; SIGCONT for the consumer).
+    pub async fn resume(&mut self, role: Role) -> Result<(), ContainersError> {
+        if role == Role::Consumer {
+            return self.signal_consumer(nix::sys::signal::Signal::SIGCONT);
+        }
+        let id = self.service(role)?.container.id().to_string();
+        self.docker
+            .unpause_container(&id)
+            .await
+            .map_err(|error| docker_error(role, "unpause", error))
+    }
+
+    /// Sets the network condition between the clients and the service (its fault proxy).
+    pub fn set_network(
+        &mut self,
+        role: Role,
+        condition: NetworkCondition,
+    ) -> Result<(), ContainersError> {
+        let proxy = self
+            .proxies
+            .get(&role)
+            .ok_or(TargetError::NoProxy { role })?;
+        proxy.set(condition);
+        Ok(())
+    }
+
+    /// Starts a stopped or killed service again (same container: same port, same data) and
+    /// waits until its ready line is logged and its probe answers; returns how long that took.
+    pub async fn restart(&mut self, role: Role) -> Result<Duration, ContainersError> {
+        let started = Instant::now();
+        if role == Role::Consumer {
+            let process = self.consumer_process()?;
+            let program = process.program().to_path_buf();
+            process.start().map_err(|source| TargetError::Spawn {
+                role,
+                program,
+                source,
+            })?;
+            return Ok(started.elapsed());
+        }
+        let since = docker::unix_now_s();
+        let docker = self.docker.clone();
+        let deadline = self.options.ready_timeout;
+        let service = self
+            .services
+            .get_mut(&role)
+            .ok_or(TargetError::NotRunning { role })?;
+        let id = service.container.id().to_string();
+        service.follower = None;
+        match docker.start_container(&id, None).await {
+            Err(error) if !is_not_modified(&error) => {
+                return Err(docker_error(role, "start", error));
+            }
+            _ => {}
+        }
+        let mut follower = LogFollower::spawn(
+            docker.clone(),
+            id.clone(),
+            since,
+            service.log.clone(),
+            service.spec.ready_line,
+        );
+        let waited = wait_for_ready_line(&docker, &id, &mut follower, deadline).await;
+        service.follower = Some(follower);
+        let not_ready = |problem: String| ContainersError::NotReady {
+            role,
+            image: service.spec.image.to_string(),
+            waited: started.elapsed(),
+            problem,
+            log: service.log.clone(),
+            tail: super::process::log_tail(&service.log, 20),
+        };
+        waited.map_err(not_ready)?;
+        let remaining = deadline
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(5));
+        probe(role, service.spec.host_address(), remaining)
+            .await
+            .map_err(|error| not_ready(error.to_string()))?;
+        let elapsed = started.elapsed();
+        self.ready_after.insert(role, elapsed);
+        Ok(elapsed)
+    }
+
+    /// Stops the consumer (SIGTERM, 10 s) and removes the containers now (instead of on drop).
+    pub async fn remove(mut self) {
+        if let Some(consumer) = self.consumer.as_mut() {
+            consumer.terminate(Duration::from_secs(10));
+        }
+        for (_, service) in std::mem::take(&mut self.services) {
+            if let Err(error) = service.container.rm().await {
+                tracing::warn!(%error, "cannot remove a container");
+            }
+        }
+    }
+
+    fn service(&self, role: Role) -> Result<&Service, ContainersError> {
+        Ok(self
+            .services
+            .get(&role)
+            .ok_or(TargetError::NotRunning { role })?)
+    }
+
+    fn consumer_process(&mut self) -> Result<&mut ServiceProcess, ContainersError> {
+        Ok(self.consumer.as_mut().ok_or(TargetError::NotRunning {
+            role: Role::Consumer,
+        })?)
+    }
+
+    fn signal_consumer(&mut self, signal: nix::sys::signal::Signal) -> Result<(), ContainersError> {
+        self.consumer_process()?.signal(signal).map_err(|source| {
+            TargetError::Signal {
+                role: Role::Consumer,
+                source,
+            }
+            .into()
+        })
+    }
+}
+
+impl Drop for ContainersTarget {
+    /// Kills the consumer; the containers are removed by testcontainers as they drop (this
+    /// needs a tokio runtime: drop the target inside one).
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.as_mut() {
+            consumer.terminate(Duration::from_secs(10));
+        }
+        if !self.options.keep_work_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

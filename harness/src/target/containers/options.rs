@@ -1,0 +1,288 @@
+//! How to run the containers target: pinned images (overridable), memory caps per container, heap, deadlines.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use testcontainers::Image;
+use testcontainers_modules::kafka::apache::Kafka;
+use testcontainers_modules::scylladb::ScyllaDB;
+
+use super::ContainersError;
+pub use crate::scenario::CommitlogSync;
+
+/// The Cassandra image used unless overridden: a pinned release, never `latest`.
+pub const CASSANDRA_IMAGE: &str = "cassandra";
+pub const CASSANDRA_TAG: &str = "5.0.4";
+
+/// Memory a Cassandra container needs beyond its heap (metaspace, direct buffers, thread stacks).
+pub const CASSANDRA_OFF_HEAP_MB: u32 = 512;
+/// Memory a ScyllaDB container keeps outside Scylla's own `--memory` (the supervisor, the OS).
+pub const SCYLLA_RESERVE_MB: u32 = 256;
+/// The smallest memory cap accepted for any container.
+pub const CONTAINER_MEMORY_MB_MIN: u32 = 256;
+
+/// An image name and its pinned tag (`apache/kafka-native` + `3.8.0`). A digest works too:
+/// `cassandra@sha256:abc...` parses into name `cassandra@sha256` and tag `abc...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub name: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    pub fn new(name: impl Into<String>, tag: impl Into<String>) -> ImageRef {
+        ImageRef {
+            name: name.into(),
+            tag: tag.into(),
+        }
+    }
+
+    /// Rejects an empty name, an empty tag and `latest` (runs must be reproducible).
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.contains(char::is_whitespace) {
+            return Err(format!("`{self}`: the image name is empty or has spaces"));
+        }
+        if self.tag.is_empty() || self.tag.contains(['/', ' ']) {
+            return Err(format!(
+                "`{self}`: give a pinned tag, like `{}:1.2.3`",
+                self.name
+            ));
+        }
+        if self.tag == "latest" {
+            return Err(format!(
+                "`{self}`: `latest` changes under you; pin a release tag or a digest"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.tag)
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = String;
+
+    /// `NAME:TAG` (a registry port in NAME is fine: `localhost:5000/cassandra:5.0.4`).
+    fn from_str(text: &str) -> Result<ImageRef, String> {
+        let image = match text.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => ImageRef::new(name, tag),
+            _ => {
+                return Err(format!(
+                    "`{text}` has no tag; give NAME:TAG with a pinned tag, like cassandra:5.0.4"
+                ));
+            }
+        };
+        image.check()?;
+        Ok(image)
+    }
+}
+
+/// Which CQL database runs in the database container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Database {
+    /// Apache Cassandra (a `GenericImage`: testcontainers-modules has no Cassandra module).
+    #[default]
+    Cassandra,
+    /// ScyllaDB (image and readiness line from testcontainers-modules' `scylladb` module).
+    Scylla,
+}
+
+impl Database {
+    pub fn name(self) -> &'static str {
+        match self {
+            Database::Cassandra => "cassandra",
+            Database::Scylla => "scylla",
+        }
+    }
+}
+
+impl FromStr for Database {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Database, String> {
+        match text {
+            "cassandra" => Ok(Database::Cassandra),
+            "scylla" | "scylladb" => Ok(Database::Scylla),
+            other => Err(format!(
+                "`{other}` is not a database this target runs; allowed: cassandra, scylla"
+            )),
+        }
+    }
+}
+
+/// How to run the containers target.
+#[derive(Debug, Clone)]
+pub struct ContainersOptions {
+    /// The `roadtest` binary: the reference consumer runs on the host as `roadtest ingest`.
+    pub roadtest_binary: PathBuf,
+    /// The run directory (consumer and container logs); a fresh one under the temp dir by default.
+    pub work_dir: Option<PathBuf>,
+    /// Keep the run directory when the target is dropped.
+    pub keep_work_dir: bool,
+    /// The Kafka image (default: testcontainers-modules' `apache/kafka-native:3.8.0`). An image
+    /// whose name does not end in `-native` is treated as a JVM image and gets `KAFKA_HEAP_OPTS`.
+    pub kafka_image: ImageRef,
+    pub database: Database,
+    /// Default `cassandra:5.0.4`.
+    pub cassandra_image: ImageRef,
+    /// Default: testcontainers-modules' ScyllaDB image and tag.
+    pub scylla_image: ImageRef,
+    /// Memory cap of the broker container, MB (no swap beyond it).
+    pub broker_memory_mb: u32,
+    /// Memory cap of the database container, MB (no swap beyond it). An uncapped Cassandra sizes
+    /// its heap from the host's memory and can be killed by the kernel for lack of it.
+    pub database_memory_mb: u32,
+    /// Cassandra's heap (`MAX_HEAP_SIZE`; `HEAP_NEWSIZE` is a quarter of it), MB.
+    pub cassandra_heap_mb: u32,
+    /// Cassandra's commit-log durability (`batch` rewrites cassandra.yaml before start).
+    pub commitlog_sync: CommitlogSync,
+    /// Bound on pulling one missing image.
+    pub pull_timeout: Duration,
+    /// Bound on one container's start: from `docker start` until its ready line is logged and
+    /// its client probe answers (also used after a restart).
+    pub ready_timeout: Duration,
+    /// Root seed for the fault proxies' jitter.
+    pub seed: u64,
+}
+
+impl ContainersOptions {
+    /// Defaults for `roadtest_binary`: pinned images, 1 GB for the broker, 2 GB for the database
+    /// (Cassandra heap 768 MB), periodic commit log.
+    pub fn new(roadtest_binary: PathBuf) -> ContainersOptions {
+        let kafka = Kafka::default();
+        let scylla = ScyllaDB::default();
+        ContainersOptions {
+            roadtest_binary,
+            work_dir: None,
+            keep_work_dir: false,
+            kafka_image: ImageRef::new(kafka.name(), kafka.tag()),
+            database: Database::Cassandra,
+            cassandra_image: ImageRef::new(CASSANDRA_IMAGE, CASSANDRA_TAG),
+            scylla_image: ImageRef::new(scylla.name(), scylla.tag()),
+            broker_memory_mb: 1024,
+            database_memory_mb: 2048,
+            cassandra_heap_mb: 768,
+            commitlog_sync: CommitlogSync::Periodic,
+            pull_timeout: Duration::from_secs(900),
+            ready_timeout: Duration::from_secs(240),
+            seed: 0,
+        }
+    }
+
+    /// Defaults plus the environment: the roadtest binary as the local target finds it
+    /// (`ROADTEST_BIN`, ...), `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`,
+    /// `ROADTEST_SCYLLA_IMAGE` (each `NAME:TAG`) and `ROADTEST_DATABASE` (`cassandra` | `scylla`).
+    pub fn from_env() -> Result<ContainersOptions, ContainersError> {
+        let binary = crate::target::LocalOptions::from_env()?.roadtest_binary;
+        let mut options = ContainersOptions::new(binary);
+        options.apply_env(|key| std::env::var(key).ok())?;
+        Ok(options)
+    }
+
+    /// Applies the `ROADTEST_*` overrides that `lookup` finds.
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ContainersError> {
+        let invalid =
+            |key: &'static str| move |problem: String| ContainersError::Options { key, problem };
+        for (key, image) in [
+            ("ROADTEST_KAFKA_IMAGE", &mut self.kafka_image),
+            ("ROADTEST_CASSANDRA_IMAGE", &mut self.cassandra_image),
+            ("ROADTEST_SCYLLA_IMAGE", &mut self.scylla_image),
+        ] {
+            if let Some(text) = lookup(key).filter(|text| !text.is_empty()) {
+                *image = text.parse().map_err(invalid(key))?;
+            }
+        }
+        if let Some(text) = lookup("ROADTEST_DATABASE").filter(|text| !text.is_empty()) {
+            self.database = text.parse().map_err(invalid("ROADTEST_DATABASE"))?;
+        }
+        Ok(())
+    }
+
+    /// The image of the database container.
+    pub fn database_image(&self) -> &ImageRef {
+        match self.database {
+            Database::Cassandra => &self.cassandra_image,
+            Database::Scylla => &self.scylla_image,
+        }
+    }
+
+    /// Checks images, memory caps and heap; the error names the setting and the fix.
+    pub fn validate(&self) -> Result<(), ContainersError> {
+        let invalid =
+            |key: &'static str, problem: String| ContainersError::Options { key, problem };
+        for (key, image) in [
+            ("kafka_image", &self.kafka_image),
+            ("cassandra_image", &self.cassandra_image),
+            ("scylla_image", &self.scylla_image),
+        ] {
+            image.check().map_err(|problem| invalid(key, problem))?;
+        }
+        for (key, memory_mb) in [
+            ("broker_memory_mb", self.broker_memory_mb),
+            ("database_memory_mb", self.database_memory_mb),
+        ] {
+            if memory_mb < CONTAINER_MEMORY_MB_MIN {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{memory_mb} MB is too little; give at least {CONTAINER_MEMORY_MB_MIN}"
+                    ),
+                ));
+            }
+        }
+        match self.database {
+            Database::Cassandra => {
+                if self.cassandra_heap_mb < 256 {
+                    return Err(invalid(
+                        "cassandra_heap_mb",
+                        format!(
+                            "{} MB is too small; give at least 256",
+                            self.cassandra_heap_mb
+                        ),
+                    ));
+                }
+                if self.cassandra_heap_mb + CASSANDRA_OFF_HEAP_MB > self.database_memory_mb {
+                    return Err(invalid(
+                        "cassandra_heap_mb",
+                        format!(
+                            "a {} MB heap needs a container of at least {} MB (heap + {CASSANDRA_OFF_HEAP_MB} \
+                             off-heap), and database_memory_mb is {}; lower the heap or raise the cap",
+                            self.cassandra_heap_mb,
+                            self.cassandra_heap_mb + CASSANDRA_OFF_HEAP_MB,
+                            self.database_memory_mb
+                        ),
+                    ));
+                }
+            }
+            Database::Scylla => {
+                if self.database_memory_mb < SCYLLA_RESERVE_MB + 512 {
+                    return Err(invalid(
+                        "database_memory_mb",
+                        format!(
+                            "ScyllaDB needs at least {} MB ({SCYLLA_RESERVE_MB} reserved + 512 for Scylla)",
+                            SCYLLA_RESERVE_MB + 512
+                        ),
+                    ));
+                }
+                if self.commitlog_sync == CommitlogSync::Batch {
+                    return Err(invalid(
+                        "commitlog_sync",
+                        "`batch` is implemented for Cassandra only on this target; use \
+                         `periodic` with ScyllaDB, or Cassandra"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,278 @@
+//! What each container is: image, environment, command, port binding, memory cap and ready line, as plain data and as a testcontainers request.
+//!
+//! Builders are pure (no Docker needed), so unit tests check exactly what would be started.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use testcontainers::bollard::models::{HostConfig, PortBinding};
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::{ContainerRequest, GenericImage, Image, ImageExt};
+use testcontainers_modules::kafka::apache::Kafka;
+
+use super::options::{CommitlogSync, ContainersOptions, Database, ImageRef, SCYLLA_RESERVE_MB};
+use crate::target::Role;
+
+/// The Kafka listener clients use, inside the container (testcontainers-modules' `KAFKA_PORT`).
+pub const KAFKA_CONTAINER_PORT: u16 = 9092;
+/// The CQL native port inside the database container.
+pub const CQL_CONTAINER_PORT: u16 = 9042;
+/// Host address every container port is bound to: nothing is published beyond this host.
+pub const BIND_ADDRESS: &str = "127.0.0.1";
+
+/// Label keys on every container roadtest starts (to find and remove orphans).
+pub const LABEL_RUN: &str = "roadtest.run";
+pub const LABEL_ROLE: &str = "roadtest.role";
+pub const LABEL_OWNER_PID: &str = "roadtest.owner-pid";
+pub const LABEL_OWNER_HOST: &str = "roadtest.owner-host";
+
+/// Which output stream a ready line appears on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// The log line that says a service accepts clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyLine {
+    pub text: &'static str,
+    pub stream: LogStream,
+}
+
+impl ReadyLine {
+    pub fn wait_for(self) -> WaitFor {
+        match self.stream {
+            LogStream::Stdout => WaitFor::message_on_stdout(self.text),
+            LogStream::Stderr => WaitFor::message_on_stderr(self.text),
+        }
+    }
+}
+
+/// Logged by the Kafka broker once it serves (what testcontainers-modules' Kafka waits for).
+pub const KAFKA_READY: ReadyLine = ReadyLine {
+    text: "Kafka Server started",
+    stream: LogStream::Stdout,
+};
+/// Logged by Cassandra once its native transport listens.
+pub const CASSANDRA_READY: ReadyLine = ReadyLine {
+    text: "Starting listening for CQL clients",
+    stream: LogStream::Stdout,
+};
+/// Logged by ScyllaDB once it serves (what testcontainers-modules' ScyllaDB waits for).
+pub const SCYLLA_READY: ReadyLine = ReadyLine {
+    text: "init - serving",
+    stream: LogStream::Stderr,
+};
+
+/// One container of the target, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub role: Role,
+    pub container_name: String,
+    pub image: ImageRef,
+    pub env: BTreeMap<String, String>,
+    /// Arguments replacing the image's `CMD` (empty: the image's own).
+    pub cmd: Vec<String>,
+    /// The one port clients use, and the host port it is bound to on [`BIND_ADDRESS`]; fixed
+    /// up front so that it stays the same across a stop/start (Docker would pick a new one).
+    pub container_port: u16,
+    pub host_port: u16,
+    /// Memory cap (swap included: no swap), MB.
+    pub memory_limit_mb: u32,
+    pub ready_line: ReadyLine,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerSpec {
+    /// The testcontainers request that starts this container; its ready condition is the ready
+    /// line, bounded by `startup_timeout`.
+    pub fn request(&self, startup_timeout: Duration) -> ContainerRequest<GenericImage> {
+        let image = GenericImage::new(self.image.name.as_str(), self.image.tag.as_str())
+            .with_exposed_port(self.container_port.tcp())
+            .with_wait_for(self.ready_line.wait_for());
+        let mut request = image
+            .with_container_name(self.container_name.as_str())
+            .with_labels(self.labels.clone())
+            .with_startup_timeout(startup_timeout);
+        for (name, value) in &self.env {
+            request = request.with_env_var(name.as_str(), value.as_str());
+        }
+        if !self.cmd.is_empty() {
+            request = request.with_cmd(self.cmd.clone());
+        }
+        let memory_bytes = i64::from(self.memory_limit_mb) * 1024 * 1024;
+        let port_key = format!("{}/tcp", self.container_port);
+        let host_port = self.host_port.to_string();
+        request.with_host_config_modifier(move |host: &mut HostConfig| {
+            host.memory = Some(memory_bytes);
+            host.memory_swap = Some(memory_bytes);
+            host.publish_all_ports = Some(false);
+            host.port_bindings = Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some(BIND_ADDRESS.to_string()),
+                    host_port: Some(host_port.clone()),
+                }]),
+            )]));
+        })
+    }
+
+    /// Where the host reaches the container's port.
+    pub fn host_address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.host_port))
+    }
+}
+
+/// Labels that tie a container to this run and this process.
+pub fn labels(
+    run_id: &str,
+    role: Role,
+    owner_pid: u32,
+    owner_host: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_RUN.to_string(), run_id.to_string()),
+        (LABEL_ROLE.to_string(), role.name().to_string()),
+        (LABEL_OWNER_PID.to_string(), owner_pid.to_string()),
+        (LABEL_OWNER_HOST.to_string(), owner_host.to_string()),
+    ])
+}
+
+/// The broker: testcontainers-modules' Apache Kafka settings (KRaft, one node), except that it
+/// advertises `advertised` (the fault proxy in front of it) instead of its own port, so every
+/// client connection goes through the proxy; the module's start-script trick is not needed
+/// because the port is known before the container is created.
+pub fn kafka_spec(
+    options: &ContainersOptions,
+    run_id: &str,
+    host_port: u16,
+    advertised: SocketAddr,
+    labels: BTreeMap<String, String>,
+) -> ContainerSpec {
+    let module = Kafka::default();
+    let mut env: BTreeMap<String, String> = module
+        .env_vars()
+        .into_iter()
+        .map(|(name, value)| (name.into().into_owned(), value.into().into_owned()))
+        .collect();
+    env.insert(
+        "KAFKA_ADVERTISED_LISTENERS".into(),
+        format!("PLAINTEXT://{advertised},BROKER://localhost:9093"),
+    );
+    // The first consumer group join would otherwise wait 3 s for more members.
+    env.insert("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS".into(), "0".into());
+    env.insert(
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR".into(),
+        "1".into(),
+    );
+    env.insert("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR".into(), "1".into());
+    if !options.kafka_image.name.ends_with("-native") {
+        // A JVM broker defaults to a 1 GB heap whatever the cap: size it to half the cap.
+        let heap_mb = options.broker_memory_mb / 2;
+        env.insert(
+            "KAFKA_HEAP_OPTS".into(),
+            format!("-Xms{heap_mb}m -Xmx{heap_mb}m"),
+        );
+    }
+    ContainerSpec {
+        role: Role::Broker,
+        container_name: format!("roadtest-{run_id}-broker"),
+        image: options.kafka_image.clone(),
+        env,
+        cmd: Vec::new(),
+        container_port: KAFKA_CONTAINER_PORT,
+        host_port,
+        memory_limit_mb: options.broker_memory_mb,
+        ready_line: KAFKA_READY,
+        labels,
+    }
+}
+
+/// The database: Cassandra (heap set, commit-log mode applied) or ScyllaDB (one shard, memory
+/// within the cap), its CQL port bound to `host_port`.
+pub fn database_spec(
+    options: &ContainersOptions,
+    run_id: &str,
+    host_port: u16,
+    labels: BTreeMap<String, String>,
+) -> ContainerSpec {
+    let (env, cmd, ready_line) = match options.database {
+        Database::Cassandra => (
+            cassandra_env(options.cassandra_heap_mb),
+            cassandra_cmd(options.commitlog_sync),
+            CASSANDRA_READY,
+        ),
+        Database::Scylla => (
+            BTreeMap::new(),
+            scylla_cmd(options.database_memory_mb),
+            SCYLLA_READY,
+        ),
+    };
+    ContainerSpec {
+        role: Role::Cassandra,
+        container_name: format!("roadtest-{run_id}-{}", options.database.name()),
+        image: options.database_image().clone(),
+        env,
+        cmd,
+        container_port: CQL_CONTAINER_PORT,
+        host_port,
+        memory_limit_mb: options.database_memory_mb,
+        ready_line,
+        labels,
+    }
+}
+
+/// Heap settings (the image's cassandra-env.sh wants both or neither), one token, no wait for
+/// gossip to settle (a single node has nobody to gossip with).
+pub fn cassandra_env(heap_mb: u32) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("MAX_HEAP_SIZE".to_string(), format!("{heap_mb}M")),
+        (
+            "HEAP_NEWSIZE".to_string(),
+            format!("{}M", (heap_mb / 4).max(64)),
+        ),
+        ("CASSANDRA_NUM_TOKENS".to_string(), "1".to_string()),
+        (
+            "JVM_EXTRA_OPTS".to_string(),
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0".to_string(),
+        ),
+    ])
+}
+
+/// `periodic` keeps the image's command; `batch` edits cassandra.yaml first (and fails loudly
+/// if the file no longer has the expected line), then runs the image's entrypoint as usual.
+pub fn cassandra_cmd(commitlog_sync: CommitlogSync) -> Vec<String> {
+    match commitlog_sync {
+        CommitlogSync::Periodic => Vec::new(),
+        CommitlogSync::Batch => vec![
+            "bash".to_string(),
+            "-c".to_string(),
+            "yaml=/etc/cassandra/cassandra.yaml; \
+             sed -i -e 's/^commitlog_sync: periodic$/commitlog_sync: batch/' \
+             -e 's/^commitlog_sync_period/# commitlog_sync_period/' \"$yaml\" \
+             && grep -q '^commitlog_sync: batch$' \"$yaml\" \
+             || { echo \"roadtest: cannot set commitlog_sync: batch in $yaml\" >&2; exit 1; }; \
+             exec docker-entrypoint.sh cassandra -f"
+                .to_string(),
+        ],
+    }
+}
+
+/// ScyllaDB on one shard, overprovisioned (shares the CPU), in developer mode (no I/O tuning),
+/// with its memory inside the container's cap.
+pub fn scylla_cmd(database_memory_mb: u32) -> Vec<String> {
+    [
+        "--smp",
+        "1",
+        "--memory",
+        &format!("{}M", database_memory_mb.saturating_sub(SCYLLA_RESERVE_MB)),
+        "--overprovisioned",
+        "1",
+        "--developer-mode",
+        "1",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
