@@ -102,10 +102,7 @@ pub async fn verify(
             None => break,
         }
     }
-    total
-        .discrepancies
-        .sort_by(|a, b| (&a.vehicle_id, a.seq).cmp(&(&b.vehicle_id, b.seq)));
-    total.discrepancies.truncate(DISCREPANCY_COUNT_MAX);
+    finish(&mut total);
     Ok(total)
 }
 
@@ -134,26 +131,45 @@ async fn verify_vehicle(
             (None, None) => break,
             (Some(event), Some(found)) if event.timestamp_ms == found.0.0 => {
                 outcome.expected += 1;
-                compare(event, found, &id, &mut outcome, clock);
+                let (_, seq, latitude, longitude, speed, temperature, humidity, version, write_us) =
+                    *found;
+                let fields = RowFields {
+                    seq: u64::try_from(seq).unwrap_or(u64::MAX),
+                    latitude,
+                    longitude,
+                    speed,
+                    temperature,
+                    humidity,
+                    format_version: u32::try_from(version).unwrap_or(u32::MAX),
+                };
+                compare_row(event, &fields, &id, &mut outcome);
+                // Latency: the row's write time (Cassandra's clock) minus the intended send time.
+                let intended_us = clock.intended_epoch_us(event.timestamp_ms);
+                let write_us = u64::try_from(write_us).unwrap_or(0);
+                let at_ms = clock.intended_offset_us(event.timestamp_ms) / 1000;
+                outcome
+                    .e2e
+                    .record(write_us.saturating_sub(intended_us), at_ms);
+                outcome
+                    .written
+                    .add(write_us.saturating_sub(clock.start_epoch_us) / 1000, 1);
                 expected_events.next();
                 row = next_row(&mut rows)
                     .await
                     .map_err(|e| cql_error(&format!("read the rows of {id}"), e))?;
             }
             (Some(event), found) if found.as_ref().is_none_or(|f| event.timestamp_ms < f.0.0) => {
-                outcome.expected += 1;
-                outcome.lost += 1;
                 let intended_ms = clock.intended_offset_us(event.timestamp_ms) / 1000;
-                outcome.lost_by_intended_second.add(intended_ms, 1);
-                let sent = serde_json::json!({"timestamp": event.timestamp_ms});
-                note(&mut outcome, &id, event.seq, "row", sent, Value::Null);
+                note_lost(&mut outcome, &id, event, intended_ms);
                 expected_events.next();
             }
             (_, Some(found)) => {
-                outcome.unexpected += 1;
-                let seq = u64::try_from(found.1).unwrap_or(0);
-                let held = serde_json::json!({"timestamp": found.0.0, "seq": found.1});
-                note(&mut outcome, &id, seq, "row", Value::Null, held);
+                note_unexpected(
+                    &mut outcome,
+                    &id,
+                    found.0.0,
+                    u64::try_from(found.1).unwrap_or(0),
+                );
                 row = next_row(&mut rows)
                     .await
                     .map_err(|e| cql_error(&format!("read the rows of {id}"), e))?;
@@ -164,22 +180,38 @@ async fn verify_vehicle(
     Ok(outcome)
 }
 
-/// Compares one row with the event of the same timestamp, exactly (floats bit for bit).
-fn compare(event: &Event, row: &Row, id: &str, outcome: &mut VerifyOutcome, clock: RunClock) {
-    let (_, seq, latitude, longitude, speed, temperature, humidity, format_version, write_us) =
-        *row;
+/// The fields of a row that verification compares with the event of the same timestamp.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RowFields {
+    pub seq: u64,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub speed: f64,
+    pub temperature: f64,
+    pub humidity: f64,
+    pub format_version: u32,
+}
+
+/// Compares a row with the event of the same timestamp, exactly (floats bit for bit): counts it
+/// found or corrupt and notes every field that differs.
+pub(crate) fn compare_row(event: &Event, row: &RowFields, id: &str, outcome: &mut VerifyOutcome) {
     let checks: [(&str, Value, Value, bool); 7] = [
-        ("seq", event.seq.into(), seq.into(), seq as u64 == event.seq),
-        float("latitude", event.latitude, latitude),
-        float("longitude", event.longitude, longitude),
-        float("speed", event.speed_kmh, speed),
-        float("temperature", event.temperature_c, temperature),
-        float("humidity", event.humidity_pct, humidity),
+        (
+            "seq",
+            event.seq.into(),
+            row.seq.into(),
+            row.seq == event.seq,
+        ),
+        float("latitude", event.latitude, row.latitude),
+        float("longitude", event.longitude, row.longitude),
+        float("speed", event.speed_kmh, row.speed),
+        float("temperature", event.temperature_c, row.temperature),
+        float("humidity", event.humidity_pct, row.humidity),
         (
             "format_version",
             FORMAT_VERSION.into(),
-            format_version.into(),
-            format_version as u32 == FORMAT_VERSION,
+            row.format_version.into(),
+            row.format_version == FORMAT_VERSION,
         ),
     ];
     let mut corrupt = false;
@@ -194,15 +226,30 @@ fn compare(event: &Event, row: &Row, id: &str, outcome: &mut VerifyOutcome, cloc
     } else {
         outcome.found += 1;
     }
-    let intended_us = clock.intended_epoch_us(event.timestamp_ms);
-    let write_us = u64::try_from(write_us).unwrap_or(0);
-    let at_ms = clock.intended_offset_us(event.timestamp_ms) / 1000;
+}
+
+/// Counts an expected event without a row (`intended_ms`: when it was meant to be sent).
+pub(crate) fn note_lost(outcome: &mut VerifyOutcome, id: &str, event: &Event, intended_ms: u64) {
+    outcome.expected += 1;
+    outcome.lost += 1;
+    outcome.lost_by_intended_second.add(intended_ms, 1);
+    let sent = serde_json::json!({"timestamp": event.timestamp_ms});
+    note(outcome, id, event.seq, "row", sent, Value::Null);
+}
+
+/// Counts a row nobody sent.
+pub(crate) fn note_unexpected(outcome: &mut VerifyOutcome, id: &str, timestamp_ms: i64, seq: u64) {
+    outcome.unexpected += 1;
+    let held = serde_json::json!({"timestamp": timestamp_ms, "seq": seq});
+    note(outcome, id, seq, "row", Value::Null, held);
+}
+
+/// Keeps the first discrepancies in (vehicle, seq) order.
+pub(crate) fn finish(outcome: &mut VerifyOutcome) {
     outcome
-        .e2e
-        .record(write_us.saturating_sub(intended_us), at_ms);
-    outcome
-        .written
-        .add(write_us.saturating_sub(clock.start_epoch_us) / 1000, 1);
+        .discrepancies
+        .sort_by(|a, b| (&a.vehicle_id, a.seq).cmp(&(&b.vehicle_id, b.seq)));
+    outcome.discrepancies.truncate(DISCREPANCY_COUNT_MAX);
 }
 
 fn float(field: &'static str, expected: f64, found: f64) -> (&'static str, Value, Value, bool) {
