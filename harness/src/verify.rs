@@ -182,7 +182,7 @@ async fn verify_vehicle(
 
 /// The fields of a row that verification compares with the event of the same timestamp.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct RowFields {
+pub struct RowFields {
     pub seq: u64,
     pub latitude: f64,
     pub longitude: f64,

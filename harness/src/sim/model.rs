@@ -7,6 +7,7 @@
 //! by (vehicle, timestamp) and an undo log of writes since the last commit-log sync: a crash
 //! rolls those back, as Cassandra's periodic sync loses acknowledged writes not yet synced.
 
+use crate::verify::RowFields;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::scenario::CommitlogSync;
@@ -151,13 +152,8 @@ impl SimBroker {
 /// A row as the simulated database holds it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoredRow {
-    pub seq: u64,
-    pub latitude: f64,
-    pub longitude: f64,
-    pub speed: f64,
-    pub temperature: f64,
-    pub humidity: f64,
-    pub format_version: u32,
+    /// What the row holds, as verification compares it.
+    pub fields: RowFields,
     /// Virtual time of the write, in µs since the run start (Cassandra's WRITETIME).
     pub write_us: u64,
 }
@@ -261,13 +257,15 @@ mod tests {
 
     fn row(seq: u64, write_us: u64) -> StoredRow {
         StoredRow {
-            seq,
-            latitude: 1.0,
-            longitude: 2.0,
-            speed: 3.0,
-            temperature: 4.0,
-            humidity: 5.0,
-            format_version: 1,
+            fields: RowFields {
+                seq,
+                latitude: 1.0,
+                longitude: 2.0,
+                speed: 3.0,
+                temperature: 4.0,
+                humidity: 5.0,
+                format_version: 1,
+            },
             write_us,
         }
     }

@@ -5,7 +5,7 @@
 //! corrupt, or unexpected; an expected event without a row is lost.
 
 use crate::fleet::FleetPlan;
-use crate::verify::{RowFields, VerifyOutcome, compare_row, finish, note_lost, note_unexpected};
+use crate::verify::{VerifyOutcome, compare_row, finish, note_lost, note_unexpected};
 use crate::wire::{Event, vehicle_id};
 
 use super::model::SimStore;
@@ -25,16 +25,7 @@ pub fn verify_store(plan: &FleetPlan, store: &SimStore) -> VerifyOutcome {
                 (None, None) => break,
                 (Some(event), Some(&&(timestamp, row))) if event.timestamp_ms == timestamp => {
                     outcome.expected += 1;
-                    let fields = RowFields {
-                        seq: row.seq,
-                        latitude: row.latitude,
-                        longitude: row.longitude,
-                        speed: row.speed,
-                        temperature: row.temperature,
-                        humidity: row.humidity,
-                        format_version: row.format_version,
-                    };
-                    compare_row(event, &fields, &id, &mut outcome);
+                    compare_row(event, &row.fields, &id, &mut outcome);
                     let intended = intended_us(event);
                     outcome
                         .e2e
@@ -48,7 +39,7 @@ pub fn verify_store(plan: &FleetPlan, store: &SimStore) -> VerifyOutcome {
                     events.next();
                 }
                 (_, Some(&&(timestamp, row))) => {
-                    note_unexpected(&mut outcome, &id, timestamp, row.seq);
+                    note_unexpected(&mut outcome, &id, timestamp, row.fields.seq);
                     rows.next();
                 }
                 (Some(_), None) => unreachable!("handled by the lost arm"),
@@ -56,7 +47,12 @@ pub fn verify_store(plan: &FleetPlan, store: &SimStore) -> VerifyOutcome {
         }
     }
     for (&(vehicle, timestamp), row) in store.strangers() {
-        note_unexpected(&mut outcome, &vehicle_id(vehicle), timestamp, row.seq);
+        note_unexpected(
+            &mut outcome,
+            &vehicle_id(vehicle),
+            timestamp,
+            row.fields.seq,
+        );
     }
     finish(&mut outcome);
     outcome

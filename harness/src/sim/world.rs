@@ -4,6 +4,7 @@
 //! run in the order they were scheduled; nothing reads the wall clock, no thread or async runtime
 //! is involved, and every random draw comes from a generator of [`crate::seed::rng_for`].
 
+use crate::verify::RowFields;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -569,13 +570,15 @@ impl World {
             for row in write.rows.iter() {
                 let record = &row.record;
                 let stored = StoredRow {
-                    seq: record.seq,
-                    latitude: record.latitude,
-                    longitude: record.longitude,
-                    speed: record.speed,
-                    temperature: record.temperature,
-                    humidity: record.humidity,
-                    format_version: record.format_version,
+                    fields: RowFields {
+                        seq: record.seq,
+                        latitude: record.latitude,
+                        longitude: record.longitude,
+                        speed: record.speed,
+                        temperature: record.temperature,
+                        humidity: record.humidity,
+                        format_version: record.format_version,
+                    },
                     write_us: self.now_us,
                 };
                 self.store
