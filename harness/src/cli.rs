@@ -430,7 +430,7 @@ fn run_scenario(
             use crate::target::containers::{choose_target, docker_ping, local_installed};
             match choose_target(None, docker_ping, local_installed()) {
                 Ok((kind, why)) => {
-                    eprintln!("roadtest: target {kind}: {why}");
+                    options.target_reason = Some(why);
                     Some(kind)
                 }
                 Err(error) => {

@@ -28,8 +28,9 @@ use crate::verify::verify;
 
 /// How long the consumer may take to join its group and get partitions.
 const CONSUMER_READY: Duration = Duration::from_secs(60);
-/// How long a drained-looking consumer must stay idle before the drain gives up waiting.
-const DRAIN_IDLE: Duration = Duration::from_secs(10);
+/// How long a drained-looking consumer must stay idle before the drain gives up waiting (Tansu
+/// under load has been seen to stall a consumer's fetches for over 10 s).
+const DRAIN_IDLE: Duration = Duration::from_secs(30);
 /// How long a run waits for Kafka and Cassandra clients at setup.
 const SERVICES_WAIT: Duration = Duration::from_secs(60);
 
@@ -66,6 +67,8 @@ pub struct RunOptions {
     /// Where the pipeline runs; `None`: containers when a Docker daemon answers within 2 s, else
     /// local when its services are installed.
     pub target: Option<TargetKind>,
+    /// Why `target` was chosen, when the caller chose it (said on stderr after the seed).
+    pub target_reason: Option<String>,
     /// The local target's settings.
     pub local: LocalOptions,
     /// The containers target's settings.
@@ -87,6 +90,7 @@ impl RunOptions {
             out_dir: PathBuf::from("reports/runs")
                 .join(format!("{}-{}-{stamp}", scenario.name, scenario.seed)),
             target: None,
+            target_reason: None,
             containers: ContainersOptions::from_env().map_err(TargetError::from)?,
             local: LocalOptions::from_env()?,
             progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
@@ -126,8 +130,20 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         path: options.out_dir.clone(),
         source,
     })?;
+    // The seed first: whatever happens next, the run can be replayed.
+    eprintln!(
+        "roadtest: seed {} (scenario {}, hash {})",
+        scenario.seed,
+        scenario.name,
+        scenario.hash()
+    );
     let kind = match options.target {
-        Some(kind) => kind,
+        Some(kind) => {
+            if let Some(why) = &options.target_reason {
+                eprintln!("roadtest: target {kind}: {why}");
+            }
+            kind
+        }
         None => {
             let (kind, why) = tokio::task::spawn_blocking(|| {
                 crate::target::containers::choose_target(None, docker_ping, local_installed())
@@ -168,12 +184,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         eprintln!("roadtest: {role} ready after {:.1} s", after.as_secs_f64());
     }
     let replay = replay_command(scenario, &options.scenario_path, Some(kind));
-    eprintln!(
-        "roadtest: seed {} (scenario {}, hash {}); replay with: {replay}",
-        scenario.seed,
-        scenario.name,
-        scenario.hash()
-    );
+    eprintln!("roadtest: replay with: {replay}");
     let endpoints = target.endpoints().clone();
     let suffix = unique_suffix();
     let pipeline = &scenario.pipeline;
