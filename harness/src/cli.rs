@@ -423,11 +423,11 @@ fn run_scenario(
     }
     options.progress = !quiet;
     options.target = match target {
-        Some("containers") => Some(crate::target::TargetKind::Containers),
-        Some("local") => Some(crate::target::TargetKind::Local),
+        Some("containers") => Some(crate::targets::TargetKind::Containers),
+        Some("local") => Some(crate::targets::TargetKind::Local),
         _ => {
             // The default: containers when Docker answers, else local when installed, else sim.
-            use crate::target::containers::{choose_target, docker_ping, local_installed};
+            use crate::targets::containers::{choose_target, docker_ping, local_installed};
             match choose_target(None, docker_ping, local_installed()) {
                 Ok((kind, why)) => {
                     options.target_reason = Some(why);

@@ -16,8 +16,8 @@ use crate::ingest::stats::ConsumerReport;
 use crate::measure::IntervalSummary;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service};
 use crate::seed::rng_for;
-use crate::target::proxy::NetworkCondition;
-use crate::target::{Role, Target};
+use crate::targets::proxy::NetworkCondition;
+use crate::targets::{Role, Target};
 
 /// How long a stop (SIGTERM) may take before the service is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);

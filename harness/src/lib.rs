@@ -17,7 +17,7 @@ pub mod scenario;
 mod scenario_rules;
 pub mod seed;
 pub mod sim;
-pub mod target;
+pub mod targets;
 pub mod verify;
 pub mod wire;
 

@@ -19,8 +19,8 @@ use crate::report::{
     format_rfc3339,
 };
 use crate::scenario::{CommitPolicy, Scenario};
-use crate::target::containers::{docker_ping, local_installed};
-use crate::target::{
+use crate::targets::containers::{docker_ping, local_installed};
+use crate::targets::{
     ContainersOptions, ContainersTarget, LocalOptions, LocalTarget, Role, Target, TargetError,
     TargetKind,
 };
@@ -146,7 +146,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         }
         None => {
             let (kind, why) = tokio::task::spawn_blocking(|| {
-                crate::target::containers::choose_target(None, docker_ping, local_installed())
+                crate::targets::containers::choose_target(None, docker_ping, local_installed())
             })
             .await
             .map_err(|e| RunError::Producer(e.to_string()))?
@@ -435,7 +435,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
 
 /// Samples the containers' Docker stats every 250 ms until told to stop.
 fn spawn_container_sampler(
-    probe: crate::target::containers::UsageProbe,
+    probe: crate::targets::containers::UsageProbe,
     run_start: Instant,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<crate::measure::ProcessSampler> {
@@ -550,7 +550,7 @@ fn consumer_error(target: &Target, _stats_dir: &Path, problem: String) -> RunErr
     let log = target.dir().join("consumer.log");
     RunError::Consumer {
         problem,
-        tail: crate::target::process::log_tail(&log, 20),
+        tail: crate::targets::process::log_tail(&log, 20),
         log,
     }
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use roadtest::clients::{cql, kafka, unique_suffix};
-use roadtest::target::Role;
-use roadtest::target::containers::choice::{connect, docker_endpoint};
-use roadtest::target::containers::{ContainersOptions, ContainersTarget, Database};
+use roadtest::targets::Role;
+use roadtest::targets::containers::choice::{connect, docker_endpoint};
+use roadtest::targets::containers::{ContainersOptions, ContainersTarget, Database};
 use scylla::client::session::Session;
 
 static CONTAINERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -21,7 +21,7 @@ fn out_dir(name: &str) -> PathBuf {
 
 /// Fails (never skips) when the services are not installed.
 fn require_services() {
-    let home = roadtest::target::local::roadtest_home();
+    let home = roadtest::targets::local::roadtest_home();
     assert!(
         home.join("bin/tansu").exists() && home.join("bin/cassandra-node").exists(),
         "the local services are not installed under {}; run `ci/services install` (or `ci/test`)",
@@ -39,7 +39,7 @@ async fn smoke_scenario_arrives_complete_and_exact() {
     let mut options = RunOptions::new(&scenario, &path).expect("run options");
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
     // These suites are about the local services (Tansu's memory storage, Cassandra 2.1).
-    options.target = Some(roadtest::target::TargetKind::Local);
+    options.target = Some(roadtest::targets::TargetKind::Local);
     options.out_dir = out_dir("smoke");
     let report = scenario
         .run(options.clone())

@@ -17,7 +17,7 @@ fn scenario(name: &str) -> (Scenario, PathBuf) {
 
 /// Runs a scenario on the local target; fails (never skips) when the services are not installed.
 async fn run(scenario: &Scenario, path: &PathBuf, label: &str) -> Report {
-    let home = roadtest::target::local::roadtest_home();
+    let home = roadtest::targets::local::roadtest_home();
     assert!(
         home.join("bin/tansu").exists(),
         "the local services are not installed under {}; run `ci/services install` (or `ci/test`)",
@@ -26,7 +26,7 @@ async fn run(scenario: &Scenario, path: &PathBuf, label: &str) -> Report {
     let mut options = RunOptions::new(scenario, path).expect("run options");
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
     // These suites are about the local services (Tansu's memory storage, Cassandra 2.1).
-    options.target = Some(roadtest::target::TargetKind::Local);
+    options.target = Some(roadtest::targets::TargetKind::Local);
     options.out_dir =
         std::env::temp_dir().join(format!("roadtest-faults-{}-{label}", std::process::id()));
     options.progress = false;

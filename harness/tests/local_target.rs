@@ -17,7 +17,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use roadtest::clients::{cql, kafka, unique_suffix};
-use roadtest::target::{LocalOptions, LocalTarget, Role, TargetError};
+use roadtest::targets::{LocalOptions, LocalTarget, Role, TargetError};
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::value::CqlTimestamp;

@@ -18,7 +18,7 @@ use super::spec::{
     LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_ROLE, LABEL_RUN, LogStream, SCYLLA_READY,
 };
 use super::{ContainersError, ContainersTarget};
-use crate::target::Role;
+use crate::targets::Role;
 
 const MIB: i64 = 1024 * 1024;
 

@@ -14,7 +14,7 @@ use super::options::{ContainersOptions, ImageRef};
 use super::spec::ContainerSpec;
 use super::{ContainersError, Service};
 use crate::clients::{ClientError, cql, kafka};
-use crate::target::{Role, TargetError};
+use crate::targets::{Role, TargetError};
 
 /// Bound on the client probe once the ready line was logged.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,7 +45,7 @@ pub(super) async fn start_service(
         image: image.clone(),
         source: Box::new(source),
         log: log.clone(),
-        tail: crate::target::process::log_tail(&log, 20),
+        tail: crate::targets::process::log_tail(&log, 20),
     };
     // testcontainers bounds the wait for the ready line by the startup timeout; this bounds
     // creating and starting the container too.
@@ -64,7 +64,7 @@ pub(super) async fn start_service(
             waited: started.elapsed(),
             problem: error.to_string(),
             log: log.clone(),
-            tail: crate::target::process::log_tail(&log, 20),
+            tail: crate::targets::process::log_tail(&log, 20),
         })?;
     let ready_after = started.elapsed();
     Ok((

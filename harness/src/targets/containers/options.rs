@@ -179,7 +179,7 @@ impl ContainersOptions {
     /// (`ROADTEST_BIN`, ...), `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`,
     /// `ROADTEST_SCYLLA_IMAGE` (each `NAME:TAG`) and `ROADTEST_DATABASE` (`cassandra` | `scylla`).
     pub fn from_env() -> Result<ContainersOptions, ContainersError> {
-        let binary = crate::target::LocalOptions::from_env()?.roadtest_binary;
+        let binary = crate::targets::LocalOptions::from_env()?.roadtest_binary;
         let mut options = ContainersOptions::new(binary);
         options.apply_env(|key| std::env::var(key).ok())?;
         Ok(options)

@@ -12,7 +12,7 @@ use testcontainers::{ContainerRequest, GenericImage, Image, ImageExt};
 use testcontainers_modules::kafka::apache::Kafka;
 
 use super::options::{CommitlogSync, ContainersOptions, Database, ImageRef, SCYLLA_RESERVE_MB};
-use crate::target::Role;
+use crate::targets::Role;
 
 /// The Kafka listener clients use, inside the container (testcontainers-modules' `KAFKA_PORT`).
 pub const KAFKA_CONTAINER_PORT: u16 = 9092;

@@ -112,7 +112,7 @@ pub fn choose_target(
 
 /// Whether the local target's services are installed (`roadtest_home()/bin/tansu` exists).
 pub fn local_installed() -> bool {
-    crate::target::local::roadtest_home()
+    crate::targets::local::roadtest_home()
         .join("bin/tansu")
         .exists()
 }
