@@ -158,7 +158,7 @@ pub fn drive(
         .map_err(|e| kafka_error(bootstrap, "create the producer", e))?;
     let mut behind_schedule = LatencyRecorder::new();
     let mut payload = Vec::with_capacity(256);
-    let mut key = String::with_capacity(16);
+    let mut key = Vec::with_capacity(16);
     for event in plan.events() {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -175,10 +175,10 @@ pub fn drive(
         payload.clear();
         event.encode_json(&mut payload);
         key.clear();
-        key.push_str(&event.key());
+        event.encode_key(&mut key);
         let created_ms = ((clock.start_epoch_us + clock.elapsed_us()) / 1000) as i64;
         let mut record = BaseRecord::with_opaque_to(topic, intended_us as usize)
-            .key(key.as_str())
+            .key(key.as_slice())
             .payload(payload.as_slice())
             .timestamp(created_ms);
         loop {

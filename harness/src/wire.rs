@@ -129,9 +129,9 @@ impl Event {
         out
     }
 
-    /// The Kafka message key: the vehicle id.
-    pub fn key(&self) -> String {
-        vehicle_id(self.vehicle_index)
+    /// Appends the Kafka message key, the vehicle id, to `out` (no allocation on the hot path).
+    pub fn encode_key(&self, out: &mut Vec<u8>) {
+        write_vehicle_id(out, self.vehicle_index);
     }
 
     /// Writes the record as one NDJSON line.
