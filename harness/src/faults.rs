@@ -6,13 +6,11 @@
 //! [`FaultExecutor`] injects each one when its trigger fires, restarts or resumes the service after
 //! `duration_s`, and records what happened and how long recovery took (a [`FaultRecord`] each).
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::clients::kafka;
-use crate::ingest::stats::ConsumerReport;
 use crate::measure::IntervalSummary;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service};
 use crate::seed::rng_for;
@@ -321,17 +319,11 @@ pub struct FaultExecutor {
     speedup: f64,
     bootstrap: String,
     topics: Vec<(String, u32)>,
-    stats_dir: PathBuf,
     latency_threshold_ms: f64,
 }
 
 impl FaultExecutor {
-    pub fn new(
-        scenario: &Scenario,
-        bootstrap: &str,
-        topics: Vec<(String, u32)>,
-        stats_dir: &Path,
-    ) -> FaultExecutor {
+    pub fn new(scenario: &Scenario, bootstrap: &str, topics: Vec<(String, u32)>) -> FaultExecutor {
         let planned = resolve(scenario);
         FaultExecutor {
             fired: vec![false; planned.len()],
@@ -342,7 +334,6 @@ impl FaultExecutor {
             speedup: scenario.pipeline.speedup,
             bootstrap: bootstrap.to_string(),
             topics,
-            stats_dir: stats_dir.to_path_buf(),
             latency_threshold_ms: scenario
                 .expectations
                 .latency_e2e_p99_ms_max
@@ -363,8 +354,16 @@ impl FaultExecutor {
         })
     }
 
-    /// Fires due faults, carries out due recoveries and tracks recovery. Call every few tens of ms.
-    pub async fn tick(&mut self, target: &mut Target, run_start: Instant, sent: u64, lag: i64) {
+    /// Fires due faults, carries out due recoveries and tracks recovery. Call every few tens of ms
+    /// with the events sent so far, the pipeline lag, and whether the running consumer is consuming.
+    pub async fn tick(
+        &mut self,
+        target: &mut Target,
+        run_start: Instant,
+        sent: u64,
+        lag: i64,
+        consuming: bool,
+    ) {
         let now = Instant::now();
         let elapsed_s = now.duration_since(run_start).as_secs_f64();
         for index in 0..self.planned.len() {
@@ -382,16 +381,23 @@ impl FaultExecutor {
             }
         }
         self.recover_due(target, run_start, false).await;
-        self.track(target, run_start, lag);
+        self.track(run_start, lag, consuming);
     }
 
     /// Carries out every recovery still pending (at its due time), then waits (bounded) for the
     /// consumer to be consuming again. Call after the producer has finished.
-    pub async fn finish(&mut self, target: &mut Target, run_start: Instant) {
+    /// `consuming` tells whether the running consumer is consuming.
+    pub async fn finish(
+        &mut self,
+        target: &mut Target,
+        run_start: Instant,
+        mut consuming: impl FnMut(&mut Target) -> bool,
+    ) {
         self.recover_due(target, run_start, true).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.consumer_ready_wait.is_empty() && Instant::now() < deadline {
-            self.track(target, run_start, i64::MAX);
+            let consuming = consuming(target);
+            self.track(run_start, i64::MAX, consuming);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -488,17 +494,8 @@ impl FaultExecutor {
     }
 
     /// Notes consumer readiness and lag recovery.
-    fn track(&mut self, target: &mut Target, run_start: Instant, lag: i64) {
+    fn track(&mut self, run_start: Instant, lag: i64, consuming: bool) {
         let elapsed_s = run_start.elapsed().as_secs_f64();
-        let consumer_pid = target
-            .processes()
-            .into_iter()
-            .find_map(|(name, pid)| (name == "consumer").then_some(pid));
-        let consuming = consumer_pid.is_some_and(|pid| {
-            ConsumerReport::read_all(&self.stats_dir)
-                .iter()
-                .any(|(_, report)| report.pid == pid && report.consuming)
-        });
         let records = &mut self.records;
         self.consumer_ready_wait.retain(|&(index, started)| {
             if consuming {
@@ -636,12 +633,7 @@ at_s = 5
             events_lost: 0,
             error: None,
         };
-        let mut executor = FaultExecutor::new(
-            &scenario(),
-            "127.0.0.1:1",
-            Vec::new(),
-            Path::new("/nonexistent"),
-        );
+        let mut executor = FaultExecutor::new(&scenario(), "127.0.0.1:1", Vec::new());
         executor.records = vec![record(10.0), record(20.0)];
         let slow = |start_s: u64, p99_ms: f64| IntervalSummary {
             start_s,

@@ -1,6 +1,5 @@
 //! One end-to-end run: start the target, create topic and keyspace, start the consumer, drive the fleet, drain, verify, report.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -14,10 +13,7 @@ use crate::faults::FaultExecutor;
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, ThroughputSeries, spawn_sampler};
-use crate::report::{
-    Report, ReportError, STAGE_CONSUME_MS, STAGE_PRODUCE_ACK_MS, STAGE_WRITE_ACK_MS, VerifySection,
-    format_rfc3339,
-};
+use crate::report::{Report, ReportError, format_rfc3339};
 use crate::scenario::{CommitPolicy, Scenario};
 use crate::targets::containers::{docker_ping, local_installed};
 use crate::targets::{
@@ -251,7 +247,6 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
             (topic.clone(), pipeline.partitions),
             (dead_letter_topic.clone(), 1),
         ],
-        &stats_dir,
     );
 
     // Measure: sample every process; drive the fleet on schedule in its own thread.
@@ -294,7 +289,11 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         .await
         .map_err(|e| RunError::Producer(e.to_string()))?
         .map_err(|_| RunError::Producer("panicked".into()))??;
-    faults.finish(&mut target, clock.start).await;
+    faults
+        .finish(&mut target, clock.start, |target| {
+            consumer_totals(&stats_dir, consumer_pid(target)).2
+        })
+        .await;
     let drained = drain(&mut target, &outcome, &stats_dir, &mut progress, scenario).await;
     if let Err(problem) = drained {
         errors.push(problem);
@@ -318,7 +317,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let mut report = Report::new(
         scenario,
         &options.scenario_path,
-        "local",
+        kind.name(),
         replay,
         started_at,
     );
@@ -326,9 +325,6 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     report.target.service_versions = target.service_versions();
     report.finished_at = format_rfc3339(SystemTime::now());
     report.duration_s = started_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
-    report.latency.e2e_ms = verified.e2e.summary();
-    report.latency.e2e_intervals = verified.e2e.intervals();
-    report.latency.e2e_percentiles = verified.e2e.percentile_curve();
     let mut consume = LatencyRecorder::new();
     let mut write_ack = LatencyRecorder::new();
     let mut consumed = ThroughputSeries::new();
@@ -342,23 +338,14 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
             consumed.add(second.saturating_sub(start_s) * 1000, count);
         }
     }
-    report.latency.stages = BTreeMap::from([
-        (
-            STAGE_PRODUCE_ACK_MS.to_string(),
-            outcome.produce_ack.summary(),
-        ),
-        (STAGE_CONSUME_MS.to_string(), consume.summary()),
-        (STAGE_WRITE_ACK_MS.to_string(), write_ack.summary()),
-    ]);
     let span_s = (scenario.duration_s as f64 / pipeline.speedup).max(1.0);
-    let produced = series(&outcome.acknowledged_per_second);
-    report.throughput.produced_per_s = produced.mean_per_s(span_s);
-    report.throughput.consumed_per_s = consumed.mean_per_s(span_s);
-    report.throughput.written_per_s = verified.written.mean_per_s(span_s);
-    report.throughput.peak_written_per_s = verified.written.peak_per_s();
-    report.throughput.produced = produced.per_second();
-    report.throughput.consumed = consumed.per_second();
-    report.throughput.written = verified.written.per_second();
+    verified.fill_report(&mut report, written_by_consumer, span_s);
+    report.set_stages_and_flow(
+        [&outcome.produce_ack, &consume, &write_ack],
+        &series(&outcome.acknowledged_per_second),
+        &consumed,
+        span_s,
+    );
     report.producer.sent = outcome.sent;
     report.producer.failed_deliveries = outcome.failed_deliveries;
     report.producer.behind_schedule_ms = outcome.behind_schedule.summary();
@@ -382,17 +369,6 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
             "pid": c.pid, "exited_cleanly": c.exited_cleanly, "stats": c.core,
         })).collect::<Vec<_>>(),
     });
-    report.verify = VerifySection {
-        expected: verified.expected,
-        found: verified.found,
-        lost: verified.lost,
-        corrupt: verified.corrupt,
-        unexpected: verified.unexpected,
-        // A lower bound: rows written beyond one per event sent (killed consumers may not have
-        // reported their last writes; events lost before the consumer hide redeliveries).
-        duplicates_written: written_by_consumer.saturating_sub(verified.expected),
-        discrepancies: verified.discrepancies,
-    };
     for error in &outcome.first_errors {
         errors.push(format!("delivery failed: {error}"));
     }
@@ -585,7 +561,8 @@ async fn follow(
         if let Ok(mut list) = processes.lock() {
             *list = own_and(target);
         }
-        let (written, _, _, _) = consumer_totals(stats_dir, consumer_pid(target));
+        // One read of the consumers' stats per tick serves the faults and the progress line.
+        let (written, _, consuming, _) = consumer_totals(stats_dir, consumer_pid(target));
         let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
         faults
             .tick(
@@ -593,6 +570,7 @@ async fn follow(
                 clock.start,
                 counters.sent.load(Ordering::Relaxed),
                 lag,
+                consuming,
             )
             .await;
         if let Some(status) = target.consumer_exited()
@@ -602,8 +580,6 @@ async fn follow(
             errors.push(format!("the consumer exited during the run ({status})"));
             consumer_down_reported = true;
         }
-        let (written, _, _, _) = consumer_totals(stats_dir, consumer_pid(target));
-        let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
         progress.show(
             counters.acknowledged.load(Ordering::Relaxed),
             written,

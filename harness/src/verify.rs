@@ -19,7 +19,7 @@ use crate::clients::ClientError;
 use crate::drive::RunClock;
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, ThroughputSeries};
-use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy};
+use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
 use crate::wire::{Event, FORMAT_VERSION, vehicle_id};
 
 /// Vehicles verified at once.
@@ -55,6 +55,31 @@ impl VerifyOutcome {
         self.written.merge(&other.written);
         self.lost_by_intended_second
             .merge(&other.lost_by_intended_second);
+    }
+}
+
+impl VerifyOutcome {
+    /// Writes the verification and what it measured into `report`: `verify`, the end-to-end
+    /// latency, and the rows written per second over `span_s` seconds. `written_by_consumer` (rows
+    /// the consumers reported writing) gives the redelivery lower bound.
+    pub fn fill_report(&self, report: &mut Report, written_by_consumer: u64, span_s: f64) {
+        report.latency.e2e_ms = self.e2e.summary();
+        report.latency.e2e_intervals = self.e2e.intervals();
+        report.latency.e2e_percentiles = self.e2e.percentile_curve();
+        report.throughput.written_per_s = self.written.mean_per_s(span_s);
+        report.throughput.peak_written_per_s = self.written.peak_per_s();
+        report.throughput.written = self.written.per_second();
+        report.verify = VerifySection {
+            expected: self.expected,
+            found: self.found,
+            lost: self.lost,
+            corrupt: self.corrupt,
+            unexpected: self.unexpected,
+            // A lower bound: rows written beyond one per event sent (killed consumers may not have
+            // reported their last writes; events lost before the consumer hide redeliveries).
+            duplicates_written: written_by_consumer.saturating_sub(self.expected),
+            discrepancies: self.discrepancies.clone(),
+        };
     }
 }
 

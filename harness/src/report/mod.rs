@@ -64,7 +64,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{IntervalSummary, LatencySummary, PercentilePoint, ProcessPoint};
+use crate::measure::{
+    IntervalSummary, LatencyRecorder, LatencySummary, PercentilePoint, ProcessPoint,
+    ThroughputSeries,
+};
 use crate::scenario::Scenario;
 
 pub use bitmap::FONT_ENV;
@@ -303,6 +306,29 @@ impl Report {
             expectations: Vec::new(),
             passed: false,
         }
+    }
+}
+
+impl Report {
+    /// Sets the stage latencies and the produced and consumed throughput (means over `span_s`
+    /// seconds and the per-second series).
+    pub fn set_stages_and_flow(
+        &mut self,
+        stages: [&LatencyRecorder; 3],
+        produced: &ThroughputSeries,
+        consumed: &ThroughputSeries,
+        span_s: f64,
+    ) {
+        let [produce_ack, consume, write_ack] = stages;
+        self.latency.stages = BTreeMap::from([
+            (STAGE_PRODUCE_ACK_MS.to_string(), produce_ack.summary()),
+            (STAGE_CONSUME_MS.to_string(), consume.summary()),
+            (STAGE_WRITE_ACK_MS.to_string(), write_ack.summary()),
+        ]);
+        self.throughput.produced_per_s = produced.mean_per_s(span_s);
+        self.throughput.consumed_per_s = consumed.mean_per_s(span_s);
+        self.throughput.produced = produced.per_second();
+        self.throughput.consumed = consumed.per_second();
     }
 }
 

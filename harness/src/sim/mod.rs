@@ -27,10 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::fleet::FleetPlan;
-use crate::report::{
-    Report, ReportError, STAGE_CONSUME_MS, STAGE_PRODUCE_ACK_MS, STAGE_WRITE_ACK_MS, VerifySection,
-    format_rfc3339,
-};
+use crate::report::{Report, ReportError, format_rfc3339};
 use crate::scenario::Scenario;
 
 pub use model::{LatencyModel, SimLatencies};
@@ -87,25 +84,13 @@ pub fn simulate(
     )]);
     report.finished_at = format_rfc3339(SystemTime::now());
     report.duration_s = wall.elapsed().as_secs_f64();
-    report.latency.e2e_ms = verified.e2e.summary();
-    report.latency.e2e_intervals = verified.e2e.intervals();
-    report.latency.e2e_percentiles = verified.e2e.percentile_curve();
-    report.latency.stages = BTreeMap::from([
-        (
-            STAGE_PRODUCE_ACK_MS.to_string(),
-            outcome.produce_ack.summary(),
-        ),
-        (STAGE_CONSUME_MS.to_string(), outcome.consume.summary()),
-        (STAGE_WRITE_ACK_MS.to_string(), outcome.write_ack.summary()),
-    ]);
     let span_s = (scenario.duration_s as f64).max(1.0);
-    report.throughput.produced_per_s = outcome.produced.mean_per_s(span_s);
-    report.throughput.consumed_per_s = outcome.consumed.mean_per_s(span_s);
-    report.throughput.written_per_s = verified.written.mean_per_s(span_s);
-    report.throughput.peak_written_per_s = verified.written.peak_per_s();
-    report.throughput.produced = outcome.produced.per_second();
-    report.throughput.consumed = outcome.consumed.per_second();
-    report.throughput.written = verified.written.per_second();
+    report.set_stages_and_flow(
+        [&outcome.produce_ack, &outcome.consume, &outcome.write_ack],
+        &outcome.produced,
+        &outcome.consumed,
+        span_s,
+    );
     report.producer.sent = outcome.sent;
     report.producer.failed_deliveries = 0;
     let written_by_consumer: u64 = outcome.consumers.iter().map(|c| c.1.written).sum();
@@ -120,15 +105,7 @@ pub fn simulate(
             "latencies": latencies,
         },
     });
-    report.verify = VerifySection {
-        expected: verified.expected,
-        found: verified.found,
-        lost: verified.lost,
-        corrupt: verified.corrupt,
-        unexpected: verified.unexpected,
-        duplicates_written: written_by_consumer.saturating_sub(verified.expected),
-        discrepancies: verified.discrepancies,
-    };
+    verified.fill_report(&mut report, written_by_consumer, span_s);
     report.faults = outcome
         .faults
         .iter()
