@@ -437,7 +437,7 @@ fn run_scenario(
                     eprintln!(
                         "roadtest: target sim: {error}; running the deterministic simulation instead"
                     );
-                    return run_sim(args, options_out(&options), json);
+                    return run_sim(args, Some(options.out_dir.clone()), json);
                 }
             }
         }
@@ -598,11 +598,6 @@ fn compare_runs(
     } else {
         EXIT_PASSED
     })
-}
-
-/// The output directory a run was given (`--out`), for handing over to the sim.
-fn options_out(options: &crate::run::RunOptions) -> Option<PathBuf> {
-    Some(options.out_dir.clone())
 }
 
 fn ingest(args: crate::ingest::service::IngestArgs) -> Result<u8, String> {

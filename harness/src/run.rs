@@ -156,7 +156,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
             let mut local = options.local.clone();
             local.work_dir = Some(options.out_dir.join("services"));
             local.keep_work_dir = true;
-            local.commitlog_sync = pipeline_commitlog(scenario);
+            local.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
             local.seed = scenario.seed;
             eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
             Target::Local(LocalTarget::start(local).await?)
@@ -166,7 +166,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
             containers.roadtest_binary = options.local.roadtest_binary.clone();
             containers.work_dir = Some(options.out_dir.join("services"));
             containers.keep_work_dir = true;
-            containers.commitlog_sync = pipeline_commitlog(scenario);
+            containers.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
             containers.seed = scenario.seed;
             eprintln!("roadtest: starting Kafka and the database in containers...");
             Target::Containers(
@@ -440,10 +440,6 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
-}
-
-fn pipeline_commitlog(scenario: &Scenario) -> crate::scenario::CommitlogSync {
-    scenario.pipeline.cassandra_commitlog_sync
 }
 
 fn series(counts: &[u64]) -> ThroughputSeries {
