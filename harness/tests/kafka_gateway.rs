@@ -1,0 +1,263 @@
+//! The Kafka gateway against a real broker (Tansu) that advertises an address nobody can reach: clients work only if every connection goes through the fault proxy and the gateway.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use roadtest::targets::kafka_gateway::{BrokerRoutes, KafkaGateway};
+use roadtest::targets::proxy::{FaultProxy, NetworkCondition};
+
+/// What Tansu advertises: `.invalid` never resolves, so a client that connects where the broker
+/// says (instead of where the gateway's rewrite says) fails.
+const ADVERTISED_HOST: &str = "tansu-unreachable.invalid";
+const ADVERTISED_PORT: u16 = 9092;
+const TOPIC: &str = "gateway-test";
+const PARTITIONS: i32 = 3;
+const MESSAGES: usize = 1000;
+/// The longest any step waits for something that should happen.
+const WAIT: Duration = Duration::from_secs(30);
+/// How long a message sent during a blackhole must stay unacknowledged.
+const BLACKHOLE_QUIET: Duration = Duration::from_secs(2);
+
+/// Tansu as a child process; killed when dropped, also when the test panics.
+struct Tansu {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Tansu {
+    /// The end of Tansu's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// A port free now (the listener that found it is closed again).
+fn free_port() -> u16 {
+    let listener = StdTcpListener::bind(loopback(0)).expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Starts Tansu (memory storage) on a free port and waits until it accepts connections.
+async fn start_tansu() -> Tansu {
+    let binary = roadtest::targets::local::roadtest_home().join("bin/tansu");
+    assert!(
+        binary.exists(),
+        "Tansu is not installed (looked for {}); run `ci/services install` (or set ROADTEST_HOME \
+         to where it is installed)",
+        binary.display()
+    );
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!(
+        "roadtest-kafka-gateway-tansu-{}.log",
+        std::process::id()
+    ));
+    let log_file = File::create(&log).expect("create Tansu's log");
+    let child = Command::new(&binary)
+        .args(["broker", "--listener-url"])
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .arg("--advertised-listener-url")
+        .arg(format!("tcp://{ADVERTISED_HOST}:{ADVERTISED_PORT}"))
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("clone Tansu's log"))
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let mut tansu = Tansu { child, port, log };
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(loopback(port)).await.is_err() {
+        if let Ok(Some(status)) = tansu.child.try_wait() {
+            panic!(
+                "Tansu exited while starting ({status}):\n{}",
+                tansu.log_tail()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Tansu did not listen on port {port} within {WAIT:?}:\n{}",
+            tansu.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tansu
+}
+
+fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+/// The brokers (host, port) a metadata request through `bootstrap` returns.
+async fn brokers_seen(bootstrap: &str) -> Vec<(String, i32)> {
+    let client: BaseConsumer = client_config(bootstrap).create().expect("metadata client");
+    tokio::task::spawn_blocking(move || {
+        let metadata = client.fetch_metadata(None, WAIT).expect("metadata in time");
+        metadata
+            .brokers()
+            .iter()
+            .map(|broker| (broker.host().to_owned(), broker.port()))
+            .collect()
+    })
+    .await
+    .expect("metadata task")
+}
+
+async fn create_topic(bootstrap: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().expect("admin client");
+    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(WAIT));
+    let results = timeout(WAIT, admin.create_topics([&topic], &options))
+        .await
+        .expect("topic created in time")
+        .expect("create topic");
+    for result in results {
+        result.unwrap_or_else(|(name, code)| panic!("create topic {name}: {code}"));
+    }
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    client_config(bootstrap)
+        .set("acks", "all")
+        // Tansu 0.6 lacks idempotent producers.
+        .set("enable.idempotence", "false")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .expect("producer")
+}
+
+/// Sends `key` -> `payload` and returns its delivery, not yet awaited.
+fn send(producer: &FutureProducer, key: &str, payload: &str) -> rdkafka::producer::DeliveryFuture {
+    let record = FutureRecord::to(TOPIC).key(key).payload(payload);
+    producer
+        .send_result(record)
+        .unwrap_or_else(|(error, _)| panic!("enqueue {key}: {error}"))
+}
+
+/// Consumes with a group until `count` distinct keys arrived; returns key -> payload.
+async fn consume(bootstrap: &str, count: usize) -> HashMap<String, String> {
+    let consumer: StreamConsumer = client_config(bootstrap)
+        .set("group.id", "gateway-test-group")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let mut received = HashMap::new();
+    // Tansu's first group join takes about 3 s.
+    let deadline = Instant::now() + 2 * WAIT;
+    while received.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = timeout(left, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", received.len()))
+            .expect("consume");
+        let text =
+            |bytes: Option<&[u8]>| String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned();
+        received.insert(text(message.key()), text(message.payload()));
+    }
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reach_a_broker_advertising_elsewhere_only_through_proxy_and_gateway() {
+    let tansu = start_tansu().await;
+    // The proxy forwards to the gateway and the gateway's routes name the proxy: reserve the
+    // gateway's port, start the proxy towards it, then start the gateway on it.
+    let gateway_address = loopback(free_port());
+    let proxy = FaultProxy::start("kafka", loopback(0), gateway_address, 1)
+        .await
+        .expect("start the proxy");
+    let proxy_port = proxy.local_addr().port();
+    let routes = BrokerRoutes::new([(
+        (ADVERTISED_HOST.to_owned(), ADVERTISED_PORT),
+        ("127.0.0.1".to_owned(), proxy_port),
+    )]);
+    let upstream = ("127.0.0.1".to_owned(), tansu.port);
+    let _gateway = KafkaGateway::start("kafka", gateway_address, upstream, Arc::new(routes))
+        .await
+        .expect("start the gateway");
+    let bootstrap = proxy.local_addr().to_string();
+
+    // Without the gateway clients learn the unreachable address; through it, the proxy's.
+    let direct = brokers_seen(&format!("127.0.0.1:{}", tansu.port)).await;
+    let advertised = (ADVERTISED_HOST.to_owned(), i32::from(ADVERTISED_PORT));
+    assert_eq!(direct, [advertised]);
+    let rewritten = brokers_seen(&bootstrap).await;
+    assert_eq!(rewritten, [("127.0.0.1".to_owned(), i32::from(proxy_port))]);
+
+    create_topic(&bootstrap).await;
+    let producer = producer(&bootstrap);
+    let deliveries: Vec<_> = (0..MESSAGES)
+        .map(|i| send(&producer, &format!("key-{i}"), &format!("value-{i}")))
+        .collect();
+    let delivered = timeout(2 * WAIT, futures_util::future::join_all(deliveries))
+        .await
+        .expect("every message acknowledged in time");
+    for (i, delivery) in delivered.into_iter().enumerate() {
+        match delivery {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => panic!("message {i} failed: {error}"),
+            Err(_) => panic!("message {i}: the producer dropped its delivery"),
+        }
+    }
+
+    let received = consume(&bootstrap, MESSAGES).await;
+    assert_eq!(received.len(), MESSAGES);
+    for i in 0..MESSAGES {
+        let payload = received.get(&format!("key-{i}")).map(String::as_str);
+        assert_eq!(payload, Some(format!("value-{i}").as_str()), "message {i}");
+    }
+
+    // A partition at the proxy holds the next message back; healing it delivers the message.
+    proxy.set(NetworkCondition::Blackhole);
+    let mut late = send(&producer, "late", "during a blackhole");
+    let early = timeout(BLACKHOLE_QUIET, &mut late).await;
+    assert!(
+        early.is_err(),
+        "acknowledged through a blackhole: {early:?}"
+    );
+    proxy.set(NetworkCondition::Healthy);
+    let healed = timeout(WAIT, late)
+        .await
+        .expect("acknowledged after the blackhole");
+    assert!(matches!(healed, Ok(Ok(_))), "{healed:?}");
+
+    let stats = proxy.stats();
+    assert!(stats.to_client_bytes > 0, "{stats:?}");
+    assert_eq!(stats.upstream_connect_failures, 0, "{stats:?}");
+    let _ = std::fs::remove_file(&tansu.log);
+}
