@@ -15,8 +15,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 
-use crate::clients::ClientError;
 use crate::clients::kafka::{kafka_error, producer_config};
+use crate::clients::{ClientError, KafkaConnection};
 use crate::fleet::FleetPlan;
 use crate::measure::LatencyRecorder;
 
@@ -138,7 +138,7 @@ impl ProducerContext for DeliveryRecorder {
 /// are sent and delivered (or `deadline` after the last send passes).
 pub fn drive(
     plan: &FleetPlan,
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     topic: &str,
     clock: RunClock,
     counters: Arc<DriveCounters>,
@@ -153,9 +153,9 @@ pub fn drive(
             first_errors: Vec::new(),
         }),
     };
-    let producer: ThreadedProducer<DeliveryRecorder> = producer_config(bootstrap)
+    let producer: ThreadedProducer<DeliveryRecorder> = producer_config(kafka)
         .create_with_context(recorder)
-        .map_err(|e| kafka_error(bootstrap, "create the producer", e))?;
+        .map_err(|e| kafka_error(&kafka.bootstrap, "create the producer", e))?;
     let mut behind_schedule = LatencyRecorder::new();
     let mut payload = Vec::with_capacity(256);
     let mut key = Vec::with_capacity(16);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clients::kafka;
+use crate::clients::{KafkaConnection, kafka};
 use crate::measure::IntervalSummary;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service};
 use crate::seed::rng_for;
@@ -317,13 +317,17 @@ pub struct FaultExecutor {
     /// Waiting for the consumer of this record to be consuming again.
     consumer_ready_wait: Vec<(usize, Instant)>,
     speedup: f64,
-    bootstrap: String,
+    kafka: KafkaConnection,
     topics: Vec<(String, u32)>,
     latency_threshold_ms: f64,
 }
 
 impl FaultExecutor {
-    pub fn new(scenario: &Scenario, bootstrap: &str, topics: Vec<(String, u32)>) -> FaultExecutor {
+    pub fn new(
+        scenario: &Scenario,
+        kafka: &KafkaConnection,
+        topics: Vec<(String, u32)>,
+    ) -> FaultExecutor {
         let planned = resolve(scenario);
         FaultExecutor {
             fired: vec![false; planned.len()],
@@ -332,7 +336,7 @@ impl FaultExecutor {
             pending: Vec::new(),
             consumer_ready_wait: Vec::new(),
             speedup: scenario.pipeline.speedup,
-            bootstrap: bootstrap.to_string(),
+            kafka: kafka.clone(),
             topics,
             latency_threshold_ms: scenario
                 .expectations
@@ -477,9 +481,10 @@ impl FaultExecutor {
                 // Tansu's memory storage kept nothing: the topics must exist again for the run to go on.
                 for (topic, partitions) in &self.topics {
                     if let Err(error) = kafka::create_topic(
-                        &self.bootstrap,
+                        &self.kafka,
                         topic,
                         *partitions,
+                        1,
                         Duration::from_secs(30),
                     )
                     .await
@@ -633,7 +638,11 @@ at_s = 5
             events_lost: 0,
             error: None,
         };
-        let mut executor = FaultExecutor::new(&scenario(), "127.0.0.1:1", Vec::new());
+        let mut executor = FaultExecutor::new(
+            &scenario(),
+            &KafkaConnection::plaintext("127.0.0.1:1"),
+            Vec::new(),
+        );
         executor.records = vec![record(10.0), record(20.0)];
         let slow = |start_s: u64, p99_ms: f64| IntervalSummary {
             start_s,

@@ -185,3 +185,87 @@ fn with_no_docker_and_no_local_services_the_default_target_is_sim() {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn bad_external_target_flags_exit_2_before_anything_starts() {
+    let smoke = smoke();
+    let smoke = smoke.to_str().expect("utf-8 path");
+    let crash =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/cassandra-crash-ci.toml");
+    let crash = crash.to_str().expect("utf-8 path");
+    // Port 1 on localhost: the flags are refused before anything is contacted.
+    let connect = [
+        "--kafka-bootstrap",
+        "127.0.0.1:1",
+        "--cql-contact",
+        "127.0.0.1:1",
+    ];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["run", smoke, "--target", "external"],
+            "--kafka-bootstrap",
+        ),
+        (
+            vec![
+                "run",
+                smoke,
+                "--target",
+                "external",
+                "--kafka-bootstrap",
+                "b:9092",
+            ],
+            "--cql-contact",
+        ),
+        (
+            [&["run", smoke, "--target", "local"][..], &connect].concat(),
+            "apply to --target external only",
+        ),
+        (
+            [&["run", smoke][..], &connect, &["--kafka-username", "bob"]].concat(),
+            "--kafka-security-protocol sasl-plaintext or sasl-ssl",
+        ),
+        (
+            [
+                &["run", smoke][..],
+                &connect,
+                &[
+                    "--kafka-security-protocol",
+                    "sasl-ssl",
+                    "--kafka-sasl-mechanism",
+                    "scram-sha512",
+                    "--kafka-username",
+                    "bob",
+                ],
+            ]
+            .concat(),
+            "ROADTEST_KAFKA_PASSWORD",
+        ),
+        (
+            [
+                &["run", smoke][..],
+                &connect,
+                &["--cql-ca-file", "/nonexistent/ca.pem"],
+            ]
+            .concat(),
+            "/nonexistent/ca.pem",
+        ),
+        (
+            [&["run", crash][..], &connect].concat(),
+            "cannot kill the cassandra",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+            .args(&args)
+            .env_remove("ROADTEST_KAFKA_PASSWORD")
+            .output()
+            .expect("roadtest runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

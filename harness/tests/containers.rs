@@ -97,25 +97,30 @@ async fn kafka_and_cassandra_answer_take_faults_and_go_away() {
 
     // Kafka through the fault proxy; the broker advertises the proxy, not its own port.
     let topic = format!("roadtest-containers-{}", unique_suffix());
-    kafka::create_topic(&endpoints.kafka_bootstrap, &topic, 3, CLIENT_WAIT)
+    kafka::create_topic(&endpoints.kafka, &topic, 3, 1, CLIENT_WAIT)
         .await
         .expect("topic created through the proxy");
-    let (partitions, brokers) = metadata(&endpoints.kafka_bootstrap, &topic);
+    let (partitions, brokers) = metadata(&endpoints.kafka.bootstrap, &topic);
     assert_eq!(partitions, 3);
-    assert_eq!(brokers, vec![endpoints.kafka_bootstrap.clone()]);
+    assert_eq!(brokers, vec![endpoints.kafka.bootstrap.clone()]);
 
     // CQL v4 through the proxy (the consumer's way) and direct (set-up and verification).
-    let through_proxy = cql::connect(endpoints.cql_contact, CLIENT_WAIT)
+    let through_proxy = cql::connect(&endpoints.cql, CLIENT_WAIT)
         .await
         .expect("CQL through the proxy");
     assert!(release_version(&through_proxy).await.starts_with("5."));
-    let direct = cql::connect(endpoints.cql_direct, CLIENT_WAIT)
+    let direct = cql::connect(&endpoints.cql_direct, CLIENT_WAIT)
         .await
         .expect("CQL direct");
     let keyspace = format!("roadtest_containers_{}", unique_suffix());
-    cql::create_schema(&direct, endpoints.cql_direct, &keyspace)
-        .await
-        .expect("the pipeline's schema");
+    cql::create_schema(
+        &direct,
+        &endpoints.cql_direct.address(),
+        &keyspace,
+        cql::REPLICATION_ONE,
+    )
+    .await
+    .expect("the pipeline's schema");
     direct
         .query_unpaged(
             format!(
@@ -143,13 +148,13 @@ async fn kafka_and_cassandra_answer_take_faults_and_go_away() {
     // Pause and resume the broker: metadata answers again.
     target.pause(Role::Broker).await.expect("docker pause");
     target.resume(Role::Broker).await.expect("docker unpause");
-    assert_eq!(metadata(&endpoints.kafka_bootstrap, &topic).0, 3);
+    assert_eq!(metadata(&endpoints.kafka.bootstrap, &topic).0, 3);
 
     // Kill and restart Cassandra: same port, ready again (log line and query).
     target.kill(Role::Cassandra).await.expect("docker kill");
     let ready_after = target.restart(Role::Cassandra).await.expect("restarted");
     eprintln!("cassandra ready again after {ready_after:?}");
-    let again = cql::connect(endpoints.cql_direct, CLIENT_WAIT)
+    let again = cql::connect(&endpoints.cql_direct, CLIENT_WAIT)
         .await
         .expect("CQL after the restart");
     assert!(release_version(&again).await.starts_with("5."));
@@ -166,7 +171,7 @@ async fn kafka_and_cassandra_answer_take_faults_and_go_away() {
         .restart(Role::Broker)
         .await
         .expect("broker restarted");
-    assert_eq!(metadata(&endpoints.kafka_bootstrap, &topic).0, 3);
+    assert_eq!(metadata(&endpoints.kafka.bootstrap, &topic).0, 3);
 
     let ids: Vec<String> = [Role::Broker, Role::Cassandra]
         .iter()
@@ -183,13 +188,18 @@ async fn scylla_answers_cql_v4_without_a_bridge() {
     let _guard = CONTAINERS.lock().await;
     let target = start(options(Database::Scylla)).await;
     let endpoints = target.endpoints().clone();
-    let session = cql::connect(endpoints.cql_contact, CLIENT_WAIT)
+    let session = cql::connect(&endpoints.cql, CLIENT_WAIT)
         .await
         .expect("CQL through the proxy");
     let keyspace = format!("roadtest_scylla_{}", unique_suffix());
-    cql::create_schema(&session, endpoints.cql_contact, &keyspace)
-        .await
-        .expect("the pipeline's schema");
+    cql::create_schema(
+        &session,
+        &endpoints.cql.address(),
+        &keyspace,
+        cql::REPLICATION_ONE,
+    )
+    .await
+    .expect("the pipeline's schema");
     assert!(!release_version(&session).await.is_empty());
     let ids: Vec<String> = target
         .container_id(Role::Cassandra)

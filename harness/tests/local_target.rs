@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use roadtest::clients::{cql, kafka, unique_suffix};
+use roadtest::clients::{KafkaConnection, cql, kafka, unique_suffix};
 use roadtest::targets::{LocalOptions, LocalTarget, Role, TargetError};
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
@@ -261,14 +261,14 @@ async fn local_target_serves_kafka_and_cql_survives_restart_and_pause_and_cleans
     let endpoints = target.endpoints().clone();
 
     // 1. Kafka on Tansu.
-    let (producer, topic, per_partition) = check_kafka_round_trip(&endpoints.kafka_bootstrap).await;
+    let (producer, topic, per_partition) = check_kafka_round_trip(&endpoints.kafka).await;
 
     // 2. CQL through the bridge.
     let keyspace = format!("local_target_{}", unique_suffix());
-    let session = cql::connect(endpoints.cql_contact, CLIENT_WAIT)
+    let session = cql::connect(&endpoints.cql, CLIENT_WAIT)
         .await
         .unwrap_or_else(|error| panic!("cannot connect through the bridge: {error}"));
-    let written = check_cql_round_trip(&session, endpoints.cql_contact, &keyspace).await;
+    let written = check_cql_round_trip(&session, &endpoints.cql.address(), &keyspace).await;
 
     // 3. A clean Cassandra restart keeps the data.
     check_cassandra_restart_keeps_data(&mut target, session, &keyspace, written).await;
@@ -297,12 +297,14 @@ async fn local_target_serves_kafka_and_cql_survives_restart_and_pause_and_cleans
 /// Check 1: keyed produce, group consume in per-partition order, sync commit, committed offsets
 /// read back by a second consumer equal the end offsets. Returns the producer, the topic and the
 /// message count per partition.
-async fn check_kafka_round_trip(bootstrap: &str) -> (FutureProducer, String, BTreeMap<i32, i64>) {
+async fn check_kafka_round_trip(
+    kafka: &KafkaConnection,
+) -> (FutureProducer, String, BTreeMap<i32, i64>) {
     let topic = format!("local-target-{}", unique_suffix());
-    kafka::create_topic(bootstrap, &topic, PARTITIONS as u32, CLIENT_WAIT)
+    kafka::create_topic(kafka, &topic, PARTITIONS as u32, 1, CLIENT_WAIT)
         .await
         .unwrap_or_else(|error| panic!("cannot create topic {topic}: {error}"));
-    let producer: FutureProducer = kafka::producer_config(bootstrap)
+    let producer: FutureProducer = kafka::producer_config(kafka)
         .create()
         .expect("cannot create the producer");
 
@@ -361,7 +363,7 @@ async fn check_kafka_round_trip(bootstrap: &str) -> (FutureProducer, String, BTr
 
     // Consume everything with a group; offsets consecutive per partition, sequence per key in order.
     let group = format!("local-target-{}", unique_suffix());
-    let consumer: StreamConsumer = kafka::consumer_config(bootstrap, &group, 6000)
+    let consumer: StreamConsumer = kafka::consumer_config(kafka, &group, 6000)
         .create()
         .expect("cannot create the consumer");
     consumer
@@ -452,7 +454,7 @@ async fn check_kafka_round_trip(bootstrap: &str) -> (FutureProducer, String, BTr
     drop(consumer);
 
     // A second consumer of the same group reads the committed offsets back from the broker.
-    let second: StreamConsumer = kafka::consumer_config(bootstrap, &group, 6000)
+    let second: StreamConsumer = kafka::consumer_config(kafka, &group, 6000)
         .create()
         .expect("cannot create the second consumer");
     let mut asked = TopicPartitionList::new();
@@ -510,12 +512,8 @@ async fn count_rows(session: &Session, keyspace: &str) -> Result<i64, String> {
 
 /// Check 2: schema, prepared inserts, a paged select in `timestamp DESC` order, COUNT(*).
 /// Returns how many rows were written.
-async fn check_cql_round_trip(
-    session: &Session,
-    contact: std::net::SocketAddr,
-    keyspace: &str,
-) -> i64 {
-    cql::create_schema(session, contact, keyspace)
+async fn check_cql_round_trip(session: &Session, contact: &str, keyspace: &str) -> i64 {
+    cql::create_schema(session, contact, keyspace, cql::REPLICATION_ONE)
         .await
         .unwrap_or_else(|error| panic!("schema init failed: {error}"));
     let insert = session
@@ -661,8 +659,8 @@ async fn check_cassandra_restart_keeps_data(
 
     // The old session may or may not reconnect by itself; a new one must work.
     drop(session);
-    let contact = target.endpoints().cql_contact;
-    let session = cql::connect(contact, CLIENT_WAIT)
+    let contact = target.endpoints().cql.clone();
+    let session = cql::connect(&contact, CLIENT_WAIT)
         .await
         .unwrap_or_else(|error| panic!("cannot reconnect after the restart: {error}"));
     let deadline = Instant::now() + CLIENT_WAIT;

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod run;
+
+use self::run::{RunTarget, run_scenario, run_sim, write_views};
+
 use crate::fleet::FleetPlan;
 use crate::scenario::{Overrides, Scenario};
 
@@ -57,10 +61,12 @@ enum Command {
         #[command(flatten)]
         scenario: ScenarioArgs,
         /// Where the pipeline runs: `containers` (Kafka and Cassandra in Docker via
-        /// testcontainers), `local` (real services as child processes; `ci/services install`) or
-        /// `sim` (deterministic simulation on a virtual clock). Default: containers when a Docker
-        /// daemon answers within 2 s, else local when its services are installed.
-        #[arg(long, value_parser = ["containers", "local", "sim"])]
+        /// testcontainers), `local` (real services as child processes; `ci/services install`),
+        /// `external` (existing clusters: --kafka-bootstrap, --cql-contact and the security flags
+        /// below) or `sim` (deterministic simulation on a virtual clock). Default: external when
+        /// --kafka-bootstrap or --cql-contact is given, else containers when a Docker daemon
+        /// answers within 2 s, else local when its services are installed.
+        #[arg(long, value_parser = ["containers", "local", "external", "sim"])]
         target: Option<String>,
         /// Output directory for report.json and the services' logs
         /// (default: reports/runs/NAME-SEED-TIME).
@@ -72,6 +78,8 @@ enum Command {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        external: Box<crate::targets::external::ExternalArgs>,
     },
     /// Run many seeds of a scenario on the sim target; list every failing seed with its replay command.
     Explore {
@@ -116,7 +124,7 @@ enum Command {
         junit: Option<PathBuf>,
     },
     /// Run the reference consumer (Kafka -> Cassandra) until SIGTERM; `roadtest run` starts it.
-    Ingest(crate::ingest::service::IngestArgs),
+    Ingest(Box<crate::ingest::service::IngestArgs>),
     /// Run the CQL v4-to-v3 bridge in the foreground (the local target starts it this way).
     #[command(hide = true)]
     CqlBridge {
@@ -182,11 +190,21 @@ fn run(command: Command) -> u8 {
         Command::Events { scenario, limit } => events(&scenario, limit),
         Command::CqlBridge { listen, upstream } => cql_bridge(listen, upstream),
         Command::Run {
+            target, external, ..
+        } if external.is_set() && target.as_deref().is_some_and(|t| t != "external") => {
+            Err(format!(
+                "--kafka-bootstrap, --cql-contact, the --kafka-*/--cql-* security flags, \
+                 --kafka-replication-factor and --cql-replication apply to --target external \
+                 only, and the target is {}",
+                target.unwrap_or_default()
+            ))
+        }
+        Command::Run {
             scenario,
             target,
             out,
             json,
-            quiet: _,
+            ..
         } if target.as_deref() == Some("sim") => run_sim(&scenario, out, json),
         Command::Run {
             scenario,
@@ -194,7 +212,17 @@ fn run(command: Command) -> u8 {
             out,
             json,
             quiet,
-        } => run_scenario(&scenario, target.as_deref(), out, json, quiet),
+            external,
+        } => run_scenario(
+            &scenario,
+            RunTarget {
+                name: target.as_deref(),
+                external: &external,
+            },
+            out,
+            json,
+            quiet,
+        ),
         Command::Explore {
             scenario,
             seeds,
@@ -202,7 +230,7 @@ fn run(command: Command) -> u8 {
             shrink,
         } => explore(&scenario, &seeds, jobs, shrink),
         Command::Calibrate { report } => calibrate(&report),
-        Command::Ingest(args) => ingest(args),
+        Command::Ingest(args) => ingest(*args),
         Command::Report { run_dir } => report_views(&run_dir),
         Command::Compare {
             new,
@@ -405,112 +433,6 @@ fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> R
     })
 }
 
-fn run_scenario(
-    args: &ScenarioArgs,
-    target: Option<&str>,
-    out: Option<PathBuf>,
-    json: bool,
-    quiet: bool,
-) -> Result<u8, String> {
-    let scenario = args.load().map_err(|e| e.to_string())?;
-    if !quiet {
-        init_logging();
-    }
-    let mut options =
-        crate::run::RunOptions::new(&scenario, &args.path).map_err(|e| e.to_string())?;
-    if let Some(out) = out {
-        options.out_dir = out;
-    }
-    options.progress = !quiet;
-    options.target = match target {
-        Some("containers") => Some(crate::targets::TargetKind::Containers),
-        Some("local") => Some(crate::targets::TargetKind::Local),
-        _ => {
-            // The default: containers when Docker answers, else local when installed, else sim.
-            use crate::targets::containers::{choose_target, docker_ping, local_installed};
-            match choose_target(None, docker_ping, local_installed()) {
-                Ok((kind, why)) => {
-                    options.target_reason = Some(why);
-                    Some(kind)
-                }
-                Err(error) => {
-                    eprintln!(
-                        "roadtest: target sim: {error}; running the deterministic simulation instead"
-                    );
-                    return run_sim(args, Some(options.out_dir.clone()), json);
-                }
-            }
-        }
-    };
-    let report = runtime()?
-        .block_on(async {
-            // Dropping the run on Ctrl-C/SIGTERM stops everything it started.
-            tokio::select! {
-                report = scenario.run(options.clone()) => report,
-                _ = termination() => Err(crate::run::RunError::Interrupted),
-            }
-        })
-        .map_err(|e| {
-            format!(
-                "{e}\nreplay with: {}",
-                crate::run::replay_command(&scenario, &args.path, options.target)
-            )
-        })?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let written = if json {
-        serde_json::to_string_pretty(&report)
-            .map_err(io::Error::other)
-            .and_then(|text| writeln!(out, "{text}"))
-    } else {
-        write!(out, "{}", report.summary_text())
-    };
-    ignore_broken_pipe(written)?;
-    if let Err(message) = write_views(&report, &options.out_dir) {
-        eprintln!("roadtest: warning: {message}");
-    }
-    eprintln!(
-        "roadtest: report written to {}",
-        options
-            .out_dir
-            .join(crate::report::REPORT_FILE_NAME)
-            .display()
-    );
-    Ok(if report.passed {
-        EXIT_PASSED
-    } else {
-        EXIT_FAILED
-    })
-}
-
-/// `roadtest run --target sim`: the simulated run, reported like a real one.
-fn run_sim(args: &ScenarioArgs, out: Option<PathBuf>, json: bool) -> Result<u8, String> {
-    let scenario = args.load().map_err(|e| e.to_string())?;
-    let out_dir = out.unwrap_or_else(|| {
-        let stamp =
-            crate::report::format_rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
-        PathBuf::from("reports/runs")
-            .join(format!("{}-{}-sim-{stamp}", scenario.name, scenario.seed))
-    });
-    let report = crate::sim::run(&scenario, &args.path, &out_dir).map_err(|e| e.to_string())?;
-    let text = if json {
-        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
-    } else {
-        report.summary_text()
-    };
-    ignore_broken_pipe(write!(io::stdout().lock(), "{text}"))?;
-    eprintln!(
-        "roadtest: report written to {}",
-        out_dir.join(crate::report::REPORT_FILE_NAME).display()
-    );
-    Ok(if report.passed {
-        EXIT_PASSED
-    } else {
-        EXIT_FAILED
-    })
-}
-
-/// `roadtest explore`: many seeds on the sim; exit 1 if any failed.
 fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Result<u8, String> {
     let scenario = args.load().map_err(|e| e.to_string())?;
     let range = crate::sim::explore::parse_seeds(seeds)?;
@@ -543,22 +465,6 @@ fn calibrate(report: &std::path::Path) -> Result<u8, String> {
     let text = serde_json::to_string_pretty(&latencies).map_err(|e| e.to_string())?;
     ignore_broken_pipe(writeln!(io::stdout().lock(), "{text}"))?;
     Ok(EXIT_PASSED)
-}
-
-/// Writes report.html and latency.png next to a report and returns the page's path; a PNG that
-/// cannot be written, or has no text for want of a font, is a warning on stderr.
-fn write_views(report: &crate::report::Report, dir: &std::path::Path) -> Result<PathBuf, String> {
-    let html = crate::report::write_html(report, dir).map_err(|e| e.to_string())?;
-    match crate::report::write_latency_png(report, dir) {
-        Ok(png) if png.font.is_none() => eprintln!(
-            "roadtest: warning: {} has no text: no font found (install fonts-dejavu-core or set {})",
-            png.path.display(),
-            crate::report::FONT_ENV
-        ),
-        Ok(_) => {}
-        Err(error) => eprintln!("roadtest: warning: {error}"),
-    }
-    Ok(html)
 }
 
 /// `roadtest report RUN_DIR`: the run's pages from its report.json.
@@ -615,5 +521,16 @@ fn ignore_broken_pipe(result: io::Result<()>) -> Result<(), String> {
             Err(format!("cannot write to standard output: {error}"))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its own rules (unique argument ids, ...) only when a command is parsed.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

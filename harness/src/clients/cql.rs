@@ -1,47 +1,75 @@
-//! CQL client setup: sessions through the v4 bridge, the pipeline's schema init, the statements the pipeline uses.
+//! CQL client setup: sessions (login, TLS, address translation), the pipeline's schema init, the statements the pipeline uses.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-use super::{ClientError, retry};
+use super::{ClientError, CqlConnection, retry, retry_unless};
+
+/// The keyspace replication used unless the caller gives another: one replica (one node).
+pub const REPLICATION_ONE: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
 
 /// Opens a session, retrying with backoff while the database is still starting.
 ///
 /// Schema metadata fetching is off: Cassandra 2.1 has no `system_schema` keyspace.
-pub async fn connect(contact: SocketAddr, deadline: Duration) -> Result<Session, ClientError> {
-    retry(deadline, || async {
-        SessionBuilder::new()
-            .known_node_addr(contact)
-            .fetch_schema_metadata(false)
-            .fetch_full_schema_metadata(false)
-            .connection_timeout(Duration::from_secs(3))
-            .build()
-            .await
-    })
-    .await
-    .map_err(|(waited, last_error)| ClientError::Unreachable {
-        service: "Cassandra (through the CQL bridge)",
-        address: contact.to_string(),
-        waited,
-        last_error,
-    })
+pub async fn connect(cql: &CqlConnection, deadline: Duration) -> Result<Session, ClientError> {
+    let mut builder = SessionBuilder::new()
+        .known_nodes(&cql.contact_points)
+        .fetch_schema_metadata(false)
+        .fetch_full_schema_metadata(false)
+        .connection_timeout(Duration::from_secs(3));
+    if let Some(login) = &cql.security.login {
+        builder = builder.user(&login.username, login.password.expose());
+    }
+    if let Some(context) = cql.security.ssl_context()? {
+        builder = builder.tls_context(Some(context));
+    }
+    if !cql.translation.is_empty() {
+        let translation: HashMap<_, _> = cql.translation.iter().copied().collect();
+        builder = builder.address_translator(Arc::new(translation));
+    }
+    let hopeless = |error: &scylla::errors::NewSessionError| refused(&error.to_string());
+    retry_unless(deadline, || builder.build(), hopeless)
+        .await
+        .map_err(|(waited, last_error)| {
+            if refused(&last_error) {
+                ClientError::Refused {
+                    service: "Cassandra",
+                    address: cql.address(),
+                    message: last_error,
+                }
+            } else {
+                ClientError::Unreachable {
+                    service: "Cassandra",
+                    address: cql.address(),
+                    waited,
+                    last_error,
+                }
+            }
+        })
 }
 
-/// The pipeline's init step: keyspace and the `telemetry` table, partition key `vehicle_id`,
-/// clustering key `timestamp` newest first, every record field. Idempotent.
+/// Whether a session error is one waiting does not mend: wrong credentials or certificates.
+fn refused(error: &str) -> bool {
+    ["Authentication failed", "certificate verify failed"]
+        .iter()
+        .any(|needle| error.contains(needle))
+}
+
+/// The pipeline's init step: keyspace (with `replication`, a CQL map like [`REPLICATION_ONE`])
+/// and the `telemetry` table, partition key `vehicle_id`, clustering key `timestamp` newest
+/// first, every record field. Idempotent. `address` names the database in errors.
 pub async fn create_schema(
     session: &Session,
-    contact: SocketAddr,
+    address: &str,
     keyspace: &str,
+    replication: &str,
 ) -> Result<(), ClientError> {
     let statements = [
-        format!(
-            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
-             {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-        ),
+        format!("CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"),
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.telemetry (\
              vehicle_id text, timestamp timestamp, seq bigint, \
@@ -58,7 +86,7 @@ pub async fn create_schema(
         })
         .await
         .map_err(|(_, message)| ClientError::Cql {
-            address: contact.to_string(),
+            address: address.to_string(),
             what: format!("schema init ({})", first_words(&statement)),
             message,
         })?;

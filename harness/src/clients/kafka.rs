@@ -1,4 +1,6 @@
 //! Kafka client setup: configurations tuned for Tansu, topic creation, waiting for the broker.
+//!
+//! Every client is built from a [`KafkaConnection`]: bootstrap servers plus security settings.
 
 use std::time::Duration;
 
@@ -7,13 +9,12 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::{ClientError, retry};
+use super::{ClientError, KafkaConnection, retry};
 
 /// Producer settings: acks from all replicas, idempotence off (Tansu 0.6 lacks it), small linger.
-pub fn producer_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+pub fn producer_config(kafka: &KafkaConnection) -> ClientConfig {
+    let mut config = kafka.client_config();
     config
-        .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "false")
         .set("linger.ms", "5")
@@ -25,10 +26,13 @@ pub fn producer_config(bootstrap: &str) -> ClientConfig {
 }
 
 /// Consumer-group settings: manual commits, earliest offsets, the session timeout Tansu needs.
-pub fn consumer_config(bootstrap: &str, group: &str, session_timeout_ms: u32) -> ClientConfig {
-    let mut config = ClientConfig::new();
+pub fn consumer_config(
+    kafka: &KafkaConnection,
+    group: &str,
+    session_timeout_ms: u32,
+) -> ClientConfig {
+    let mut config = kafka.client_config();
     config
-        .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -41,15 +45,36 @@ pub fn consumer_config(bootstrap: &str, group: &str, session_timeout_ms: u32) ->
 }
 
 /// Waits until the broker answers a metadata request.
-pub async fn wait_for_broker(bootstrap: &str, deadline: Duration) -> Result<(), ClientError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+pub async fn wait_for_broker(
+    kafka: &KafkaConnection,
+    deadline: Duration,
+) -> Result<(), ClientError> {
+    brokers(kafka, deadline).await.map(|_| ())
+}
+
+/// Waits until the broker answers a metadata request; returns every broker's (id, host, port).
+pub async fn brokers(
+    kafka: &KafkaConnection,
+    deadline: Duration,
+) -> Result<Vec<(i32, String, u16)>, ClientError> {
+    let bootstrap = kafka.bootstrap.as_str();
+    let consumer: BaseConsumer = kafka
+        .client_config()
         .create()
         .map_err(|e| kafka_error(bootstrap, "create a client", e))?;
     retry(deadline, || async {
         consumer
             .fetch_metadata(None, Duration::from_millis(500))
-            .map(|_| ())
+            .map(|metadata| {
+                metadata
+                    .brokers()
+                    .iter()
+                    .map(|broker| {
+                        let port = u16::try_from(broker.port()).unwrap_or_default();
+                        (broker.id(), broker.host().to_string(), port)
+                    })
+                    .collect()
+            })
     })
     .await
     .map_err(|(waited, last_error)| ClientError::Unreachable {
@@ -60,19 +85,26 @@ pub async fn wait_for_broker(bootstrap: &str, deadline: Duration) -> Result<(), 
     })
 }
 
-/// Creates a topic (Tansu does not create topics on produce), waiting for the broker first.
+/// Creates a topic with `replication_factor` replicas (Tansu does not create topics on produce),
+/// waiting for the broker first.
 pub async fn create_topic(
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     topic: &str,
     partitions: u32,
+    replication_factor: i32,
     deadline: Duration,
 ) -> Result<(), ClientError> {
-    wait_for_broker(bootstrap, deadline).await?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    wait_for_broker(kafka, deadline).await?;
+    let bootstrap = kafka.bootstrap.as_str();
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config()
         .create()
         .map_err(|e| kafka_error(bootstrap, "create an admin client", e))?;
-    let new_topic = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
+    let new_topic = NewTopic::new(
+        topic,
+        partitions as i32,
+        TopicReplication::Fixed(replication_factor),
+    );
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&new_topic], &options)
@@ -91,10 +123,8 @@ pub async fn create_topic(
 }
 
 /// Deletes a topic; failures are ignored (cleanup is best effort).
-pub async fn delete_topic(bootstrap: &str, topic: &str) {
-    let admin: Result<AdminClient<DefaultClientContext>, _> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create();
+pub async fn delete_topic(kafka: &KafkaConnection, topic: &str) {
+    let admin: Result<AdminClient<DefaultClientContext>, _> = kafka.client_config().create();
     if let Ok(admin) = admin {
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
         let _ = admin.delete_topics(&[topic], &options).await;

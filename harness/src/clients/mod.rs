@@ -2,6 +2,9 @@
 
 pub mod cql;
 pub mod kafka;
+pub mod security;
+
+pub use security::{CqlConnection, KafkaConnection};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,13 +13,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub enum ClientError {
     #[error(
         "{service} at {address} did not answer within {waited:?} (last error: {last_error}); \
-         is it running? For the local services: `ci/services up`"
+         is it running, and are the address and the security settings right? For the local \
+         services: `ci/services up`"
     )]
     Unreachable {
         service: &'static str,
         address: String,
         waited: Duration,
         last_error: String,
+    },
+    #[error(
+        "{service} at {address} refused the connection: {message}; check the user name, its \
+         password (ROADTEST_CQL_PASSWORD / ROADTEST_KAFKA_PASSWORD) and the TLS files"
+    )]
+    Refused {
+        service: &'static str,
+        address: String,
+        message: String,
     },
     #[error("Kafka at {address}: {what}: {message}")]
     Kafka {
@@ -30,6 +43,8 @@ pub enum ClientError {
         what: String,
         message: String,
     },
+    #[error(transparent)]
+    Security(#[from] security::SecurityError),
 }
 
 /// A suffix unique to this run: milliseconds since the epoch in base 36 plus the pid.
@@ -61,7 +76,20 @@ fn base36(mut value: u64) -> String {
 /// Retries `attempt` with backoff (20 ms growing to 1 s) until it succeeds or `deadline` passes.
 pub(crate) async fn retry<T, E: std::fmt::Display, F, Fut>(
     deadline: Duration,
+    attempt: F,
+) -> Result<T, (Duration, String)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    retry_unless(deadline, attempt, |_| false).await
+}
+
+/// [`retry`], but an error for which `hopeless` holds (bad credentials, say) ends it at once.
+pub(crate) async fn retry_unless<T, E: std::fmt::Display, F, Fut>(
+    deadline: Duration,
     mut attempt: F,
+    hopeless: impl Fn(&E) -> bool,
 ) -> Result<T, (Duration, String)>
 where
     F: FnMut() -> Fut,
@@ -72,7 +100,7 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
-            Err(error) if started.elapsed() + backoff >= deadline => {
+            Err(error) if hopeless(&error) || started.elapsed() + backoff >= deadline => {
                 return Err((started.elapsed(), error.to_string()));
             }
             Err(_) => {

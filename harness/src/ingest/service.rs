@@ -19,7 +19,8 @@ use scylla::value::CqlTimestamp;
 use super::core::{Action, IngestCore, IngestSettings, LogLevel, Row};
 use super::stats::{ConsumerReport, HistogramPairs, prometheus_text, serve_metrics};
 use crate::clients::kafka::{consumer_config, kafka_error, producer_config, wait_for_broker};
-use crate::clients::{ClientError, cql};
+use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
+use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql};
 use crate::drive::epoch_us;
 use crate::ingest::stats::latency_histogram;
 use crate::scenario::{CommitPolicy, ConsumerSettings};
@@ -46,9 +47,17 @@ pub struct IngestArgs {
     /// Consumer group id.
     #[arg(long)]
     pub group: String,
-    /// CQL (protocol v4) contact point.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub cql: SocketAddr,
+    /// CQL (protocol v4) contact points, comma-separated.
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', required = true)]
+    pub cql: Vec<String>,
+    /// Connect to the node the cluster reports as FROM at TO instead (roadtest's fault proxy in
+    /// front of it); repeatable.
+    #[arg(long = "cql-translate", value_name = "FROM=TO", value_parser = parse_translation)]
+    pub cql_translate: Vec<(SocketAddr, SocketAddr)>,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
+    #[command(flatten)]
+    pub cql_security: CqlSecurityArgs,
     /// Keyspace holding the `telemetry` table.
     #[arg(long)]
     pub keyspace: String,
@@ -70,6 +79,37 @@ pub struct IngestArgs {
     /// Directory for this process's stats file (`consumer-PID.json`).
     #[arg(long)]
     pub stats_dir: Option<PathBuf>,
+}
+
+impl IngestArgs {
+    /// The Kafka and CQL connections these arguments describe (passwords from the environment).
+    pub fn connections(&self) -> Result<(KafkaConnection, CqlConnection), ClientError> {
+        let lookup = |key: &str| std::env::var(key).ok();
+        let kafka = KafkaConnection {
+            bootstrap: self.bootstrap.clone(),
+            security: self.kafka_security.resolve(lookup)?,
+        };
+        let cql = CqlConnection {
+            contact_points: self.cql.clone(),
+            security: self.cql_security.resolve(lookup)?,
+            translation: self.cql_translate.clone(),
+        };
+        Ok((kafka, cql))
+    }
+}
+
+/// `FROM=TO`, two socket addresses.
+pub fn parse_translation(text: &str) -> Result<(SocketAddr, SocketAddr), String> {
+    let parse = |part: &str| {
+        part.parse::<SocketAddr>()
+            .map_err(|e| format!("{text:?}: {part:?} is not an IP:PORT address ({e})"))
+    };
+    match text.split_once('=') {
+        Some((from, to)) => Ok((parse(from)?, parse(to)?)),
+        None => Err(format!(
+            "{text:?}: give FROM=TO, like 10.0.0.5:9042=127.0.0.1:40001"
+        )),
+    }
 }
 
 fn parse_commit(text: &str) -> Result<CommitPolicy, String> {
@@ -158,11 +198,12 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
     let mut terminated = std::pin::pin!(crate::cli::termination());
 
     // Wait for both services (with backoff), so a consumer started early does not crash-loop.
-    tracing::info!(bootstrap = %args.bootstrap, cql = %args.cql, "waiting for Kafka and Cassandra");
+    let (kafka, cql_connection) = args.connections()?;
+    tracing::info!(bootstrap = %kafka.bootstrap, cql = %cql_connection.address(), "waiting for Kafka and Cassandra");
     let session = tokio::select! {
         ready = async {
-            wait_for_broker(&args.bootstrap, SERVICES_WAIT).await?;
-            cql::connect(args.cql, SERVICES_WAIT).await
+            wait_for_broker(&kafka, SERVICES_WAIT).await?;
+            cql::connect(&cql_connection, SERVICES_WAIT).await
         } => Arc::new(ready?),
         _ = &mut terminated => return Ok(()),
     };
@@ -170,13 +211,13 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
         .prepare(cql::insert_statement(&args.keyspace))
         .await
         .map_err(|e| ClientError::Cql {
-            address: args.cql.to_string(),
+            address: cql_connection.address(),
             what: "prepare the insert".into(),
             message: e.to_string(),
         })?;
 
     let (rebalance_tx, rebalance_rx) = mpsc::channel();
-    let mut config = consumer_config(&args.bootstrap, &args.group, args.session_timeout_ms);
+    let mut config = consumer_config(&kafka, &args.group, args.session_timeout_ms);
     config.set("queued.max.messages.kbytes", "16384");
     let consumer: StreamConsumer<RebalanceForwarder> = config
         .create_with_context(RebalanceForwarder {
@@ -187,7 +228,7 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
         .subscribe(&[&args.topic])
         .map_err(|e| kafka_error(&args.bootstrap, &format!("subscribe to {}", args.topic), e))?;
     let consumer = Arc::new(consumer);
-    let dead_letters: FutureProducer = producer_config(&args.bootstrap)
+    let dead_letters: FutureProducer = producer_config(&kafka)
         .create()
         .map_err(|e| kafka_error(&args.bootstrap, "create the dead-letter producer", e))?;
 

@@ -15,12 +15,16 @@ use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, ThroughputSeries, spawn_sampler};
 use crate::report::{Report, ReportError, format_rfc3339};
 use crate::scenario::{CommitPolicy, Scenario};
-use crate::targets::containers::{docker_ping, local_installed};
-use crate::targets::{
-    ContainersOptions, ContainersTarget, LocalOptions, LocalTarget, Role, Target, TargetError,
-    TargetKind,
-};
+use crate::targets::{ContainersOptions, LocalOptions, Role, TargetError, TargetKind};
 use crate::verify::verify;
+
+mod start;
+mod watch;
+
+pub use self::start::ExternalClusters;
+use self::watch::{
+    Progress, Watched, consumer_pid, consumer_totals, drain, follow, own_and, wait_for_consumer,
+};
 
 /// How long the consumer may take to join its group and get partitions.
 const CONSUMER_READY: Duration = Duration::from_secs(60);
@@ -69,6 +73,8 @@ pub struct RunOptions {
     pub local: LocalOptions,
     /// The containers target's settings.
     pub containers: ContainersOptions,
+    /// The external target's clusters (needed for [`TargetKind::External`]).
+    pub external: Option<ExternalClusters>,
     /// Progress lines on stderr.
     pub progress: bool,
 }
@@ -88,6 +94,7 @@ impl RunOptions {
             target: None,
             target_reason: None,
             containers: ContainersOptions::from_env().map_err(TargetError::from)?,
+            external: None,
             local: LocalOptions::from_env()?,
             progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
         })
@@ -133,53 +140,14 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         scenario.name,
         scenario.hash()
     );
-    let kind = match options.target {
-        Some(kind) => {
-            if let Some(why) = &options.target_reason {
-                eprintln!("roadtest: target {kind}: {why}");
-            }
-            kind
-        }
-        None => {
-            let (kind, why) = tokio::task::spawn_blocking(|| {
-                crate::targets::containers::choose_target(None, docker_ping, local_installed())
-            })
-            .await
-            .map_err(|e| RunError::Producer(e.to_string()))?
-            .map_err(|e| RunError::TargetChoice(e.to_string()))?;
-            eprintln!("roadtest: target {kind}: {why}");
-            kind
-        }
-    };
-    let mut target = match kind {
-        TargetKind::Local => {
-            let mut local = options.local.clone();
-            local.work_dir = Some(options.out_dir.join("services"));
-            local.keep_work_dir = true;
-            local.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
-            local.seed = scenario.seed;
-            eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
-            Target::Local(LocalTarget::start(local).await?)
-        }
-        TargetKind::Containers => {
-            let mut containers = options.containers.clone();
-            containers.roadtest_binary = options.local.roadtest_binary.clone();
-            containers.work_dir = Some(options.out_dir.join("services"));
-            containers.keep_work_dir = true;
-            containers.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
-            containers.seed = scenario.seed;
-            eprintln!("roadtest: starting Kafka and the database in containers...");
-            Target::Containers(
-                ContainersTarget::start(containers)
-                    .await
-                    .map_err(TargetError::from)?,
-            )
-        }
-    };
+    let (kind, mut target) = start::start_target(scenario, &options).await?;
     for (role, after) in target.ready_after() {
         eprintln!("roadtest: {role} ready after {:.1} s", after.as_secs_f64());
     }
-    let replay = replay_command(scenario, &options.scenario_path, Some(kind));
+    let mut replay = replay_command(scenario, &options.scenario_path, Some(kind));
+    if let (TargetKind::External, Some(clusters)) = (kind, &options.external) {
+        replay.push_str(&clusters.replay_flags());
+    }
     eprintln!("roadtest: replay with: {replay}");
     let endpoints = target.endpoints().clone();
     let suffix = unique_suffix();
@@ -187,23 +155,26 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let topic = format!("{}-{suffix}", pipeline.topic);
     let dead_letter_topic = format!("{topic}-dead-letter");
     let keyspace = format!("{}_{suffix}", pipeline.keyspace);
-    kafka::create_topic(
-        &endpoints.kafka_bootstrap,
-        &topic,
-        pipeline.partitions,
-        SERVICES_WAIT,
-    )
-    .await?;
-    kafka::create_topic(
-        &endpoints.kafka_bootstrap,
-        &dead_letter_topic,
-        1,
-        SERVICES_WAIT,
-    )
-    .await?;
+    let replication_factor = target.kafka_replication_factor();
+    for (name, partitions) in [(&topic, pipeline.partitions), (&dead_letter_topic, 1)] {
+        kafka::create_topic(
+            &endpoints.kafka,
+            name,
+            partitions,
+            replication_factor,
+            SERVICES_WAIT,
+        )
+        .await?;
+    }
     // Set-up and verification bypass the fault proxy; the consumer goes through it.
-    let session = Arc::new(cql::connect(endpoints.cql_direct, SERVICES_WAIT).await?);
-    cql::create_schema(&session, endpoints.cql_direct, &keyspace).await?;
+    let session = Arc::new(cql::connect(&endpoints.cql_direct, SERVICES_WAIT).await?);
+    cql::create_schema(
+        &session,
+        &endpoints.cql_direct.address(),
+        &keyspace,
+        target.cql_replication(),
+    )
+    .await?;
 
     let stats_dir = options.out_dir.join("consumer-stats");
     std::fs::create_dir_all(&stats_dir).map_err(|source| TargetError::WorkDir {
@@ -214,7 +185,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let argument = |text: String| OsString::from(text);
     target.start_consumer(vec![
         argument("--bootstrap".into()),
-        argument(endpoints.kafka_bootstrap.clone()),
+        argument(endpoints.kafka.bootstrap.clone()),
         argument("--topic".into()),
         argument(topic.clone()),
         argument("--dead-letter-topic".into()),
@@ -222,7 +193,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         argument("--group".into()),
         argument(format!("roadtest-{suffix}")),
         argument("--cql".into()),
-        argument(endpoints.cql_contact.to_string()),
+        argument(endpoints.cql.contact_points.join(",")),
         argument("--keyspace".into()),
         argument(keyspace.clone()),
         argument("--batch-size".into()),
@@ -242,7 +213,7 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     wait_for_consumer(&mut target, &stats_dir).await?;
     let mut faults = FaultExecutor::new(
         scenario,
-        &endpoints.kafka_bootstrap,
+        &endpoints.kafka,
         vec![
             (topic.clone(), pipeline.partitions),
             (dead_letter_topic.clone(), 1),
@@ -262,11 +233,11 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     // Set when this future is dropped (the run was cancelled), so the producer thread stops too.
     let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let producer = {
-        let (bootstrap, topic) = (endpoints.kafka_bootstrap.clone(), topic.clone());
+        let (kafka, topic) = (endpoints.kafka.clone(), topic.clone());
         let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer.0));
         std::thread::Builder::new()
             .name("roadtest-producer".into())
-            .spawn(move || drive(&plan, &bootstrap, &topic, clock, counters, stop))
+            .spawn(move || drive(&plan, &kafka, &topic, clock, counters, stop))
             .map_err(|e| RunError::Producer(e.to_string()))?
     };
     let mut errors = Vec::new();
@@ -398,12 +369,29 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         .into_iter()
         .filter_map(|record| serde_json::to_value(record).ok())
         .collect();
-    report.check_expectations(&scenario.expectations);
+    let passed = report.check_expectations(&scenario.expectations);
     report.write(&options.out_dir)?;
-    kafka::delete_topic(&endpoints.kafka_bootstrap, &topic).await;
-    if kind == TargetKind::Local {
-        // The services' data is large and replayable; their logs stay with the report.
-        let _ = std::fs::remove_dir_all(options.out_dir.join("services/cassandra"));
+    match kind {
+        // On a shared cluster, a passed run leaves nothing behind; a failed one keeps its
+        // topics and keyspace as evidence.
+        TargetKind::External if !passed => eprintln!(
+            "roadtest: kept topics {topic} and {dead_letter_topic} and keyspace {keyspace} on the \
+             external clusters for inspection (the run failed); drop them when done"
+        ),
+        TargetKind::External => {
+            kafka::delete_topic(&endpoints.kafka, &dead_letter_topic).await;
+            kafka::delete_topic(&endpoints.kafka, &topic).await;
+            let drop_keyspace = format!("DROP KEYSPACE IF EXISTS {keyspace}");
+            if let Err(error) = session.query_unpaged(drop_keyspace, ()).await {
+                eprintln!("roadtest: could not drop keyspace {keyspace}: {error}");
+            }
+        }
+        TargetKind::Local => {
+            kafka::delete_topic(&endpoints.kafka, &topic).await;
+            // The services' data is large and replayable; their logs stay with the report.
+            let _ = std::fs::remove_dir_all(options.out_dir.join("services/cassandra"));
+        }
+        TargetKind::Containers => kafka::delete_topic(&endpoints.kafka, &topic).await,
     }
     target.shutdown().await;
     Ok(report)
@@ -448,236 +436,4 @@ fn series(counts: &[u64]) -> ThroughputSeries {
         series.add(second as u64 * 1000, count);
     }
     series
-}
-
-/// This process plus every process of the target.
-fn own_and(target: &mut Target) -> Vec<(String, u32)> {
-    let mut processes = vec![("roadtest".to_string(), std::process::id())];
-    processes.extend(target.processes());
-    processes
-}
-
-/// Events the broker acknowledged that no consumer has written yet (redeliveries make `written`
-/// overshoot, hence the floor). Computed here because Tansu's high watermarks are not reliable.
-fn pipeline_lag(acknowledged: u64, written: u64) -> i64 {
-    i64::try_from(acknowledged.saturating_sub(written)).unwrap_or(i64::MAX)
-}
-
-/// The running consumer's pid.
-fn consumer_pid(target: &mut Target) -> Option<u32> {
-    target
-        .processes()
-        .into_iter()
-        .find_map(|(name, pid)| (name == Role::Consumer.name()).then_some(pid))
-}
-
-/// (rows written by every consumer process so far, batches in flight, consuming, lag) — the last
-/// three of the running consumer only: a killed one's last words are stale.
-fn consumer_totals(stats_dir: &Path, running: Option<u32>) -> (u64, u64, bool, i64) {
-    let reports = ConsumerReport::read_all(stats_dir);
-    let written = reports
-        .iter()
-        .map(|(_, r)| r.core.written + r.core.dead_lettered)
-        .sum();
-    match reports.iter().find(|(_, r)| Some(r.pid) == running) {
-        Some((_, current)) => (
-            written,
-            current.core.in_flight_batches,
-            current.consuming,
-            current.lag,
-        ),
-        None => (written, 0, false, 0),
-    }
-}
-
-async fn wait_for_consumer(target: &mut Target, stats_dir: &Path) -> Result<(), RunError> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = target.consumer_exited() {
-            return Err(consumer_error(
-                target,
-                stats_dir,
-                format!("exited while starting ({status})"),
-            ));
-        }
-        if consumer_totals(stats_dir, consumer_pid(target)).2 {
-            eprintln!(
-                "roadtest: consumer joined its group after {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
-        }
-        if started.elapsed() > CONSUMER_READY {
-            return Err(consumer_error(
-                target,
-                stats_dir,
-                format!("got no partitions within {CONSUMER_READY:?}"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn consumer_error(target: &Target, _stats_dir: &Path, problem: String) -> RunError {
-    let log = target.dir().join("consumer.log");
-    RunError::Consumer {
-        problem,
-        tail: crate::targets::process::log_tail(&log, 20),
-        log,
-    }
-}
-
-/// What `follow` watches while the producer runs.
-#[derive(Debug, Clone, Copy)]
-struct Watched<'a> {
-    counters: &'a DriveCounters,
-    stats_dir: &'a Path,
-    processes: &'a Mutex<Vec<(String, u32)>>,
-    clock: RunClock,
-}
-
-/// Follows the run until the producer is done, watching the consumer and refreshing the pids.
-async fn follow(
-    target: &mut Target,
-    watched: Watched<'_>,
-    progress: &mut Progress,
-    faults: &mut FaultExecutor,
-    errors: &mut Vec<String>,
-) {
-    let Watched {
-        counters,
-        stats_dir,
-        processes,
-        clock,
-    } = watched;
-    let mut ticker = tokio::time::interval(Duration::from_millis(50));
-    let mut consumer_down_reported = false;
-    while !counters.finished.load(Ordering::Relaxed) {
-        ticker.tick().await;
-        if let Ok(mut list) = processes.lock() {
-            *list = own_and(target);
-        }
-        // One read of the consumers' stats per tick serves the faults and the progress line.
-        let (written, _, consuming, _) = consumer_totals(stats_dir, consumer_pid(target));
-        let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
-        faults
-            .tick(
-                target,
-                clock.start,
-                counters.sent.load(Ordering::Relaxed),
-                lag,
-                consuming,
-            )
-            .await;
-        if let Some(status) = target.consumer_exited()
-            && !consumer_down_reported
-            && !faults.touches(crate::scenario::Service::Consumer)
-        {
-            errors.push(format!("the consumer exited during the run ({status})"));
-            consumer_down_reported = true;
-        }
-        progress.show(
-            counters.acknowledged.load(Ordering::Relaxed),
-            written,
-            lag,
-            clock.start.elapsed(),
-        );
-    }
-}
-
-/// Waits (bounded) until the consumer has written everything the broker acknowledged.
-async fn drain(
-    target: &mut Target,
-    outcome: &DriveOutcome,
-    stats_dir: &Path,
-    progress: &mut Progress,
-    scenario: &Scenario,
-) -> Result<(), String> {
-    let limit = Duration::from_secs(60 + scenario.duration_s / 2).min(Duration::from_secs(600));
-    let started = Instant::now();
-    // Idle: nothing to read, nothing in flight, nothing new written for a while. Then events the
-    // broker acknowledged but no longer holds (a restart on memory storage) will never come.
-    let mut idle_since: Option<(Instant, u64)> = None;
-    loop {
-        let (written, in_flight, consuming, consumer_lag) =
-            consumer_totals(stats_dir, consumer_pid(target));
-        let lag = pipeline_lag(outcome.acknowledged, written);
-        progress.show(outcome.acknowledged, written, lag, started.elapsed());
-        if written >= outcome.acknowledged && in_flight == 0 {
-            return Ok(());
-        }
-        match idle_since {
-            Some((since, at))
-                if at == written && consuming && in_flight == 0 && consumer_lag == 0 =>
-            {
-                if since.elapsed() > DRAIN_IDLE {
-                    return Err(format!(
-                        "the drain ended on idle: the consumers reported {written} of the {} events \
-                         the broker acknowledged as written, then had nothing more to do for {} s \
-                         (a killed consumer may not have reported its last writes; the verification \
-                         counts what arrived)",
-                        outcome.acknowledged,
-                        DRAIN_IDLE.as_secs()
-                    ));
-                }
-            }
-            _ => idle_since = Some((Instant::now(), written)),
-        }
-        if target.consumer_exited().is_some() {
-            return Err("the consumer exited before it had written everything".into());
-        }
-        if started.elapsed() > limit {
-            return Err(format!(
-                "the consumer had written {written} of {} events when the drain limit of {} s passed",
-                outcome.acknowledged,
-                limit.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Progress lines on stderr: one per second in a terminal, one per 5 s otherwise.
-#[derive(Debug)]
-struct Progress {
-    enabled: bool,
-    expected: f64,
-    run_s: f64,
-    last: Option<Instant>,
-    every: Duration,
-}
-
-impl Progress {
-    fn new(enabled: bool, scenario: &Scenario) -> Progress {
-        let interactive = std::io::stderr().is_terminal();
-        Progress {
-            enabled,
-            expected: f64::from(scenario.fleet.vehicle_count) * scenario.duration_s as f64 * 1000.0
-                / scenario.sample_interval_ms(),
-            run_s: scenario.duration_s as f64 / scenario.pipeline.speedup,
-            last: None,
-            every: if interactive {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(5)
-            },
-        }
-    }
-
-    fn show(&mut self, produced: u64, written: u64, lag: i64, elapsed: Duration) {
-        if !self.enabled || self.last.is_some_and(|last| last.elapsed() < self.every) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let elapsed_s = elapsed.as_secs_f64();
-        eprintln!(
-            "roadtest: produced {produced} (~{:.0}%), written {written}, lag {lag}, elapsed {elapsed_s:.0} s, remaining ~{:.0} s",
-            100.0 * produced as f64 / self.expected.max(1.0),
-            (self.run_s - elapsed_s).max(0.0),
-        );
-    }
-
-    fn finish(&mut self) {
-        self.last = None;
-    }
 }

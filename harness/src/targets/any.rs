@@ -1,4 +1,4 @@
-//! One handle over every target a run can use (local processes or containers), so the run and the fault executor drive either.
+//! One handle over every target a run can use (local processes, containers or external clusters), so the run and the fault executor drive any of them.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::containers::{ContainersTarget, TargetKind, UsageProbe};
+use super::external::ExternalTarget;
 use super::proxy::NetworkCondition;
 use super::{Endpoints, LocalTarget, Role, TargetError};
 
@@ -15,6 +16,7 @@ use super::{Endpoints, LocalTarget, Role, TargetError};
 pub enum Target {
     Local(LocalTarget),
     Containers(ContainersTarget),
+    External(ExternalTarget),
 }
 
 impl Target {
@@ -22,6 +24,7 @@ impl Target {
         match self {
             Target::Local(_) => TargetKind::Local,
             Target::Containers(_) => TargetKind::Containers,
+            Target::External(_) => TargetKind::External,
         }
     }
 
@@ -29,6 +32,7 @@ impl Target {
         match self {
             Target::Local(target) => target.endpoints(),
             Target::Containers(target) => target.endpoints(),
+            Target::External(target) => target.endpoints(),
         }
     }
 
@@ -37,6 +41,7 @@ impl Target {
         match self {
             Target::Local(target) => target.dir(),
             Target::Containers(target) => target.dir(),
+            Target::External(target) => target.dir(),
         }
     }
 
@@ -44,6 +49,7 @@ impl Target {
         match self {
             Target::Local(target) => target.ready_after(),
             Target::Containers(target) => target.ready_after(),
+            Target::External(target) => target.ready_after(),
         }
     }
 
@@ -51,6 +57,7 @@ impl Target {
         match self {
             Target::Local(target) => target.service_versions(),
             Target::Containers(target) => target.service_versions(),
+            Target::External(target) => target.service_versions(),
         }
     }
 
@@ -59,14 +66,31 @@ impl Target {
         match self {
             Target::Local(target) => target.processes(),
             Target::Containers(target) => target.processes(),
+            Target::External(target) => target.processes(),
         }
     }
 
     /// Docker stats of the containers, for the containers target.
     pub fn usage_probe(&self) -> Option<UsageProbe> {
         match self {
-            Target::Local(_) => None,
+            Target::Local(_) | Target::External(_) => None,
             Target::Containers(target) => Some(target.usage_probe()),
+        }
+    }
+
+    /// Replicas of each of the run's topics (1 but on external clusters, where it is a flag).
+    pub fn kafka_replication_factor(&self) -> i32 {
+        match self {
+            Target::External(target) => target.kafka_replication_factor(),
+            _ => 1,
+        }
+    }
+
+    /// The CQL replication map of the run's keyspace.
+    pub fn cql_replication(&self) -> &str {
+        match self {
+            Target::External(target) => target.cql_replication(),
+            _ => crate::clients::cql::REPLICATION_ONE,
         }
     }
 
@@ -79,6 +103,7 @@ impl Target {
         match self {
             Target::Local(target) => target.start_consumer(args),
             Target::Containers(target) => Ok(target.start_consumer(args)?),
+            Target::External(target) => target.start_consumer(args),
         }
     }
 
@@ -86,6 +111,7 @@ impl Target {
         match self {
             Target::Local(target) => target.consumer_exited(),
             Target::Containers(target) => target.consumer_exited(),
+            Target::External(target) => target.consumer_exited(),
         }
     }
 
@@ -93,6 +119,7 @@ impl Target {
         match self {
             Target::Local(target) => target.kill(role),
             Target::Containers(target) => Ok(target.kill(role).await?),
+            Target::External(target) => target.kill(role),
         }
     }
 
@@ -101,6 +128,7 @@ impl Target {
         match self {
             Target::Local(target) => target.stop(role, grace),
             Target::Containers(target) => Ok(target.stop(role, grace).await?),
+            Target::External(target) => target.stop(role, grace),
         }
     }
 
@@ -108,6 +136,7 @@ impl Target {
         match self {
             Target::Local(target) => target.pause(role),
             Target::Containers(target) => Ok(target.pause(role).await?),
+            Target::External(target) => target.pause(role),
         }
     }
 
@@ -115,6 +144,7 @@ impl Target {
         match self {
             Target::Local(target) => target.resume(role),
             Target::Containers(target) => Ok(target.resume(role).await?),
+            Target::External(target) => target.resume(role),
         }
     }
 
@@ -123,6 +153,7 @@ impl Target {
         match self {
             Target::Local(target) => target.restart(role).await,
             Target::Containers(target) => Ok(target.restart(role).await?),
+            Target::External(target) => target.restart(role),
         }
     }
 
@@ -134,6 +165,7 @@ impl Target {
         match self {
             Target::Local(target) => target.set_network(role, condition),
             Target::Containers(target) => Ok(target.set_network(role, condition)?),
+            Target::External(target) => target.set_network(role, condition),
         }
     }
 
@@ -142,6 +174,7 @@ impl Target {
         match self {
             Target::Local(target) => drop(target),
             Target::Containers(target) => target.remove().await,
+            Target::External(target) => target.shutdown(),
         }
     }
 }

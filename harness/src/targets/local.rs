@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use super::process::{ProcessSpec, ServiceProcess};
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError};
+use crate::clients::{CqlConnection, KafkaConnection};
 pub use crate::scenario::CommitlogSync;
 
 /// Versions of the services this target runs (for reports).
@@ -168,9 +169,9 @@ impl LocalTarget {
         )
         .await?;
         let endpoints = Endpoints {
-            kafka_bootstrap: broker_proxy.local_addr().to_string(),
-            cql_contact: cassandra_proxy.local_addr(),
-            cql_direct: localhost(ports.bridge),
+            kafka: KafkaConnection::plaintext(broker_proxy.local_addr().to_string()),
+            cql: CqlConnection::plain(cassandra_proxy.local_addr()),
+            cql_direct: CqlConnection::plain(localhost(ports.bridge)),
         };
         let mut target = LocalTarget {
             options,
@@ -350,7 +351,7 @@ impl LocalTarget {
                     arg("--listener-url".into()),
                     arg(format!("tcp://127.0.0.1:{}", ports.kafka)),
                     arg("--advertised-listener-url".into()),
-                    arg(format!("tcp://{}", self.endpoints.kafka_bootstrap)),
+                    arg(format!("tcp://{}", self.endpoints.kafka.bootstrap)),
                     arg("--storage-engine".into()),
                     arg("memory://tansu/".into()),
                 ],

@@ -1,32 +1,39 @@
 //! Where the pipeline runs: services, their endpoints and process control behind one interface.
 //!
 //! `local`: the real services as child processes of roadtest; `containers`: Kafka and Cassandra
-//! (or ScyllaDB) in Docker via testcontainers. [`Target`] drives either.
+//! (or ScyllaDB) in Docker via testcontainers; `external`: clusters that already run elsewhere.
+//! [`Target`] drives any of them.
 
 mod any;
+mod consumer;
 pub mod containers;
+pub mod external;
+pub mod kafka_gateway;
 pub mod local;
 pub mod process;
 pub mod proxy;
 
 use std::fmt;
 use std::net::SocketAddr;
+
+use crate::clients::{CqlConnection, KafkaConnection};
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use any::Target;
 pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
+pub use external::{ExternalOptions, ExternalTarget};
 pub use local::{LocalOptions, LocalTarget};
 
 /// How clients reach the pipeline's services.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
-    /// Kafka bootstrap servers, `host:port[,host:port]`.
-    pub kafka_bootstrap: String,
-    /// CQL (protocol v4) contact point for the pipeline's consumer (through the fault proxy).
-    pub cql_contact: SocketAddr,
-    /// CQL (protocol v4) contact point that bypasses the fault proxy (set-up and verification).
-    pub cql_direct: SocketAddr,
+    /// Kafka for every client of the run (through the fault proxies, when the target has them).
+    pub kafka: KafkaConnection,
+    /// CQL for the pipeline's consumer (through the fault proxies, when the target has them).
+    pub cql: CqlConnection,
+    /// CQL that bypasses the fault proxies (set-up and verification).
+    pub cql_direct: CqlConnection,
 }
 
 /// One process of the pipeline that a target runs and can signal.
@@ -113,6 +120,10 @@ pub enum TargetError {
     Proxy(#[from] proxy::ProxyError),
     #[error(transparent)]
     Containers(Box<containers::ContainersError>),
+    #[error(transparent)]
+    External(Box<external::ExternalError>),
+    #[error(transparent)]
+    Client(#[from] crate::clients::ClientError),
     #[error("cannot signal the {role}: {source}")]
     Signal { role: Role, source: nix::Error },
     #[error("cannot prepare the run directory {path}: {source}")]

@@ -24,6 +24,8 @@ pub enum TargetKind {
     Containers,
     /// Tansu, Cassandra 2.1 and the CQL bridge as child processes (`ci/services install`).
     Local,
+    /// Existing Kafka and Cassandra clusters (`--kafka-bootstrap`, `--cql-contact`).
+    External,
 }
 
 impl TargetKind {
@@ -32,6 +34,7 @@ impl TargetKind {
         match self {
             TargetKind::Containers => "containers",
             TargetKind::Local => "local",
+            TargetKind::External => "external",
         }
     }
 }
@@ -74,6 +77,7 @@ pub enum TargetChoiceError {
 /// - `requested` = `Some(Containers)`: containers if `docker_ping` succeeds, else an error naming
 ///   what the ping tried.
 /// - `requested` = `Some(Local)`: local if installed (Docker is not asked), else an error.
+/// - `requested` = `Some(External)`: external (its flags are checked by the caller).
 /// - `requested` = `None`: containers when the daemon answers the ping (given
 ///   [`DOCKER_PING_TIMEOUT`]), else local when installed, else an error naming both.
 pub fn choose_target(
@@ -82,6 +86,10 @@ pub fn choose_target(
     local_installed: bool,
 ) -> Result<(TargetKind, String), TargetChoiceError> {
     match requested {
+        Some(TargetKind::External) => Ok((
+            TargetKind::External,
+            "--target external: the clusters at --kafka-bootstrap and --cql-contact".to_string(),
+        )),
         Some(TargetKind::Local) if local_installed => Ok((
             TargetKind::Local,
             "--target local: the services installed on this host".to_string(),
@@ -284,6 +292,14 @@ mod tests {
     }
 
     #[test]
+    fn requested_external_needs_neither_docker_nor_local_services() {
+        let (kind, why) =
+            choose_target(Some(TargetKind::External), never_pinged, false).expect("external");
+        assert_eq!(kind, TargetKind::External);
+        assert!(why.contains("--target external"), "{why}");
+    }
+
+    #[test]
     fn target_kinds_have_their_command_line_names() {
         use clap::ValueEnum;
         assert_eq!(TargetKind::Containers.to_string(), "containers");
@@ -293,7 +309,12 @@ mod tests {
             Ok(TargetKind::Containers)
         );
         assert_eq!(TargetKind::from_str("local", false), Ok(TargetKind::Local));
-        assert!(TargetKind::from_str("external", false).is_err());
+        assert_eq!(TargetKind::External.to_string(), "external");
+        assert_eq!(
+            TargetKind::from_str("external", false),
+            Ok(TargetKind::External)
+        );
+        assert!(TargetKind::from_str("sim", false).is_err());
     }
 
     #[test]

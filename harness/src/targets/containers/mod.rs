@@ -49,10 +49,11 @@ use self::readiness::{
     wait_for_ready_line,
 };
 use self::spec::ContainerSpec;
-use super::process::{ProcessSpec, ServiceProcess};
+use super::consumer::HostConsumer;
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError};
 use crate::clients::unique_suffix;
+use crate::clients::{CqlConnection, KafkaConnection};
 use crate::scenario::CommitlogSync;
 
 /// The containers target could not do what was asked; every variant says what to do.
@@ -121,7 +122,7 @@ pub struct ContainersTarget {
     docker: Docker,
     endpoints: Endpoints,
     services: BTreeMap<Role, Service>,
-    consumer: Option<ServiceProcess>,
+    consumer: HostConsumer,
     proxies: BTreeMap<Role, FaultProxy>,
     ready_after: BTreeMap<Role, Duration>,
 }
@@ -162,9 +163,9 @@ impl ContainersTarget {
                 .await
                 .map_err(TargetError::from)?;
         let endpoints = Endpoints {
-            kafka_bootstrap: broker_proxy.local_addr().to_string(),
-            cql_contact: cassandra_proxy.local_addr(),
-            cql_direct: localhost(cql_port),
+            kafka: KafkaConnection::plaintext(broker_proxy.local_addr().to_string()),
+            cql: CqlConnection::plain(cassandra_proxy.local_addr()),
+            cql_direct: CqlConnection::plain(localhost(cql_port)),
         };
         let run_id = unique_suffix();
         let owner_host = docker::host_name();
@@ -184,13 +185,14 @@ impl ContainersTarget {
         );
         let (broker, broker_ready) = broker?;
         let (database, database_ready) = database?;
+        let consumer = HostConsumer::new(options.roadtest_binary.clone(), &dir);
         Ok(ContainersTarget {
             options,
             dir,
             docker,
             endpoints,
             services: BTreeMap::from([(Role::Broker, broker), (Role::Cassandra, database)]),
-            consumer: None,
+            consumer,
             proxies: BTreeMap::from([
                 (Role::Broker, broker_proxy),
                 (Role::Cassandra, cassandra_proxy),
@@ -261,12 +263,7 @@ impl ContainersTarget {
     /// (name, pid) of the host processes of this target (the consumer, while it runs), for
     /// /proc sampling; the containers are measured through [`ContainersTarget::usage_probe`].
     pub fn processes(&mut self) -> Vec<(String, u32)> {
-        let Some(consumer) = self.consumer.as_mut() else {
-            return Vec::new();
-        };
-        let pid = consumer.pid().filter(|_| consumer.is_running());
-        pid.map(|pid| vec![(Role::Consumer.name().to_string(), pid)])
-            .unwrap_or_default()
+        self.consumer.processes()
     }
 
     /// Samples memory and CPU of the containers (see [`UsageProbe::sample`]).
@@ -284,39 +281,18 @@ impl ContainersTarget {
 
     /// Starts the reference consumer (`roadtest ingest ARGS...`) on the host.
     pub fn start_consumer(&mut self, args: Vec<OsString>) -> Result<(), ContainersError> {
-        let spec = ProcessSpec {
-            name: Role::Consumer.name().to_string(),
-            program: self.options.roadtest_binary.clone(),
-            args: std::iter::once(OsString::from("ingest"))
-                .chain(args)
-                .collect(),
-            dir: self.dir.join("consumer"),
-            log: self.dir.join("consumer.log"),
-            env: Vec::new(),
-        };
-        if let Some(mut old) = self.consumer.take() {
-            old.kill();
-        }
-        let program = spec.program.clone();
-        let process = ServiceProcess::spawn(spec).map_err(|source| TargetError::Spawn {
-            role: Role::Consumer,
-            program,
-            source,
-        })?;
-        self.consumer = Some(process);
-        Ok(())
+        Ok(self.consumer.start(args, Vec::new())?)
     }
 
     /// The consumer's exit status if it has exited (reaping it).
     pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.consumer.as_mut()?.exited()
+        self.consumer.exited()
     }
 
     /// SIGKILL the service (`docker kill` for a container; a paused one is unpaused first).
     pub async fn kill(&mut self, role: Role) -> Result<(), ContainersError> {
         if role == Role::Consumer {
-            self.consumer_process()?.kill();
-            return Ok(());
+            return Ok(self.consumer.kill()?);
         }
         let id = self.service(role)?.container.id().to_string();
         let _ = self.docker.unpause_container(&id).await;
@@ -330,11 +306,8 @@ impl ContainersTarget {
     /// SIGTERM the service and wait up to `grace` for it to exit (then SIGKILL). Returns whether
     /// it exited by itself cleanly: status 0, or (the JVM's way) 143.
     pub async fn stop(&mut self, role: Role, grace: Duration) -> Result<bool, ContainersError> {
-        use std::os::unix::process::ExitStatusExt;
         if role == Role::Consumer {
-            let status = self.consumer_process()?.terminate(grace);
-            return Ok(status
-                .is_some_and(|s| s.success() || s.code() == Some(143) || s.signal() == Some(15)));
+            return Ok(self.consumer.stop(grace)?);
         }
         let id = self.service(role)?.container.id().to_string();
         let _ = self.docker.unpause_container(&id).await;
@@ -360,7 +333,7 @@ impl ContainersTarget {
     /// Freezes the service (`docker pause`; SIGSTOP for the consumer).
     pub async fn pause(&mut self, role: Role) -> Result<(), ContainersError> {
         if role == Role::Consumer {
-            return self.signal_consumer(nix::sys::signal::Signal::SIGSTOP);
+            return Ok(self.consumer.pause()?);
         }
         let id = self.service(role)?.container.id().to_string();
         self.docker
@@ -372,7 +345,7 @@ impl ContainersTarget {
     /// Thaws the service (`docker unpause`; SIGCONT for the consumer).
     pub async fn resume(&mut self, role: Role) -> Result<(), ContainersError> {
         if role == Role::Consumer {
-            return self.signal_consumer(nix::sys::signal::Signal::SIGCONT);
+            return Ok(self.consumer.resume()?);
         }
         let id = self.service(role)?.container.id().to_string();
         self.docker
@@ -400,13 +373,7 @@ impl ContainersTarget {
     pub async fn restart(&mut self, role: Role) -> Result<Duration, ContainersError> {
         let started = Instant::now();
         if role == Role::Consumer {
-            let process = self.consumer_process()?;
-            let program = process.program().to_path_buf();
-            process.start().map_err(|source| TargetError::Spawn {
-                role,
-                program,
-                source,
-            })?;
+            self.consumer.restart()?;
             return Ok(started.elapsed());
         }
         let since = docker::unix_now_s();
@@ -455,9 +422,7 @@ impl ContainersTarget {
 
     /// Stops the consumer (SIGTERM, 10 s) and removes the containers now (instead of on drop).
     pub async fn remove(mut self) {
-        if let Some(consumer) = self.consumer.as_mut() {
-            consumer.terminate(Duration::from_secs(10));
-        }
+        self.consumer.terminate(Duration::from_secs(10));
         for (_, service) in std::mem::take(&mut self.services) {
             if let Err(error) = service.container.rm().await {
                 tracing::warn!(%error, "cannot remove a container");
@@ -471,31 +436,13 @@ impl ContainersTarget {
             .get(&role)
             .ok_or(TargetError::NotRunning { role })?)
     }
-
-    fn consumer_process(&mut self) -> Result<&mut ServiceProcess, ContainersError> {
-        Ok(self.consumer.as_mut().ok_or(TargetError::NotRunning {
-            role: Role::Consumer,
-        })?)
-    }
-
-    fn signal_consumer(&mut self, signal: nix::sys::signal::Signal) -> Result<(), ContainersError> {
-        self.consumer_process()?.signal(signal).map_err(|source| {
-            TargetError::Signal {
-                role: Role::Consumer,
-                source,
-            }
-            .into()
-        })
-    }
 }
 
 impl Drop for ContainersTarget {
     /// Kills the consumer; the containers are removed by testcontainers as they drop (this
     /// needs a tokio runtime: drop the target inside one).
     fn drop(&mut self) {
-        if let Some(consumer) = self.consumer.as_mut() {
-            consumer.terminate(Duration::from_secs(10));
-        }
+        self.consumer.terminate(Duration::from_secs(10));
         if !self.options.keep_work_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

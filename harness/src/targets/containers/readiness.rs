@@ -13,7 +13,7 @@ use super::docker::{self, LogFollower};
 use super::options::{ContainersOptions, ImageRef};
 use super::spec::ContainerSpec;
 use super::{ContainersError, Service};
-use crate::clients::{ClientError, cql, kafka};
+use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql, kafka};
 use crate::targets::{Role, TargetError};
 
 /// Bound on the client probe once the ready line was logged.
@@ -150,9 +150,11 @@ pub(super) async fn probe(
     deadline: Duration,
 ) -> Result<(), ClientError> {
     match role {
-        Role::Broker => kafka::wait_for_broker(&address.to_string(), deadline).await,
+        Role::Broker => {
+            kafka::wait_for_broker(&KafkaConnection::plaintext(address.to_string()), deadline).await
+        }
         _ => {
-            let session = cql::connect(address, deadline).await?;
+            let session = cql::connect(&CqlConnection::plain(address), deadline).await?;
             session
                 .query_unpaged("SELECT release_version FROM system.local", ())
                 .await

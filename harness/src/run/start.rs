@@ -1,0 +1,125 @@
+//! Choosing and starting the run's target: the default choice, the local processes, the containers or the external clusters.
+
+use std::ffi::OsString;
+
+use super::{RunError, RunOptions};
+use crate::Scenario;
+use crate::clients::{CqlConnection, KafkaConnection, cql};
+use crate::targets::containers::{docker_ping, local_installed};
+use crate::targets::{
+    ContainersTarget, ExternalOptions, ExternalTarget, LocalTarget, Target, TargetError, TargetKind,
+};
+
+/// Existing clusters to run against (`--target external`).
+#[derive(Debug, Clone)]
+pub struct ExternalClusters {
+    pub kafka: KafkaConnection,
+    pub cql: CqlConnection,
+    pub kafka_replication_factor: i32,
+    /// A CQL replication map for the run's keyspace.
+    pub cql_replication: String,
+}
+
+impl ExternalClusters {
+    /// The flags that reach these clusters again (passwords stay in the environment).
+    pub fn replay_flags(&self) -> String {
+        let mut flags = vec![
+            "--kafka-bootstrap".into(),
+            self.kafka.bootstrap.clone().into(),
+            "--cql-contact".into(),
+            self.cql.address().into(),
+        ];
+        flags.extend(self.kafka.security.to_args());
+        flags.extend(self.cql.security.to_args());
+        if self.kafka_replication_factor != 1 {
+            flags.push("--kafka-replication-factor".into());
+            flags.push(self.kafka_replication_factor.to_string().into());
+        }
+        if self.cql_replication != cql::REPLICATION_ONE {
+            flags.push("--cql-replication".into());
+            flags.push(format!("\"{}\"", self.cql_replication).into());
+        }
+        flags
+            .iter()
+            .map(|flag: &OsString| format!(" {}", flag.to_string_lossy()))
+            .collect()
+    }
+}
+
+/// Picks the target (the one asked for, else the default, said on stderr) and starts it.
+pub(super) async fn start_target(
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<(TargetKind, Target), RunError> {
+    let kind = match options.target {
+        Some(kind) => {
+            if let Some(why) = &options.target_reason {
+                eprintln!("roadtest: target {kind}: {why}");
+            }
+            kind
+        }
+        None => {
+            let (kind, why) = tokio::task::spawn_blocking(|| {
+                crate::targets::containers::choose_target(None, docker_ping, local_installed())
+            })
+            .await
+            .map_err(|e| RunError::Producer(e.to_string()))?
+            .map_err(|e| RunError::TargetChoice(e.to_string()))?;
+            eprintln!("roadtest: target {kind}: {why}");
+            kind
+        }
+    };
+    let target = match kind {
+        TargetKind::Local => {
+            let mut local = options.local.clone();
+            local.work_dir = Some(options.out_dir.join("services"));
+            local.keep_work_dir = true;
+            local.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
+            local.seed = scenario.seed;
+            eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
+            Target::Local(LocalTarget::start(local).await?)
+        }
+        TargetKind::External => {
+            let Some(clusters) = options.external.clone() else {
+                return Err(RunError::TargetChoice(
+                    "--target external needs --kafka-bootstrap and --cql-contact".into(),
+                ));
+            };
+            crate::targets::external::refuse_process_faults(scenario)
+                .map_err(RunError::TargetChoice)?;
+            eprintln!(
+                "roadtest: connecting to Kafka at {} and Cassandra at {} (external target)...",
+                clusters.kafka.bootstrap,
+                clusters.cql.address()
+            );
+            Target::External(
+                ExternalTarget::start(ExternalOptions {
+                    kafka: clusters.kafka,
+                    cql: clusters.cql,
+                    kafka_replication_factor: clusters.kafka_replication_factor,
+                    cql_replication: clusters.cql_replication,
+                    roadtest_binary: options.local.roadtest_binary.clone(),
+                    work_dir: options.out_dir.join("services"),
+                    proxied: crate::targets::external::network_fault_roles(scenario),
+                    seed: scenario.seed,
+                })
+                .await?,
+            )
+        }
+        TargetKind::Containers => {
+            let mut containers = options.containers.clone();
+            containers.roadtest_binary = options.local.roadtest_binary.clone();
+            containers.work_dir = Some(options.out_dir.join("services"));
+            containers.keep_work_dir = true;
+            containers.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
+            containers.seed = scenario.seed;
+            eprintln!("roadtest: starting Kafka and the database in containers...");
+            Target::Containers(
+                ContainersTarget::start(containers)
+                    .await
+                    .map_err(TargetError::from)?,
+            )
+        }
+    };
+    Ok((kind, target))
+}

@@ -1,0 +1,590 @@
+//! The external target: Kafka and Cassandra clusters that already run elsewhere; roadtest runs only the consumer, and fault proxies where the scenario asks for network faults.
+//!
+//! - Connect: bootstrap servers and contact points with the security settings of
+//!   [`crate::clients::security`] (TLS, SASL/username-password for Kafka and CQL).
+//! - Faults: roadtest does not run the brokers or the nodes, so it cannot kill, stop or pause
+//!   them: [`refuse_process_faults`] rejects such a scenario before anything starts. The consumer
+//!   is roadtest's own process: every fault works on it. Network faults work through
+//!   [`FaultProxy`]s started for the services the scenario's network faults name (and only
+//!   those, so a run without network faults talks to the clusters directly):
+//!   - Cassandra: one proxy per node (nodes from `system.local` and `system.peers`); the
+//!     consumer's driver translates every node address to its proxy.
+//!   - Kafka: one proxy per broker, in front of a [`KafkaGateway`] that rewrites the broker
+//!     addresses in metadata responses to the proxies, so clients never connect around them.
+//!     The gateway must read the protocol, so this needs a listener without TLS (`plaintext` or
+//!     `sasl-plaintext`); with TLS, broker network faults are refused with that reason.
+//! - Measurements: the clusters' memory and CPU are not visible from here; roadtest samples its
+//!   own process and the consumer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::consumer::HostConsumer;
+use super::kafka_gateway::{BrokerRoutes, KafkaGateway};
+use super::proxy::{FaultProxy, NetworkCondition};
+use super::{Endpoints, Role, TargetError};
+use crate::clients::security::{
+    CQL_PASSWORD_ENV, CqlSecurityArgs, KAFKA_PASSWORD_ENV, KafkaSecurityArgs,
+};
+use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql, kafka};
+use crate::scenario::{FaultAction, Scenario};
+
+/// How long the clusters have to answer at start.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The external target's settings on the command line (`roadtest run --target external`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ExternalArgs {
+    /// Kafka bootstrap servers of an existing cluster (external target).
+    #[arg(long = "kafka-bootstrap", value_name = "HOST:PORT[,HOST:PORT]")]
+    pub kafka_bootstrap: Option<String>,
+    /// CQL contact points of an existing Cassandra or ScyllaDB cluster (external target).
+    #[arg(
+        long = "cql-contact",
+        value_name = "HOST:PORT[,HOST:PORT]",
+        value_delimiter = ','
+    )]
+    pub cql_contact: Vec<String>,
+    /// Replication factor of the run's topics (external target).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=32))]
+    pub kafka_replication_factor: i32,
+    /// Replication of the run's keyspace, a CQL map (external target).
+    #[arg(long, value_name = "MAP", default_value = cql::REPLICATION_ONE)]
+    pub cql_replication: String,
+    #[command(flatten)]
+    pub kafka: KafkaSecurityArgs,
+    #[command(flatten)]
+    pub cql: CqlSecurityArgs,
+}
+
+impl ExternalArgs {
+    /// Whether any flag that only the external target uses was given.
+    pub fn is_set(&self) -> bool {
+        self.kafka_bootstrap.is_some()
+            || !self.cql_contact.is_empty()
+            || self.kafka.is_set()
+            || self.cql.is_set()
+            || self.kafka_replication_factor != 1
+            || self.cql_replication != cql::REPLICATION_ONE
+    }
+
+    /// The connections these flags describe; passwords from `lookup` (the environment).
+    pub fn resolve(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(KafkaConnection, CqlConnection), String> {
+        let bootstrap = self
+            .kafka_bootstrap
+            .clone()
+            .filter(|bootstrap| !bootstrap.trim().is_empty())
+            .ok_or("--target external needs --kafka-bootstrap HOST:PORT")?;
+        check_host_ports("--kafka-bootstrap", bootstrap.split(','))?;
+        if self.cql_contact.is_empty() {
+            return Err("--target external needs --cql-contact HOST:PORT".into());
+        }
+        check_host_ports("--cql-contact", self.cql_contact.iter().map(String::as_str))?;
+        if !self.cql_replication.trim_start().starts_with('{') {
+            return Err(format!(
+                "--cql-replication: {:?} is not a CQL map; give one like \"{}\"",
+                self.cql_replication,
+                cql::REPLICATION_ONE
+            ));
+        }
+        let kafka = KafkaConnection {
+            bootstrap,
+            security: self.kafka.resolve(&lookup).map_err(|e| e.to_string())?,
+        };
+        let cql = CqlConnection {
+            contact_points: self.cql_contact.clone(),
+            security: self.cql.resolve(&lookup).map_err(|e| e.to_string())?,
+            translation: Vec::new(),
+        };
+        Ok((kafka, cql))
+    }
+}
+
+/// Every entry is `HOST:PORT` with a port number.
+fn check_host_ports<'a>(flag: &str, entries: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    for entry in entries {
+        let entry = entry.trim();
+        let port = entry
+            .rsplit_once(':')
+            .map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(port))) if !host.is_empty() && port > 0) {
+            return Err(format!(
+                "{flag}: {entry:?} is not HOST:PORT (like broker-1.example.com:9092)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a scenario that needs process control over the clusters (kill, stop or pause of the
+/// broker or Cassandra); the message names the first such fault and what works instead.
+pub fn refuse_process_faults(scenario: &Scenario) -> Result<(), String> {
+    for (index, fault) in scenario.faults.iter().enumerate() {
+        let role = Role::from(fault.service);
+        if !fault.action.is_network() && role != Role::Consumer {
+            return Err(format!(
+                "faults[{index}]: the external target cannot {} the {role}: roadtest does not run \
+                 it. On this target, kill/stop/pause act on the consumer only, and the network \
+                 faults (latency, bandwidth, blackhole, reset) act on the broker and Cassandra \
+                 through roadtest's proxy; use --target local or containers for process faults \
+                 on the {role}",
+                action_name(fault.action)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn action_name(action: FaultAction) -> &'static str {
+    match action {
+        FaultAction::Kill => "kill",
+        FaultAction::Stop => "stop",
+        FaultAction::Pause => "pause",
+        FaultAction::Latency => "add latency to",
+        FaultAction::Bandwidth => "throttle",
+        FaultAction::Blackhole => "blackhole",
+        FaultAction::Reset => "reset the connections of",
+    }
+}
+
+/// The services whose network faults the scenario schedules (they get proxies).
+pub fn network_fault_roles(scenario: &Scenario) -> BTreeSet<Role> {
+    scenario
+        .faults
+        .iter()
+        .filter(|fault| fault.action.is_network())
+        .map(|fault| Role::from(fault.service))
+        .filter(|role| *role != Role::Consumer)
+        .collect()
+}
+
+/// How to run the external target.
+#[derive(Debug, Clone)]
+pub struct ExternalOptions {
+    pub kafka: KafkaConnection,
+    pub cql: CqlConnection,
+    pub kafka_replication_factor: i32,
+    /// A CQL replication map for the run's keyspace.
+    pub cql_replication: String,
+    /// The `roadtest` binary: the consumer runs as `roadtest ingest`.
+    pub roadtest_binary: PathBuf,
+    /// The run directory (the consumer's files and log).
+    pub work_dir: PathBuf,
+    /// Services to put fault proxies in front of.
+    pub proxied: BTreeSet<Role>,
+    /// Root seed for the fault proxies' jitter.
+    pub seed: u64,
+}
+
+/// The external target could not start or do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalError {
+    #[error(
+        "network faults on the broker need a Kafka listener without TLS (security protocol \
+         plaintext or sasl-plaintext): roadtest's gateway must read the metadata to keep clients \
+         on its proxies, and the listener at {bootstrap} uses {protocol}"
+    )]
+    BrokerProxyNeedsPlaintext { bootstrap: String, protocol: String },
+    #[error(
+        "the external target cannot {action} the {role}: roadtest does not run it (process \
+         faults work on the consumer only)"
+    )]
+    NoProcessControl { action: &'static str, role: Role },
+    #[error("{what}: {message}")]
+    Setup { what: String, message: String },
+}
+
+/// Existing clusters plus the consumer (and proxies) roadtest runs against them.
+#[derive(Debug)]
+pub struct ExternalTarget {
+    options: ExternalOptions,
+    endpoints: Endpoints,
+    consumer: HostConsumer,
+    /// Fault proxies per service (one per broker, one per Cassandra node).
+    proxies: BTreeMap<Role, Vec<FaultProxy>>,
+    /// Kept alive with the broker proxies they serve.
+    gateways: Vec<KafkaGateway>,
+    ready_after: BTreeMap<Role, Duration>,
+    versions: BTreeMap<String, String>,
+}
+
+impl ExternalTarget {
+    /// Waits until both clusters answer (each within [`READY_TIMEOUT`]), then starts the proxies
+    /// of `options.proxied`.
+    pub async fn start(options: ExternalOptions) -> Result<ExternalTarget, TargetError> {
+        std::fs::create_dir_all(&options.work_dir).map_err(|source| TargetError::WorkDir {
+            path: options.work_dir.clone(),
+            source,
+        })?;
+        let started = Instant::now();
+        let brokers = kafka::brokers(&options.kafka, READY_TIMEOUT).await?;
+        let mut ready_after = BTreeMap::from([(Role::Broker, started.elapsed())]);
+        let started = Instant::now();
+        let session = cql::connect(&options.cql, READY_TIMEOUT).await?;
+        ready_after.insert(Role::Cassandra, started.elapsed());
+        let (release, nodes) = cluster_nodes(&session, &options.cql).await?;
+        drop(session);
+        let versions = BTreeMap::from([
+            (
+                Role::Broker.name().to_string(),
+                format!(
+                    "external: {} broker(s) at {}, security {}",
+                    brokers.len(),
+                    options.kafka.bootstrap,
+                    options.kafka.security.protocol.flag_name()
+                ),
+            ),
+            (
+                Role::Cassandra.name().to_string(),
+                format!(
+                    "external: release {release}, {} node(s) at {}{}",
+                    nodes.len(),
+                    options.cql.address(),
+                    if options.cql.security.tls.is_some() {
+                        ", TLS"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+        ]);
+        let mut endpoints = Endpoints {
+            kafka: options.kafka.clone(),
+            cql: options.cql.clone(),
+            cql_direct: options.cql.clone(),
+        };
+        let mut proxies = BTreeMap::new();
+        let mut gateways = Vec::new();
+        if options.proxied.contains(&Role::Broker) {
+            let (broker_proxies, broker_gateways) = proxy_brokers(&options, &brokers).await?;
+            endpoints.kafka.bootstrap = broker_proxies
+                .iter()
+                .map(|proxy| proxy.local_addr().to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            proxies.insert(Role::Broker, broker_proxies);
+            gateways = broker_gateways;
+        }
+        if options.proxied.contains(&Role::Cassandra) {
+            let port = contact_port(&options.cql)?;
+            let mut node_proxies = Vec::new();
+            for node in &nodes {
+                let proxy = FaultProxy::start(
+                    "cassandra",
+                    localhost(0),
+                    SocketAddr::new(*node, port),
+                    options.seed,
+                )
+                .await?;
+                node_proxies.push(proxy);
+            }
+            endpoints.cql.contact_points = node_proxies
+                .iter()
+                .map(|proxy| proxy.local_addr().to_string())
+                .collect();
+            endpoints.cql.translation = translation(&nodes, port, &node_proxies);
+            proxies.insert(Role::Cassandra, node_proxies);
+        }
+        let consumer = HostConsumer::new(options.roadtest_binary.clone(), &options.work_dir);
+        Ok(ExternalTarget {
+            options,
+            endpoints,
+            consumer,
+            proxies,
+            gateways,
+            ready_after,
+            versions,
+        })
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The run directory (the consumer's files and log).
+    pub fn dir(&self) -> &Path {
+        &self.options.work_dir
+    }
+
+    /// How long each cluster took to answer.
+    pub fn ready_after(&self) -> &BTreeMap<Role, Duration> {
+        &self.ready_after
+    }
+
+    /// Service name -> what was found, for reports.
+    pub fn service_versions(&self) -> BTreeMap<String, String> {
+        self.versions.clone()
+    }
+
+    pub fn kafka_replication_factor(&self) -> i32 {
+        self.options.kafka_replication_factor
+    }
+
+    pub fn cql_replication(&self) -> &str {
+        &self.options.cql_replication
+    }
+
+    /// The consumer, while it runs (the clusters cannot be sampled from here).
+    pub fn processes(&mut self) -> Vec<(String, u32)> {
+        self.consumer.processes()
+    }
+
+    /// Starts the consumer (`roadtest ingest ARGS...` plus the security flags; the passwords go
+    /// into its environment, never its arguments).
+    pub fn start_consumer(&mut self, mut args: Vec<OsString>) -> Result<(), TargetError> {
+        let kafka = &self.options.kafka.security;
+        let cql = &self.options.cql.security;
+        args.extend(kafka.to_args());
+        args.extend(cql.to_args());
+        for (from, to) in &self.endpoints.cql.translation {
+            args.push("--cql-translate".into());
+            args.push(format!("{from}={to}").into());
+        }
+        let mut env = Vec::new();
+        if let Some((_, login)) = &kafka.sasl {
+            env.push((KAFKA_PASSWORD_ENV.into(), login.password.expose().into()));
+        }
+        if let Some(login) = &cql.login {
+            env.push((CQL_PASSWORD_ENV.into(), login.password.expose().into()));
+        }
+        self.consumer.start(args, env)
+    }
+
+    pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.consumer.exited()
+    }
+
+    pub fn kill(&mut self, role: Role) -> Result<(), TargetError> {
+        self.consumer_only(role, "kill")?;
+        self.consumer.kill()
+    }
+
+    pub fn stop(&mut self, role: Role, grace: Duration) -> Result<bool, TargetError> {
+        self.consumer_only(role, "stop")?;
+        self.consumer.stop(grace)
+    }
+
+    pub fn pause(&mut self, role: Role) -> Result<(), TargetError> {
+        self.consumer_only(role, "pause")?;
+        self.consumer.pause()
+    }
+
+    pub fn resume(&mut self, role: Role) -> Result<(), TargetError> {
+        self.consumer_only(role, "resume")?;
+        self.consumer.resume()
+    }
+
+    pub fn restart(&mut self, role: Role) -> Result<Duration, TargetError> {
+        self.consumer_only(role, "restart")?;
+        let started = Instant::now();
+        self.consumer.restart()?;
+        Ok(started.elapsed())
+    }
+
+    /// Sets the network condition of every proxy in front of `role`.
+    pub fn set_network(
+        &mut self,
+        role: Role,
+        condition: NetworkCondition,
+    ) -> Result<(), TargetError> {
+        let proxies = self
+            .proxies
+            .get(&role)
+            .ok_or(TargetError::NoProxy { role })?;
+        for proxy in proxies {
+            proxy.set(condition);
+        }
+        Ok(())
+    }
+
+    /// Stops the consumer, then the proxies and gateways.
+    pub fn shutdown(mut self) {
+        self.consumer.terminate(Duration::from_secs(10));
+        self.proxies.clear();
+        self.gateways.clear();
+    }
+
+    fn consumer_only(&self, role: Role, action: &'static str) -> Result<(), TargetError> {
+        match role {
+            Role::Consumer => Ok(()),
+            role => Err(TargetError::External(Box::new(
+                ExternalError::NoProcessControl { action, role },
+            ))),
+        }
+    }
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// One proxy (and gateway) per broker: client -> proxy -> gateway -> broker, with every broker's
+/// advertised address routed to its proxy.
+async fn proxy_brokers(
+    options: &ExternalOptions,
+    brokers: &[(i32, String, u16)],
+) -> Result<(Vec<FaultProxy>, Vec<KafkaGateway>), TargetError> {
+    let protocol = options.kafka.security.protocol;
+    if protocol.uses_tls() {
+        return Err(TargetError::External(Box::new(
+            ExternalError::BrokerProxyNeedsPlaintext {
+                bootstrap: options.kafka.bootstrap.clone(),
+                protocol: protocol.flag_name().to_string(),
+            },
+        )));
+    }
+    // The routes need the proxies' ports before the gateways start, and the proxies need the
+    // gateways' addresses: pick the proxies' ports first.
+    let mut ports = Vec::new();
+    for _ in brokers {
+        let port = TcpListener::bind(localhost(0))
+            .and_then(|listener| listener.local_addr())
+            .map_err(|source| TargetError::WorkDir {
+                path: PathBuf::from("127.0.0.1:0"),
+                source,
+            })?
+            .port();
+        ports.push(port);
+    }
+    let routes = Arc::new(BrokerRoutes::new(brokers.iter().zip(&ports).map(
+        |((_, host, port), proxy_port)| {
+            (
+                (host.clone(), *port),
+                ("127.0.0.1".to_string(), *proxy_port),
+            )
+        },
+    )));
+    let mut proxies = Vec::new();
+    let mut gateways = Vec::new();
+    for ((id, host, port), proxy_port) in brokers.iter().zip(&ports) {
+        let gateway = KafkaGateway::start(
+            &format!("broker-{id}"),
+            localhost(0),
+            (host.clone(), *port),
+            Arc::clone(&routes),
+        )
+        .await
+        .map_err(|error| {
+            TargetError::External(Box::new(ExternalError::Setup {
+                what: format!("the Kafka gateway for broker {id} ({host}:{port})"),
+                message: error.to_string(),
+            }))
+        })?;
+        let proxy = FaultProxy::start(
+            "broker",
+            localhost(*proxy_port),
+            gateway.local_addr(),
+            options.seed,
+        )
+        .await?;
+        proxies.push(proxy);
+        gateways.push(gateway);
+    }
+    Ok((proxies, gateways))
+}
+
+/// The cluster's release version and the address of every node (`system.local` and `system.peers`).
+async fn cluster_nodes(
+    session: &scylla::client::session::Session,
+    cql: &CqlConnection,
+) -> Result<(String, Vec<IpAddr>), ClientError> {
+    let query_error = |what: &str| {
+        let (address, what) = (cql.address(), what.to_string());
+        move |error: String| ClientError::Cql {
+            address,
+            what,
+            message: error,
+        }
+    };
+    let local = session
+        .query_unpaged("SELECT release_version, rpc_address FROM system.local", ())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|result| result.into_rows_result().map_err(|e| e.to_string()))
+        .and_then(|rows| {
+            rows.first_row::<(Option<String>, Option<IpAddr>)>()
+                .map_err(|e| e.to_string())
+        })
+        .map_err(query_error("read system.local"))?;
+    let peers: Vec<IpAddr> = session
+        .query_unpaged("SELECT rpc_address FROM system.peers", ())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|result| result.into_rows_result().map_err(|e| e.to_string()))
+        .and_then(|rows| {
+            rows.rows::<(Option<IpAddr>,)>()
+                .map_err(|e| e.to_string())?
+                .map(|row| row.map(|(address,)| address).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(query_error("read system.peers"))?
+        .into_iter()
+        .flatten()
+        .collect();
+    let (release, local_address) = local;
+    let mut nodes = vec![local_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))];
+    nodes.extend(peers);
+    nodes.dedup();
+    Ok((release.unwrap_or_else(|| "unknown".into()), nodes))
+}
+
+/// The native port of the nodes: that of the first contact point.
+fn contact_port(cql: &CqlConnection) -> Result<u16, TargetError> {
+    cql.contact_points
+        .first()
+        .and_then(|contact| contact.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .ok_or_else(|| {
+            TargetError::External(Box::new(ExternalError::Setup {
+                what: "--cql-contact".into(),
+                message: "no HOST:PORT contact point".into(),
+            }))
+        })
+}
+
+/// The driver reports node `i` as (its address, the port it connected to), and it connects
+/// through one of the proxies: map every such pair, and the node's real address, to node `i`'s
+/// proxy.
+fn translation(
+    nodes: &[IpAddr],
+    native_port: u16,
+    proxies: &[FaultProxy],
+) -> Vec<(SocketAddr, SocketAddr)> {
+    let ports: Vec<u16> = std::iter::once(native_port)
+        .chain(proxies.iter().map(|proxy| proxy.local_addr().port()))
+        .collect();
+    translation_pairs(
+        nodes,
+        &ports,
+        &proxies
+            .iter()
+            .map(FaultProxy::local_addr)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// [`translation`] on plain addresses.
+pub fn translation_pairs(
+    nodes: &[IpAddr],
+    ports: &[u16],
+    proxies: &[SocketAddr],
+) -> Vec<(SocketAddr, SocketAddr)> {
+    let mut pairs = Vec::new();
+    for (node, proxy) in nodes.iter().zip(proxies) {
+        for port in ports {
+            pairs.push((SocketAddr::new(*node, *port), *proxy));
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+#[path = "external_tests.rs"]
+mod tests;

@@ -1,0 +1,488 @@
+//! The external target against real clusters: this host's services (`ci/services up`: Tansu, Cassandra 2.1 behind the CQL bridge) stand in for clusters that already run; TLS through terminators this test puts in front of them, and a Cassandra that requires a login.
+//!
+//! Fails (never skips) when the services are not up, saying how to start them. The runs are
+//! serialised: they share the services, and the fault run's latency checks need a quiet host.
+
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
+use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+use openssl::x509::{X509, X509NameBuilder};
+use roadtest::Scenario;
+use roadtest::clients::security::{
+    CqlSecurity, KafkaProtocol, KafkaSecurity, Login, Password, TlsFiles,
+};
+use roadtest::clients::{CqlConnection, KafkaConnection, cql};
+use roadtest::report::Report;
+use roadtest::run::{ExternalClusters, RunOptions};
+use roadtest::targets::TargetKind;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+
+/// One run at a time (see the module docs).
+static RUNS: Mutex<()> = Mutex::const_new(());
+
+/// The services' Kafka bootstrap and CQL contact: the environment `ci/test` exports, else
+/// `$ROADTEST_HOME/services/services.env`. Panics with what to do when they do not answer.
+fn services() -> (String, String) {
+    let home = roadtest::targets::local::roadtest_home();
+    let file = std::fs::read_to_string(home.join("services/services.env")).unwrap_or_default();
+    let value = |key: &str| {
+        std::env::var(key).ok().or_else(|| {
+            file.lines()
+                .find_map(|line| line.strip_prefix(&format!("{key}=")).map(str::to_string))
+        })
+    };
+    let (Some(kafka), Some(cql)) = (
+        value("ROADTEST_KAFKA_BOOTSTRAP"),
+        value("ROADTEST_CQL_CONTACT"),
+    ) else {
+        panic!(
+            "the local services are not up (no services.env under {}); start them with \
+             `ci/services install && ci/services up`",
+            home.display()
+        );
+    };
+    for (name, address) in [("Tansu", &kafka), ("the CQL bridge", &cql)] {
+        let reachable = address
+            .parse::<SocketAddr>()
+            .ok()
+            .and_then(|a| StdTcpStream::connect_timeout(&a, Duration::from_secs(2)).ok());
+        assert!(
+            reachable.is_some(),
+            "{name} does not answer on {address}; start the services with `ci/services up`"
+        );
+    }
+    (kafka, cql)
+}
+
+fn scenario(name: &str) -> (Scenario, PathBuf) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    (
+        Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")),
+        path,
+    )
+}
+
+fn out_dir(label: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("roadtest-external-{}-{label}", std::process::id()))
+}
+
+/// Runs a scenario on the external target through the library.
+async fn run(name: &str, clusters: ExternalClusters) -> Report {
+    let (scenario, path) = scenario(name);
+    let mut options = RunOptions::new(&scenario, &path).expect("run options");
+    options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
+    options.target = Some(TargetKind::External);
+    options.external = Some(clusters);
+    options.out_dir = out_dir(name);
+    options.progress = false;
+    let report = scenario
+        .run(options.clone())
+        .await
+        .unwrap_or_else(|error| panic!("{name}: the run could not be carried out: {error}"));
+    let _ = std::fs::remove_dir_all(&options.out_dir);
+    report
+}
+
+fn plaintext(kafka: &str, cql: &str) -> ExternalClusters {
+    ExternalClusters {
+        kafka: KafkaConnection::plaintext(kafka),
+        cql: CqlConnection {
+            contact_points: vec![cql.to_string()],
+            ..CqlConnection::default()
+        },
+        kafka_replication_factor: 1,
+        cql_replication: cql::REPLICATION_ONE.to_string(),
+    }
+}
+
+/// The `roadtest_*` keyspaces of the services' Cassandra.
+async fn run_keyspaces(contact: &str) -> Vec<String> {
+    let connection = CqlConnection {
+        contact_points: vec![contact.to_string()],
+        ..CqlConnection::default()
+    };
+    let session = cql::connect(&connection, Duration::from_secs(30))
+        .await
+        .expect("CQL session");
+    let rows = session
+        .query_unpaged("SELECT keyspace_name FROM system.schema_keyspaces", ())
+        .await
+        .expect("keyspaces")
+        .into_rows_result()
+        .expect("rows");
+    let mut names: Vec<String> = rows
+        .rows::<(String,)>()
+        .expect("text rows")
+        .filter_map(Result::ok)
+        .map(|(name,)| name)
+        .filter(|name| name.starts_with("roadtest_"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_from_the_command_line_passes_and_leaves_nothing_behind() {
+    let _one = RUNS.lock().await;
+    let (kafka, cql) = services();
+    let before = run_keyspaces(&cql).await;
+    let out = out_dir("smoke-cli");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .arg("run")
+        .arg(&scenario)
+        .args([
+            "--target",
+            "external",
+            "--quiet",
+            "--kafka-bootstrap",
+            &kafka,
+        ])
+        .args(["--cql-contact", &cql, "--out"])
+        .arg(&out)
+        .output()
+        .expect("run roadtest");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("report.json")).expect("report.json written"),
+    )
+    .expect("report.json is JSON");
+    assert_eq!(report["target"]["name"], "external");
+    assert_eq!(report["verify"]["lost"], 0);
+    assert_eq!(report["verify"]["expected"], report["verify"]["found"]);
+    let replay = report["replay_command"].as_str().unwrap_or_default();
+    assert!(
+        replay.contains(&format!("--kafka-bootstrap {kafka} --cql-contact {cql}")),
+        "the replay command must reach the same clusters: {replay}"
+    );
+    assert_eq!(
+        run_keyspaces(&cql).await,
+        before,
+        "a passed run drops its keyspace"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_kill_and_network_faults_work_without_touching_the_clusters() {
+    let _one = RUNS.lock().await;
+    let (kafka, cql) = services();
+    let report = run("external-faults-ci", plaintext(&kafka, &cql)).await;
+    report.assert_no_loss();
+    report.assert_passed();
+    for fault in &report.faults {
+        assert!(fault["error"].is_null(), "{fault}");
+    }
+    // The 3 s blackhole stalled the producer: clients reached the broker only through the
+    // proxy (the gateway rewrote the broker's advertised address).
+    let e2e_max_ms = report.latency.e2e_ms.max_ms;
+    assert!(
+        e2e_max_ms >= 2500.0,
+        "a 3 s broker blackhole should show in the latency, max was {e2e_max_ms} ms"
+    );
+    // +150 ms +- 30 each way on a quarter of the run's writes.
+    let write_ack_p99_ms = report.latency.stages["write_ack_ms"].p99_ms;
+    assert!(
+        write_ack_p99_ms >= 240.0,
+        "the Cassandra latency fault should show in write acks, p99 was {write_ack_p99_ms} ms"
+    );
+}
+
+// ---- TLS: terminators in front of a Tansu of this test and of the services' CQL bridge ----
+
+/// A CA and a certificate it signed for `localhost` / 127.0.0.1, as PEM files in `dir`.
+struct Certificates {
+    ca_pem: PathBuf,
+    acceptor: Arc<SslAcceptor>,
+}
+
+fn key() -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(2048).expect("RSA key")).expect("key")
+}
+
+fn certificate(
+    subject: &str,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+) -> X509 {
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", subject).expect("CN");
+    let name = name.build();
+    let mut builder = X509::builder().expect("builder");
+    builder.set_version(2).expect("v3");
+    let serial = BigNum::from_u32(if issuer.is_some() { 2 } else { 1 }).expect("serial");
+    builder
+        .set_serial_number(&serial.to_asn1_integer().expect("serial"))
+        .expect("serial");
+    builder.set_subject_name(&name).expect("subject");
+    builder.set_pubkey(key).expect("public key");
+    builder
+        .set_not_before(&Asn1Time::days_from_now(0).expect("time"))
+        .expect("not before");
+    builder
+        .set_not_after(&Asn1Time::days_from_now(2).expect("time"))
+        .expect("not after");
+    match issuer {
+        None => {
+            builder.set_issuer_name(&name).expect("issuer");
+            builder
+                .append_extension(BasicConstraints::new().critical().ca().build().expect("CA"))
+                .expect("CA extension");
+            builder.sign(key, MessageDigest::sha256()).expect("sign");
+        }
+        Some((ca, ca_key)) => {
+            builder.set_issuer_name(ca.subject_name()).expect("issuer");
+            let names = SubjectAlternativeName::new()
+                .dns("localhost")
+                .ip("127.0.0.1")
+                .build(&builder.x509v3_context(Some(ca), None))
+                .expect("SAN");
+            builder.append_extension(names).expect("SAN extension");
+            builder.sign(ca_key, MessageDigest::sha256()).expect("sign");
+        }
+    }
+    builder.build()
+}
+
+fn certificates(dir: &Path) -> Certificates {
+    std::fs::create_dir_all(dir).expect("cert dir");
+    let ca_key = key();
+    let ca = certificate("roadtest test CA", &ca_key, None);
+    let server_key = key();
+    let server = certificate("localhost", &server_key, Some((&ca, &ca_key)));
+    let ca_pem = dir.join("ca.pem");
+    std::fs::write(&ca_pem, ca.to_pem().expect("PEM")).expect("write ca.pem");
+    let mut acceptor =
+        SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("acceptor");
+    acceptor.set_private_key(&server_key).expect("key");
+    acceptor.set_certificate(&server).expect("certificate");
+    acceptor.add_extra_chain_cert(ca).expect("chain");
+    Certificates {
+        ca_pem,
+        acceptor: Arc::new(acceptor.build()),
+    }
+}
+
+/// Accepts TLS on `listener` and forwards the plaintext to `upstream`; counts handshakes.
+struct TlsFront {
+    handshakes: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn tls_front(listener: TcpListener, acceptor: Arc<SslAcceptor>, upstream: SocketAddr) -> TlsFront {
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&handshakes);
+    let task = tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (acceptor, counter) = (Arc::clone(&acceptor), Arc::clone(&counter));
+            tokio::spawn(async move {
+                let Ok(ssl) = Ssl::new(acceptor.context()) else {
+                    return;
+                };
+                let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, client) else {
+                    return;
+                };
+                if Pin::new(&mut tls).accept().await.is_err() {
+                    return;
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut server) = TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
+                }
+            });
+        }
+    });
+    TlsFront { handshakes, task }
+}
+
+/// A service process of this test, killed on drop.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Tansu on a free port, advertising `advertised` (the TLS front); waits until it listens.
+fn tansu(advertised: &str) -> (Service, SocketAddr) {
+    let binary = roadtest::targets::local::roadtest_home().join("bin/tansu");
+    assert!(
+        binary.exists(),
+        "Tansu is not installed ({}); run `ci/services install`",
+        binary.display()
+    );
+    let address = free_address();
+    let child = Command::new(binary)
+        .args(["broker", "--listener-url", &format!("tcp://{address}")])
+        .args(["--advertised-listener-url", &format!("tcp://{advertised}")])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    let broker = Service(child);
+    wait_until_listening("Tansu", address, Duration::from_secs(20));
+    (broker, address)
+}
+
+fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+}
+
+fn wait_until_listening(name: &str, address: SocketAddr, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while StdTcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not listen on {address} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Cassandra 2.1 node that requires a login (PasswordAuthenticator, superuser
+/// cassandra/cassandra) and a CQL bridge in front of it; returns them and the bridge's address.
+fn cassandra_with_login(dir: &Path) -> (Service, Service, SocketAddr) {
+    let launcher = roadtest::targets::local::roadtest_home().join("bin/cassandra-node");
+    assert!(
+        launcher.exists(),
+        "Cassandra is not installed ({}); run `ci/services install`",
+        launcher.display()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let ports: Vec<String> = (0..4).map(|_| free_address().port().to_string()).collect();
+    let native = SocketAddr::from(([127, 0, 0, 1], ports[0].parse().expect("port")));
+    let log = std::fs::File::create(dir.with_extension("log")).expect("node log");
+    let node = Command::new(launcher)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--native-port", &ports[0], "--storage-port", &ports[1]])
+        .args(["--ssl-storage-port", &ports[2], "--jmx-port", &ports[3]])
+        .args(["--authenticator", "password"])
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cassandra-node");
+    let node = Service(node);
+    wait_until_listening("Cassandra", native, Duration::from_secs(120));
+    let bridge_address = free_address();
+    let bridge = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .args(["cql-bridge", "--listen", &bridge_address.to_string()])
+        .args(["--upstream", &native.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the bridge");
+    let bridge = Service(bridge);
+    wait_until_listening("the CQL bridge", bridge_address, Duration::from_secs(10));
+    (node, bridge, bridge_address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_both_clusters_and_a_cassandra_login() {
+    let _one = RUNS.lock().await;
+    services();
+    let (_node, _bridge, cql) = cassandra_with_login(&out_dir("cassandra-with-login"));
+    let certificates = certificates(&out_dir("certificates"));
+    let kafka_listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let kafka_front_port = kafka_listener.local_addr().expect("address").port();
+    // The broker advertises the TLS front by name: librdkafka checks the name against the certificate.
+    let advertised = format!("localhost:{kafka_front_port}");
+    let (_broker, broker_address) = tansu(&advertised);
+    let kafka_front = tls_front(
+        kafka_listener,
+        Arc::clone(&certificates.acceptor),
+        broker_address,
+    );
+    let cql_listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let cql_front_address = cql_listener.local_addr().expect("address");
+    let cql_front = tls_front(cql_listener, Arc::clone(&certificates.acceptor), cql);
+    let tls = TlsFiles {
+        ca: Some(certificates.ca_pem.clone()),
+        ..TlsFiles::default()
+    };
+    let mut clusters = plaintext(&advertised, &cql_front_address.to_string());
+    clusters.kafka.security = KafkaSecurity {
+        protocol: KafkaProtocol::Ssl,
+        sasl: None,
+        tls: tls.clone(),
+    };
+    clusters.cql.security = CqlSecurity {
+        login: Some(Login {
+            username: "cassandra".into(),
+            password: Password::new("cassandra"),
+        }),
+        tls: Some(tls),
+    };
+
+    // A wrong password is refused at once, and said so.
+    let mut wrong = clusters.cql.clone();
+    if let Some(login) = wrong.security.login.as_mut() {
+        login.password = Password::new("not-the-password");
+    }
+    let started = Instant::now();
+    let error = cql::connect(&wrong, Duration::from_secs(120))
+        .await
+        .expect_err("a wrong password");
+    assert!(
+        error.to_string().contains("refused the connection"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "bad credentials must not be retried until the deadline"
+    );
+
+    let report = run("smoke", clusters.clone()).await;
+    report.assert_no_loss();
+    report.assert_passed();
+    assert!(kafka_front.handshakes.load(Ordering::Relaxed) > 0);
+    assert!(cql_front.handshakes.load(Ordering::Relaxed) > 0);
+    let versions = &report.target.service_versions;
+    assert!(versions["broker"].contains("security ssl"), "{versions:?}");
+    assert!(versions["cassandra"].contains("TLS"), "{versions:?}");
+
+    // Broker network faults need to read the protocol: with TLS they are refused, clearly.
+    let (scenario, path) = scenario("network-partition-ci");
+    let mut options = RunOptions::new(&scenario, &path).expect("run options");
+    options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
+    options.target = Some(TargetKind::External);
+    options.external = Some(clusters);
+    options.out_dir = out_dir("refused");
+    options.progress = false;
+    let error = scenario
+        .run(options.clone())
+        .await
+        .expect_err("broker network faults over TLS are refused");
+    assert!(
+        error.to_string().contains("without TLS"),
+        "the refusal should say why: {error}"
+    );
+    let _ = std::fs::remove_dir_all(&options.out_dir);
+}
