@@ -189,14 +189,15 @@ async fn consumer_kill_and_network_faults_work_without_touching_the_clusters() {
     for fault in &report.faults {
         assert!(fault["error"].is_null(), "{fault}");
     }
-    // The 3 s blackhole stalled the producer: clients reached the broker only through the
-    // proxy (the gateway rewrote the broker's advertised address).
-    let e2e_max_ms = report.latency.e2e_ms.max_ms;
+    // The 3 s blackhole stalled the producer's acknowledgements (only the broker path can):
+    // the producer reached the broker only through the proxy (the gateway rewrote the broker's
+    // advertised address).
+    let produce_ack_max_ms = report.latency.stages["produce_ack_ms"].max_ms;
     assert!(
-        e2e_max_ms >= 2500.0,
-        "a 3 s broker blackhole should show in the latency, max was {e2e_max_ms} ms"
+        produce_ack_max_ms >= 2500.0,
+        "a 3 s broker blackhole should stall produce acks, max was {produce_ack_max_ms} ms"
     );
-    // +150 ms +- 30 each way on a quarter of the run's writes.
+    // +150 ms +- 30 each way on the writes of 6 s of the run (only the Cassandra path can).
     let write_ack_p99_ms = report.latency.stages["write_ack_ms"].p99_ms;
     assert!(
         write_ack_p99_ms >= 240.0,
