@@ -227,7 +227,7 @@ fn check_faults(scenario: &Scenario) -> Result<(), Problem> {
     Ok(())
 }
 
-fn action_name(action: FaultAction) -> &'static str {
+pub(crate) fn action_name(action: FaultAction) -> &'static str {
     match action {
         FaultAction::Kill => "kill",
         FaultAction::Stop => "stop",

@@ -81,8 +81,8 @@ fn out_dir(label: &str) -> PathBuf {
     std::env::temp_dir().join(format!("roadtest-external-{}-{label}", std::process::id()))
 }
 
-/// Runs a scenario on the external target through the library.
-async fn run(name: &str, clusters: ExternalClusters) -> Report {
+/// A scenario and the options that run it on the external target through the library.
+fn external_run(name: &str, clusters: ExternalClusters) -> (Scenario, RunOptions) {
     let (scenario, path) = scenario(name);
     let mut options = RunOptions::new(&scenario, &path).expect("run options");
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
@@ -90,6 +90,12 @@ async fn run(name: &str, clusters: ExternalClusters) -> Report {
     options.external = Some(clusters);
     options.out_dir = out_dir(name);
     options.progress = false;
+    (scenario, options)
+}
+
+/// Runs a scenario on the external target; panics when the run cannot be carried out.
+async fn run(name: &str, clusters: ExternalClusters) -> Report {
+    let (scenario, options) = external_run(name, clusters);
     let report = scenario
         .run(options.clone())
         .await
@@ -470,13 +476,7 @@ async fn tls_to_both_clusters_and_a_cassandra_login() {
     assert!(versions["cassandra"].contains("TLS"), "{versions:?}");
 
     // Broker network faults need to read the protocol: with TLS they are refused, clearly.
-    let (scenario, path) = scenario("network-partition-ci");
-    let mut options = RunOptions::new(&scenario, &path).expect("run options");
-    options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
-    options.target = Some(TargetKind::External);
-    options.external = Some(clusters);
-    options.out_dir = out_dir("refused");
-    options.progress = false;
+    let (scenario, options) = external_run("network-partition-ci", clusters);
     let error = scenario
         .run(options.clone())
         .await

@@ -31,7 +31,7 @@ use crate::clients::security::{
     CQL_PASSWORD_ENV, CqlSecurityArgs, KAFKA_PASSWORD_ENV, KafkaSecurityArgs,
 };
 use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql, kafka};
-use crate::scenario::{FaultAction, Scenario};
+use crate::scenario::Scenario;
 
 /// How long the clusters have to answer at start.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -135,23 +135,11 @@ pub fn refuse_process_faults(scenario: &Scenario) -> Result<(), String> {
                  faults (latency, bandwidth, blackhole, reset) act on the broker and Cassandra \
                  through roadtest's proxy; use --target local or containers for process faults \
                  on the {role}",
-                action_name(fault.action)
+                crate::scenario_rules::action_name(fault.action)
             ));
         }
     }
     Ok(())
-}
-
-fn action_name(action: FaultAction) -> &'static str {
-    match action {
-        FaultAction::Kill => "kill",
-        FaultAction::Stop => "stop",
-        FaultAction::Pause => "pause",
-        FaultAction::Latency => "add latency to",
-        FaultAction::Bandwidth => "throttle",
-        FaultAction::Blackhole => "blackhole",
-        FaultAction::Reset => "reset the connections of",
-    }
 }
 
 /// The services whose network faults the scenario schedules (they get proxies).
