@@ -1,4 +1,4 @@
-//! The external target against real clusters: this host's services (`ci/services up`: Tansu, Cassandra 2.1 behind the CQL bridge) stand in for clusters that already run; TLS through terminators this test puts in front of them, and a Cassandra that requires a login.
+//! The external target against real clusters: this host's services (`ci/services up`: Tansu, Cassandra 2.1 behind the CQL bridge) stand in for clusters that already run; mutual TLS through terminators this test puts in front of them, and a Cassandra that requires a login.
 //!
 //! Fails (never skips) when the services are not up, saying how to start them. The runs are
 //! serialised: they share the services, and the fault run's latency checks need a quiet host.
@@ -16,7 +16,7 @@ use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
-use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509, X509NameBuilder};
 use roadtest::Scenario;
@@ -213,9 +213,12 @@ async fn consumer_kill_and_network_faults_work_without_touching_the_clusters() {
 
 // ---- TLS: terminators in front of a Tansu of this test and of the services' CQL bridge ----
 
-/// A CA and a certificate it signed for `localhost` / 127.0.0.1, as PEM files in `dir`.
+/// A CA, a server certificate it signed for `localhost` / 127.0.0.1 (in the acceptor, which
+/// requires a client certificate signed by the same CA) and such a client certificate, as PEM files.
 struct Certificates {
     ca_pem: PathBuf,
+    client_cert_pem: PathBuf,
+    client_key_pem: PathBuf,
     acceptor: Arc<SslAcceptor>,
 }
 
@@ -225,6 +228,7 @@ fn key() -> PKey<Private> {
 
 fn certificate(
     subject: &str,
+    serial: u32,
     key: &PKey<Private>,
     issuer: Option<(&X509, &PKey<Private>)>,
 ) -> X509 {
@@ -233,7 +237,7 @@ fn certificate(
     let name = name.build();
     let mut builder = X509::builder().expect("builder");
     builder.set_version(2).expect("v3");
-    let serial = BigNum::from_u32(if issuer.is_some() { 2 } else { 1 }).expect("serial");
+    let serial = BigNum::from_u32(serial).expect("serial");
     builder
         .set_serial_number(&serial.to_asn1_integer().expect("serial"))
         .expect("serial");
@@ -270,18 +274,36 @@ fn certificate(
 fn certificates(dir: &Path) -> Certificates {
     std::fs::create_dir_all(dir).expect("cert dir");
     let ca_key = key();
-    let ca = certificate("roadtest test CA", &ca_key, None);
+    let ca = certificate("roadtest test CA", 1, &ca_key, None);
     let server_key = key();
-    let server = certificate("localhost", &server_key, Some((&ca, &ca_key)));
-    let ca_pem = dir.join("ca.pem");
-    std::fs::write(&ca_pem, ca.to_pem().expect("PEM")).expect("write ca.pem");
+    let server = certificate("localhost", 2, &server_key, Some((&ca, &ca_key)));
+    let client_key = key();
+    let client = certificate("roadtest client", 3, &client_key, Some((&ca, &ca_key)));
+    let write = |name: &str, pem: Vec<u8>| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write PEM");
+        path
+    };
+    let ca_pem = write("ca.pem", ca.to_pem().expect("PEM"));
+    let client_cert_pem = write("client.pem", client.to_pem().expect("PEM"));
+    let client_key_pem = write(
+        "client-key.pem",
+        client_key.private_key_to_pem_pkcs8().expect("PEM"),
+    );
     let mut acceptor =
         SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("acceptor");
     acceptor.set_private_key(&server_key).expect("key");
     acceptor.set_certificate(&server).expect("certificate");
+    acceptor
+        .cert_store_mut()
+        .add_cert(ca.clone())
+        .expect("trust the CA");
     acceptor.add_extra_chain_cert(ca).expect("chain");
+    acceptor.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     Certificates {
         ca_pem,
+        client_cert_pem,
+        client_key_pem,
         acceptor: Arc::new(acceptor.build()),
     }
 }
@@ -412,7 +434,7 @@ fn cassandra_with_login(dir: &Path) -> (Service, Service, SocketAddr) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_to_both_clusters_and_a_cassandra_login() {
+async fn mutual_tls_to_both_clusters_and_a_cassandra_login() {
     let _one = RUNS.lock().await;
     services();
     let (_node, _bridge, cql) = cassandra_with_login(&out_dir("cassandra-with-login"));
@@ -430,9 +452,11 @@ async fn tls_to_both_clusters_and_a_cassandra_login() {
     let cql_listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
     let cql_front_address = cql_listener.local_addr().expect("address");
     let cql_front = tls_front(cql_listener, Arc::clone(&certificates.acceptor), cql);
+    // Mutual TLS: the fronts refuse a client without a certificate signed by the test CA.
     let tls = TlsFiles {
         ca: Some(certificates.ca_pem.clone()),
-        ..TlsFiles::default()
+        cert: Some(certificates.client_cert_pem.clone()),
+        key: Some(certificates.client_key_pem.clone()),
     };
     let mut clusters = plaintext(&advertised, &cql_front_address.to_string());
     clusters.kafka.security = KafkaSecurity {
@@ -447,6 +471,16 @@ async fn tls_to_both_clusters_and_a_cassandra_login() {
         }),
         tls: Some(tls),
     };
+
+    // The CQL front really requires a client certificate.
+    let mut no_certificate = clusters.cql.clone();
+    if let Some(files) = no_certificate.security.tls.as_mut() {
+        (files.cert, files.key) = (None, None);
+    }
+    let error = cql::connect(&no_certificate, Duration::from_secs(5))
+        .await
+        .expect_err("TLS without the client certificate");
+    assert!(error.to_string().contains("certificate"), "{error}");
 
     // A wrong password is refused at once, and said so.
     let mut wrong = clusters.cql.clone();

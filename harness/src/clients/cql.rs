@@ -52,11 +52,18 @@ pub async fn connect(cql: &CqlConnection, deadline: Duration) -> Result<Session,
         })
 }
 
-/// Whether a session error is one waiting does not mend: wrong credentials or certificates.
+/// Whether a session error is one waiting does not mend: wrong credentials, a certificate the
+/// client cannot verify, or the server refusing the client's certificate (or its absence).
 fn refused(error: &str) -> bool {
-    ["Authentication failed", "certificate verify failed"]
-        .iter()
-        .any(|needle| error.contains(needle))
+    [
+        "Authentication failed",
+        "certificate verify failed",
+        "certificate required",
+        "bad certificate",
+        "unknown ca",
+    ]
+    .iter()
+    .any(|needle| error.contains(needle))
 }
 
 /// The pipeline's init step: keyspace (with `replication`, a CQL map like [`REPLICATION_ONE`])

@@ -280,6 +280,7 @@ fn invalid(flag: &'static str, problem: impl Into<String>) -> SecurityError {
 
 /// Kafka security flags (`roadtest run --target external`, `roadtest ingest`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Kafka security")]
 pub struct KafkaSecurityArgs {
     /// Kafka security protocol (default plaintext). SASL passwords come from the environment
     /// variable ROADTEST_KAFKA_PASSWORD, never from a flag.
@@ -388,6 +389,7 @@ impl KafkaSecurityArgs {
 
 /// CQL security flags (`roadtest run --target external`, `roadtest ingest`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "CQL security")]
 pub struct CqlSecurityArgs {
     /// CQL user name (PasswordAuthenticator); the password comes from the environment variable
     /// ROADTEST_CQL_PASSWORD, never from a flag.

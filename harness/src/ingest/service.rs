@@ -54,10 +54,6 @@ pub struct IngestArgs {
     /// front of it); repeatable.
     #[arg(long = "cql-translate", value_name = "FROM=TO", value_parser = parse_translation)]
     pub cql_translate: Vec<(SocketAddr, SocketAddr)>,
-    #[command(flatten)]
-    pub kafka_security: KafkaSecurityArgs,
-    #[command(flatten)]
-    pub cql_security: CqlSecurityArgs,
     /// Keyspace holding the `telemetry` table.
     #[arg(long)]
     pub keyspace: String,
@@ -79,6 +75,11 @@ pub struct IngestArgs {
     /// Directory for this process's stats file (`consumer-PID.json`).
     #[arg(long)]
     pub stats_dir: Option<PathBuf>,
+    // Last: their help headings apply to the flags after them.
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
+    #[command(flatten)]
+    pub cql_security: CqlSecurityArgs,
 }
 
 impl IngestArgs {

@@ -38,6 +38,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The external target's settings on the command line (`roadtest run --target external`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "External target (--target external)")]
 pub struct ExternalArgs {
     /// Kafka bootstrap servers of an existing cluster (external target).
     #[arg(long = "kafka-bootstrap", value_name = "HOST:PORT[,HOST:PORT]")]
