@@ -185,6 +185,16 @@ pub enum CommitlogSync {
     Batch,
 }
 
+impl CommitlogSync {
+    /// The name in scenario files, in cassandra.yaml and on `ci/cassandra-node`'s command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitlogSync::Periodic => "periodic",
+            CommitlogSync::Batch => "batch",
+        }
+    }
+}
+
 fn default_topic() -> String {
     "telemetry".to_string()
 }

@@ -28,10 +28,14 @@ pub(super) fn pipeline_lag(acknowledged: u64, written: u64) -> i64 {
 
 /// The running consumer's pid.
 pub(super) fn consumer_pid(target: &mut Target) -> Option<u32> {
-    target
-        .processes()
-        .into_iter()
-        .find_map(|(name, pid)| (name == Role::Consumer.name()).then_some(pid))
+    consumer_pid_in(&target.processes())
+}
+
+/// The consumer's pid in a list of (name, pid).
+fn consumer_pid_in(processes: &[(String, u32)]) -> Option<u32> {
+    processes
+        .iter()
+        .find_map(|(name, pid)| (name == Role::Consumer.name()).then_some(*pid))
 }
 
 /// (rows written by every consumer process so far, batches in flight, consuming, lag) — the last
@@ -62,7 +66,6 @@ pub(super) async fn wait_for_consumer(
         if let Some(status) = target.consumer_exited() {
             return Err(consumer_error(
                 target,
-                stats_dir,
                 format!("exited while starting ({status})"),
             ));
         }
@@ -76,7 +79,6 @@ pub(super) async fn wait_for_consumer(
         if started.elapsed() > CONSUMER_READY {
             return Err(consumer_error(
                 target,
-                stats_dir,
                 format!("got no partitions within {CONSUMER_READY:?}"),
             ));
         }
@@ -84,7 +86,7 @@ pub(super) async fn wait_for_consumer(
     }
 }
 
-pub(super) fn consumer_error(target: &Target, _stats_dir: &Path, problem: String) -> RunError {
+pub(super) fn consumer_error(target: &Target, problem: String) -> RunError {
     let log = target.dir().join("consumer.log");
     RunError::Consumer {
         problem,
@@ -120,11 +122,14 @@ pub(super) async fn follow(
     let mut consumer_down_reported = false;
     while !counters.finished.load(Ordering::Relaxed) {
         ticker.tick().await;
+        // One look at the processes and one read of the consumers' stats per tick serve the
+        // sampler, the faults and the progress line.
+        let running = own_and(target);
+        let consumer = consumer_pid_in(&running);
         if let Ok(mut list) = processes.lock() {
-            *list = own_and(target);
+            *list = running;
         }
-        // One read of the consumers' stats per tick serves the faults and the progress line.
-        let (written, _, consuming, _) = consumer_totals(stats_dir, consumer_pid(target));
+        let (written, _, consuming, _) = consumer_totals(stats_dir, consumer);
         let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
         faults
             .tick(

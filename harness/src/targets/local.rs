@@ -219,10 +219,7 @@ impl LocalTarget {
                 "cassandra".to_string(),
                 format!(
                     "apache-cassandra {CASSANDRA_VERSION} (commitlog_sync {}) behind cql-bridge",
-                    match self.options.commitlog_sync {
-                        CommitlogSync::Periodic => "periodic",
-                        CommitlogSync::Batch => "batch",
-                    }
+                    self.options.commitlog_sync.name()
                 ),
             ),
         ])
@@ -370,10 +367,7 @@ impl LocalTarget {
                     arg("--jmx-port".into()),
                     arg(ports.cassandra_jmx.to_string()),
                     arg("--commitlog-sync".into()),
-                    arg(match self.options.commitlog_sync {
-                        CommitlogSync::Periodic => "periodic".into(),
-                        CommitlogSync::Batch => "batch".into(),
-                    }),
+                    arg(self.options.commitlog_sync.name().into()),
                     arg("--heap-mb".into()),
                     arg(self.options.cassandra_heap_mb.to_string()),
                     arg("--cassandra-home".into()),

@@ -54,7 +54,6 @@ use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError};
 use crate::clients::unique_suffix;
 use crate::clients::{CqlConnection, KafkaConnection};
-use crate::scenario::CommitlogSync;
 
 /// The containers target could not do what was asked; every variant says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -242,10 +241,7 @@ impl ContainersTarget {
                 Database::Cassandra => format!(
                     ", heap {} MB, commitlog_sync {}",
                     self.options.cassandra_heap_mb,
-                    match self.options.commitlog_sync {
-                        CommitlogSync::Periodic => "periodic",
-                        CommitlogSync::Batch => "batch",
-                    }
+                    self.options.commitlog_sync.name()
                 ),
                 Database::Scylla => ", 1 shard".to_string(),
             };
