@@ -34,17 +34,11 @@ pub(super) fn run_scenario(
     options.progress = !quiet;
     let external = target.name == Some("external") || target.external.is_set();
     if external {
-        let (kafka, cql) = target
+        let clusters = target
             .external
             .resolve(|key| std::env::var(key).ok())
             .map_err(|e| format!("{e}; see `roadtest run --help`"))?;
-        options.external = Some(crate::run::ExternalClusters {
-            kafka,
-            cql,
-            kafka_replication_factor: target.external.kafka_replication_factor,
-            cql_replication: target.external.cql_replication.clone(),
-        });
-        crate::targets::external::refuse_process_faults(&scenario)?;
+        options.external = Some(clusters);
     }
     options.target = match target.name {
         Some("containers") => Some(crate::targets::TargetKind::Containers),
@@ -81,14 +75,14 @@ pub(super) fn run_scenario(
             }
         })
         .map_err(|e| {
-            let flags = options
-                .external
-                .as_ref()
-                .map(crate::run::ExternalClusters::replay_flags)
-                .unwrap_or_default();
             format!(
-                "{e}\nreplay with: {}{flags}",
-                crate::run::replay_command(&scenario, &args.path, options.target)
+                "{e}\nreplay with: {}",
+                crate::run::replay_command(
+                    &scenario,
+                    &args.path,
+                    options.target,
+                    options.external.as_ref()
+                )
             )
         })?;
     let stdout = io::stdout();

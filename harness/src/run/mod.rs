@@ -21,10 +21,10 @@ use crate::verify::verify;
 mod start;
 mod watch;
 
-pub use self::start::ExternalClusters;
 use self::watch::{
     Progress, Watched, consumer_pid, consumer_totals, drain, follow, own_and, wait_for_consumer,
 };
+pub use crate::targets::external::ExternalClusters;
 
 /// How long the consumer may take to join its group and get partitions.
 const CONSUMER_READY: Duration = Duration::from_secs(60);
@@ -109,17 +109,23 @@ impl Scenario {
     }
 }
 
-/// The command that replays a run (on `target`, when known).
+/// The command that replays a run (on `target`, when known; for the external target with the
+/// flags that reach `external`, never a password).
 pub fn replay_command(
     scenario: &Scenario,
     scenario_path: &Path,
     target: Option<TargetKind>,
+    external: Option<&ExternalClusters>,
 ) -> String {
+    let connection = match (target, external) {
+        (Some(TargetKind::External), Some(clusters)) => clusters.replay_flags(),
+        _ => String::new(),
+    };
     let target = target
         .map(|kind| format!(" --target {kind}"))
         .unwrap_or_default();
     format!(
-        "roadtest run {} --seed {} --vehicles {} --duration-s {}{target}",
+        "roadtest run {} --seed {} --vehicles {} --duration-s {}{target}{connection}",
         scenario_path.display(),
         scenario.seed,
         scenario.fleet.vehicle_count,
@@ -128,6 +134,11 @@ pub fn replay_command(
 }
 
 async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunError> {
+    // Before anything is created or contacted: faults the external target cannot carry out.
+    if options.target == Some(TargetKind::External) {
+        crate::targets::external::refuse_process_faults(scenario)
+            .map_err(RunError::TargetChoice)?;
+    }
     let started_at = SystemTime::now();
     std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
         path: options.out_dir.clone(),
@@ -144,10 +155,12 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     for (role, after) in target.ready_after() {
         eprintln!("roadtest: {role} ready after {:.1} s", after.as_secs_f64());
     }
-    let mut replay = replay_command(scenario, &options.scenario_path, Some(kind));
-    if let (TargetKind::External, Some(clusters)) = (kind, &options.external) {
-        replay.push_str(&clusters.replay_flags());
-    }
+    let replay = replay_command(
+        scenario,
+        &options.scenario_path,
+        Some(kind),
+        options.external.as_ref(),
+    );
     eprintln!("roadtest: replay with: {replay}");
     let endpoints = target.endpoints().clone();
     let suffix = unique_suffix();

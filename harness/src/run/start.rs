@@ -1,50 +1,11 @@
 //! Choosing and starting the run's target: the default choice, the local processes, the containers or the external clusters.
 
-use std::ffi::OsString;
-
 use super::{RunError, RunOptions};
 use crate::Scenario;
-use crate::clients::{CqlConnection, KafkaConnection, cql};
 use crate::targets::containers::{docker_ping, local_installed};
 use crate::targets::{
     ContainersTarget, ExternalOptions, ExternalTarget, LocalTarget, Target, TargetError, TargetKind,
 };
-
-/// Existing clusters to run against (`--target external`).
-#[derive(Debug, Clone)]
-pub struct ExternalClusters {
-    pub kafka: KafkaConnection,
-    pub cql: CqlConnection,
-    pub kafka_replication_factor: i32,
-    /// A CQL replication map for the run's keyspace.
-    pub cql_replication: String,
-}
-
-impl ExternalClusters {
-    /// The flags that reach these clusters again (passwords stay in the environment).
-    pub fn replay_flags(&self) -> String {
-        let mut flags = vec![
-            "--kafka-bootstrap".into(),
-            self.kafka.bootstrap.clone().into(),
-            "--cql-contact".into(),
-            self.cql.address().into(),
-        ];
-        flags.extend(self.kafka.security.to_args());
-        flags.extend(self.cql.security.to_args());
-        if self.kafka_replication_factor != 1 {
-            flags.push("--kafka-replication-factor".into());
-            flags.push(self.kafka_replication_factor.to_string().into());
-        }
-        if self.cql_replication != cql::REPLICATION_ONE {
-            flags.push("--cql-replication".into());
-            flags.push(format!("\"{}\"", self.cql_replication).into());
-        }
-        flags
-            .iter()
-            .map(|flag: &OsString| format!(" {}", flag.to_string_lossy()))
-            .collect()
-    }
-}
 
 /// Picks the target (the one asked for, else the default, said on stderr) and starts it.
 pub(super) async fn start_target(
@@ -85,8 +46,6 @@ pub(super) async fn start_target(
                     "--target external needs --kafka-bootstrap and --cql-contact".into(),
                 ));
             };
-            crate::targets::external::refuse_process_faults(scenario)
-                .map_err(RunError::TargetChoice)?;
             eprintln!(
                 "roadtest: connecting to Kafka at {} and Cassandra at {} (external target)...",
                 clusters.kafka.bootstrap,
@@ -94,10 +53,7 @@ pub(super) async fn start_target(
             );
             Target::External(
                 ExternalTarget::start(ExternalOptions {
-                    kafka: clusters.kafka,
-                    cql: clusters.cql,
-                    kafka_replication_factor: clusters.kafka_replication_factor,
-                    cql_replication: clusters.cql_replication,
+                    clusters,
                     roadtest_binary: options.local.roadtest_binary.clone(),
                     work_dir: options.out_dir.join("services"),
                     proxied: crate::targets::external::network_fault_roles(scenario),

@@ -73,11 +73,11 @@ impl ExternalArgs {
             || self.cql_replication != cql::REPLICATION_ONE
     }
 
-    /// The connections these flags describe; passwords from `lookup` (the environment).
+    /// The clusters these flags describe; passwords from `lookup` (the environment).
     pub fn resolve(
         &self,
         lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<(KafkaConnection, CqlConnection), String> {
+    ) -> Result<ExternalClusters, String> {
         let bootstrap = self
             .kafka_bootstrap
             .clone()
@@ -104,7 +104,48 @@ impl ExternalArgs {
             security: self.cql.resolve(&lookup).map_err(|e| e.to_string())?,
             translation: Vec::new(),
         };
-        Ok((kafka, cql))
+        Ok(ExternalClusters {
+            kafka,
+            cql,
+            kafka_replication_factor: self.kafka_replication_factor,
+            cql_replication: self.cql_replication.clone(),
+        })
+    }
+}
+
+/// Existing clusters to run against: how to reach them and how to replicate the run's data.
+#[derive(Debug, Clone)]
+pub struct ExternalClusters {
+    pub kafka: KafkaConnection,
+    pub cql: CqlConnection,
+    pub kafka_replication_factor: i32,
+    /// A CQL replication map for the run's keyspace.
+    pub cql_replication: String,
+}
+
+impl ExternalClusters {
+    /// The flags that reach these clusters again (passwords stay in the environment).
+    pub fn replay_flags(&self) -> String {
+        let mut flags: Vec<OsString> = vec![
+            "--kafka-bootstrap".into(),
+            self.kafka.bootstrap.clone().into(),
+            "--cql-contact".into(),
+            self.cql.address().into(),
+        ];
+        flags.extend(self.kafka.security.to_args());
+        flags.extend(self.cql.security.to_args());
+        if self.kafka_replication_factor != 1 {
+            flags.push("--kafka-replication-factor".into());
+            flags.push(self.kafka_replication_factor.to_string().into());
+        }
+        if self.cql_replication != cql::REPLICATION_ONE {
+            flags.push("--cql-replication".into());
+            flags.push(format!("\"{}\"", self.cql_replication).into());
+        }
+        flags
+            .iter()
+            .map(|flag| format!(" {}", flag.to_string_lossy()))
+            .collect()
     }
 }
 
@@ -157,11 +198,7 @@ pub fn network_fault_roles(scenario: &Scenario) -> BTreeSet<Role> {
 /// How to run the external target.
 #[derive(Debug, Clone)]
 pub struct ExternalOptions {
-    pub kafka: KafkaConnection,
-    pub cql: CqlConnection,
-    pub kafka_replication_factor: i32,
-    /// A CQL replication map for the run's keyspace.
-    pub cql_replication: String,
+    pub clusters: ExternalClusters,
     /// The `roadtest` binary: the consumer runs as `roadtest ingest`.
     pub roadtest_binary: PathBuf,
     /// The run directory (the consumer's files and log).
@@ -213,12 +250,12 @@ impl ExternalTarget {
             source,
         })?;
         let started = Instant::now();
-        let brokers = kafka::brokers(&options.kafka, READY_TIMEOUT).await?;
+        let brokers = kafka::brokers(&options.clusters.kafka, READY_TIMEOUT).await?;
         let mut ready_after = BTreeMap::from([(Role::Broker, started.elapsed())]);
         let started = Instant::now();
-        let session = cql::connect(&options.cql, READY_TIMEOUT).await?;
+        let session = cql::connect(&options.clusters.cql, READY_TIMEOUT).await?;
         ready_after.insert(Role::Cassandra, started.elapsed());
-        let (release, nodes) = cluster_nodes(&session, &options.cql).await?;
+        let (release, nodes) = cluster_nodes(&session, &options.clusters.cql).await?;
         drop(session);
         let versions = BTreeMap::from([
             (
@@ -226,8 +263,8 @@ impl ExternalTarget {
                 format!(
                     "external: {} broker(s) at {}, security {}",
                     brokers.len(),
-                    options.kafka.bootstrap,
-                    options.kafka.security.protocol.flag_name()
+                    options.clusters.kafka.bootstrap,
+                    options.clusters.kafka.security.protocol.flag_name()
                 ),
             ),
             (
@@ -235,8 +272,8 @@ impl ExternalTarget {
                 format!(
                     "external: release {release}, {} node(s) at {}{}",
                     nodes.len(),
-                    options.cql.address(),
-                    if options.cql.security.tls.is_some() {
+                    options.clusters.cql.address(),
+                    if options.clusters.cql.security.tls.is_some() {
                         ", TLS"
                     } else {
                         ""
@@ -245,9 +282,9 @@ impl ExternalTarget {
             ),
         ]);
         let mut endpoints = Endpoints {
-            kafka: options.kafka.clone(),
-            cql: options.cql.clone(),
-            cql_direct: options.cql.clone(),
+            kafka: options.clusters.kafka.clone(),
+            cql: options.clusters.cql.clone(),
+            cql_direct: options.clusters.cql.clone(),
         };
         let mut proxies = BTreeMap::new();
         let mut gateways = Vec::new();
@@ -262,7 +299,7 @@ impl ExternalTarget {
             gateways = broker_gateways;
         }
         if options.proxied.contains(&Role::Cassandra) {
-            let port = contact_port(&options.cql)?;
+            let port = contact_port(&options.clusters.cql)?;
             let mut node_proxies = Vec::new();
             for node in &nodes {
                 let proxy = FaultProxy::start(
@@ -313,11 +350,11 @@ impl ExternalTarget {
     }
 
     pub fn kafka_replication_factor(&self) -> i32 {
-        self.options.kafka_replication_factor
+        self.options.clusters.kafka_replication_factor
     }
 
     pub fn cql_replication(&self) -> &str {
-        &self.options.cql_replication
+        &self.options.clusters.cql_replication
     }
 
     /// The consumer, while it runs (the clusters cannot be sampled from here).
@@ -328,8 +365,8 @@ impl ExternalTarget {
     /// Starts the consumer (`roadtest ingest ARGS...` plus the security flags; the passwords go
     /// into its environment, never its arguments).
     pub fn start_consumer(&mut self, mut args: Vec<OsString>) -> Result<(), TargetError> {
-        let kafka = &self.options.kafka.security;
-        let cql = &self.options.cql.security;
+        let kafka = &self.options.clusters.kafka.security;
+        let cql = &self.options.clusters.cql.security;
         args.extend(kafka.to_args());
         args.extend(cql.to_args());
         for (from, to) in &self.endpoints.cql.translation {
@@ -420,11 +457,11 @@ async fn proxy_brokers(
     options: &ExternalOptions,
     brokers: &[(i32, String, u16)],
 ) -> Result<(Vec<FaultProxy>, Vec<KafkaGateway>), TargetError> {
-    let protocol = options.kafka.security.protocol;
+    let protocol = options.clusters.kafka.security.protocol;
     if protocol.uses_tls() {
         return Err(TargetError::External(Box::new(
             ExternalError::BrokerProxyNeedsPlaintext {
-                bootstrap: options.kafka.bootstrap.clone(),
+                bootstrap: options.clusters.kafka.bootstrap.clone(),
                 protocol: protocol.flag_name().to_string(),
             },
         )));

@@ -53,9 +53,10 @@ fn connection_flags_are_checked() {
         ..ExternalArgs::default()
     };
     let no_env = |_: &str| None;
-    let (kafka, cql) = args(Some("b1:9092,b2:9092"), &["c1:9042", "c2:9042"])
-        .resolve(no_env)
-        .expect("valid");
+    let ExternalClusters { kafka, cql, .. } =
+        args(Some("b1:9092,b2:9092"), &["c1:9042", "c2:9042"])
+            .resolve(no_env)
+            .expect("valid");
     assert_eq!(kafka.bootstrap, "b1:9092,b2:9092");
     assert_eq!(cql.contact_points, ["c1:9042", "c2:9042"]);
     for (bootstrap, contact, flag) in [
