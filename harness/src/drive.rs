@@ -168,15 +168,14 @@ pub fn drive(
         if intended_us > now_us {
             std::thread::sleep(Duration::from_micros(intended_us - now_us));
         }
-        behind_schedule.record(
-            clock.elapsed_us().saturating_sub(intended_us),
-            intended_us / 1000,
-        );
+        // The send time, read once: how late the send is, and the record's timestamp.
+        let send_us = clock.elapsed_us();
+        behind_schedule.record(send_us.saturating_sub(intended_us), intended_us / 1000);
         payload.clear();
         event.encode_json(&mut payload);
         key.clear();
         event.encode_key(&mut key);
-        let created_ms = ((clock.start_epoch_us + clock.elapsed_us()) / 1000) as i64;
+        let created_ms = ((clock.start_epoch_us + send_us) / 1000) as i64;
         let mut record = BaseRecord::with_opaque_to(topic, intended_us as usize)
             .key(key.as_slice())
             .payload(payload.as_slice())
@@ -204,15 +203,16 @@ pub fn drive(
     let sent = counters.sent.load(Ordering::Relaxed);
     let acknowledged = counters.acknowledged.load(Ordering::Relaxed);
     let failed_deliveries = counters.failed.load(Ordering::Relaxed);
+    // Every delivery has been reported: take the recorders instead of copying them.
     let state = producer
         .context()
         .state
         .lock()
-        .map(|state| {
+        .map(|mut state| {
             (
-                state.produce_ack.clone(),
-                state.acknowledged_per_second.clone(),
-                state.first_errors.clone(),
+                std::mem::take(&mut state.produce_ack),
+                std::mem::take(&mut state.acknowledged_per_second),
+                std::mem::take(&mut state.first_errors),
             )
         })
         .unwrap_or_else(|_| (LatencyRecorder::new(), Vec::new(), Vec::new()));
