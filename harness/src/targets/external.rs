@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use super::consumer::HostConsumer;
 use super::kafka_gateway::{BrokerRoutes, KafkaGateway};
 use super::proxy::{FaultProxy, NetworkCondition};
-use super::{Endpoints, Role, TargetError};
+use super::{Endpoints, Role, TargetError, free_port};
 use crate::clients::security::{
     CQL_PASSWORD_ENV, CqlSecurityArgs, KAFKA_PASSWORD_ENV, KafkaSecurityArgs,
 };
@@ -470,14 +470,10 @@ async fn proxy_brokers(
     // gateways' addresses: pick the proxies' ports first.
     let mut ports = Vec::new();
     for _ in brokers {
-        let port = TcpListener::bind(localhost(0))
-            .and_then(|listener| listener.local_addr())
-            .map_err(|source| TargetError::WorkDir {
-                path: PathBuf::from("127.0.0.1:0"),
-                source,
-            })?
-            .port();
-        ports.push(port);
+        ports.push(free_port().map_err(|source| TargetError::WorkDir {
+            path: options.work_dir.clone(),
+            source,
+        })?);
     }
     let routes = Arc::new(BrokerRoutes::new(brokers.iter().zip(&ports).map(
         |((_, host, port), proxy_port)| {

@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use super::process::{ProcessSpec, ServiceProcess};
 use super::proxy::{FaultProxy, NetworkCondition};
-use super::{Endpoints, Role, TargetError};
+use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
 use crate::clients::{CqlConnection, KafkaConnection};
 pub use crate::scenario::CommitlogSync;
 
@@ -103,13 +103,6 @@ struct Ports {
     bridge: u16,
 }
 
-/// A port that was free a moment ago (the OS picks it; nothing holds it afterwards).
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
 /// The real pipeline as child processes of this roadtest.
 #[derive(Debug)]
 pub struct LocalTarget {
@@ -139,7 +132,7 @@ impl LocalTarget {
         }
         let dir = match &options.work_dir {
             Some(dir) => dir.clone(),
-            None => fresh_run_dir(),
+            None => fresh_run_dir("roadtest"),
         };
         std::fs::create_dir_all(&dir).map_err(|source| TargetError::WorkDir {
             path: dir.clone(),
@@ -478,12 +471,4 @@ impl Drop for LocalTarget {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// A new directory name under the system temp dir, unique per process and call.
-fn fresh_run_dir() -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    std::env::temp_dir().join(format!("roadtest-{}-{nanos}", std::process::id()))
 }

@@ -14,7 +14,8 @@ pub mod process;
 pub mod proxy;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clients::{CqlConnection, KafkaConnection};
 use std::path::PathBuf;
@@ -137,4 +138,19 @@ impl From<containers::ContainersError> for TargetError {
     fn from(error: containers::ContainersError) -> TargetError {
         TargetError::Containers(Box::new(error))
     }
+}
+
+/// A port of 127.0.0.1 that was free a moment ago (the OS picks it; nothing holds it afterwards).
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// A new directory `PREFIX-PID-NANOS` under the system temp dir, unique per process and call.
+pub(crate) fn fresh_run_dir(prefix: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
 }

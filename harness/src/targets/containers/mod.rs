@@ -45,13 +45,12 @@ use self::docker::LogFollower;
 pub use self::docker::{ContainerUsage, UsageProbe};
 pub use self::options::{ContainersOptions, Database, ImageRef};
 use self::readiness::{
-    docker_error, free_port, fresh_run_dir, is_not_modified, is_not_running, probe, start_service,
-    wait_for_ready_line,
+    docker_error, is_not_modified, is_not_running, probe, start_service, wait_for_ready_line,
 };
 use self::spec::ContainerSpec;
 use super::consumer::HostConsumer;
 use super::proxy::{FaultProxy, NetworkCondition};
-use super::{Endpoints, Role, TargetError};
+use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
 use crate::clients::unique_suffix;
 use crate::clients::{CqlConnection, KafkaConnection};
 
@@ -143,7 +142,7 @@ impl ContainersTarget {
         }
         let dir = match &options.work_dir {
             Some(dir) => dir.clone(),
-            None => fresh_run_dir(),
+            None => fresh_run_dir("roadtest-containers"),
         };
         let work_dir_error = |source| TargetError::WorkDir {
             path: dir.clone(),

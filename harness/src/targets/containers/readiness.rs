@@ -1,8 +1,8 @@
 //! Starting a container and knowing it is ready: pull if missing, start through testcontainers, ready line, client probe, each under a deadline.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::errors::Error as DockerError;
@@ -201,22 +201,4 @@ pub(super) fn docker_error(
         action,
         source: Box::new(error),
     }
-}
-
-/// A port of 127.0.0.1 that was free a moment ago.
-pub(super) fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// A new directory name under the system temp dir, unique per process and call.
-pub(super) fn fresh_run_dir() -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    std::env::temp_dir().join(format!(
-        "roadtest-containers-{}-{nanos}",
-        std::process::id()
-    ))
 }
