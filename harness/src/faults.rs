@@ -479,20 +479,16 @@ impl FaultExecutor {
                 && matches!(record.action, FaultAction::Kill | FaultAction::Stop)
             {
                 // Tansu's memory storage kept nothing: the topics must exist again for the run to go on.
-                for (topic, partitions) in &self.topics {
-                    if let Err(error) = kafka::create_topic(
-                        &self.kafka,
-                        topic,
-                        *partitions,
-                        1,
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    {
-                        record.error = Some(format!(
-                            "recreating topic {topic} after the restart: {error}"
-                        ));
-                    }
+                let topics: Vec<(&str, u32)> = self
+                    .topics
+                    .iter()
+                    .map(|(name, partitions)| (name.as_str(), *partitions))
+                    .collect();
+                if let Err(error) =
+                    kafka::create_topics(&self.kafka, &topics, 1, Duration::from_secs(30)).await
+                {
+                    record.error =
+                        Some(format!("recreating the topics after the restart: {error}"));
                 }
             }
         }

@@ -97,7 +97,7 @@ async fn kafka_and_cassandra_answer_take_faults_and_go_away() {
 
     // Kafka through the fault proxy; the broker advertises the proxy, not its own port.
     let topic = format!("roadtest-containers-{}", unique_suffix());
-    kafka::create_topic(&endpoints.kafka, &topic, 3, 1, CLIENT_WAIT)
+    kafka::create_topics(&endpoints.kafka, &[(&topic, 3)], 1, CLIENT_WAIT)
         .await
         .expect("topic created through the proxy");
     let (partitions, brokers) = metadata(&endpoints.kafka.bootstrap, &topic);

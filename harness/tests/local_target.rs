@@ -301,7 +301,7 @@ async fn check_kafka_round_trip(
     kafka: &KafkaConnection,
 ) -> (FutureProducer, String, BTreeMap<i32, i64>) {
     let topic = format!("local-target-{}", unique_suffix());
-    kafka::create_topic(kafka, &topic, PARTITIONS as u32, 1, CLIENT_WAIT)
+    kafka::create_topics(kafka, &[(&topic, PARTITIONS as u32)], 1, CLIENT_WAIT)
         .await
         .unwrap_or_else(|error| panic!("cannot create topic {topic}: {error}"));
     let producer: FutureProducer = kafka::producer_config(kafka)

@@ -85,12 +85,11 @@ pub async fn brokers(
     })
 }
 
-/// Creates a topic with `replication_factor` replicas (Tansu does not create topics on produce),
-/// waiting for the broker first.
-pub async fn create_topic(
+/// Creates topics, `(name, partitions)` each with `replication_factor` replicas (Tansu does not
+/// create topics on produce), in one request after waiting for the broker.
+pub async fn create_topics(
     kafka: &KafkaConnection,
-    topic: &str,
-    partitions: u32,
+    topics: &[(&str, u32)],
     replication_factor: i32,
     deadline: Duration,
 ) -> Result<(), ClientError> {
@@ -100,16 +99,22 @@ pub async fn create_topic(
         .client_config()
         .create()
         .map_err(|e| kafka_error(bootstrap, "create an admin client", e))?;
-    let new_topic = NewTopic::new(
-        topic,
-        partitions as i32,
-        TopicReplication::Fixed(replication_factor),
-    );
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|&(name, partitions)| {
+            NewTopic::new(
+                name,
+                partitions as i32,
+                TopicReplication::Fixed(replication_factor),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = topics.iter().map(|&(name, _)| name).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
-        .create_topics([&new_topic], &options)
+        .create_topics(&new_topics, &options)
         .await
-        .map_err(|e| kafka_error(bootstrap, &format!("create topic {topic}"), e))?;
+        .map_err(|e| kafka_error(bootstrap, &format!("create topics {}", names.join(", ")), e))?;
     for result in results {
         if let Err((name, code)) = result {
             return Err(ClientError::Kafka {

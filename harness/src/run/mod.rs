@@ -168,17 +168,13 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let topic = format!("{}-{suffix}", pipeline.topic);
     let dead_letter_topic = format!("{topic}-dead-letter");
     let keyspace = format!("{}_{suffix}", pipeline.keyspace);
-    let replication_factor = target.kafka_replication_factor();
-    for (name, partitions) in [(&topic, pipeline.partitions), (&dead_letter_topic, 1)] {
-        kafka::create_topic(
-            &endpoints.kafka,
-            name,
-            partitions,
-            replication_factor,
-            SERVICES_WAIT,
-        )
-        .await?;
-    }
+    kafka::create_topics(
+        &endpoints.kafka,
+        &[(&topic, pipeline.partitions), (&dead_letter_topic, 1)],
+        target.kafka_replication_factor(),
+        SERVICES_WAIT,
+    )
+    .await?;
     // Set-up and verification bypass the fault proxy; the consumer goes through it.
     let session = Arc::new(cql::connect(&endpoints.cql_direct, SERVICES_WAIT).await?);
     cql::create_schema(
