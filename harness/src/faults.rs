@@ -466,8 +466,7 @@ impl FaultExecutor {
                     .map(|()| Duration::ZERO),
             };
             match outcome {
-                Ok(ready_after) if role == Role::Consumer => {
-                    let _ = ready_after;
+                Ok(_) if role == Role::Consumer => {
                     self.consumer_ready_wait.push((pending.record, started));
                 }
                 Ok(ready_after) => record.ready_after_s = Some(ready_after.as_secs_f64()),
@@ -477,8 +476,10 @@ impl FaultExecutor {
             }
             if role == Role::Broker
                 && matches!(record.action, FaultAction::Kill | FaultAction::Stop)
+                && !target.broker_keeps_data()
             {
-                // Tansu's memory storage kept nothing: the topics must exist again for the run to go on.
+                // Tansu's memory storage kept nothing: the topics must exist again for the run to
+                // go on. (A broker that keeps its data has them: creating them again would fail.)
                 let topics: Vec<(&str, u32)> = self
                     .topics
                     .iter()
