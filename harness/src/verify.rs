@@ -56,9 +56,7 @@ impl VerifyOutcome {
         self.lost_by_intended_second
             .merge(&other.lost_by_intended_second);
     }
-}
 
-impl VerifyOutcome {
     /// Writes the verification and what it measured into `report`: `verify`, the end-to-end
     /// latency, and the rows written per second over `span_s` seconds. `written_by_consumer` (rows
     /// the consumers reported writing) gives the redelivery lower bound.
