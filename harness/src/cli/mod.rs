@@ -392,9 +392,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// Logs go to stderr; `RUST_LOG` filters them (default: info).
+/// Without `RUST_LOG`: roadtest and the CQL bridge at info, everything else (the drivers) off.
+const DEFAULT_LOG_FILTER: &str = "off,roadtest=info,cql_bridge=info";
+
+/// Logs on stderr: roadtest's own at info; the Kafka and CQL drivers stay quiet unless
+/// `RUST_LOG` asks for them (e.g. `RUST_LOG=info` or `RUST_LOG=roadtest=debug,scylla=warn`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(io::stderr().is_terminal())
