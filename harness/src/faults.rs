@@ -1,24 +1,17 @@
-//! The fault schedule: resolved from the scenario and its seed, executed against a target, recovery measured.
+//! The fault schedule: resolved from the scenario and its seed, checked, and what happened to each fault.
 //!
 //! A scenario's `[[faults]]` entries are resolved once into [`PlannedFault`]s: `at_s` and
 //! `after_events` triggers as written, `random` triggers drawn from the run's seed (component
-//! `faults`, one generator per entry), so the same seed replays the same schedule. The
-//! [`FaultExecutor`] injects each one when its trigger fires, restarts or resumes the service after
-//! `duration_s`, and records what happened and how long recovery took (a [`FaultRecord`] each).
-
-use std::time::{Duration, Instant};
+//! `faults`, one generator per entry), so the same seed replays the same schedule. This module is
+//! pure planning: it imports only the scenario, the seeds and the measurement types. The real
+//! run's executor (`run::faults`) and the simulation carry the schedule out and record a
+//! [`FaultRecord`] per fault.
 
 use serde::{Deserialize, Serialize};
 
-use crate::clients::{KafkaConnection, kafka};
 use crate::measure::IntervalSummary;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service};
 use crate::seed::rng_for;
-use crate::targets::proxy::NetworkCondition;
-use crate::targets::{Role, Target};
-
-/// How long a stop (SIGTERM) may take before the service is killed.
-const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// When a planned fault fires.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -69,21 +62,6 @@ impl NetworkFault {
             FaultAction::Kill | FaultAction::Stop | FaultAction::Pause => None,
         }
     }
-
-    fn condition(self) -> NetworkCondition {
-        match self {
-            NetworkFault::Latency {
-                delay_ms,
-                jitter_ms,
-            } => NetworkCondition::Latency {
-                delay_ms,
-                jitter_ms,
-            },
-            NetworkFault::Bandwidth { bytes_per_s } => NetworkCondition::Bandwidth { bytes_per_s },
-            NetworkFault::Blackhole => NetworkCondition::Blackhole,
-            NetworkFault::Reset => NetworkCondition::Reset,
-        }
-    }
 }
 
 /// Resolves a scenario's faults into a schedule sorted by trigger (times first, by time; then
@@ -128,8 +106,33 @@ pub fn resolve(scenario: &Scenario) -> Vec<PlannedFault> {
     planned
 }
 
+/// A problem with one `[[faults]]` entry: the key within the entry and what is allowed.
+type SpecProblem = (&'static str, String);
+
 /// Checks one `[[faults]]` entry: exactly one trigger, every value in range.
-pub(crate) fn check_spec(spec: &FaultSpec, duration_s: f64) -> Result<(), (&'static str, String)> {
+pub(crate) fn check_spec(spec: &FaultSpec, duration_s: f64) -> Result<(), SpecProblem> {
+    check_trigger(spec, duration_s)?;
+    check_action_values(spec)?;
+    if spec.action.is_network() && spec.service == Service::Consumer {
+        return Err((
+            "service",
+            "network faults act between the clients and a server: use broker or cassandra".into(),
+        ));
+    }
+    if !(spec.duration_s > 0.0 && spec.duration_s <= duration_s) {
+        return Err((
+            "duration_s",
+            format!(
+                "{} is out of range; allowed greater than 0, at most the run's duration_s ({duration_s})",
+                spec.duration_s
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Exactly one trigger, inside the run.
+fn check_trigger(spec: &FaultSpec, duration_s: f64) -> Result<(), SpecProblem> {
     let triggers = usize::from(spec.at_s.is_some())
         + usize::from(spec.after_events.is_some())
         + usize::from(spec.random.is_some());
@@ -153,46 +156,31 @@ pub(crate) fn check_spec(spec: &FaultSpec, duration_s: f64) -> Result<(), (&'sta
             "0 is out of range; allowed 1 or more".into(),
         ));
     }
-    if let Some(random) = &spec.random {
-        if !(1..=100).contains(&random.count) {
-            return Err((
-                "random.count",
-                format!("{} is out of range; allowed 1 to 100", random.count),
-            ));
-        }
-        let [earliest, latest] = random.between_s;
-        if !(0.0 <= earliest && earliest < latest && latest <= duration_s) {
-            return Err((
-                "random.between_s",
-                format!(
-                    "[{earliest}, {latest}] must satisfy 0 <= earliest < latest <= duration_s ({duration_s})"
-                ),
-            ));
-        }
+    let Some(random) = &spec.random else {
+        return Ok(());
+    };
+    if !(1..=100).contains(&random.count) {
+        return Err((
+            "random.count",
+            format!("{} is out of range; allowed 1 to 100", random.count),
+        ));
     }
+    let [earliest, latest] = random.between_s;
+    if !(0.0 <= earliest && earliest < latest && latest <= duration_s) {
+        return Err((
+            "random.between_s",
+            format!(
+                "[{earliest}, {latest}] must satisfy 0 <= earliest < latest <= duration_s ({duration_s})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The values only some actions take: present where needed, in range, absent elsewhere.
+fn check_action_values(spec: &FaultSpec) -> Result<(), SpecProblem> {
     match spec.action {
-        FaultAction::Latency => match (spec.delay_ms, spec.jitter_ms.unwrap_or(0)) {
-            (Some(delay_ms), jitter_ms)
-                if (1..=60_000).contains(&delay_ms) && jitter_ms <= delay_ms => {}
-            (Some(delay_ms), jitter_ms) if (1..=60_000).contains(&delay_ms) => {
-                return Err((
-                    "jitter_ms",
-                    format!("{jitter_ms} is out of range; allowed 0 to delay_ms ({delay_ms})"),
-                ));
-            }
-            (Some(delay_ms), _) => {
-                return Err((
-                    "delay_ms",
-                    format!("{delay_ms} is out of range; allowed 1 to 60000"),
-                ));
-            }
-            (None, _) => {
-                return Err((
-                    "delay_ms",
-                    "missing: a latency fault needs delay_ms (1 to 60000)".into(),
-                ));
-            }
-        },
+        FaultAction::Latency => check_latency(spec.delay_ms, spec.jitter_ms.unwrap_or(0))?,
         FaultAction::Bandwidth => match spec.bytes_per_s {
             Some(rate) if (1_000..=1_000_000_000).contains(&rate) => {}
             Some(rate) => {
@@ -210,15 +198,10 @@ pub(crate) fn check_spec(spec: &FaultSpec, duration_s: f64) -> Result<(), (&'sta
         },
         _ => {}
     }
+    let latency = spec.action == FaultAction::Latency;
     let stray = [
-        (
-            "delay_ms",
-            spec.delay_ms.is_some() && spec.action != FaultAction::Latency,
-        ),
-        (
-            "jitter_ms",
-            spec.jitter_ms.is_some() && spec.action != FaultAction::Latency,
-        ),
+        ("delay_ms", spec.delay_ms.is_some() && !latency),
+        ("jitter_ms", spec.jitter_ms.is_some() && !latency),
         (
             "bytes_per_s",
             spec.bytes_per_s.is_some() && spec.action != FaultAction::Bandwidth,
@@ -231,22 +214,26 @@ pub(crate) fn check_spec(spec: &FaultSpec, duration_s: f64) -> Result<(), (&'sta
                 .into(),
         ));
     }
-    if spec.action.is_network() && spec.service == Service::Consumer {
-        return Err((
-            "service",
-            "network faults act between the clients and a server: use broker or cassandra".into(),
-        ));
-    }
-    if !(spec.duration_s > 0.0 && spec.duration_s <= duration_s) {
-        return Err((
-            "duration_s",
-            format!(
-                "{} is out of range; allowed greater than 0, at most the run's duration_s ({duration_s})",
-                spec.duration_s
-            ),
-        ));
-    }
     Ok(())
+}
+
+/// A latency fault's delay (1 to 60000 ms) and jitter (at most the delay).
+fn check_latency(delay_ms: Option<u64>, jitter_ms: u64) -> Result<(), SpecProblem> {
+    match delay_ms {
+        Some(delay_ms) if (1..=60_000).contains(&delay_ms) && jitter_ms <= delay_ms => Ok(()),
+        Some(delay_ms) if (1..=60_000).contains(&delay_ms) => Err((
+            "jitter_ms",
+            format!("{jitter_ms} is out of range; allowed 0 to delay_ms ({delay_ms})"),
+        )),
+        Some(delay_ms) => Err((
+            "delay_ms",
+            format!("{delay_ms} is out of range; allowed 1 to 60000"),
+        )),
+        None => Err((
+            "delay_ms",
+            "missing: a latency fault needs delay_ms (1 to 60000)".into(),
+        )),
+    }
 }
 
 /// Time-triggered faults on one service may not overlap: the second would act on a service that
@@ -301,264 +288,40 @@ pub struct FaultRecord {
     pub error: Option<String>,
 }
 
-#[derive(Debug)]
-struct Pending {
-    record: usize,
-    due: Instant,
-}
-
-/// Injects the schedule into a running local target and measures recovery.
-#[derive(Debug)]
-pub struct FaultExecutor {
-    planned: Vec<PlannedFault>,
-    fired: Vec<bool>,
-    records: Vec<FaultRecord>,
-    pending: Vec<Pending>,
-    /// Waiting for the consumer of this record to be consuming again.
-    consumer_ready_wait: Vec<(usize, Instant)>,
-    speedup: f64,
-    kafka: KafkaConnection,
-    topics: Vec<(String, u32)>,
-    latency_threshold_ms: f64,
-}
-
-impl FaultExecutor {
-    pub fn new(
-        scenario: &Scenario,
-        kafka: &KafkaConnection,
-        topics: Vec<(String, u32)>,
-    ) -> FaultExecutor {
-        let planned = resolve(scenario);
-        FaultExecutor {
-            fired: vec![false; planned.len()],
-            planned,
-            records: Vec::new(),
-            pending: Vec::new(),
-            consumer_ready_wait: Vec::new(),
-            speedup: scenario.pipeline.speedup,
-            kafka: kafka.clone(),
-            topics,
-            latency_threshold_ms: scenario
-                .expectations
-                .latency_e2e_p99_ms_max
-                .unwrap_or(1000.0),
-        }
-    }
-
-    /// Whether any fault of the schedule acts on `service`.
-    pub fn touches(&self, service: Service) -> bool {
-        self.planned.iter().any(|fault| fault.service == service)
-    }
-
-    /// Whether a fault restarted the broker (on memory storage it keeps nothing).
-    pub fn restarts_broker(&self) -> bool {
-        self.records.iter().any(|record| {
-            record.service == Service::Broker
-                && matches!(record.action, FaultAction::Kill | FaultAction::Stop)
-        })
-    }
-
-    /// Fires due faults, carries out due recoveries and tracks recovery. Call every few tens of ms
-    /// with the events sent so far, the pipeline lag, and whether the running consumer is consuming.
-    pub async fn tick(
-        &mut self,
-        target: &mut Target,
-        run_start: Instant,
-        sent: u64,
-        lag: i64,
-        consuming: bool,
-    ) {
-        let now = Instant::now();
-        let elapsed_s = now.duration_since(run_start).as_secs_f64();
-        for index in 0..self.planned.len() {
-            if self.fired[index] {
-                continue;
-            }
-            let fault = self.planned[index].clone();
-            let due = match fault.trigger {
-                Trigger::AtS(at_s) => elapsed_s >= at_s / self.speedup,
-                Trigger::AfterEvents(events) => sent >= events,
-            };
-            if due {
-                self.fired[index] = true;
-                self.inject(target, &fault, elapsed_s, lag).await;
-            }
-        }
-        self.recover_due(target, run_start, false).await;
-        self.track(run_start, lag, consuming);
-    }
-
-    /// Carries out every recovery still pending (at its due time), then waits (bounded) for the
-    /// consumer to be consuming again. Call after the producer has finished.
-    /// `consuming` tells whether the running consumer is consuming.
-    pub async fn finish(
-        &mut self,
-        target: &mut Target,
-        run_start: Instant,
-        mut consuming: impl FnMut(&mut Target) -> bool,
-    ) {
-        self.recover_due(target, run_start, true).await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.consumer_ready_wait.is_empty() && Instant::now() < deadline {
-            let consuming = consuming(target);
-            self.track(run_start, i64::MAX, consuming);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn inject(
-        &mut self,
-        target: &mut Target,
-        fault: &PlannedFault,
-        elapsed_s: f64,
-        lag: i64,
-    ) {
-        let role = Role::from(fault.service);
-        tracing::info!(action = ?fault.action, service = %fault.service, at_s = elapsed_s, "injecting fault");
-        let result = match (fault.action, fault.network) {
-            (_, Some(network)) => target.set_network(role, network.condition()),
-            (FaultAction::Kill, None) => target.kill(role).await,
-            (FaultAction::Stop, None) => target.stop(role, STOP_GRACE).await.map(|_| ()),
-            (_, None) => target.pause(role).await,
+/// Completes fault records with what only the verification knows: latency recovery from the
+/// per-second end-to-end latency, and lost events per fault window.
+pub fn complete_records(
+    records: &mut [FaultRecord],
+    e2e_intervals: &[IntervalSummary],
+    lost_per_second: &[u64],
+) {
+    let starts: Vec<f64> = records.iter().filter_map(|r| r.at_s).collect();
+    for (index, record) in records.iter_mut().enumerate() {
+        let Some(at_s) = record.at_s else { continue };
+        let window_end_s = starts.get(index + 1).copied().unwrap_or(f64::INFINITY);
+        let in_window = |second: usize| {
+            let start = second as f64;
+            start + 1.0 > at_s && start < window_end_s
         };
-        let record = FaultRecord {
-            entry: fault.entry,
-            action: fault.action,
-            service: fault.service,
-            trigger: fault.trigger,
-            duration_s: fault.duration_s,
-            network: fault.network,
-            at_s: Some(elapsed_s),
-            recovery_started_at_s: None,
-            ready_after_s: None,
-            lag_before: Some(lag),
-            lag_recovered_after_s: None,
-            latency_recovered_after_s: None,
-            latency_threshold_ms: self.latency_threshold_ms,
-            events_lost: 0,
-            error: result.err().map(|e| e.to_string()),
-        };
-        self.records.push(record);
-        self.pending.push(Pending {
-            record: self.records.len() - 1,
-            due: Instant::now() + Duration::from_secs_f64(fault.duration_s / self.speedup),
-        });
-    }
-
-    async fn recover_due(&mut self, target: &mut Target, run_start: Instant, all: bool) {
-        self.pending.sort_by_key(|pending| pending.due);
-        while let Some(first) = self.pending.first() {
-            if !all && first.due > Instant::now() {
-                break;
-            }
-            let pending = self.pending.remove(0);
-            tokio::time::sleep_until(pending.due.into()).await;
-            let started = Instant::now();
-            let record = &mut self.records[pending.record];
-            let role = Role::from(record.service);
-            record.recovery_started_at_s = Some(started.duration_since(run_start).as_secs_f64());
-            let outcome = match record.action {
-                FaultAction::Pause => target.resume(role).await.map(|()| Duration::ZERO),
-                FaultAction::Kill | FaultAction::Stop => target.restart(role).await,
-                FaultAction::Reset => Ok(Duration::ZERO),
-                FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Blackhole => target
-                    .set_network(role, NetworkCondition::Healthy)
-                    .map(|()| Duration::ZERO),
-            };
-            match outcome {
-                Ok(_) if role == Role::Consumer => {
-                    self.consumer_ready_wait.push((pending.record, started));
-                }
-                Ok(ready_after) => record.ready_after_s = Some(ready_after.as_secs_f64()),
-                Err(error) => {
-                    record.error = Some(error.to_string());
-                }
-            }
-            if role == Role::Broker
-                && matches!(record.action, FaultAction::Kill | FaultAction::Stop)
-                && !target.broker_keeps_data()
-            {
-                // Tansu's memory storage kept nothing: the topics must exist again for the run to
-                // go on. (A broker that keeps its data has them: creating them again would fail.)
-                let topics: Vec<(&str, u32)> = self
-                    .topics
-                    .iter()
-                    .map(|(name, partitions)| (name.as_str(), *partitions))
-                    .collect();
-                if let Err(error) =
-                    kafka::create_topics(&self.kafka, &topics, 1, Duration::from_secs(30)).await
-                {
-                    record.error =
-                        Some(format!("recreating the topics after the restart: {error}"));
-                }
-            }
-        }
-    }
-
-    /// Notes consumer readiness and lag recovery.
-    fn track(&mut self, run_start: Instant, lag: i64, consuming: bool) {
-        let elapsed_s = run_start.elapsed().as_secs_f64();
-        let records = &mut self.records;
-        self.consumer_ready_wait.retain(|&(index, started)| {
-            if consuming {
-                records[index].ready_after_s = Some(started.elapsed().as_secs_f64());
-            }
-            !consuming
-        });
-        for record in records.iter_mut() {
-            let (Some(at_s), Some(before), None) =
-                (record.at_s, record.lag_before, record.lag_recovered_after_s)
-            else {
-                continue;
-            };
-            let recovered = record.recovery_started_at_s.is_some()
-                && record.ready_after_s.is_some()
-                && lag <= before + (before / 10).max(10);
-            if recovered {
-                record.lag_recovered_after_s = Some(elapsed_s - at_s);
-            }
-        }
-    }
-
-    /// The records, completed with what only the verification knows: latency recovery from the
-    /// per-second end-to-end latency, and lost events per fault window.
-    pub fn into_records(
-        mut self,
-        e2e_intervals: &[IntervalSummary],
-        lost_per_second: &[u64],
-    ) -> Vec<FaultRecord> {
-        let starts: Vec<f64> = self.records.iter().filter_map(|r| r.at_s).collect();
-        for (index, record) in self.records.iter_mut().enumerate() {
-            let Some(at_s) = record.at_s else { continue };
-            let window_end_s = starts.get(index + 1).copied().unwrap_or(f64::INFINITY);
-            let in_window = |second: usize| {
-                let start = second as f64;
-                start + 1.0 > at_s && start < window_end_s
-            };
-            let last_slow = e2e_intervals
-                .iter()
-                .filter(|interval| in_window(interval.start_s as usize))
-                .filter(|interval| {
-                    interval.count > 0 && interval.p99_ms > record.latency_threshold_ms
-                })
-                .map(|interval| interval.start_s as f64 + 1.0)
-                .next_back();
-            record.latency_recovered_after_s =
-                Some(last_slow.map_or(0.0, |end| (end - at_s).max(0.0)));
-            // Losses are charged to the fault nearest before them, and those before the first fault
-            // to the first (a database crash loses writes acknowledged before it).
-            let loss_from_s = if index == 0 { 0.0 } else { at_s };
-            record.events_lost = lost_per_second
-                .iter()
-                .enumerate()
-                .filter(|(second, _)| {
-                    let start = *second as f64;
-                    start + 1.0 > loss_from_s && start < window_end_s
-                })
-                .map(|(_, lost)| lost)
-                .sum();
-        }
-        self.records
+        let last_slow = e2e_intervals
+            .iter()
+            .filter(|interval| in_window(interval.start_s as usize))
+            .filter(|interval| interval.count > 0 && interval.p99_ms > record.latency_threshold_ms)
+            .map(|interval| interval.start_s as f64 + 1.0)
+            .next_back();
+        record.latency_recovered_after_s = Some(last_slow.map_or(0.0, |end| (end - at_s).max(0.0)));
+        // Losses are charged to the fault nearest before them, and those before the first fault
+        // to the first (a database crash loses writes acknowledged before it).
+        let loss_from_s = if index == 0 { 0.0 } else { at_s };
+        record.events_lost = lost_per_second
+            .iter()
+            .enumerate()
+            .filter(|(second, _)| {
+                let start = *second as f64;
+                start + 1.0 > loss_from_s && start < window_end_s
+            })
+            .map(|(_, lost)| lost)
+            .sum();
     }
 }
 
@@ -635,12 +398,7 @@ at_s = 5
             events_lost: 0,
             error: None,
         };
-        let mut executor = FaultExecutor::new(
-            &scenario(),
-            &KafkaConnection::plaintext("127.0.0.1:1"),
-            Vec::new(),
-        );
-        executor.records = vec![record(10.0), record(20.0)];
+        let mut records = vec![record(10.0), record(20.0)];
         let slow = |start_s: u64, p99_ms: f64| IntervalSummary {
             start_s,
             count: 10,
@@ -664,7 +422,7 @@ at_s = 5
         lost[5] = 2; // before the first fault: charged to it
         lost[12] = 3;
         lost[25] = 7;
-        let records = executor.into_records(&intervals, &lost);
+        complete_records(&mut records, &intervals, &lost);
         assert_eq!(records[0].events_lost, 5);
         assert_eq!(records[1].events_lost, 7);
         assert_eq!(records[0].latency_recovered_after_s, Some(4.0));

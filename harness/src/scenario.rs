@@ -348,6 +348,19 @@ impl FaultAction {
                 | FaultAction::Reset
         )
     }
+
+    /// The action as a phrase for messages ("kill", "latency fault", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultAction::Kill => "kill",
+            FaultAction::Stop => "stop",
+            FaultAction::Pause => "pause",
+            FaultAction::Latency => "latency fault",
+            FaultAction::Bandwidth => "bandwidth fault",
+            FaultAction::Blackhole => "blackhole",
+            FaultAction::Reset => "reset",
+        }
+    }
 }
 
 /// The services of the pipeline.
@@ -445,15 +458,6 @@ impl Scenario {
     pub fn with_seed(mut self, seed: u64) -> Scenario {
         self.seed = seed;
         self
-    }
-
-    /// Checks every range and cross-field rule; the first problem is returned.
-    pub fn validate(&self, file: &Path) -> Result<(), ScenarioError> {
-        crate::scenario_rules::check(self).map_err(|(key, message)| ScenarioError::Invalid {
-            file: file.to_path_buf(),
-            key,
-            message,
-        })
     }
 
     /// The resolved sampling interval of one vehicle before jitter, in ms.

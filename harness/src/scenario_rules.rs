@@ -1,7 +1,22 @@
 //! Validation rules of a scenario: ranges and cross-field checks, each naming the key and what is allowed.
 
+use std::path::Path;
+
 use crate::faults;
-use crate::scenario::{DURATION_S_MAX, FaultAction, Scenario, VEHICLE_COUNT_MAX};
+use crate::scenario::{DURATION_S_MAX, Scenario, ScenarioError, VEHICLE_COUNT_MAX};
+
+impl Scenario {
+    /// Checks every range and cross-field rule; the first problem is returned.
+    ///
+    /// (Defined beside the rules, so the scenario model does not import its own checks.)
+    pub fn validate(&self, file: &Path) -> Result<(), ScenarioError> {
+        check(self).map_err(|(key, message)| ScenarioError::Invalid {
+            file: file.to_path_buf(),
+            key,
+            message,
+        })
+    }
+}
 
 /// A failed rule: the key (dotted path) and a message saying what is allowed.
 type Problem = (String, String);
@@ -43,7 +58,7 @@ fn is_identifier(text: &str) -> bool {
 }
 
 /// Checks every rule; returns the first problem found.
-pub(crate) fn check(scenario: &Scenario) -> Result<(), Problem> {
+fn check(scenario: &Scenario) -> Result<(), Problem> {
     if !is_name(&scenario.name) {
         return problem(
             "name",
@@ -216,27 +231,15 @@ fn check_faults(scenario: &Scenario) -> Result<(), Problem> {
             format!(
                 "with seed {} this {} of the {} overlaps faults[{}] ({} for {} s); one service takes one fault at a time: move it, shorten duration_s, or widen between_s",
                 scenario.seed,
-                action_name(later.action),
+                later.action.name(),
                 later.service,
                 earlier.entry,
-                action_name(earlier.action),
+                earlier.action.name(),
                 earlier.duration_s
             ),
         );
     }
     Ok(())
-}
-
-pub(crate) fn action_name(action: FaultAction) -> &'static str {
-    match action {
-        FaultAction::Kill => "kill",
-        FaultAction::Stop => "stop",
-        FaultAction::Pause => "pause",
-        FaultAction::Latency => "latency fault",
-        FaultAction::Bandwidth => "bandwidth fault",
-        FaultAction::Blackhole => "blackhole",
-        FaultAction::Reset => "reset",
-    }
 }
 
 fn check_expectations(scenario: &Scenario) -> Result<(), Problem> {

@@ -7,19 +7,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::clients::{ClientError, cql, kafka, unique_suffix};
+use scylla::client::session::Session;
+
+use crate::clients::{ClientError, cql, unique_suffix};
 use crate::drive::{DriveCounters, DriveOutcome, RunClock, drive};
-use crate::faults::FaultExecutor;
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
-use crate::measure::{LatencyRecorder, ThroughputSeries, spawn_sampler};
+use crate::measure::{LatencyRecorder, ProcessSampler, ThroughputSeries, spawn_sampler};
 use crate::report::{Report, ReportError, format_rfc3339};
-use crate::scenario::{CommitPolicy, Scenario};
-use crate::targets::{ContainersOptions, LocalOptions, Role, TargetError, TargetKind};
-use crate::verify::verify;
+use crate::scenario::{CommitPolicy, ConsumerSettings, Scenario};
+use crate::targets::{
+    Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
+};
+use crate::verify::{VerifyOutcome, verify};
 
+mod faults;
 mod start;
 mod watch;
+
+use self::faults::FaultExecutor;
 
 use self::watch::{
     Progress, Watched, consumer_pid, consumer_totals, drain, follow, own_and, wait_for_consumer,
@@ -28,8 +34,8 @@ pub use crate::targets::external::ExternalClusters;
 
 /// How long the consumer may take to join its group and get partitions.
 const CONSUMER_READY: Duration = Duration::from_secs(60);
-/// How long a drained-looking consumer must stay idle before the drain gives up waiting (Tansu
-/// under load has been seen to stall a consumer's fetches for over 10 s).
+/// How long a drained-looking consumer must stay idle before the drain gives up waiting (a
+/// broker under load has been seen to stall a consumer's fetches for over 10 s).
 const DRAIN_IDLE: Duration = Duration::from_secs(30);
 /// How long a run waits for Kafka and Cassandra clients at setup.
 const SERVICES_WAIT: Duration = Duration::from_secs(60);
@@ -134,16 +140,60 @@ pub fn replay_command(
 }
 
 async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunError> {
-    // Before anything is created or contacted: faults the external target cannot carry out.
-    if options.target == Some(TargetKind::External) {
-        crate::targets::external::refuse_process_faults(scenario)
-            .map_err(RunError::TargetChoice)?;
-    }
     let started_at = SystemTime::now();
-    std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
-        path: options.out_dir.clone(),
-        source,
-    })?;
+    let mut prepared = prepare(scenario, &options).await?;
+    let stats_dir = start_consumer(&mut prepared, scenario, &options).await?;
+    let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &stats_dir).await?;
+    let collected = collect(
+        &mut prepared,
+        scenario,
+        &options,
+        (driven, samplers),
+        &stats_dir,
+    )
+    .await?;
+    let mut report = assemble(&prepared, scenario, &options, collected, started_at);
+    let passed = report.check_expectations(&scenario.expectations);
+    report.write(&options.out_dir)?;
+    clean_up(prepared, passed).await;
+    Ok(report)
+}
+
+/// The run's names on the target: fresh per run, so runs never see each other's data.
+#[derive(Debug)]
+struct RunNames {
+    suffix: String,
+    topic: String,
+    dead_letter_topic: String,
+    keyspace: String,
+}
+
+impl RunNames {
+    fn fresh(scenario: &Scenario) -> RunNames {
+        let suffix = unique_suffix();
+        let topic = format!("{}-{suffix}", scenario.pipeline.topic);
+        RunNames {
+            dead_letter_topic: format!("{topic}-dead-letter"),
+            keyspace: format!("{}_{suffix}", scenario.pipeline.keyspace),
+            topic,
+            suffix,
+        }
+    }
+}
+
+/// What [`prepare`] set up: the started target, the run's topics and keyspace on it, and a
+/// session that bypasses the fault proxies (set-up and verification).
+struct Prepared {
+    target: Target,
+    endpoints: Endpoints,
+    names: RunNames,
+    session: Arc<Session>,
+    replay: String,
+}
+
+/// Logs the seed, chooses the target and checks it can carry out the scenario's faults, then
+/// starts it and creates the run's topics and keyspace.
+async fn prepare(scenario: &Scenario, options: &RunOptions) -> Result<Prepared, RunError> {
     // The seed first: whatever happens next, the run can be replayed.
     eprintln!(
         "roadtest: seed {} (scenario {}, hash {})",
@@ -151,7 +201,16 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         scenario.name,
         scenario.hash()
     );
-    let (kind, mut target) = start::start_target(scenario, &options).await?;
+    let kind = start::choose_target(options).await?;
+    // Before anything is created or contacted: faults this target cannot carry out.
+    Capabilities::of(kind)
+        .refuse_unsupported_faults(kind, scenario)
+        .map_err(RunError::TargetChoice)?;
+    std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
+        path: options.out_dir.clone(),
+        source,
+    })?;
+    let mut target = start::start_target(kind, scenario, options).await?;
     for (role, after) in target.ready_after() {
         eprintln!("roadtest: {role} ready after {:.1} s", after.as_secs_f64());
     }
@@ -163,48 +222,76 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     );
     eprintln!("roadtest: replay with: {replay}");
     let endpoints = target.endpoints().clone();
-    let suffix = unique_suffix();
-    let pipeline = &scenario.pipeline;
-    let topic = format!("{}-{suffix}", pipeline.topic);
-    let dead_letter_topic = format!("{topic}-dead-letter");
-    let keyspace = format!("{}_{suffix}", pipeline.keyspace);
-    kafka::create_topics(
-        &endpoints.kafka,
-        &[(&topic, pipeline.partitions), (&dead_letter_topic, 1)],
-        target.kafka_replication_factor(),
-        SERVICES_WAIT,
-    )
-    .await?;
-    // Set-up and verification bypass the fault proxy; the consumer goes through it.
+    let names = RunNames::fresh(scenario);
+    target
+        .create_topics(
+            &[
+                (&names.topic, scenario.pipeline.partitions),
+                (&names.dead_letter_topic, 1),
+            ],
+            SERVICES_WAIT,
+        )
+        .await?;
     let session = Arc::new(cql::connect(&endpoints.cql_direct, SERVICES_WAIT).await?);
     cql::create_schema(
         &session,
         &endpoints.cql_direct.address(),
-        &keyspace,
+        &names.keyspace,
         target.cql_replication(),
     )
     .await?;
+    Ok(Prepared {
+        target,
+        endpoints,
+        names,
+        session,
+        replay,
+    })
+}
 
+/// Starts the reference consumer and waits until it consumes; returns its stats folder.
+async fn start_consumer(
+    prepared: &mut Prepared,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<PathBuf, RunError> {
     let stats_dir = options.out_dir.join("consumer-stats");
     std::fs::create_dir_all(&stats_dir).map_err(|source| TargetError::WorkDir {
         path: stats_dir.clone(),
         source,
     })?;
-    let consumer = &pipeline.consumer;
+    let args = consumer_args(
+        &prepared.endpoints,
+        &prepared.names,
+        &scenario.pipeline.consumer,
+        &stats_dir,
+    );
+    prepared.target.start_consumer(args)?;
+    wait_for_consumer(&mut prepared.target, &stats_dir).await?;
+    Ok(stats_dir)
+}
+
+/// The reference consumer's command line.
+fn consumer_args(
+    endpoints: &Endpoints,
+    names: &RunNames,
+    consumer: &ConsumerSettings,
+    stats_dir: &Path,
+) -> Vec<OsString> {
     let argument = |text: String| OsString::from(text);
-    target.start_consumer(vec![
+    vec![
         argument("--bootstrap".into()),
         argument(endpoints.kafka.bootstrap.clone()),
         argument("--topic".into()),
-        argument(topic.clone()),
+        argument(names.topic.clone()),
         argument("--dead-letter-topic".into()),
-        argument(dead_letter_topic.clone()),
+        argument(names.dead_letter_topic.clone()),
         argument("--group".into()),
-        argument(format!("roadtest-{suffix}")),
+        argument(format!("roadtest-{}", names.suffix)),
         argument("--cql".into()),
         argument(endpoints.cql.contact_points.join(",")),
         argument("--keyspace".into()),
-        argument(keyspace.clone()),
+        argument(names.keyspace.clone()),
         argument("--batch-size".into()),
         argument(consumer.batch_size.to_string()),
         argument("--max-in-flight".into()),
@@ -217,32 +304,78 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         argument("--session-timeout-ms".into()),
         argument(consumer.session_timeout_ms.to_string()),
         argument("--stats-dir".into()),
-        stats_dir.clone().into_os_string(),
-    ])?;
-    wait_for_consumer(&mut target, &stats_dir).await?;
-    let mut faults = FaultExecutor::new(
-        scenario,
-        &endpoints.kafka,
-        vec![
-            (topic.clone(), pipeline.partitions),
-            (dead_letter_topic.clone(), 1),
-        ],
-    );
+        stats_dir.as_os_str().to_owned(),
+    ]
+}
 
-    // Measure: sample every process; drive the fleet on schedule in its own thread.
+/// What the producer phase left: its outcome, the faults it carried out, the samplers still
+/// running, and the problems seen so far.
+struct Driven {
+    plan: FleetPlan,
+    clock: RunClock,
+    outcome: DriveOutcome,
+    faults: FaultExecutor,
+    errors: Vec<String>,
+    progress: Progress,
+}
+
+/// The (name, pid) list of processes the host sampler follows; the watch loop refreshes it.
+type SharedProcesses = Arc<Mutex<Vec<(String, u32)>>>;
+
+/// The process samplers of the run (host processes; containers through Docker's stats).
+struct Samplers {
+    stop: tokio::sync::watch::Sender<bool>,
+    host: tokio::task::JoinHandle<ProcessSampler>,
+    containers: Option<tokio::task::JoinHandle<ProcessSampler>>,
+}
+
+impl Samplers {
+    fn start(target: &mut Target, start: Instant) -> (Samplers, SharedProcesses) {
+        let processes = Arc::new(Mutex::new(own_and(target)));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let host = spawn_sampler(Arc::clone(&processes), start, stopped.clone());
+        let containers = target
+            .usage_probe()
+            .map(|probe| spawn_container_sampler(probe, start, stopped));
+        let samplers = Samplers {
+            stop,
+            host,
+            containers,
+        };
+        (samplers, processes)
+    }
+
+    /// Stops both and returns (host processes, containers).
+    async fn finish(self) -> (ProcessSampler, ProcessSampler) {
+        let _ = self.stop.send(true);
+        let host = self.host.await.unwrap_or_default();
+        let containers = match self.containers {
+            Some(task) => task.await.unwrap_or_default(),
+            None => ProcessSampler::new(),
+        };
+        (host, containers)
+    }
+}
+
+/// Drives the fleet on schedule in its own thread while watching the consumer, carrying out the
+/// faults and sampling every process, until the producer is done.
+async fn drive_and_watch(
+    prepared: &mut Prepared,
+    scenario: &Scenario,
+    options: &RunOptions,
+    stats_dir: &Path,
+) -> Result<(Driven, Samplers), RunError> {
+    let target = &mut prepared.target;
+    let mut faults = FaultExecutor::new(scenario);
     let plan = FleetPlan::from_scenario(scenario);
-    let clock = RunClock::now(plan.start_ms, pipeline.speedup);
-    let processes = Arc::new(Mutex::new(own_and(&mut target)));
-    let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
-    let sampler = spawn_sampler(Arc::clone(&processes), clock.start, sampler_stopped.clone());
-    let container_sampler = target
-        .usage_probe()
-        .map(|probe| spawn_container_sampler(probe, clock.start, sampler_stopped));
+    let clock = RunClock::now(plan.start_ms, scenario.pipeline.speedup);
+    let (samplers, processes) = Samplers::start(target, clock.start);
     let counters = Arc::new(DriveCounters::default());
     // Set when this future is dropped (the run was cancelled), so the producer thread stops too.
     let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let producer = {
-        let (kafka, topic) = (endpoints.kafka.clone(), topic.clone());
+        let kafka = prepared.endpoints.kafka.clone();
+        let topic = prepared.names.topic.clone();
         let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer.0));
         std::thread::Builder::new()
             .name("roadtest-producer".into())
@@ -253,124 +386,158 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     let mut progress = Progress::new(options.progress, scenario);
     let watched = Watched {
         counters: &counters,
-        stats_dir: &stats_dir,
+        stats_dir,
         processes: &processes,
         clock,
     };
-    follow(
-        &mut target,
-        watched,
-        &mut progress,
-        &mut faults,
-        &mut errors,
-    )
-    .await;
+    follow(target, watched, &mut progress, &mut faults, &mut errors).await;
     let outcome: DriveOutcome = tokio::task::spawn_blocking(move || producer.join())
         .await
         .map_err(|e| RunError::Producer(e.to_string()))?
         .map_err(|_| RunError::Producer("panicked".into()))??;
-    faults
-        .finish(&mut target, clock.start, |target| {
-            consumer_totals(&stats_dir, consumer_pid(target)).2
+    let driven = Driven {
+        plan,
+        clock,
+        outcome,
+        faults,
+        errors,
+        progress,
+    };
+    Ok((driven, samplers))
+}
+
+/// What the run measured and verified, ready to be assembled into the report.
+struct Collected {
+    driven: Driven,
+    verified: VerifyOutcome,
+    consumers: Vec<(PathBuf, ConsumerReport)>,
+    host: ProcessSampler,
+    containers: ProcessSampler,
+}
+
+/// Finishes the faults, drains, stops the consumer cleanly and the samplers, then verifies every
+/// event against the database.
+async fn collect(
+    prepared: &mut Prepared,
+    scenario: &Scenario,
+    options: &RunOptions,
+    (mut driven, samplers): (Driven, Samplers),
+    stats_dir: &Path,
+) -> Result<Collected, RunError> {
+    let target = &mut prepared.target;
+    driven
+        .faults
+        .finish(target, driven.clock.start, |target| {
+            consumer_totals(stats_dir, consumer_pid(target)).2
         })
         .await;
-    let drained = drain(&mut target, &outcome, &stats_dir, &mut progress, scenario).await;
+    let drained = drain(
+        target,
+        &driven.outcome,
+        stats_dir,
+        &mut driven.progress,
+        scenario,
+    )
+    .await;
     if let Err(problem) = drained {
-        errors.push(problem);
+        driven.errors.push(problem);
     }
-    progress.finish();
+    driven.progress.finish();
     // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0).
     if !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
-        errors.push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
+        driven
+            .errors
+            .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
     }
-    let _ = stop_sampler.send(true);
-    let sampler = sampler.await.unwrap_or_default();
-    let containers_sampled = match container_sampler {
-        Some(task) => task.await.unwrap_or_default(),
-        None => crate::measure::ProcessSampler::new(),
-    };
-
+    let (host, containers) = samplers.finish().await;
     eprintln!("roadtest: verifying every event against Cassandra...");
-    let verified = verify(Arc::clone(&session), &keyspace, &plan, clock).await?;
-    let consumers = ConsumerReport::read_all(&stats_dir);
+    let session = Arc::clone(&prepared.session);
+    let verified = verify(
+        session,
+        &prepared.names.keyspace,
+        &driven.plan,
+        driven.clock,
+    )
+    .await?;
+    let hlog = options.out_dir.join("e2e.hlog");
+    let start_s = driven.clock.start_epoch_us as f64 / 1e6;
+    if let Err(error) = verified.e2e.write_interval_log_file(&hlog, start_s) {
+        let problem = format!("{}: cannot write the interval log: {error}", hlog.display());
+        driven.errors.push(problem);
+    }
+    Ok(Collected {
+        driven,
+        verified,
+        consumers: ConsumerReport::read_all(stats_dir),
+        host,
+        containers,
+    })
+}
 
+/// Builds the report from what the run collected.
+fn assemble(
+    prepared: &Prepared,
+    scenario: &Scenario,
+    options: &RunOptions,
+    collected: Collected,
+    started_at: SystemTime,
+) -> Report {
+    let Collected {
+        driven,
+        verified,
+        consumers,
+        host,
+        containers,
+    } = collected;
+    let target = &prepared.target;
     let mut report = Report::new(
         scenario,
         &options.scenario_path,
-        kind.name(),
-        replay,
+        target.kind().name(),
+        prepared.replay.clone(),
         started_at,
     );
     report.git_commit = option_env!("ROADTEST_GIT_COMMIT").map(str::to_string);
     report.target.service_versions = target.service_versions();
     report.finished_at = format_rfc3339(SystemTime::now());
     report.duration_s = started_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
-    let mut consume = LatencyRecorder::new();
-    let mut write_ack = LatencyRecorder::new();
-    let mut consumed = ThroughputSeries::new();
-    let mut written_by_consumer = 0;
-    for (_, consumer) in &consumers {
-        consumer.consume_us.add_to(&mut consume);
-        consumer.write_ack_us.add_to(&mut write_ack);
-        written_by_consumer += consumer.core.written;
-        let start_s = clock.start_epoch_us / 1_000_000;
-        for (&second, &count) in &consumer.consumed_per_epoch_second {
-            consumed.add(second.saturating_sub(start_s) * 1000, count);
-        }
-    }
-    let span_s = (scenario.duration_s as f64 / pipeline.speedup).max(1.0);
-    verified.fill_report(&mut report, written_by_consumer, span_s);
+    let span_s = (scenario.duration_s as f64 / scenario.pipeline.speedup).max(1.0);
+    let stages = ConsumerStages::merge(&consumers, driven.clock);
+    verified.fill_report(&mut report, stages.written, span_s);
+    let outcome = &driven.outcome;
     report.set_stages_and_flow(
-        [&outcome.produce_ack, &consume, &write_ack],
+        [&outcome.produce_ack, &stages.consume, &stages.write_ack],
         &series(&outcome.acknowledged_per_second),
-        &consumed,
+        &stages.consumed,
         span_s,
     );
     report.producer.sent = outcome.sent;
     report.producer.failed_deliveries = outcome.failed_deliveries;
     report.producer.behind_schedule_ms = outcome.behind_schedule.summary();
-    report.memory.peak_rss_mb = sampler.peaks_rss_mb();
-    report.memory.peak_cpu_percent = sampler.peak_cpu_percent();
-    report.memory.timelines = sampler.timelines();
-    report
-        .memory
-        .peak_rss_mb
-        .extend(containers_sampled.peaks_rss_mb());
-    report
-        .memory
-        .peak_cpu_percent
-        .extend(containers_sampled.peak_cpu_percent());
-    report
-        .memory
-        .timelines
-        .extend(containers_sampled.timelines());
+    fill_memory(&mut report, &host, &containers);
     report.consumer = serde_json::json!({
         "processes": consumers.iter().map(|(_, c)| serde_json::json!({
             "pid": c.pid, "exited_cleanly": c.exited_cleanly, "stats": c.core,
         })).collect::<Vec<_>>(),
     });
-    for error in &outcome.first_errors {
-        errors.push(format!("delivery failed: {error}"));
-    }
-    if faults.restarts_broker() && !target.broker_keeps_data() {
-        errors.push(
-            "the broker (Tansu, memory storage) kept nothing across its restart: \
-             events it held but the consumer had not yet written were lost with it"
-                .into(),
-        );
-    }
-    let hlog = options.out_dir.join("e2e.hlog");
-    if let Err(error) = verified
-        .e2e
-        .write_interval_log_file(&hlog, clock.start_epoch_us as f64 / 1e6)
-    {
+    let mut errors = driven.errors;
+    errors.extend(
+        outcome
+            .first_errors
+            .iter()
+            .map(|error| format!("delivery failed: {error}")),
+    );
+    if driven.faults.restarts_broker() && !target.capabilities().broker_keeps_data {
+        let broker = report.target.service_versions.get("broker");
         errors.push(format!(
-            "{}: cannot write the interval log: {error}",
-            hlog.display()
+            "the broker ({}) kept nothing across its restart: events it held but the consumer \
+             had not yet written were lost with it",
+            broker.map_or("its storage", String::as_str)
         ));
     }
     report.errors = errors;
-    report.faults = faults
+    report.faults = driven
+        .faults
         .into_records(
             &report.latency.e2e_intervals,
             &verified.lost_by_intended_second.per_second(),
@@ -378,32 +545,81 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         .into_iter()
         .filter_map(|record| serde_json::to_value(record).ok())
         .collect();
-    let passed = report.check_expectations(&scenario.expectations);
-    report.write(&options.out_dir)?;
-    match kind {
-        // On a shared cluster, a passed run leaves nothing behind; a failed one keeps its
-        // topics and keyspace as evidence.
-        TargetKind::External if !passed => eprintln!(
-            "roadtest: kept topics {topic} and {dead_letter_topic} and keyspace {keyspace} on the \
-             external clusters for inspection (the run failed); drop them when done"
-        ),
-        TargetKind::External => {
-            kafka::delete_topic(&endpoints.kafka, &dead_letter_topic).await;
-            kafka::delete_topic(&endpoints.kafka, &topic).await;
-            let drop_keyspace = format!("DROP KEYSPACE IF EXISTS {keyspace}");
-            if let Err(error) = session.query_unpaged(drop_keyspace, ()).await {
-                eprintln!("roadtest: could not drop keyspace {keyspace}: {error}");
+    report
+}
+
+/// The consumers' own stage latencies and counts, merged over every consumer process.
+struct ConsumerStages {
+    consume: LatencyRecorder,
+    write_ack: LatencyRecorder,
+    consumed: ThroughputSeries,
+    written: u64,
+}
+
+impl ConsumerStages {
+    fn merge(consumers: &[(PathBuf, ConsumerReport)], clock: RunClock) -> ConsumerStages {
+        let mut stages = ConsumerStages {
+            consume: LatencyRecorder::new(),
+            write_ack: LatencyRecorder::new(),
+            consumed: ThroughputSeries::new(),
+            written: 0,
+        };
+        let start_s = clock.start_epoch_us / 1_000_000;
+        for (_, consumer) in consumers {
+            consumer.consume_us.add_to(&mut stages.consume);
+            consumer.write_ack_us.add_to(&mut stages.write_ack);
+            stages.written += consumer.core.written;
+            for (&second, &count) in &consumer.consumed_per_epoch_second {
+                let at_ms = second.saturating_sub(start_s) * 1000;
+                stages.consumed.add(at_ms, count);
             }
         }
-        TargetKind::Local => {
-            kafka::delete_topic(&endpoints.kafka, &topic).await;
-            // The services' data is large and replayable; their logs stay with the report.
-            let _ = std::fs::remove_dir_all(options.out_dir.join("services/cassandra"));
-        }
-        TargetKind::Containers => kafka::delete_topic(&endpoints.kafka, &topic).await,
+        stages
     }
+}
+
+/// Peak RSS, peak CPU and timelines of every sampled process and container.
+fn fill_memory(report: &mut Report, host: &ProcessSampler, containers: &ProcessSampler) {
+    let memory = &mut report.memory;
+    memory.peak_rss_mb = host.peaks_rss_mb();
+    memory.peak_cpu_percent = host.peak_cpu_percent();
+    memory.timelines = host.timelines();
+    memory.peak_rss_mb.extend(containers.peaks_rss_mb());
+    memory
+        .peak_cpu_percent
+        .extend(containers.peak_cpu_percent());
+    memory.timelines.extend(containers.timelines());
+}
+
+/// Removes what the run created where the clusters outlive it (a failed run keeps it there as
+/// evidence), then stops the target. Clients close before the services they talk to.
+async fn clean_up(prepared: Prepared, passed: bool) {
+    let Prepared {
+        target,
+        names,
+        session,
+        ..
+    } = prepared;
+    if !target.capabilities().shared_clusters {
+        target.delete_topics().await;
+    } else if passed {
+        target.delete_topics().await;
+        let drop_keyspace = format!("DROP KEYSPACE IF EXISTS {}", names.keyspace);
+        if let Err(error) = session.query_unpaged(drop_keyspace, ()).await {
+            eprintln!(
+                "roadtest: could not drop keyspace {}: {error}",
+                names.keyspace
+            );
+        }
+    } else {
+        eprintln!(
+            "roadtest: kept topics {} and {} and keyspace {} on the clusters for inspection (the \
+             run failed); drop them when done",
+            names.topic, names.dead_letter_topic, names.keyspace
+        );
+    }
+    drop(session);
     target.shutdown().await;
-    Ok(report)
 }
 
 /// Samples the containers' Docker stats every 250 ms until told to stop.
@@ -411,9 +627,9 @@ fn spawn_container_sampler(
     probe: crate::targets::containers::UsageProbe,
     run_start: Instant,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<crate::measure::ProcessSampler> {
+) -> tokio::task::JoinHandle<ProcessSampler> {
     tokio::spawn(async move {
-        let mut sampler = crate::measure::ProcessSampler::new();
+        let mut sampler = ProcessSampler::new();
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         while !*stop.borrow_and_update() {
             tokio::select! {

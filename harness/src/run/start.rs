@@ -7,12 +7,9 @@ use crate::targets::{
     ContainersTarget, ExternalOptions, ExternalTarget, LocalTarget, Target, TargetError, TargetKind,
 };
 
-/// Picks the target (the one asked for, else the default, said on stderr) and starts it.
-pub(super) async fn start_target(
-    scenario: &Scenario,
-    options: &RunOptions,
-) -> Result<(TargetKind, Target), RunError> {
-    let kind = match options.target {
+/// Picks the target: the one asked for, else the default; says which and why on stderr.
+pub(super) async fn choose_target(options: &RunOptions) -> Result<TargetKind, RunError> {
+    Ok(match options.target {
         Some(kind) => {
             if let Some(why) = &options.target_reason {
                 eprintln!("roadtest: target {kind}: {why}");
@@ -29,16 +26,24 @@ pub(super) async fn start_target(
             eprintln!("roadtest: target {kind}: {why}");
             kind
         }
-    };
-    let target = match kind {
+    })
+}
+
+/// Starts the target of `kind` with the scenario's settings, its services' folder in the run's.
+pub(super) async fn start_target(
+    kind: TargetKind,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<Target, RunError> {
+    let target: Target = match kind {
         TargetKind::Local => {
             let mut local = options.local.clone();
             local.work_dir = Some(options.out_dir.join("services"));
             local.keep_work_dir = true;
             local.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
             local.seed = scenario.seed;
-            eprintln!("roadtest: starting Tansu, Cassandra and the CQL bridge (local target)...");
-            Target::Local(LocalTarget::start(local).await?)
+            eprintln!("roadtest: starting the local services...");
+            LocalTarget::start(local).await?.into()
         }
         TargetKind::External => {
             let Some(clusters) = options.external.clone() else {
@@ -51,16 +56,15 @@ pub(super) async fn start_target(
                 clusters.kafka.bootstrap,
                 clusters.cql.address()
             );
-            Target::External(
-                ExternalTarget::start(ExternalOptions {
-                    clusters,
-                    roadtest_binary: options.local.roadtest_binary.clone(),
-                    work_dir: options.out_dir.join("services"),
-                    proxied: crate::targets::external::network_fault_roles(scenario),
-                    seed: scenario.seed,
-                })
-                .await?,
-            )
+            ExternalTarget::start(ExternalOptions {
+                clusters,
+                roadtest_binary: options.local.roadtest_binary.clone(),
+                work_dir: options.out_dir.join("services"),
+                proxied: crate::targets::external::network_fault_roles(scenario),
+                seed: scenario.seed,
+            })
+            .await?
+            .into()
         }
         TargetKind::Containers => {
             let mut containers = options.containers.clone();
@@ -70,12 +74,11 @@ pub(super) async fn start_target(
             containers.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
             containers.seed = scenario.seed;
             eprintln!("roadtest: starting Kafka and the database in containers...");
-            Target::Containers(
-                ContainersTarget::start(containers)
-                    .await
-                    .map_err(TargetError::from)?,
-            )
+            ContainersTarget::start(containers)
+                .await
+                .map_err(TargetError::from)?
+                .into()
         }
     };
-    Ok((kind, target))
+    Ok(target)
 }

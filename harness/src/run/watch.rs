@@ -6,10 +6,10 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::faults::FaultExecutor;
 use super::{CONSUMER_READY, DRAIN_IDLE, RunError};
 use crate::Scenario;
 use crate::drive::{DriveCounters, DriveOutcome, RunClock};
-use crate::faults::FaultExecutor;
 use crate::ingest::stats::ConsumerReport;
 use crate::targets::{Role, Target};
 
@@ -21,7 +21,8 @@ pub(super) fn own_and(target: &mut Target) -> Vec<(String, u32)> {
 }
 
 /// Events the broker acknowledged that no consumer has written yet (redeliveries make `written`
-/// overshoot, hence the floor). Computed here because Tansu's high watermarks are not reliable.
+/// overshoot, hence the floor). Computed from the producer's acknowledgements, not the broker's
+/// high watermarks, which not every broker reports reliably.
 pub(super) fn pipeline_lag(acknowledged: u64, written: u64) -> i64 {
     i64::try_from(acknowledged.saturating_sub(written)).unwrap_or(i64::MAX)
 }

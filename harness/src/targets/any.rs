@@ -8,153 +8,239 @@ use std::time::Duration;
 use super::containers::{ContainersTarget, TargetKind, UsageProbe};
 use super::external::ExternalTarget;
 use super::proxy::NetworkCondition;
-use super::{Endpoints, LocalTarget, Role, TargetError};
+use super::{Capabilities, Endpoints, LocalTarget, Role, TargetError};
+use crate::clients::kafka;
 
-/// A started target (one per run, rarely moved: the size difference of the variants is harmless).
+/// How long the topics' recreation after a broker restart waits for the broker.
+const TOPICS_AFTER_RESTART_WAIT: Duration = Duration::from_secs(30);
+
+/// A started target: the services of one kind of target, and the topics the run created on its
+/// broker (recreated after a broker restart where the broker keeps nothing).
+#[derive(Debug)]
+pub struct Target {
+    running: Running,
+    topics: Vec<(String, u32)>,
+}
+
+/// The services of one kind of target (one per run, rarely moved: the size difference of the
+/// variants is harmless).
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum Target {
+enum Running {
     Local(LocalTarget),
     Containers(ContainersTarget),
     External(ExternalTarget),
 }
 
+impl From<Running> for Target {
+    fn from(running: Running) -> Target {
+        Target {
+            running,
+            topics: Vec::new(),
+        }
+    }
+}
+
+impl From<LocalTarget> for Target {
+    fn from(target: LocalTarget) -> Target {
+        Running::Local(target).into()
+    }
+}
+
+impl From<ContainersTarget> for Target {
+    fn from(target: ContainersTarget) -> Target {
+        Running::Containers(target).into()
+    }
+}
+
+impl From<ExternalTarget> for Target {
+    fn from(target: ExternalTarget) -> Target {
+        Running::External(target).into()
+    }
+}
+
 impl Target {
     pub fn kind(&self) -> TargetKind {
-        match self {
-            Target::Local(_) => TargetKind::Local,
-            Target::Containers(_) => TargetKind::Containers,
-            Target::External(_) => TargetKind::External,
+        match self.running {
+            Running::Local(_) => TargetKind::Local,
+            Running::Containers(_) => TargetKind::Containers,
+            Running::External(_) => TargetKind::External,
+        }
+    }
+
+    /// What this target can do.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities::of(self.kind())
+    }
+
+    /// Creates the run's topics `(name, partitions)` with the target's replication, waiting up
+    /// to `wait` for the broker, and remembers them (see [`Target::restart`]).
+    pub async fn create_topics(
+        &mut self,
+        topics: &[(&str, u32)],
+        wait: Duration,
+    ) -> Result<(), TargetError> {
+        kafka::create_topics(
+            &self.endpoints().kafka,
+            topics,
+            self.kafka_replication_factor(),
+            wait,
+        )
+        .await?;
+        self.topics.extend(
+            topics
+                .iter()
+                .map(|&(name, partitions)| (name.to_owned(), partitions)),
+        );
+        Ok(())
+    }
+
+    /// Deletes the topics the run created (best effort; a failure is logged).
+    pub async fn delete_topics(&self) {
+        for (topic, _) in &self.topics {
+            kafka::delete_topic(&self.endpoints().kafka, topic).await;
         }
     }
 
     pub fn endpoints(&self) -> &Endpoints {
-        match self {
-            Target::Local(target) => target.endpoints(),
-            Target::Containers(target) => target.endpoints(),
-            Target::External(target) => target.endpoints(),
+        match &self.running {
+            Running::Local(target) => target.endpoints(),
+            Running::Containers(target) => target.endpoints(),
+            Running::External(target) => target.endpoints(),
         }
     }
 
     /// The run directory (logs of every service).
     pub fn dir(&self) -> &Path {
-        match self {
-            Target::Local(target) => target.dir(),
-            Target::Containers(target) => target.dir(),
-            Target::External(target) => target.dir(),
+        match &self.running {
+            Running::Local(target) => target.dir(),
+            Running::Containers(target) => target.dir(),
+            Running::External(target) => target.dir(),
         }
     }
 
     pub fn ready_after(&self) -> &BTreeMap<Role, Duration> {
-        match self {
-            Target::Local(target) => target.ready_after(),
-            Target::Containers(target) => target.ready_after(),
-            Target::External(target) => target.ready_after(),
+        match &self.running {
+            Running::Local(target) => target.ready_after(),
+            Running::Containers(target) => target.ready_after(),
+            Running::External(target) => target.ready_after(),
         }
     }
 
     pub fn service_versions(&self) -> BTreeMap<String, String> {
-        match self {
-            Target::Local(target) => target.service_versions(),
-            Target::Containers(target) => target.service_versions(),
-            Target::External(target) => target.service_versions(),
+        match &self.running {
+            Running::Local(target) => target.service_versions(),
+            Running::Containers(target) => target.service_versions(),
+            Running::External(target) => target.service_versions(),
         }
     }
 
     /// (name, pid) of the host processes to sample (containers are sampled by [`Target::usage_probe`]).
     pub fn processes(&mut self) -> Vec<(String, u32)> {
-        match self {
-            Target::Local(target) => target.processes(),
-            Target::Containers(target) => target.processes(),
-            Target::External(target) => target.processes(),
+        match &mut self.running {
+            Running::Local(target) => target.processes(),
+            Running::Containers(target) => target.processes(),
+            Running::External(target) => target.processes(),
         }
     }
 
     /// Docker stats of the containers, for the containers target.
     pub fn usage_probe(&self) -> Option<UsageProbe> {
-        match self {
-            Target::Local(_) | Target::External(_) => None,
-            Target::Containers(target) => Some(target.usage_probe()),
+        match &self.running {
+            Running::Local(_) | Running::External(_) => None,
+            Running::Containers(target) => Some(target.usage_probe()),
         }
     }
 
     /// Replicas of each of the run's topics (1 but on external clusters, where it is a flag).
     pub fn kafka_replication_factor(&self) -> i32 {
-        match self {
-            Target::External(target) => target.kafka_replication_factor(),
+        match &self.running {
+            Running::External(target) => target.kafka_replication_factor(),
             _ => 1,
         }
     }
 
     /// The CQL replication map of the run's keyspace.
     pub fn cql_replication(&self) -> &str {
-        match self {
-            Target::External(target) => target.cql_replication(),
+        match &self.running {
+            Running::External(target) => target.cql_replication(),
             _ => crate::clients::cql::REPLICATION_ONE,
         }
     }
 
-    /// Whether the broker keeps its data across a restart (Tansu on memory storage does not).
-    pub fn broker_keeps_data(&self) -> bool {
-        matches!(self, Target::Containers(_))
-    }
-
     pub fn start_consumer(&mut self, args: Vec<OsString>) -> Result<(), TargetError> {
-        match self {
-            Target::Local(target) => target.start_consumer(args),
-            Target::Containers(target) => Ok(target.start_consumer(args)?),
-            Target::External(target) => target.start_consumer(args),
+        match &mut self.running {
+            Running::Local(target) => target.start_consumer(args),
+            Running::Containers(target) => Ok(target.start_consumer(args)?),
+            Running::External(target) => target.start_consumer(args),
         }
     }
 
     pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {
-        match self {
-            Target::Local(target) => target.consumer_exited(),
-            Target::Containers(target) => target.consumer_exited(),
-            Target::External(target) => target.consumer_exited(),
+        match &mut self.running {
+            Running::Local(target) => target.consumer_exited(),
+            Running::Containers(target) => target.consumer_exited(),
+            Running::External(target) => target.consumer_exited(),
         }
     }
 
     pub async fn kill(&mut self, role: Role) -> Result<(), TargetError> {
-        match self {
-            Target::Local(target) => target.kill(role),
-            Target::Containers(target) => Ok(target.kill(role).await?),
-            Target::External(target) => target.kill(role),
+        match &mut self.running {
+            Running::Local(target) => target.kill(role),
+            Running::Containers(target) => Ok(target.kill(role).await?),
+            Running::External(target) => target.kill(role),
         }
     }
 
     /// SIGTERM (or `docker stop`) and wait up to `grace`; whether it exited cleanly by itself.
     pub async fn stop(&mut self, role: Role, grace: Duration) -> Result<bool, TargetError> {
-        match self {
-            Target::Local(target) => target.stop(role, grace),
-            Target::Containers(target) => Ok(target.stop(role, grace).await?),
-            Target::External(target) => target.stop(role, grace),
+        match &mut self.running {
+            Running::Local(target) => target.stop(role, grace),
+            Running::Containers(target) => Ok(target.stop(role, grace).await?),
+            Running::External(target) => target.stop(role, grace),
         }
     }
 
     pub async fn pause(&mut self, role: Role) -> Result<(), TargetError> {
-        match self {
-            Target::Local(target) => target.pause(role),
-            Target::Containers(target) => Ok(target.pause(role).await?),
-            Target::External(target) => target.pause(role),
+        match &mut self.running {
+            Running::Local(target) => target.pause(role),
+            Running::Containers(target) => Ok(target.pause(role).await?),
+            Running::External(target) => target.pause(role),
         }
     }
 
     pub async fn resume(&mut self, role: Role) -> Result<(), TargetError> {
-        match self {
-            Target::Local(target) => target.resume(role),
-            Target::Containers(target) => Ok(target.resume(role).await?),
-            Target::External(target) => target.resume(role),
+        match &mut self.running {
+            Running::Local(target) => target.resume(role),
+            Running::Containers(target) => Ok(target.resume(role).await?),
+            Running::External(target) => target.resume(role),
         }
     }
 
-    /// Starts a stopped or killed service again and waits until it is ready.
+    /// Starts a stopped or killed service again and waits until it is ready. A broker that keeps
+    /// nothing across a restart gets the run's topics created again, so the run can go on.
     pub async fn restart(&mut self, role: Role) -> Result<Duration, TargetError> {
-        match self {
-            Target::Local(target) => target.restart(role).await,
-            Target::Containers(target) => Ok(target.restart(role).await?),
-            Target::External(target) => target.restart(role),
+        let ready_after = match &mut self.running {
+            Running::Local(target) => target.restart(role).await?,
+            Running::Containers(target) => target.restart(role).await?,
+            Running::External(target) => target.restart(role)?,
+        };
+        if role == Role::Broker && !self.capabilities().broker_keeps_data {
+            let topics: Vec<(&str, u32)> = self
+                .topics
+                .iter()
+                .map(|(name, partitions)| (name.as_str(), *partitions))
+                .collect();
+            kafka::create_topics(
+                &self.endpoints().kafka,
+                &topics,
+                self.kafka_replication_factor(),
+                TOPICS_AFTER_RESTART_WAIT,
+            )
+            .await
+            .map_err(TargetError::TopicsAfterRestart)?;
         }
+        Ok(ready_after)
     }
 
     pub fn set_network(
@@ -162,19 +248,19 @@ impl Target {
         role: Role,
         condition: NetworkCondition,
     ) -> Result<(), TargetError> {
-        match self {
-            Target::Local(target) => target.set_network(role, condition),
-            Target::Containers(target) => Ok(target.set_network(role, condition)?),
-            Target::External(target) => target.set_network(role, condition),
+        match &mut self.running {
+            Running::Local(target) => target.set_network(role, condition),
+            Running::Containers(target) => Ok(target.set_network(role, condition)?),
+            Running::External(target) => target.set_network(role, condition),
         }
     }
 
     /// Stops everything (containers are removed; local processes are stopped on drop).
     pub async fn shutdown(self) {
-        match self {
-            Target::Local(target) => drop(target),
-            Target::Containers(target) => target.remove().await,
-            Target::External(target) => target.shutdown(),
+        match self.running {
+            Running::Local(target) => drop(target),
+            Running::Containers(target) => target.remove().await,
+            Running::External(target) => target.shutdown(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! - Connect: bootstrap servers and contact points with the security settings of
 //!   [`crate::clients::security`] (TLS, SASL/username-password for Kafka and CQL).
 //! - Faults: roadtest does not run the brokers or the nodes, so it cannot kill, stop or pause
-//!   them: [`refuse_process_faults`] rejects such a scenario before anything starts. The consumer
+//!   them: its [`Capabilities`](super::Capabilities) refuse such a scenario before anything starts. The consumer
 //!   is roadtest's own process: every fault works on it. Network faults work through
 //!   [`FaultProxy`]s started for the services the scenario's network faults name (and only
 //!   those, so a run without network faults talks to the clusters directly):
@@ -159,25 +159,6 @@ fn check_host_ports<'a>(flag: &str, entries: impl Iterator<Item = &'a str>) -> R
         if !matches!(port, Some((host, Ok(port))) if !host.is_empty() && port > 0) {
             return Err(format!(
                 "{flag}: {entry:?} is not HOST:PORT (like broker-1.example.com:9092)"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a scenario that needs process control over the clusters (kill, stop or pause of the
-/// broker or Cassandra); the message names the first such fault and what works instead.
-pub fn refuse_process_faults(scenario: &Scenario) -> Result<(), String> {
-    for (index, fault) in scenario.faults.iter().enumerate() {
-        let role = Role::from(fault.service);
-        if !fault.action.is_network() && role != Role::Consumer {
-            return Err(format!(
-                "faults[{index}]: the external target cannot {} the {role}: roadtest does not run \
-                 it. On this target, kill/stop/pause act on the consumer only, and the network \
-                 faults (latency, bandwidth, blackhole, reset) act on the broker and Cassandra \
-                 through roadtest's proxy; use --target local or containers for process faults \
-                 on the {role}",
-                crate::scenario_rules::action_name(fault.action)
             ));
         }
     }

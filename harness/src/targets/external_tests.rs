@@ -1,11 +1,16 @@
 //! Unit tests of the external target's pure parts: flag checks, fault refusal, node address translation.
 
 use super::*;
+use crate::targets::{Capabilities, TargetKind};
 
 fn scenario(faults: &str) -> Scenario {
     let text =
         format!("name = \"t\"\nseed = 1\nduration_s = 30\n[fleet]\nvehicle_count = 2\n{faults}");
     Scenario::parse(&text, Path::new("t.toml")).expect("valid scenario")
+}
+
+fn refuse(scenario: &Scenario) -> Result<(), String> {
+    Capabilities::of(TargetKind::External).refuse_unsupported_faults(TargetKind::External, scenario)
 }
 
 #[test]
@@ -20,8 +25,8 @@ fn process_faults_on_the_clusters_are_refused_and_the_rest_allowed() {
         ("stop", "cassandra"),
         ("pause", "broker"),
     ] {
-        let error = refuse_process_faults(&scenario(&fault(action, service)))
-            .expect_err("process control of a cluster");
+        let error =
+            refuse(&scenario(&fault(action, service))).expect_err("process control of a cluster");
         assert!(
             error.contains(&format!("cannot {action} the {service}")),
             "{error}"
@@ -35,7 +40,7 @@ fn process_faults_on_the_clusters_are_refused_and_the_rest_allowed() {
     ]
     .concat();
     let allowed = scenario(&allowed);
-    refuse_process_faults(&allowed).expect("consumer and network faults");
+    refuse(&allowed).expect("consumer and network faults");
     assert_eq!(
         network_fault_roles(&allowed),
         BTreeSet::from([Role::Broker, Role::Cassandra])

@@ -32,7 +32,7 @@ pub struct LocalOptions {
     pub roadtest_binary: PathBuf,
     /// The run directory; a fresh one under the system temp dir by default.
     pub work_dir: Option<PathBuf>,
-    /// Keep the run directory (logs, data) when the target is dropped.
+    /// Keep the run directory's logs when the target is dropped (the database's data goes).
     pub keep_work_dir: bool,
     pub commitlog_sync: CommitlogSync,
     pub cassandra_heap_mb: u32,
@@ -467,8 +467,11 @@ impl LocalTarget {
 impl Drop for LocalTarget {
     fn drop(&mut self) {
         self.shutdown();
-        if !self.options.keep_work_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        // The database's data is large and replayable; with keep_work_dir the logs stay.
+        let _ = std::fs::remove_dir_all(if self.options.keep_work_dir {
+            self.dir.join("cassandra")
+        } else {
+            self.dir.clone()
+        });
     }
 }

@@ -5,6 +5,7 @@
 //! [`Target`] drives any of them.
 
 mod any;
+mod capabilities;
 mod consumer;
 pub mod containers;
 pub mod external;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use any::Target;
+pub use capabilities::Capabilities;
 pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
 pub use external::{ExternalOptions, ExternalTarget};
 pub use local::{LocalOptions, LocalTarget};
@@ -125,6 +127,8 @@ pub enum TargetError {
     External(Box<external::ExternalError>),
     #[error(transparent)]
     Client(#[from] crate::clients::ClientError),
+    #[error("recreating the topics after the broker's restart (it kept nothing): {0}")]
+    TopicsAfterRestart(#[source] crate::clients::ClientError),
     #[error("cannot signal the {role}: {source}")]
     Signal { role: Role, source: nix::Error },
     #[error("cannot prepare the run directory {path}: {source}")]

@@ -1,0 +1,72 @@
+//! What a target can do, so the run and the fault executor ask the target instead of naming a broker or matching on the kind of target.
+
+use super::{Role, TargetKind};
+use crate::scenario::Scenario;
+
+/// What one kind of target can do. Broker- and database-specific facts live here and in the
+/// targets themselves, never in `run/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The broker keeps its log and topics across a restart. The local target's Tansu runs on
+    /// memory storage and keeps nothing: the target recreates the run's topics after a restart.
+    pub broker_keeps_data: bool,
+    /// Services roadtest can kill, stop and pause (network faults need only a proxy).
+    pub process_faults: &'static [Role],
+    /// The clusters outlive the run: a passed run removes what it created there; a failed run
+    /// keeps it as evidence. (Elsewhere the target itself is discarded.)
+    pub shared_clusters: bool,
+    /// The broker supports idempotent producers (Tansu 0.6 does not; real Kafka does).
+    pub idempotent_producer: bool,
+}
+
+impl Capabilities {
+    /// The capabilities of a kind of target, known before it starts.
+    pub fn of(kind: TargetKind) -> Capabilities {
+        match kind {
+            TargetKind::Local => Capabilities {
+                broker_keeps_data: false,
+                process_faults: &[Role::Broker, Role::Cassandra, Role::Consumer],
+                shared_clusters: false,
+                idempotent_producer: false,
+            },
+            TargetKind::Containers => Capabilities {
+                broker_keeps_data: true,
+                process_faults: &[Role::Broker, Role::Cassandra, Role::Consumer],
+                shared_clusters: false,
+                idempotent_producer: true,
+            },
+            TargetKind::External => Capabilities {
+                broker_keeps_data: true,
+                process_faults: &[Role::Consumer],
+                shared_clusters: true,
+                // Unknown brokers: the settings every Kafka-protocol broker accepts.
+                idempotent_producer: false,
+            },
+        }
+    }
+
+    /// Refuses a scenario with a process fault (kill, stop, pause) on a service this target does
+    /// not control; the message names the first such fault and what works instead.
+    pub fn refuse_unsupported_faults(
+        &self,
+        kind: TargetKind,
+        scenario: &Scenario,
+    ) -> Result<(), String> {
+        for (index, fault) in scenario.faults.iter().enumerate() {
+            let role = Role::from(fault.service);
+            if !fault.action.is_network() && !self.process_faults.contains(&role) {
+                let allowed: Vec<&str> = self.process_faults.iter().map(|r| r.name()).collect();
+                return Err(format!(
+                    "faults[{index}]: the {kind} target cannot {} the {role}: roadtest does not \
+                     run it. On this target, kill/stop/pause act on the {} only, and the network \
+                     faults (latency, bandwidth, blackhole, reset) act on the broker and \
+                     Cassandra through roadtest's proxy; use --target local or containers for \
+                     process faults on the {role}",
+                    fault.action.name(),
+                    allowed.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
