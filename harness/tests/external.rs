@@ -308,9 +308,11 @@ fn certificates(dir: &Path) -> Certificates {
     }
 }
 
-/// Accepts TLS on `listener` and forwards the plaintext to `upstream`; counts handshakes.
+/// Accepts TLS on `listener` and forwards the plaintext to `upstream`; counts handshakes, and
+/// refusals (handshakes that failed, e.g. for want of a client certificate).
 struct TlsFront {
     handshakes: Arc<AtomicU64>,
+    refusals: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -322,10 +324,12 @@ impl Drop for TlsFront {
 
 fn tls_front(listener: TcpListener, acceptor: Arc<SslAcceptor>, upstream: SocketAddr) -> TlsFront {
     let handshakes = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&handshakes);
+    let refusals = Arc::new(AtomicU64::new(0));
+    let (counter, refused) = (Arc::clone(&handshakes), Arc::clone(&refusals));
     let task = tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let (acceptor, counter) = (Arc::clone(&acceptor), Arc::clone(&counter));
+            let refused = Arc::clone(&refused);
             tokio::spawn(async move {
                 let Ok(ssl) = Ssl::new(acceptor.context()) else {
                     return;
@@ -334,6 +338,7 @@ fn tls_front(listener: TcpListener, acceptor: Arc<SslAcceptor>, upstream: Socket
                     return;
                 };
                 if Pin::new(&mut tls).accept().await.is_err() {
+                    refused.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -343,7 +348,11 @@ fn tls_front(listener: TcpListener, acceptor: Arc<SslAcceptor>, upstream: Socket
             });
         }
     });
-    TlsFront { handshakes, task }
+    TlsFront {
+        handshakes,
+        refusals,
+        task,
+    }
 }
 
 /// A service process of this test, killed on drop.
@@ -472,15 +481,18 @@ async fn mutual_tls_to_both_clusters_and_a_cassandra_login() {
         tls: Some(tls),
     };
 
-    // The CQL front really requires a client certificate.
+    // The CQL front really requires a client certificate. (Under TLS 1.3 the server's refusal
+    // comes after the client's side of the handshake: the client sees either the alert or a
+    // broken connection, so the front's count is what this checks, not the client's wording.)
     let mut no_certificate = clusters.cql.clone();
     if let Some(files) = no_certificate.security.tls.as_mut() {
         (files.cert, files.key) = (None, None);
     }
-    let error = cql::connect(&no_certificate, Duration::from_secs(5))
+    cql::connect(&no_certificate, Duration::from_secs(5))
         .await
         .expect_err("TLS without the client certificate");
-    assert!(error.to_string().contains("certificate"), "{error}");
+    assert!(cql_front.refusals.load(Ordering::Relaxed) > 0);
+    assert_eq!(cql_front.handshakes.load(Ordering::Relaxed), 0);
 
     // A wrong password is refused at once, and said so.
     let mut wrong = clusters.cql.clone();
