@@ -152,10 +152,11 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         &stats_dir,
     )
     .await?;
+    let session = Arc::clone(&collected.session);
     let mut report = assemble(&prepared, scenario, &options, collected, started_at);
     let passed = report.check_expectations(&scenario.expectations);
     report.write(&options.out_dir)?;
-    clean_up(prepared, passed).await;
+    clean_up(prepared, session, passed).await;
     Ok(report)
 }
 
@@ -181,13 +182,11 @@ impl RunNames {
     }
 }
 
-/// What [`prepare`] set up: the started target, the run's topics and keyspace on it, and a
-/// session that bypasses the fault proxies (set-up and verification).
+/// What [`prepare`] set up: the started target and the run's topics and keyspace on it.
 struct Prepared {
     target: Target,
     endpoints: Endpoints,
     names: RunNames,
-    session: Arc<Session>,
     replay: String,
 }
 
@@ -232,7 +231,8 @@ async fn prepare(scenario: &Scenario, options: &RunOptions) -> Result<Prepared, 
             SERVICES_WAIT,
         )
         .await?;
-    let session = Arc::new(cql::connect(&endpoints.cql_direct, SERVICES_WAIT).await?);
+    // Set-up and verification bypass the fault proxies; the consumer goes through them.
+    let session = cql::connect(&endpoints.cql_direct, SERVICES_WAIT).await?;
     cql::create_schema(
         &session,
         &endpoints.cql_direct.address(),
@@ -244,7 +244,6 @@ async fn prepare(scenario: &Scenario, options: &RunOptions) -> Result<Prepared, 
         target,
         endpoints,
         names,
-        session,
         replay,
     })
 }
@@ -406,8 +405,10 @@ async fn drive_and_watch(
     Ok((driven, samplers))
 }
 
-/// What the run measured and verified, ready to be assembled into the report.
+/// What the run measured and verified, ready to be assembled into the report; and the session
+/// that verified it (clean-up uses it too).
 struct Collected {
+    session: Arc<Session>,
     driven: Driven,
     verified: VerifyOutcome,
     consumers: Vec<(PathBuf, ConsumerReport)>,
@@ -451,14 +452,11 @@ async fn collect(
     }
     let (host, containers) = samplers.finish().await;
     eprintln!("roadtest: verifying every event against Cassandra...");
-    let session = Arc::clone(&prepared.session);
-    let verified = verify(
-        session,
-        &prepared.names.keyspace,
-        &driven.plan,
-        driven.clock,
-    )
-    .await?;
+    // A fresh session: the set-up one may have lived through database faults, and a driver's
+    // pool that is still reconnecting would fail the verification's first request.
+    let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?);
+    let keyspace = &prepared.names.keyspace;
+    let verified = verify(Arc::clone(&session), keyspace, &driven.plan, driven.clock).await?;
     let hlog = options.out_dir.join("e2e.hlog");
     let start_s = driven.clock.start_epoch_us as f64 / 1e6;
     if let Err(error) = verified.e2e.write_interval_log_file(&hlog, start_s) {
@@ -466,6 +464,7 @@ async fn collect(
         driven.errors.push(problem);
     }
     Ok(Collected {
+        session,
         driven,
         verified,
         consumers: ConsumerReport::read_all(stats_dir),
@@ -483,6 +482,7 @@ fn assemble(
     started_at: SystemTime,
 ) -> Report {
     let Collected {
+        session: _,
         driven,
         verified,
         consumers,
@@ -593,13 +593,8 @@ fn fill_memory(report: &mut Report, host: &ProcessSampler, containers: &ProcessS
 
 /// Removes what the run created where the clusters outlive it (a failed run keeps it there as
 /// evidence), then stops the target. Clients close before the services they talk to.
-async fn clean_up(prepared: Prepared, passed: bool) {
-    let Prepared {
-        target,
-        names,
-        session,
-        ..
-    } = prepared;
+async fn clean_up(prepared: Prepared, session: Arc<Session>, passed: bool) {
+    let Prepared { target, names, .. } = prepared;
     if !target.capabilities().shared_clusters {
         target.delete_topics().await;
     } else if passed {
