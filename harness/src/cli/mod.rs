@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod run;
 
-use self::run::{RunTarget, run_scenario, run_sim, write_views};
+use self::run::{RunFlags, TargetArg, run_scenario, write_views};
 
 use crate::fleet::FleetPlan;
 use crate::scenario::{Overrides, Scenario};
@@ -66,8 +66,8 @@ enum Command {
         /// below) or `sim` (deterministic simulation on a virtual clock). Default: external when
         /// --kafka-bootstrap or --cql-contact is given, else containers when a Docker daemon
         /// answers within 2 s, else local when its services are installed.
-        #[arg(long, value_parser = ["containers", "local", "external", "sim"])]
-        target: Option<String>,
+        #[arg(long, value_enum)]
+        target: Option<TargetArg>,
         /// Output directory for report.json and the services' logs
         /// (default: reports/runs/NAME-SEED-TIME).
         #[arg(long, value_name = "DIR")]
@@ -190,23 +190,6 @@ fn run(command: Command) -> u8 {
         Command::Events { scenario, limit } => events(&scenario, limit),
         Command::CqlBridge { listen, upstream } => cql_bridge(listen, upstream),
         Command::Run {
-            target, external, ..
-        } if external.is_set() && target.as_deref().is_some_and(|t| t != "external") => {
-            Err(format!(
-                "--kafka-bootstrap, --cql-contact, the --kafka-*/--cql-* security flags, \
-                 --kafka-replication-factor and --cql-replication apply to --target external \
-                 only, and the target is {}",
-                target.unwrap_or_default()
-            ))
-        }
-        Command::Run {
-            scenario,
-            target,
-            out,
-            json,
-            ..
-        } if target.as_deref() == Some("sim") => run_sim(&scenario, out, json),
-        Command::Run {
             scenario,
             target,
             out,
@@ -215,13 +198,13 @@ fn run(command: Command) -> u8 {
             external,
         } => run_scenario(
             &scenario,
-            RunTarget {
-                name: target.as_deref(),
+            RunFlags {
+                target,
                 external: &external,
+                out: out.as_deref(),
+                json,
+                quiet,
             },
-            out,
-            json,
-            quiet,
         ),
         Command::Explore {
             scenario,

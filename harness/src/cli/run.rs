@@ -1,133 +1,209 @@
-//! `roadtest run`: the target flags, a real run (its target chosen and said), the sim run, the report's views.
+//! `roadtest run`: the flags checked once into a run plan (the target, sim included, chosen once; the output folder fixed), the run, the report and its views.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::{
     EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_logging, runtime, termination,
 };
+use crate::Scenario;
+use crate::targets::TargetKind;
+use crate::targets::containers::{choose_target, docker_ping, local_installed};
 
-/// The target flags of `roadtest run`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct RunTarget<'a> {
-    /// `--target`, if given.
-    pub(super) name: Option<&'a str>,
-    pub(super) external: &'a crate::targets::external::ExternalArgs,
+/// `--target`: where the pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum TargetArg {
+    /// Kafka and Cassandra (or ScyllaDB) in Docker via testcontainers.
+    Containers,
+    /// The real services as child processes (`ci/services install`).
+    Local,
+    /// Existing clusters: --kafka-bootstrap, --cql-contact and the security flags.
+    External,
+    /// The deterministic simulation on a virtual clock (needs no services).
+    Sim,
 }
 
-pub(super) fn run_scenario(
-    args: &ScenarioArgs,
-    target: RunTarget<'_>,
-    out: Option<PathBuf>,
-    json: bool,
-    quiet: bool,
-) -> Result<u8, String> {
-    let scenario = args.load().map_err(|e| e.to_string())?;
-    if !quiet {
+/// The flags of `roadtest run`, as parsed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RunFlags<'a> {
+    pub(super) target: Option<TargetArg>,
+    pub(super) external: &'a crate::targets::external::ExternalArgs,
+    pub(super) out: Option<&'a Path>,
+    pub(super) json: bool,
+    pub(super) quiet: bool,
+}
+
+/// Where a run goes, chosen once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    Real(TargetKind),
+    Sim,
+}
+
+/// The checked settings of one `roadtest run`: the scenario, where it runs and why, and the
+/// output folder, all decided before anything starts.
+#[derive(Debug)]
+struct RunPlan {
+    scenario: Scenario,
+    destination: Destination,
+    /// Why the destination was chosen, when roadtest chose it.
+    reason: Option<String>,
+    out_dir: PathBuf,
+    external: Option<crate::run::ExternalClusters>,
+}
+
+impl RunPlan {
+    /// Raw flags -> checked plan: loads the scenario, resolves the external clusters, chooses
+    /// the target (the default: external when its flags are given, else containers when Docker
+    /// answers, else local when installed, else sim) and fixes the output folder.
+    fn check(args: &ScenarioArgs, flags: RunFlags<'_>) -> Result<RunPlan, String> {
+        let external_flags = flags.external.is_set();
+        if external_flags && flags.target.is_some_and(|t| t != TargetArg::External) {
+            return Err(format!(
+                "--kafka-bootstrap, --cql-contact, the --kafka-*/--cql-* security flags, \
+                 --kafka-replication-factor and --cql-replication apply to --target external \
+                 only, and the target is {}",
+                target_name(flags.target)
+            ));
+        }
+        let scenario = args.load().map_err(|e| e.to_string())?;
+        let external = match external_flags || flags.target == Some(TargetArg::External) {
+            true => Some(
+                flags
+                    .external
+                    .resolve(|key| std::env::var(key).ok())
+                    .map_err(|e| format!("{e}; see `roadtest run --help`"))?,
+            ),
+            false => None,
+        };
+        let (destination, reason) = choose(flags.target, external_flags);
+        let out_dir = flags.out.map_or_else(
+            || default_out_dir(&scenario, destination),
+            Path::to_path_buf,
+        );
+        Ok(RunPlan {
+            scenario,
+            destination,
+            reason,
+            out_dir,
+            external,
+        })
+    }
+}
+
+fn target_name(target: Option<TargetArg>) -> &'static str {
+    match target {
+        Some(TargetArg::Containers) => "containers",
+        Some(TargetArg::Local) => "local",
+        Some(TargetArg::External) => "external",
+        Some(TargetArg::Sim) => "sim",
+        None => "the default",
+    }
+}
+
+/// The destination the flags ask for, else the default and why.
+fn choose(target: Option<TargetArg>, external_flags: bool) -> (Destination, Option<String>) {
+    match target {
+        Some(TargetArg::Containers) => (Destination::Real(TargetKind::Containers), None),
+        Some(TargetArg::Local) => (Destination::Real(TargetKind::Local), None),
+        Some(TargetArg::External) => (Destination::Real(TargetKind::External), None),
+        Some(TargetArg::Sim) => (Destination::Sim, None),
+        None if external_flags => (
+            Destination::Real(TargetKind::External),
+            Some("--kafka-bootstrap / --cql-contact given: the clusters there".into()),
+        ),
+        None => match choose_target(None, docker_ping, local_installed()) {
+            Ok((kind, why)) => (Destination::Real(kind), Some(why)),
+            Err(error) => (
+                Destination::Sim,
+                Some(format!(
+                    "{error}; running the deterministic simulation instead"
+                )),
+            ),
+        },
+    }
+}
+
+/// `reports/runs/NAME-SEED-TIME` (`NAME-SEED-sim-TIME` for the sim).
+fn default_out_dir(scenario: &Scenario, destination: Destination) -> PathBuf {
+    let stamp = crate::report::format_rfc3339(SystemTime::now()).replace([':', '-'], "");
+    let sim = if destination == Destination::Sim {
+        "sim-"
+    } else {
+        ""
+    };
+    PathBuf::from("reports/runs").join(format!("{}-{}-{sim}{stamp}", scenario.name, scenario.seed))
+}
+
+/// `roadtest run`: checks the flags once, runs on the chosen target (or the sim), prints the
+/// summary (or the report with --json) and writes the report's views next to it.
+pub(super) fn run_scenario(args: &ScenarioArgs, flags: RunFlags<'_>) -> Result<u8, String> {
+    let plan = RunPlan::check(args, flags)?;
+    if !flags.quiet {
         init_logging();
     }
-    let mut options =
-        crate::run::RunOptions::new(&scenario, &args.path).map_err(|e| e.to_string())?;
-    if let Some(out) = out {
-        options.out_dir = out;
-    }
-    options.progress = !quiet;
-    let external = target.name == Some("external") || target.external.is_set();
-    if external {
-        let clusters = target
-            .external
-            .resolve(|key| std::env::var(key).ok())
-            .map_err(|e| format!("{e}; see `roadtest run --help`"))?;
-        options.external = Some(clusters);
-    }
-    options.target = match target.name {
-        Some("containers") => Some(crate::targets::TargetKind::Containers),
-        Some("local") => Some(crate::targets::TargetKind::Local),
-        Some("external") => Some(crate::targets::TargetKind::External),
-        None if external => {
-            options.target_reason =
-                Some("--kafka-bootstrap / --cql-contact given: the clusters there".into());
-            Some(crate::targets::TargetKind::External)
-        }
-        _ => {
-            // The default: containers when Docker answers, else local when installed, else sim.
-            use crate::targets::containers::{choose_target, docker_ping, local_installed};
-            match choose_target(None, docker_ping, local_installed()) {
-                Ok((kind, why)) => {
-                    options.target_reason = Some(why);
-                    Some(kind)
-                }
-                Err(error) => {
-                    eprintln!(
-                        "roadtest: target sim: {error}; running the deterministic simulation instead"
-                    );
-                    return run_sim(args, Some(options.out_dir.clone()), json);
-                }
+    let report = match plan.destination {
+        Destination::Sim => {
+            if let Some(why) = &plan.reason {
+                eprintln!("roadtest: target sim: {why}");
             }
+            crate::sim::run(&plan.scenario, &args.path, &plan.out_dir).map_err(|e| e.to_string())?
         }
+        Destination::Real(kind) => run_real(args, &plan, kind, flags.quiet)?,
     };
-    let report = runtime()?
+    present(&report, &plan.out_dir, flags.json)
+}
+
+/// A run on a real target; Ctrl-C or SIGTERM stops everything it started.
+fn run_real(
+    args: &ScenarioArgs,
+    plan: &RunPlan,
+    kind: TargetKind,
+    quiet: bool,
+) -> Result<crate::report::Report, String> {
+    let scenario = &plan.scenario;
+    let mut options =
+        crate::run::RunOptions::new(scenario, &args.path).map_err(|e| e.to_string())?;
+    options.out_dir = plan.out_dir.clone();
+    options.progress = !quiet;
+    options.target = Some(kind);
+    options.target_reason = plan.reason.clone();
+    options.external = plan.external.clone();
+    runtime()?
         .block_on(async {
-            // Dropping the run on Ctrl-C/SIGTERM stops everything it started.
             tokio::select! {
-                report = scenario.run(options.clone()) => report,
+                report = scenario.run(options) => report,
                 _ = termination() => Err(crate::run::RunError::Interrupted),
             }
         })
         .map_err(|e| {
-            format!(
-                "{e}\nreplay with: {}",
-                crate::run::replay_command(
-                    &scenario,
-                    &args.path,
-                    options.target,
-                    options.external.as_ref()
-                )
-            )
-        })?;
+            let replay = crate::run::replay_command(
+                scenario,
+                &args.path,
+                Some(kind),
+                plan.external.as_ref(),
+            );
+            format!("{e}\nreplay with: {replay}")
+        })
+}
+
+/// Prints the summary (or the whole report with `json`), writes the views and returns the exit
+/// code: passed or failed.
+fn present(report: &crate::report::Report, out_dir: &Path, json: bool) -> Result<u8, String> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let written = if json {
-        serde_json::to_string_pretty(&report)
+        serde_json::to_string_pretty(report)
             .map_err(io::Error::other)
             .and_then(|text| writeln!(out, "{text}"))
     } else {
         write!(out, "{}", report.summary_text())
     };
     ignore_broken_pipe(written)?;
-    if let Err(message) = write_views(&report, &options.out_dir) {
+    if let Err(message) = write_views(report, out_dir) {
         eprintln!("roadtest: warning: {message}");
     }
-    eprintln!(
-        "roadtest: report written to {}",
-        options
-            .out_dir
-            .join(crate::report::REPORT_FILE_NAME)
-            .display()
-    );
-    Ok(if report.passed {
-        EXIT_PASSED
-    } else {
-        EXIT_FAILED
-    })
-}
-
-/// `roadtest run --target sim`: the simulated run, reported like a real one.
-pub(super) fn run_sim(args: &ScenarioArgs, out: Option<PathBuf>, json: bool) -> Result<u8, String> {
-    let scenario = args.load().map_err(|e| e.to_string())?;
-    let out_dir = out.unwrap_or_else(|| {
-        let stamp =
-            crate::report::format_rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
-        PathBuf::from("reports/runs")
-            .join(format!("{}-{}-sim-{stamp}", scenario.name, scenario.seed))
-    });
-    let report = crate::sim::run(&scenario, &args.path, &out_dir).map_err(|e| e.to_string())?;
-    let text = if json {
-        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
-    } else {
-        report.summary_text()
-    };
-    ignore_broken_pipe(write!(io::stdout().lock(), "{text}"))?;
     eprintln!(
         "roadtest: report written to {}",
         out_dir.join(crate::report::REPORT_FILE_NAME).display()
@@ -139,7 +215,6 @@ pub(super) fn run_sim(args: &ScenarioArgs, out: Option<PathBuf>, json: bool) -> 
     })
 }
 
-/// `roadtest explore`: many seeds on the sim; exit 1 if any failed.
 /// Writes report.html and latency.png next to a report and returns the page's path; a PNG that
 /// cannot be written, or has no text for want of a font, is a warning on stderr.
 pub(super) fn write_views(

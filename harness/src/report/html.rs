@@ -46,6 +46,7 @@ header.verdict { border-left: 10px solid var(--fail); background: #fff1f0; paddi
 header.verdict.pass { border-left-color: var(--pass); background: #effaf1; }
 h1 { margin: 0 0 4px; font-size: 28px; }
 h2 { margin: 36px 0 6px; font-size: 20px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+.simulated { background: #fff4d6; border-left: 4px solid #e0a800; padding: 6px 10px; }
 .badge { display: inline-block; padding: 2px 12px; border-radius: 999px; color: #fff; font-size: 18px; vertical-align: 4px; margin-left: 8px; }
 .badge.pass, .mark.pass { background: var(--pass); }
 .badge.fail, .mark.fail { background: var(--fail); }
@@ -192,6 +193,14 @@ fn write_header(out: &mut String, report: &Report, verdict: &str, class: &str) -
         .filter(|text| !text.is_empty())
     {
         writeln!(out, "<p>{}</p>", escape(description))?;
+    }
+    if report.target.name == super::SIM_TARGET_NAME {
+        writeln!(
+            out,
+            "<p class=\"simulated\"><b>Simulated run.</b> The pipeline ran in roadtest's \
+             deterministic simulation on a virtual clock: its latencies and rates are modelled, \
+             not measured on real services.</p>"
+        )?;
     }
     let machine = &report.machine;
     writeln!(

@@ -77,6 +77,9 @@ pub use store::{REPORT_FILE_NAME, ReportError};
 pub use time::format_rfc3339;
 pub use verdict::{Comparison, ExpectationResult, evaluate_expectations};
 
+/// The value of `target.name` in a simulated run's report (the views label such runs).
+pub const SIM_TARGET_NAME: &str = "sim";
+
 /// The layout version written into every report.
 pub const SCHEMA_VERSION: u32 = 1;
 

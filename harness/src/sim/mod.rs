@@ -29,11 +29,12 @@ use std::time::SystemTime;
 use crate::fleet::FleetPlan;
 use crate::report::{Report, ReportError, format_rfc3339};
 use crate::scenario::Scenario;
+use crate::verify::VerifyOutcome;
 
 pub use model::{LatencyModel, SimLatencies};
 
 /// The value of `target.name` in a simulated run's report.
-pub const TARGET_NAME: &str = "sim";
+pub const TARGET_NAME: &str = crate::report::SIM_TARGET_NAME;
 
 /// A simulated run could not be carried out (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,11 @@ pub enum SimError {
     Setup(String),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("{path}: cannot write the interval log: {source}")]
+    IntervalLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: cannot create the output directory: {source}")]
     OutDir {
         path: PathBuf,
@@ -66,6 +72,15 @@ pub fn simulate(
     scenario_path: &Path,
     latencies: SimLatencies,
 ) -> Result<Report, SimError> {
+    simulate_verified(scenario, scenario_path, latencies).map(|(report, _)| report)
+}
+
+/// Simulates `scenario`; returns its report and the verification behind it.
+fn simulate_verified(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    latencies: SimLatencies,
+) -> Result<(Report, VerifyOutcome), SimError> {
     let started_at = SystemTime::now();
     let wall = std::time::Instant::now();
     let world = world::World::new(scenario, latencies).map_err(SimError::Setup)?;
@@ -113,10 +128,11 @@ pub fn simulate(
         .collect();
     report.errors = outcome.errors;
     report.check_expectations(&scenario.expectations);
-    Ok(report)
+    Ok((report, verified))
 }
 
-/// `roadtest run --target sim`: simulates the scenario and writes report.json to `out_dir`.
+/// `roadtest run --target sim`: simulates the scenario and writes report.json and the
+/// end-to-end interval log (e2e.hlog, times from the virtual clock's start) to `out_dir`.
 pub fn run(scenario: &Scenario, scenario_path: &Path, out_dir: &Path) -> Result<Report, SimError> {
     eprintln!(
         "roadtest: seed {} (scenario {}, hash {}); replay with: {}",
@@ -130,8 +146,13 @@ pub fn run(scenario: &Scenario, scenario_path: &Path, out_dir: &Path) -> Result<
         source,
     })?;
     let latencies = calibrate::latencies_from_env().map_err(SimError::Setup)?;
-    let report = simulate(scenario, scenario_path, latencies)?;
+    let (report, verified) = simulate_verified(scenario, scenario_path, latencies)?;
     report.write(out_dir)?;
+    let hlog = out_dir.join("e2e.hlog");
+    verified
+        .e2e
+        .write_interval_log_file(&hlog, 0.0)
+        .map_err(|source| SimError::IntervalLog { path: hlog, source })?;
     Ok(report)
 }
 
