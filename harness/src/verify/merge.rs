@@ -205,3 +205,7 @@ fn note(
         });
     }
 }
+
+#[cfg(test)]
+#[path = "merge_tests.rs"]
+mod tests;
