@@ -1,59 +1,55 @@
 //! Verification of a simulated run: the expected events, regenerated from the seed, against the rows of the simulated database.
 //!
-//! The same rules as [`crate::verify`]: vehicle by vehicle, rows in timestamp order merged with
-//! the vehicle's regenerated stream; a row is found (every field identical, floats bit for bit),
-//! corrupt, or unexpected; an expected event without a row is lost.
+//! The same merge-join as a real run ([`crate::verify::VehicleMerge`]): vehicle by vehicle, the
+//! rows in timestamp order against the vehicle's regenerated stream; a row is found (every field
+//! identical, floats bit for bit), corrupt, or unexpected; an expected event without a row is
+//! lost. Rows of vehicles outside the fleet are unexpected. All vehicles share one outcome, so
+//! the discrepancies kept are the first noted in vehicle order.
 
 use crate::fleet::FleetPlan;
-use crate::verify::{VerifyOutcome, compare_row, finish, note_lost, note_unexpected};
+use crate::verify::{FoundRow, Timeline, VehicleMerge, VerifyOutcome};
 use crate::wire::{Event, vehicle_id};
 
-use super::model::SimStore;
+use super::model::{SimStore, StoredRow};
+
+/// The simulation's time base: scenario time zero is the run's start, without speed-up.
+#[derive(Debug)]
+struct SimTimeline {
+    /// Scenario time zero, ms since the Unix epoch (the fleet's `start_ms`).
+    start_ms: i64,
+}
+
+impl Timeline for SimTimeline {
+    fn intended_offset_us(&self, timestamp_ms: i64) -> u64 {
+        u64::try_from(timestamp_ms - self.start_ms).unwrap_or(0) * 1000
+    }
+}
 
 /// Verifies every vehicle of `plan` against `store`; times are µs since the run start.
 pub fn verify_store(plan: &FleetPlan, store: &SimStore) -> VerifyOutcome {
+    let timeline = SimTimeline {
+        start_ms: plan.start_ms,
+    };
     let mut outcome = VerifyOutcome::default();
-    let intended_us =
-        |event: &Event| u64::try_from(event.timestamp_ms - plan.start_ms).unwrap_or(0) * 1000;
     for vehicle in 0..plan.vehicle_count {
         let id = vehicle_id(vehicle);
-        let rows = store.rows_of(vehicle);
-        let mut rows = rows.iter().peekable();
-        let mut events = plan.vehicle(vehicle).peekable();
-        loop {
-            match (events.peek(), rows.peek()) {
-                (None, None) => break,
-                (Some(event), Some(&&(timestamp, row))) if event.timestamp_ms == timestamp => {
-                    outcome.expected += 1;
-                    compare_row(event, &row.fields, &id, &mut outcome);
-                    let intended = intended_us(event);
-                    outcome
-                        .e2e
-                        .record(row.write_us.saturating_sub(intended), intended / 1000);
-                    outcome.written.add(row.write_us / 1000, 1);
-                    events.next();
-                    rows.next();
-                }
-                (Some(event), found) if found.is_none_or(|&&(t, _)| event.timestamp_ms < t) => {
-                    note_lost(&mut outcome, &id, event, intended_us(event) / 1000);
-                    events.next();
-                }
-                (_, Some(&&(timestamp, row))) => {
-                    note_unexpected(&mut outcome, &id, timestamp, row.fields.seq);
-                    rows.next();
-                }
-                (Some(_), None) => unreachable!("handled by the lost arm"),
-            }
-        }
+        let rows = store.rows_of(vehicle).iter();
+        VehicleMerge::new(&id, plan.vehicle(vehicle), &timeline, &mut outcome)
+            .merge_all(rows.map(|&(timestamp, row)| found_row(timestamp, row)));
     }
-    for (&(vehicle, timestamp), row) in store.strangers() {
-        note_unexpected(
-            &mut outcome,
-            &vehicle_id(vehicle),
-            timestamp,
-            row.fields.seq,
-        );
+    for (&(vehicle, timestamp), &row) in store.strangers() {
+        let id = vehicle_id(vehicle);
+        VehicleMerge::new(&id, std::iter::empty::<Event>(), &timeline, &mut outcome)
+            .merge_all([found_row(timestamp, row)]);
     }
-    finish(&mut outcome);
+    outcome.keep_first_discrepancies();
     outcome
+}
+
+fn found_row(timestamp_ms: i64, row: StoredRow) -> FoundRow {
+    FoundRow {
+        timestamp_ms,
+        fields: row.fields,
+        written_us: row.write_us,
+    }
 }

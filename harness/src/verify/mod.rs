@@ -1,0 +1,203 @@
+//! Verification: the expected events, regenerated from the seed, against the rows found in Cassandra.
+//!
+//! Vehicle by vehicle, the rows are read in timestamp order and fed to the vehicle's
+//! [`VehicleMerge`] (the merge-join the simulation uses too, see [`merge`]), so memory stays at
+//! one page of rows per vehicle in flight, whatever the run's length. Each row is found
+//! (identical), corrupt (a field differs), or unexpected (nobody sent it); each expected event
+//! without a row is lost. The row's `WRITETIME` against the event's intended send time gives its
+//! end-to-end latency.
+
+pub mod merge;
+
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use tokio::task::JoinSet;
+
+use crate::clients::ClientError;
+use crate::drive::RunClock;
+use crate::fleet::FleetPlan;
+use crate::measure::{LatencyRecorder, ThroughputSeries};
+use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
+use crate::wire::vehicle_id;
+
+pub use merge::{FoundRow, RowFields, Timeline, VehicleMerge};
+
+/// Vehicles verified at once.
+const VEHICLES_IN_FLIGHT: usize = 16;
+
+/// The verdict of one run's data.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOutcome {
+    pub expected: u64,
+    pub found: u64,
+    pub lost: u64,
+    pub corrupt: u64,
+    pub unexpected: u64,
+    /// The first discrepancies in (vehicle, seq) order.
+    pub discrepancies: Vec<Discrepancy>,
+    /// Intended send time -> row write time, per event found.
+    pub e2e: LatencyRecorder,
+    /// Rows by the second (of the run) Cassandra wrote them in.
+    pub written: ThroughputSeries,
+    /// Lost events by the second (of the run) they were meant to be sent in.
+    pub lost_by_intended_second: ThroughputSeries,
+}
+
+impl VerifyOutcome {
+    fn merge(&mut self, other: VerifyOutcome) {
+        self.expected += other.expected;
+        self.found += other.found;
+        self.lost += other.lost;
+        self.corrupt += other.corrupt;
+        self.unexpected += other.unexpected;
+        self.discrepancies.extend(other.discrepancies);
+        self.e2e.merge(&other.e2e);
+        self.written.merge(&other.written);
+        self.lost_by_intended_second
+            .merge(&other.lost_by_intended_second);
+    }
+
+    /// Writes the verification and what it measured into `report`: `verify`, the end-to-end
+    /// latency, and the rows written per second over `span_s` seconds. `written_by_consumer` (rows
+    /// the consumers reported writing) gives the redelivery lower bound.
+    pub fn fill_report(&self, report: &mut Report, written_by_consumer: u64, span_s: f64) {
+        report.latency.e2e_ms = self.e2e.summary();
+        report.latency.e2e_intervals = self.e2e.intervals();
+        report.latency.e2e_percentiles = self.e2e.percentile_curve();
+        report.throughput.written_per_s = self.written.mean_per_s(span_s);
+        report.throughput.peak_written_per_s = self.written.peak_per_s();
+        report.throughput.written = self.written.per_second();
+        report.verify = VerifySection {
+            expected: self.expected,
+            found: self.found,
+            lost: self.lost,
+            corrupt: self.corrupt,
+            unexpected: self.unexpected,
+            // A lower bound: rows written beyond one per event sent (killed consumers may not have
+            // reported their last writes; events lost before the consumer hide redeliveries).
+            duplicates_written: written_by_consumer.saturating_sub(self.expected),
+            discrepancies: self.discrepancies.clone(),
+        };
+    }
+
+    /// Keeps the first [`DISCREPANCY_COUNT_MAX`] discrepancies in (vehicle, seq) order.
+    pub(crate) fn keep_first_discrepancies(&mut self) {
+        self.discrepancies
+            .sort_by(|a, b| (&a.vehicle_id, a.seq).cmp(&(&b.vehicle_id, b.seq)));
+        self.discrepancies.truncate(DISCREPANCY_COUNT_MAX);
+    }
+}
+
+impl Timeline for RunClock {
+    fn intended_offset_us(&self, timestamp_ms: i64) -> u64 {
+        RunClock::intended_offset_us(self, timestamp_ms)
+    }
+}
+
+/// Verifies every vehicle of `plan` against `keyspace.telemetry`.
+pub async fn verify(
+    session: Arc<Session>,
+    keyspace: &str,
+    plan: &FleetPlan,
+    clock: RunClock,
+) -> Result<VerifyOutcome, ClientError> {
+    let statement = format!(
+        "SELECT timestamp, seq, latitude, longitude, speed, temperature, humidity, \
+         format_version, WRITETIME(seq) FROM {keyspace}.telemetry WHERE vehicle_id = ? \
+         ORDER BY timestamp ASC"
+    );
+    let mut prepared = session
+        .prepare(statement)
+        .await
+        .map_err(|e| cql_error("prepare the verification query", e))?;
+    prepared.set_page_size(1000);
+    let mut total = VerifyOutcome::default();
+    let mut tasks = JoinSet::new();
+    let mut next_vehicle = 0u32;
+    loop {
+        while tasks.len() < VEHICLES_IN_FLIGHT && next_vehicle < plan.vehicle_count {
+            let (session, prepared, plan) = (Arc::clone(&session), prepared.clone(), *plan);
+            let vehicle = next_vehicle;
+            tasks.spawn(
+                async move { verify_vehicle(&session, &prepared, &plan, vehicle, clock).await },
+            );
+            next_vehicle += 1;
+        }
+        match tasks.join_next().await {
+            Some(Ok(outcome)) => total.merge(outcome?),
+            Some(Err(join_error)) => {
+                return Err(ClientError::Cql {
+                    address: String::from("(verification task)"),
+                    what: String::from("verify a vehicle"),
+                    message: join_error.to_string(),
+                });
+            }
+            None => break,
+        }
+    }
+    total.keep_first_discrepancies();
+    Ok(total)
+}
+
+/// A row as read back.
+type Row = (CqlTimestamp, i64, f64, f64, f64, f64, f64, i32, i64);
+
+/// Reads the rows of one vehicle, in timestamp order, into its merge.
+async fn verify_vehicle(
+    session: &Session,
+    prepared: &PreparedStatement,
+    plan: &FleetPlan,
+    vehicle: u32,
+    clock: RunClock,
+) -> Result<VerifyOutcome, ClientError> {
+    let id = vehicle_id(vehicle);
+    let what = format!("read the rows of {id}");
+    let pager = session
+        .execute_iter(prepared.clone(), (id.as_str(),))
+        .await
+        .map_err(|e| cql_error(&what, e))?;
+    let mut rows = pager
+        .rows_stream::<Row>()
+        .map_err(|e| cql_error(&what, e))?;
+    let mut outcome = VerifyOutcome::default();
+    let mut merge = VehicleMerge::new(&id, plan.vehicle(vehicle), &clock, &mut outcome);
+    while let Some(row) = rows.try_next().await.map_err(|e| cql_error(&what, e))? {
+        merge.push_row(&found_row(row, &clock));
+    }
+    merge.finish();
+    Ok(outcome)
+}
+
+/// A row as the merge reads it: values out of range become ones that cannot match (a negative
+/// `seq` or `format_version` becomes the largest), a write time before the run's start 0.
+fn found_row(row: Row, clock: &RunClock) -> FoundRow {
+    let (timestamp, seq, latitude, longitude, speed, temperature, humidity, version, write_us) =
+        row;
+    FoundRow {
+        timestamp_ms: timestamp.0,
+        fields: RowFields {
+            seq: u64::try_from(seq).unwrap_or(u64::MAX),
+            latitude,
+            longitude,
+            speed,
+            temperature,
+            humidity,
+            format_version: u32::try_from(version).unwrap_or(u32::MAX),
+        },
+        written_us: u64::try_from(write_us)
+            .unwrap_or(0)
+            .saturating_sub(clock.start_epoch_us),
+    }
+}
+
+fn cql_error(what: &str, error: impl std::fmt::Display) -> ClientError {
+    ClientError::Cql {
+        address: String::from("(session)"),
+        what: what.to_string(),
+        message: error.to_string(),
+    }
+}
