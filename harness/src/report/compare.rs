@@ -4,8 +4,9 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use super::gate::{Better, GateSettings, Rule, Verdict, noise_of, whole_seconds};
+use super::gate::{Better, Rule, Verdict, noise_of, whole_seconds};
 use super::{ExpectationResult, Report, ReportError};
+use crate::gate_settings::GateSettings;
 
 /// Two reports that could not be compared: one is unreadable, or the new one's gate settings are bad.
 #[derive(Debug, thiserror::Error)]

@@ -112,8 +112,8 @@ pub(crate) fn escape(text: &str) -> String {
 mod tests {
     use super::super::compare::compare;
     use super::super::compare::tests::steady_report;
-    use super::super::gate::GateSettings;
     use super::*;
+    use crate::gate_settings::GateSettings;
 
     /// A minimal XML well-formedness check: every tag opens and closes in order, attributes are
     /// quoted, and no bare `<` or `&` appears in text. Returns the element names in document order.
