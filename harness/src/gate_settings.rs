@@ -1,11 +1,14 @@
-//! The `[gate]` settings of a scenario: how `roadtest compare --gate` judges a run against a baseline, and their checks.
+//! The `[gate]` settings of a scenario (or of a gate file): how `roadtest compare --gate` judges a run against a baseline, and their checks.
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 /// The `[gate]` table of a scenario: how `roadtest compare --gate` judges a run against a baseline.
 ///
 /// Every key is optional; the defaults suit a shared, noisy 2-core machine while still failing a
-/// 2x throughput drop or a 2x latency rise.
+/// 2x throughput drop or a 2x latency rise. A gate file (`roadtest compare --gate-file FILE`)
+/// holds the same keys at its top level.
 ///
 /// ```toml
 /// [gate]
@@ -55,6 +58,24 @@ impl Default for GateSettings {
     }
 }
 
+/// Gate settings that could not be read; every message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum GateSettingsError {
+    /// The gate file could not be read.
+    #[error("{file}: cannot read the gate file: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// A key is unknown, has the wrong type or is out of range (or the TOML is malformed).
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
 impl GateSettings {
     /// True for the defaults (a scenario without a `[gate]` table leaves it out when serialized,
     /// so its hash does not change).
@@ -77,6 +98,40 @@ impl GateSettings {
             })?,
         };
         check_settings(&settings)?;
+        Ok(settings)
+    }
+
+    /// Reads a gate file: TOML with the keys of a scenario's `[gate]` table at its top level;
+    /// unknown keys and out-of-range values are rejected, naming the file and the key.
+    pub fn read_file(file: &Path) -> Result<GateSettings, GateSettingsError> {
+        let text = std::fs::read_to_string(file).map_err(|source| GateSettingsError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::parse_file(&text, file)
+    }
+
+    /// Parses the text of a gate file read from `file` (see [`GateSettings::read_file`]). Keys
+    /// in errors are as written in the file (`latency_ratio_max`, no `gate.` in front).
+    pub fn parse_file(text: &str, file: &Path) -> Result<GateSettings, GateSettingsError> {
+        let invalid = |key: &str, message: String| GateSettingsError::Invalid {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|error| invalid("(syntax)", error.message().trim().to_string()))?;
+        let settings: GateSettings =
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                let key = match error.path().to_string() {
+                    path if path == "." => "(top level)".to_string(),
+                    path => path,
+                };
+                invalid(&key, error.inner().message().trim().to_string())
+            })?;
+        check_settings(&settings).map_err(|(key, message)| {
+            invalid(key.strip_prefix("gate.").unwrap_or(&key), message)
+        })?;
         Ok(settings)
     }
 }
@@ -247,5 +302,45 @@ mod tests {
         );
         let (_, message) = check_settings(&cases[1]).unwrap_err();
         assert!(message.contains("allowed 0.01 to 1"), "{message}");
+    }
+
+    #[test]
+    fn gate_files_reject_unknown_keys_and_bad_ranges_naming_file_and_key() {
+        let file = Path::new("ci/gate.toml");
+        let parsed = GateSettings::parse_file("latency_ratio_max = 1.2\n", file).unwrap();
+        assert_eq!(parsed.latency_ratio_max, 1.2);
+        assert_eq!(parsed.noise_sigmas, 3.0);
+        let unknown = GateSettings::parse_file("latency_drop = 1.2\n", file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.starts_with("ci/gate.toml: latency_drop: unknown field `latency_drop`"),
+            "{unknown}"
+        );
+        let range = GateSettings::parse_file("memory_ratio_max = 0.5\n", file)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            range,
+            "ci/gate.toml: memory_ratio_max: 0.5 is out of range; allowed 1 to 100"
+        );
+        let wrong_type = GateSettings::parse_file("noise_sigmas = \"three\"\n", file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong_type.starts_with("ci/gate.toml: noise_sigmas: invalid type"),
+            "{wrong_type}"
+        );
+        let syntax = GateSettings::parse_file("noise_sigmas = = 3\n", file)
+            .unwrap_err()
+            .to_string();
+        assert!(syntax.starts_with("ci/gate.toml: (syntax): "), "{syntax}");
+        let missing = GateSettings::read_file(Path::new("/nonexistent/gate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("/nonexistent/gate.toml: cannot read the gate file"),
+            "{missing}"
+        );
     }
 }

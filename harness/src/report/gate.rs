@@ -1,6 +1,6 @@
 //! The regression gate: how far a metric may move against a baseline before it counts as a
-//! regression, from a ratio bound (the scenario's `[gate]` table, see [`crate::gate_settings`])
-//! widened by the baseline's own noise.
+//! regression, from a ratio bound (the baseline scenario's `[gate]` table or a gate file, see
+//! [`crate::gate_settings`]) widened by the baseline's own noise.
 //!
 //! # The rule
 //!
@@ -8,7 +8,7 @@
 //! (for latency and memory) the absolute change is larger than a small floor. The tolerance is the
 //! looser of two bounds:
 //!
-//! - the **ratio bound** of the scenario's `[gate]` table (`throughput_ratio_min`,
+//! - the **ratio bound** of the gate settings (`throughput_ratio_min`,
 //!   `latency_ratio_max`, `latency_max_ratio_max`, `memory_ratio_max`);
 //! - the **noise band**: `noise_sigmas` robust standard deviations (1.4826 x the median absolute
 //!   deviation) of the baseline's own per-second samples of that metric (`throughput.written[]`,
@@ -18,7 +18,9 @@
 //!   the throughput or doubling a latency percentile always fails.
 //!
 //! Lost, corrupt and unexpected events have no noise: any rise above the baseline regresses, and so
-//! does a new report whose `passed` is false.
+//! does a new report whose `passed` is false. A metric the baseline has and the new run lacks
+//! fails ([`Verdict::Missing`]), and so does a scenario that changed since the baseline was
+//! recorded ([`Verdict::ScenarioChanged`]).
 
 use serde::Serialize;
 
@@ -53,6 +55,10 @@ pub enum Verdict {
     Worse,
     /// Worse than the tolerance allows: fails the gate.
     Regression,
+    /// The baseline has the metric and the new run does not: fails the gate.
+    Missing,
+    /// The new run's scenario hash differs from the baseline's: fails the gate.
+    ScenarioChanged,
 }
 
 impl Verdict {
@@ -63,7 +69,17 @@ impl Verdict {
             Verdict::Better => "better",
             Verdict::Worse => "worse",
             Verdict::Regression => "regression",
+            Verdict::Missing => "missing in new run",
+            Verdict::ScenarioChanged => "scenario changed",
         }
+    }
+
+    /// True for the verdicts that fail the gate: regression, missing, scenario changed.
+    pub fn fails(self) -> bool {
+        matches!(
+            self,
+            Verdict::Regression | Verdict::Missing | Verdict::ScenarioChanged
+        )
     }
 }
 
@@ -256,5 +272,29 @@ mod tests {
         assert_eq!(counts.judge(0.0, 1.0).verdict, Verdict::Regression);
         assert_eq!(counts.judge(3.0, 1.0).verdict, Verdict::Better);
         assert_eq!(counts.judge(3.0, f64::NAN).verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn missing_and_changed_scenario_fail_like_a_regression() {
+        let failing: Vec<Verdict> = [
+            Verdict::Ok,
+            Verdict::Better,
+            Verdict::Worse,
+            Verdict::Regression,
+            Verdict::Missing,
+            Verdict::ScenarioChanged,
+        ]
+        .into_iter()
+        .filter(|verdict| verdict.fails())
+        .collect();
+        assert_eq!(
+            failing,
+            [
+                Verdict::Regression,
+                Verdict::Missing,
+                Verdict::ScenarioChanged
+            ]
+        );
+        assert_eq!(Verdict::Missing.as_str(), "missing in new run");
     }
 }

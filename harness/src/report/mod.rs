@@ -47,6 +47,7 @@
 //! | `expectations[]` | list | **gate** One per expectation: `name`, `comparison` (`at_most`/`at_least`), `threshold`, `value`, `passed`. |
 //! | `passed` | bool | **gate** The verdict: every expectation held. |
 
+pub mod baseline;
 mod bitmap;
 mod charts;
 pub mod compare;
