@@ -9,6 +9,7 @@ pub mod clients;
 pub mod drive;
 pub mod faults;
 pub mod fleet;
+pub mod gate_settings;
 pub mod ingest;
 pub mod measure;
 pub mod report;

@@ -66,9 +66,9 @@ pub struct Scenario {
     /// when default, so scenarios without a `[gate]` table keep their hash).
     #[serde(
         default,
-        skip_serializing_if = "crate::report::gate::GateSettings::is_default"
+        skip_serializing_if = "crate::gate_settings::GateSettings::is_default"
     )]
-    pub gate: crate::report::gate::GateSettings,
+    pub gate: crate::gate_settings::GateSettings,
 }
 
 fn default_start_timestamp_ms() -> i64 {

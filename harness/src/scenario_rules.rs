@@ -78,7 +78,7 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
     check_fleet(scenario)?;
     check_pipeline(scenario)?;
     check_faults(scenario)?;
-    crate::report::gate::check_settings(&scenario.gate)?;
+    crate::gate_settings::check_settings(&scenario.gate)?;
     check_expectations(scenario)
 }
 

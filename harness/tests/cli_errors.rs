@@ -269,3 +269,222 @@ fn bad_external_target_flags_exit_2_before_anything_starts() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// A real local report (1,000 vehicles for 60 s), the fixture of the report module's tests.
+fn steady_report() -> serde_json::Value {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/report/testdata/steady-1000-vehicles.json");
+    serde_json::from_str(&std::fs::read_to_string(file).expect("fixture readable"))
+        .expect("fixture is JSON")
+}
+
+/// A fresh temp dir for one gate test.
+fn gate_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("roadtest-cli-{}-gate-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Writes `report` as `dir/NAME/report.json` and returns the file.
+fn write_report(dir: &Path, name: &str, report: &serde_json::Value) -> PathBuf {
+    let run = dir.join(name);
+    std::fs::create_dir_all(&run).expect("run dir");
+    let file = run.join("report.json");
+    std::fs::write(&file, report.to_string()).expect("write report");
+    file
+}
+
+/// Runs `roadtest compare NEW BASELINE --gate EXTRA...`; returns (exit code, stdout, stderr).
+fn gate(new: &Path, baseline: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .arg("compare")
+        .arg(new)
+        .arg(baseline)
+        .arg("--gate")
+        .args(extra)
+        .output()
+        .expect("roadtest runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+    )
+}
+
+#[test]
+fn compare_refuses_runs_from_different_kinds_of_target_unless_allowed() {
+    let dir = gate_dir("targets");
+    let baseline = write_report(&dir, "baseline", &steady_report());
+    let mut sim = steady_report();
+    sim["target"]["name"] = "sim".into();
+    let new = write_report(&dir, "new", &sim);
+    let (code, stdout, stderr) = gate(&new, &baseline, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    for needle in [
+        "target `sim`",
+        "target `local`",
+        "new/report.json",
+        "baseline/report.json",
+        "--allow-target-mismatch",
+    ] {
+        assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
+    }
+    let junit = dir.join("junit.xml");
+    let junit_arg = junit.to_str().expect("utf-8 path");
+    let (code, stdout, stderr) = gate(
+        &new,
+        &baseline,
+        &["--allow-target-mismatch", "--junit", junit_arg],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("note: TARGET MISMATCH allowed (--allow-target-mismatch)"),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(
+        xml.contains("<property name=\"target_mismatch_allowed\""),
+        "{xml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_metric_missing_in_the_new_run_or_a_changed_scenario_fails_the_gate() {
+    let dir = gate_dir("failures");
+    let baseline = write_report(&dir, "baseline", &steady_report());
+    let (code, stdout, _) = gate(&baseline, &baseline, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let mut no_broker = steady_report();
+    no_broker["memory"]["peak_rss_mb"]
+        .as_object_mut()
+        .expect("peak_rss_mb is an object")
+        .remove("broker");
+    let new = write_report(&dir, "no-broker", &no_broker);
+    let (code, stdout, stderr) = gate(&new, &baseline, &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("MISSING IN NEW RUN"), "{stdout}");
+    assert!(
+        stdout.contains("gate: FAILED: 1 failed (peak RSS broker)"),
+        "{stdout}"
+    );
+    let mut changed = steady_report();
+    changed["scenario"]["hash"] = "0123456789abcdef".into();
+    let new = write_report(&dir, "changed", &changed);
+    let (code, stdout, stderr) = gate(&new, &baseline, &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("SCENARIO CHANGED"), "{stdout}");
+    assert!(stdout.contains("roadtest baseline DIR --out"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tolerances_come_from_the_baseline_or_a_gate_file_never_the_new_run() {
+    let dir = gate_dir("tolerances");
+    let baseline = write_report(&dir, "baseline", &steady_report());
+    // The new run doubles its latency and loosens its own gate to allow it: still a regression.
+    let mut slower = steady_report();
+    for key in ["p50", "p99"] {
+        let doubled = slower["latency"]["e2e_ms"][key].as_f64().expect("number") * 2.0;
+        slower["latency"]["e2e_ms"][key] = doubled.into();
+    }
+    slower["scenario"]["resolved"]["gate"] = serde_json::json!({"latency_ratio_max": 5.0});
+    let new = write_report(&dir, "slower", &slower);
+    let (code, stdout, _) = gate(&new, &baseline, &[]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("tolerances from defaults"), "{stdout}");
+    // A gate file may loosen it, and the output says where the tolerances came from.
+    let loose = dir.join("loose.toml");
+    std::fs::write(&loose, "latency_ratio_max = 5.0\n").expect("write gate file");
+    let loose_arg = loose.to_str().expect("utf-8 path");
+    let (code, stdout, _) = gate(&new, &baseline, &["--gate-file", loose_arg]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("tolerances from gate file"), "{stdout}");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "latency_ratio_max = 5.0\nlatency_drop = 2\n").expect("write gate file");
+    let bad_arg = bad.to_str().expect("utf-8 path");
+    let (code, stdout, stderr) = gate(&new, &baseline, &["--gate-file", bad_arg]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("bad.toml: latency_drop: unknown field"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn baseline_records_a_passed_run_and_refuses_a_failed_one() {
+    let dir = gate_dir("baseline");
+    let run = write_report(&dir, "run", &steady_report());
+    let out = dir.join("steady.json");
+    let output = roadtest(&[
+        "baseline",
+        run.parent().and_then(Path::to_str).expect("utf-8 path"),
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("baseline written"))
+            .expect("baseline is JSON");
+    assert_eq!(written["baseline"]["target"], "local");
+    assert_eq!(written["baseline"]["scenario_hash"], "145a40ea78ae689b");
+    assert_eq!(written["baseline"]["machine"]["cores"], 2);
+    assert!(written["baseline"]["machine"].get("hostname").is_some());
+    let (code, stdout, _) = gate(&run, &out, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("note: baseline recorded "), "{stdout}");
+    let mut failed = steady_report();
+    failed["passed"] = false.into();
+    failed["expectations"][0]["passed"] = false.into();
+    let failed_run = write_report(&dir, "failed", &failed);
+    let refused = dir.join("refused.json");
+    let output = roadtest(&[
+        "baseline",
+        failed_run.to_str().expect("utf-8 path"),
+        "--out",
+        refused.to_str().expect("utf-8 path"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("failed/report.json: the run failed (lost_max"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("a failed run is no baseline"), "{stderr}");
+    assert!(!refused.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sim_run_is_not_gated_against_the_local_smoke_baseline() {
+    let dir = gate_dir("sim-smoke");
+    let smoke = smoke();
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .arg("run")
+        .arg(&smoke)
+        .args(["--target", "sim", "--quiet", "--out"])
+        .arg(dir.join("run"))
+        .output()
+        .expect("roadtest runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let baseline =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports/baselines/smoke.json");
+    let (code, _, stderr) = gate(&dir.join("run"), &baseline, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("target `sim`") && stderr.contains("target `local`"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod gate;
 mod run;
 
 use self::run::{RunFlags, TargetArg, run_scenario, write_views};
@@ -109,20 +110,19 @@ enum Command {
         run_dir: PathBuf,
     },
     /// Compare a run with a baseline: every gated metric side by side, its change and a verdict.
-    Compare {
-        /// The new run: its directory or report.json.
-        #[arg(value_name = "NEW")]
-        new: PathBuf,
-        /// The baseline: a report.json (like reports/baselines/NAME.json) or a run directory.
-        #[arg(value_name = "BASELINE")]
-        baseline: PathBuf,
-        /// Exit 1 when a metric regressed past its tolerance (the new run's scenario `[gate]`).
-        #[arg(long)]
-        gate: bool,
-        /// Also write the comparison as JUnit XML to FILE.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-    },
+    ///
+    /// Exit codes: 0 compared (and with --gate, nothing failed); 1 with --gate, a metric
+    /// regressed, is missing in the new run, or the scenario changed; 2 not compared: a report
+    /// or the gate file is unreadable or invalid, or the runs come from different kinds of
+    /// target without --allow-target-mismatch.
+    Compare(gate::CompareArgs),
+    /// Write a baseline for `roadtest compare` from a run that passed: its report.json plus the
+    /// target, the machine (host name, cores, memory) and the scenario hash.
+    ///
+    /// Exit codes: 0 written; 2 not written: the run failed its expectations (a failed run is no
+    /// baseline; this command checks nothing itself, so it never exits 1), the report cannot be
+    /// read, or FILE cannot be written.
+    Baseline(gate::BaselineArgs),
     /// Run the reference consumer (Kafka -> Cassandra) until SIGTERM; `roadtest run` starts it.
     Ingest(Box<crate::ingest::service::IngestArgs>),
     /// Run the CQL v4-to-v3 bridge in the foreground (the local target starts it this way).
@@ -215,12 +215,8 @@ fn run(command: Command) -> u8 {
         Command::Calibrate { report } => calibrate(&report),
         Command::Ingest(args) => ingest(*args),
         Command::Report { run_dir } => report_views(&run_dir),
-        Command::Compare {
-            new,
-            baseline,
-            gate,
-            junit,
-        } => compare_runs(&new, &baseline, gate, junit.as_deref()),
+        Command::Compare(args) => gate::compare(&args),
+        Command::Baseline(args) => gate::baseline(&args),
     };
     match outcome {
         Ok(code) => code,
@@ -469,29 +465,6 @@ fn report_views(run_dir: &std::path::Path) -> Result<u8, String> {
     let html = write_views(&report, &dir)?;
     eprintln!("roadtest: wrote {}", html.display());
     Ok(EXIT_PASSED)
-}
-
-/// `roadtest compare NEW BASELINE`: the table on stdout, JUnit on request; with `gate`, exit 1
-/// on a regression.
-fn compare_runs(
-    new: &std::path::Path,
-    baseline: &std::path::Path,
-    gate: bool,
-    junit: Option<&std::path::Path>,
-) -> Result<u8, String> {
-    let comparison =
-        crate::report::compare::compare_files(new, baseline).map_err(|e| e.to_string())?;
-    if let Some(file) = junit {
-        std::fs::write(file, comparison.to_junit())
-            .map_err(|e| format!("{}: cannot write the JUnit file: {e}", file.display()))?;
-    }
-    let stdout = io::stdout();
-    ignore_broken_pipe(write!(stdout.lock(), "{}", comparison.to_text()))?;
-    Ok(if gate && !comparison.gate_passed() {
-        EXIT_FAILED
-    } else {
-        EXIT_PASSED
-    })
 }
 
 fn ingest(args: crate::ingest::service::IngestArgs) -> Result<u8, String> {

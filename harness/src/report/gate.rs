@@ -1,5 +1,6 @@
 //! The regression gate: how far a metric may move against a baseline before it counts as a
-//! regression, from a ratio bound (the scenario's `[gate]` table) widened by the baseline's own noise.
+//! regression, from a ratio bound (the baseline scenario's `[gate]` table or a gate file, see
+//! [`crate::gate_settings`]) widened by the baseline's own noise.
 //!
 //! # The rule
 //!
@@ -7,7 +8,7 @@
 //! (for latency and memory) the absolute change is larger than a small floor. The tolerance is the
 //! looser of two bounds:
 //!
-//! - the **ratio bound** of the scenario's `[gate]` table (`throughput_ratio_min`,
+//! - the **ratio bound** of the gate settings (`throughput_ratio_min`,
 //!   `latency_ratio_max`, `latency_max_ratio_max`, `memory_ratio_max`);
 //! - the **noise band**: `noise_sigmas` robust standard deviations (1.4826 x the median absolute
 //!   deviation) of the baseline's own per-second samples of that metric (`throughput.written[]`,
@@ -17,9 +18,11 @@
 //!   the throughput or doubling a latency percentile always fails.
 //!
 //! Lost, corrupt and unexpected events have no noise: any rise above the baseline regresses, and so
-//! does a new report whose `passed` is false.
+//! does a new report whose `passed` is false. A metric the baseline has and the new run lacks
+//! fails ([`Verdict::Missing`]), and so does a scenario that changed since the baseline was
+//! recorded ([`Verdict::ScenarioChanged`]).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Noise may widen a "lower is better" tolerance (latency, memory) up to this ratio, never further.
 pub const NOISE_RISE_RATIO_CEILING: f64 = 1.9;
@@ -29,131 +32,6 @@ pub const NOISE_DROP_RATIO_FLOOR: f64 = 0.55;
 
 /// A change inside this fraction of the baseline is never called better or worse, only ok.
 const CHANGE_FRACTION_MIN: f64 = 0.05;
-
-/// The `[gate]` table of a scenario: how `roadtest compare --gate` judges a run against a baseline.
-///
-/// Every key is optional; the defaults suit a shared, noisy 2-core machine while still failing a
-/// 2x throughput drop or a 2x latency rise.
-///
-/// ```toml
-/// [gate]
-/// noise_sigmas = 3.0            # the baseline's per-second spread that counts as noise
-/// throughput_ratio_min = 0.7    # written/s and produced/s at least 70% of the baseline's
-/// latency_ratio_max = 1.5       # e2e p50 and p99 at most 1.5x the baseline's
-/// latency_max_ratio_max = 3.0   # e2e max at most 3x
-/// latency_rise_ms_min = 2.0     # latency rises below 2 ms never fail
-/// memory_ratio_max = 1.5        # peak RSS of each process at most 1.5x
-/// memory_rise_mb_min = 32.0     # memory rises below 32 MB never fail
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GateSettings {
-    /// How many robust standard deviations of the baseline's per-second samples count as noise
-    /// (0 to 10; 0 turns the noise band off and leaves the ratio bounds alone).
-    pub noise_sigmas: f64,
-    /// Written/s and produced/s of the new run must be at least this fraction of the baseline's,
-    /// unless the drop is within noise (0.01 to 1).
-    pub throughput_ratio_min: f64,
-    /// End-to-end p50 and p99 of the new run may be at most this multiple of the baseline's,
-    /// unless the rise is within noise (1 to 100).
-    pub latency_ratio_max: f64,
-    /// End-to-end max of the new run may be at most this multiple of the baseline's, unless the
-    /// rise is within noise (1 to 1000). Looser than the percentiles: one slow event sets it.
-    pub latency_max_ratio_max: f64,
-    /// A latency rise smaller than this, in ms, is never a regression (0 to 60000).
-    pub latency_rise_ms_min: f64,
-    /// Peak RSS of each process may be at most this multiple of the baseline's, unless the rise is
-    /// within noise (1 to 100).
-    pub memory_ratio_max: f64,
-    /// A memory rise smaller than this, in MB, is never a regression (0 to 1000000).
-    pub memory_rise_mb_min: f64,
-}
-
-impl Default for GateSettings {
-    fn default() -> Self {
-        GateSettings {
-            noise_sigmas: 3.0,
-            throughput_ratio_min: 0.7,
-            latency_ratio_max: 1.5,
-            latency_max_ratio_max: 3.0,
-            latency_rise_ms_min: 2.0,
-            memory_ratio_max: 1.5,
-            memory_rise_mb_min: 32.0,
-        }
-    }
-}
-
-impl GateSettings {
-    /// True for the defaults (a scenario without a `[gate]` table leaves it out when serialized,
-    /// so its hash does not change).
-    pub fn is_default(&self) -> bool {
-        *self == GateSettings::default()
-    }
-
-    /// The settings a report ran with: its resolved scenario's `gate` table, or the defaults when
-    /// it has none (reports of scenarios without `[gate]`, and reports older than the gate).
-    ///
-    /// Errors name the key: `gate.noise_sigmas: ...`.
-    pub fn from_resolved(resolved: &serde_json::Value) -> Result<GateSettings, (String, String)> {
-        let settings = match resolved.get("gate") {
-            None | Some(serde_json::Value::Null) => GateSettings::default(),
-            Some(table) => serde_path_to_error::deserialize(table.clone()).map_err(|error| {
-                let path = error.path().to_string();
-                let key = if path == "." {
-                    "gate".to_string()
-                } else {
-                    format!("gate.{path}")
-                };
-                (key, error.inner().to_string())
-            })?,
-        };
-        check_settings(&settings)?;
-        Ok(settings)
-    }
-}
-
-/// Checks the range of every key; the first problem is returned as `(gate.KEY, message)`.
-pub(crate) fn check_settings(settings: &GateSettings) -> Result<(), (String, String)> {
-    let ranges = [
-        ("noise_sigmas", settings.noise_sigmas, 0.0, 10.0),
-        (
-            "throughput_ratio_min",
-            settings.throughput_ratio_min,
-            0.01,
-            1.0,
-        ),
-        ("latency_ratio_max", settings.latency_ratio_max, 1.0, 100.0),
-        (
-            "latency_max_ratio_max",
-            settings.latency_max_ratio_max,
-            1.0,
-            1_000.0,
-        ),
-        (
-            "latency_rise_ms_min",
-            settings.latency_rise_ms_min,
-            0.0,
-            60_000.0,
-        ),
-        ("memory_ratio_max", settings.memory_ratio_max, 1.0, 100.0),
-        (
-            "memory_rise_mb_min",
-            settings.memory_rise_mb_min,
-            0.0,
-            1_000_000.0,
-        ),
-    ];
-    for (key, value, low, high) in ranges {
-        // Written so that NaN is out of range too.
-        if !(value >= low && value <= high) {
-            return Err((
-                format!("gate.{key}"),
-                format!("{value} is out of range; allowed {low} to {high}"),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// Which way a metric improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -177,6 +55,10 @@ pub enum Verdict {
     Worse,
     /// Worse than the tolerance allows: fails the gate.
     Regression,
+    /// The baseline has the metric and the new run does not: fails the gate.
+    Missing,
+    /// The new run's scenario hash differs from the baseline's: fails the gate.
+    ScenarioChanged,
 }
 
 impl Verdict {
@@ -187,7 +69,17 @@ impl Verdict {
             Verdict::Better => "better",
             Verdict::Worse => "worse",
             Verdict::Regression => "regression",
+            Verdict::Missing => "missing in new run",
+            Verdict::ScenarioChanged => "scenario changed",
         }
+    }
+
+    /// True for the verdicts that fail the gate: regression, missing, scenario changed.
+    pub fn fails(self) -> bool {
+        matches!(
+            self,
+            Verdict::Regression | Verdict::Missing | Verdict::ScenarioChanged
+        )
     }
 }
 
@@ -314,118 +206,6 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid_and_left_out_when_serialized() {
-        let defaults = GateSettings::default();
-        assert!(defaults.is_default());
-        check_settings(&defaults).unwrap();
-        let parsed: GateSettings = toml::from_str("").unwrap();
-        assert_eq!(parsed, defaults);
-        let partial: GateSettings = toml::from_str("latency_ratio_max = 1.2").unwrap();
-        assert_eq!(partial.latency_ratio_max, 1.2);
-        assert_eq!(partial.noise_sigmas, 3.0);
-        assert!(!partial.is_default());
-    }
-
-    #[test]
-    fn settings_come_from_the_resolved_scenario_or_default() {
-        let none = serde_json::json!({"name": "x"});
-        assert_eq!(
-            GateSettings::from_resolved(&none).unwrap(),
-            GateSettings::default()
-        );
-        let set = serde_json::json!({"gate": {"throughput_ratio_min": 0.9}});
-        assert_eq!(
-            GateSettings::from_resolved(&set)
-                .unwrap()
-                .throughput_ratio_min,
-            0.9
-        );
-        let unknown = serde_json::json!({"gate": {"throughput_drop": 0.9}});
-        let (key, message) = GateSettings::from_resolved(&unknown).unwrap_err();
-        assert_eq!(key, "gate.throughput_drop");
-        assert!(message.contains("throughput_drop"), "{message}");
-        let wrong_type = serde_json::json!({"gate": {"noise_sigmas": "three"}});
-        assert_eq!(
-            GateSettings::from_resolved(&wrong_type).unwrap_err().0,
-            "gate.noise_sigmas"
-        );
-    }
-
-    #[test]
-    fn scenarios_take_a_gate_table_and_keep_their_hash_without_one() {
-        use crate::scenario::Scenario;
-        use std::path::Path;
-        const BASE: &str = "name = \"unit\"\nseed = 1\nduration_s = 10\n\
-                            [fleet]\nvehicle_count = 3\nsample_interval_ms = 500\n";
-        let file = Path::new("unit.toml");
-        let plain = Scenario::parse(BASE, file).unwrap();
-        assert!(plain.gate.is_default());
-        assert!(serde_json::to_value(&plain).unwrap().get("gate").is_none());
-        let spelled_out = format!("{BASE}[gate]\nnoise_sigmas = 3.0\n");
-        assert_eq!(
-            Scenario::parse(&spelled_out, file).unwrap().hash(),
-            plain.hash()
-        );
-        let gated =
-            Scenario::parse(&format!("{BASE}[gate]\nthroughput_ratio_min = 0.8\n"), file).unwrap();
-        gated.validate(file).unwrap();
-        assert_eq!(gated.gate.throughput_ratio_min, 0.8);
-        let resolved = serde_json::to_value(&gated).unwrap();
-        assert_eq!(GateSettings::from_resolved(&resolved).unwrap(), gated.gate);
-        let unknown = Scenario::parse(&format!("{BASE}[gate]\nthroughput_drop = 0.8\n"), file)
-            .unwrap_err()
-            .to_string();
-        assert!(unknown.contains("throughput_drop"), "{unknown}");
-        let out_of_range =
-            Scenario::parse(&format!("{BASE}[gate]\nlatency_ratio_max = 0.5\n"), file)
-                .unwrap()
-                .validate(file)
-                .unwrap_err()
-                .to_string();
-        assert!(
-            out_of_range.contains("gate.latency_ratio_max: 0.5 is out of range; allowed 1 to 100"),
-            "{out_of_range}"
-        );
-    }
-
-    #[test]
-    fn ranges_name_the_key() {
-        let cases = [
-            GateSettings {
-                noise_sigmas: -1.0,
-                ..GateSettings::default()
-            },
-            GateSettings {
-                throughput_ratio_min: 1.5,
-                ..GateSettings::default()
-            },
-            GateSettings {
-                latency_ratio_max: 0.5,
-                ..GateSettings::default()
-            },
-            GateSettings {
-                memory_ratio_max: f64::NAN,
-                ..GateSettings::default()
-            },
-        ];
-        let keys: Vec<String> = cases
-            .iter()
-            .map(|settings| check_settings(settings).unwrap_err().0)
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "gate.noise_sigmas",
-                "gate.throughput_ratio_min",
-                "gate.latency_ratio_max",
-                "gate.memory_ratio_max"
-            ]
-        );
-        let (_, message) = check_settings(&cases[1]).unwrap_err();
-        assert!(message.contains("allowed 0.01 to 1"), "{message}");
-    }
-
-    #[test]
     fn noise_is_robust_to_a_spike() {
         let steady = [100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 100.0];
         let with_spike = [100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 5_000.0];
@@ -492,5 +272,29 @@ mod tests {
         assert_eq!(counts.judge(0.0, 1.0).verdict, Verdict::Regression);
         assert_eq!(counts.judge(3.0, 1.0).verdict, Verdict::Better);
         assert_eq!(counts.judge(3.0, f64::NAN).verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn missing_and_changed_scenario_fail_like_a_regression() {
+        let failing: Vec<Verdict> = [
+            Verdict::Ok,
+            Verdict::Better,
+            Verdict::Worse,
+            Verdict::Regression,
+            Verdict::Missing,
+            Verdict::ScenarioChanged,
+        ]
+        .into_iter()
+        .filter(|verdict| verdict.fails())
+        .collect();
+        assert_eq!(
+            failing,
+            [
+                Verdict::Regression,
+                Verdict::Missing,
+                Verdict::ScenarioChanged
+            ]
+        );
+        assert_eq!(Verdict::Missing.as_str(), "missing in new run");
     }
 }

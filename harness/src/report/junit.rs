@@ -10,28 +10,13 @@ use super::verdict::Comparison;
 impl ReportComparison {
     /// The comparison as a JUnit XML document (UTF-8): a `<testsuite>` named after the scenario,
     /// a `<testcase>` per metric (class `roadtest.compare`) and per expectation of the new report
-    /// (class `roadtest.expectations`), a `<failure>` for each regression and failed expectation,
-    /// and the text table in `<system-out>`.
+    /// (class `roadtest.expectations`), a `<failure>` for each failed metric (type `regression`,
+    /// `missing` or `scenario-changed`) and failed expectation, the targets, the source of the
+    /// tolerances and an allowed target mismatch as properties, and the text table in
+    /// `<system-out>`.
     pub fn to_junit(&self) -> String {
-        let mut cases = Vec::new();
-        for row in &self.rows {
-            let failure = (row.verdict == Verdict::Regression).then(|| row.explanation());
-            cases.push(("roadtest.compare", row.label(), failure));
-        }
-        for expectation in &self.expectations {
-            let sign = match expectation.comparison {
-                Comparison::AtMost => "<=",
-                Comparison::AtLeast => ">=",
-            };
-            let failure = (!expectation.passed).then(|| {
-                format!(
-                    "expectation {}: measured {} but must be {sign} {}",
-                    expectation.name, expectation.value, expectation.threshold
-                )
-            });
-            cases.push(("roadtest.expectations", expectation.name.clone(), failure));
-        }
-        let failures = cases.iter().filter(|case| case.2.is_some()).count();
+        let cases = self.junit_cases();
+        let failures = cases.iter().filter(|case| case.failure.is_some()).count();
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         // Writing into a String cannot fail.
         let _ = writeln!(
@@ -40,42 +25,9 @@ impl ReportComparison {
             escape(&self.scenario),
             cases.len()
         );
-        let _ = writeln!(xml, "  <properties>");
-        for (name, value) in [
-            ("new", self.new_label.as_str()),
-            ("baseline", self.baseline_label.as_str()),
-            ("seed", &self.seed.to_string()),
-            ("replay_command", self.replay_command.as_str()),
-        ] {
-            let _ = writeln!(
-                xml,
-                "    <property name=\"{name}\" value=\"{}\"/>",
-                escape(value)
-            );
-        }
-        let _ = writeln!(xml, "  </properties>");
-        for (class, name, failure) in &cases {
-            let _ = write!(
-                xml,
-                "  <testcase classname=\"{class}\" name=\"{}\" time=\"0\"",
-                escape(name)
-            );
-            match failure {
-                None => xml.push_str("/>\n"),
-                Some(message) => {
-                    let kind = if *class == "roadtest.compare" {
-                        "regression"
-                    } else {
-                        "expectation"
-                    };
-                    let _ = writeln!(
-                        xml,
-                        ">\n    <failure type=\"{kind}\" message=\"{}\">{}</failure>\n  </testcase>",
-                        escape(message),
-                        escape(message)
-                    );
-                }
-            }
+        self.write_properties(&mut xml);
+        for case in &cases {
+            case.write(&mut xml);
         }
         let _ = writeln!(
             xml,
@@ -83,6 +35,100 @@ impl ReportComparison {
             escape(&self.to_text())
         );
         xml
+    }
+
+    fn junit_cases(&self) -> Vec<Case> {
+        let mut cases = Vec::new();
+        for row in &self.rows {
+            let kind = match row.verdict {
+                Verdict::Missing => "missing",
+                Verdict::ScenarioChanged => "scenario-changed",
+                _ => "regression",
+            };
+            cases.push(Case {
+                class: "roadtest.compare",
+                name: row.label(),
+                failure: row.verdict.fails().then(|| (kind, row.explanation())),
+            });
+        }
+        for expectation in &self.expectations {
+            let sign = match expectation.comparison {
+                Comparison::AtMost => "<=",
+                Comparison::AtLeast => ">=",
+            };
+            let failure = (!expectation.passed).then(|| {
+                let message = format!(
+                    "expectation {}: measured {} but must be {sign} {}",
+                    expectation.name, expectation.value, expectation.threshold
+                );
+                ("expectation", message)
+            });
+            cases.push(Case {
+                class: "roadtest.expectations",
+                name: expectation.name.clone(),
+                failure,
+            });
+        }
+        cases
+    }
+
+    fn write_properties(&self, xml: &mut String) {
+        let mut properties = vec![
+            ("new", self.new_label.clone()),
+            ("baseline", self.baseline_label.clone()),
+            ("new_target", self.new_target.clone()),
+            ("baseline_target", self.baseline_target.clone()),
+            ("tolerances_from", self.settings_source.clone()),
+            ("seed", self.seed.to_string()),
+            ("replay_command", self.replay_command.clone()),
+        ];
+        if self.new_target != self.baseline_target {
+            properties.push((
+                "target_mismatch_allowed",
+                format!(
+                    "new run on {}, baseline on {} (--allow-target-mismatch)",
+                    self.new_target, self.baseline_target
+                ),
+            ));
+        }
+        let _ = writeln!(xml, "  <properties>");
+        for (name, value) in properties {
+            let _ = writeln!(
+                xml,
+                "    <property name=\"{name}\" value=\"{}\"/>",
+                escape(&value)
+            );
+        }
+        let _ = writeln!(xml, "  </properties>");
+    }
+}
+
+/// One `<testcase>`: its class, name, and failure type and message when it failed.
+struct Case {
+    class: &'static str,
+    name: String,
+    failure: Option<(&'static str, String)>,
+}
+
+impl Case {
+    fn write(&self, xml: &mut String) {
+        let _ = write!(
+            xml,
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"0\"",
+            self.class,
+            escape(&self.name)
+        );
+        match &self.failure {
+            None => xml.push_str("/>\n"),
+            Some((kind, message)) => {
+                let _ = writeln!(
+                    xml,
+                    ">\n    <failure type=\"{kind}\" message=\"{}\">{}</failure>\n  </testcase>",
+                    escape(message),
+                    escape(message)
+                );
+            }
+        }
     }
 }
 
@@ -112,8 +158,8 @@ pub(crate) fn escape(text: &str) -> String {
 mod tests {
     use super::super::compare::compare;
     use super::super::compare::tests::steady_report;
-    use super::super::gate::GateSettings;
     use super::*;
+    use crate::gate_settings::GateSettings;
 
     /// A minimal XML well-formedness check: every tag opens and closes in order, attributes are
     /// quoted, and no bare `<` or `&` appears in text. Returns the element names in document order.
@@ -207,6 +253,30 @@ mod tests {
                 "roadtest run &lt;odd&gt; &amp; &quot;quoted&quot; &#39;path&#39;\u{FFFD}"
             )
         );
+    }
+
+    #[test]
+    fn junit_names_an_allowed_target_mismatch_and_missing_metrics() {
+        let baseline = steady_report();
+        let mut sim = baseline.clone();
+        sim.target.name = "sim".to_string();
+        sim.memory.peak_rss_mb.clear();
+        sim.scenario.hash = "0123456789abcdef".to_string();
+        let xml = compare(&sim, &baseline, GateSettings::default()).to_junit();
+        well_formed_elements(&xml);
+        assert!(
+            xml.contains(
+                "<property name=\"target_mismatch_allowed\" value=\"new run on sim, baseline on local (--allow-target-mismatch)\"/>"
+            ),
+            "{xml}"
+        );
+        assert!(xml.contains("<property name=\"new_target\" value=\"sim\"/>"));
+        assert!(xml.contains("<failure type=\"missing\" message=\"peak RSS broker (MB): "));
+        assert!(xml.contains("missing in new run"), "{xml}");
+        assert!(xml.contains("<failure type=\"scenario-changed\""), "{xml}");
+        assert!(xml.contains("TARGET MISMATCH allowed"), "system-out: {xml}");
+        let same = compare(&baseline, &baseline, GateSettings::default()).to_junit();
+        assert!(!same.contains("target_mismatch_allowed"), "{same}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! | `roadtest_version` | string | Version of the roadtest that ran. |
 //! | `git_commit` | string or null | Commit roadtest was built from, when known. |
 //! | `seed` | integer | **gate** The root seed; the run replays from it. |
-//! | `scenario.name`, `.hash`, `.path` | string | Scenario name, stable content hash (seed excluded), file. |
+//! | `scenario.name`, `.hash`, `.path` | string | Scenario name, stable content hash (first 64 bits of SHA-256 of the canonical scenario JSON, seed excluded, 16 hex digits), file. |
 //! | `scenario.resolved` | object | The full scenario after overrides, as it ran. |
 //! | `target.name` | string | Where the pipeline ran (`containers`, `local`, `external`, `sim`). |
 //! | `target.service_versions.<service>` | string | Version of each service of the pipeline. |
@@ -47,6 +47,7 @@
 //! | `expectations[]` | list | **gate** One per expectation: `name`, `comparison` (`at_most`/`at_least`), `threshold`, `value`, `passed`. |
 //! | `passed` | bool | **gate** The verdict: every expectation held. |
 
+pub mod baseline;
 mod bitmap;
 mod charts;
 pub mod compare;
@@ -145,7 +146,9 @@ pub struct Report {
 pub struct ScenarioSection {
     /// Scenario name.
     pub name: String,
-    /// Stable content hash of the scenario without its seed ([`Scenario::hash`]).
+    /// Stable content hash of the scenario without its seed ([`Scenario::hash`]): the first 64
+    /// bits of SHA-256 of its canonical JSON, as 16 hex digits. `roadtest compare` fails the gate
+    /// when it differs from the baseline's.
     pub hash: String,
     /// The scenario file, as given on the command line.
     pub path: String,
