@@ -106,6 +106,15 @@ pub fn resolve(scenario: &Scenario) -> Vec<PlannedFault> {
     planned
 }
 
+/// The end-to-end p99 a fault's latency recovery is judged against: the scenario's
+/// `latency_e2e_p99_ms_max`, else 1000 ms.
+pub fn latency_threshold_ms(scenario: &Scenario) -> f64 {
+    scenario
+        .expectations
+        .latency_e2e_p99_ms_max
+        .unwrap_or(1000.0)
+}
+
 /// A problem with one `[[faults]]` entry: the key within the entry and what is allowed.
 type SpecProblem = (&'static str, String);
 
@@ -286,6 +295,42 @@ pub struct FaultRecord {
     pub events_lost: u64,
     /// What went wrong carrying it out, if anything.
     pub error: Option<String>,
+}
+
+impl FaultRecord {
+    /// The record of `fault` before it fires: what was planned, nothing observed yet.
+    pub fn planned(fault: &PlannedFault, latency_threshold_ms: f64) -> FaultRecord {
+        FaultRecord {
+            entry: fault.entry,
+            action: fault.action,
+            service: fault.service,
+            trigger: fault.trigger,
+            duration_s: fault.duration_s,
+            network: fault.network,
+            at_s: None,
+            recovery_started_at_s: None,
+            ready_after_s: None,
+            lag_before: None,
+            lag_recovered_after_s: None,
+            latency_recovered_after_s: None,
+            latency_threshold_ms,
+            events_lost: 0,
+            error: None,
+        }
+    }
+
+    /// `action service`, as the views label a fault (`kill consumer`, `latency cassandra`).
+    pub fn label(&self) -> String {
+        let name = |value: serde_json::Result<serde_json::Value>| match value {
+            Ok(serde_json::Value::String(text)) => text,
+            _ => String::new(),
+        };
+        format!(
+            "{} {}",
+            name(serde_json::to_value(self.action)),
+            name(serde_json::to_value(self.service))
+        )
+    }
 }
 
 /// Completes fault records with what only the verification knows: latency recovery from the

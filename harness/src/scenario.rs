@@ -460,6 +460,22 @@ impl Scenario {
         self
     }
 
+    /// The command that replays this scenario as loaded from `path` (seed, fleet size and
+    /// duration as flags), on `target` when given, with `extra_flags` (each starting with a
+    /// space) appended. The one replay command of real and simulated runs.
+    pub fn replay_command(&self, path: &Path, target: Option<&str>, extra_flags: &str) -> String {
+        let target = target
+            .map(|name| format!(" --target {name}"))
+            .unwrap_or_default();
+        format!(
+            "roadtest run {} --seed {} --vehicles {} --duration-s {}{target}{extra_flags}",
+            path.display(),
+            self.seed,
+            self.fleet.vehicle_count,
+            self.duration_s
+        )
+    }
+
     /// The resolved sampling interval of one vehicle before jitter, in ms.
     pub fn sample_interval_ms(&self) -> f64 {
         match (self.fleet.sample_interval_ms, self.fleet.rate_hz) {

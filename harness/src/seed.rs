@@ -15,14 +15,19 @@ pub struct SimRng {
     inner: ChaCha8Rng,
 }
 
-/// FNV-1a over the component name: a stable 64-bit stream id for each name.
-fn stream_id(component: &str) -> u64 {
+/// FNV-1a (64-bit) of `bytes`: a stable hash, the same on every machine and build.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in component.bytes() {
+    for &byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+/// A stable 64-bit stream id for each component name.
+fn stream_id(component: &str) -> u64 {
+    fnv1a(component.as_bytes())
 }
 
 /// The 32-byte seed of generator `index` of `component` under `root`.

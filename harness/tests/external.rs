@@ -193,7 +193,7 @@ async fn consumer_kill_and_network_faults_work_without_touching_the_clusters() {
     report.assert_no_loss();
     report.assert_passed();
     for fault in &report.faults {
-        assert!(fault["error"].is_null(), "{fault}");
+        assert!(fault.error.is_none(), "{fault:?}");
     }
     // The 3 s blackhole stalled the producer's acknowledgements (only the broker path can):
     // the producer reached the broker only through the proxy (the gateway rewrote the broker's

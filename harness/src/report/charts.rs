@@ -140,39 +140,21 @@ pub(crate) struct FaultMark {
     pub label: String,
 }
 
-/// `action service` of a fault entry, as far as it says; `fault` when it says neither.
-pub(crate) fn fault_label(fault: &serde_json::Value) -> String {
-    let words: Vec<&str> = ["action", "service"]
-        .iter()
-        .filter_map(|key| fault.get(key).and_then(serde_json::Value::as_str))
-        .collect();
-    if words.is_empty() {
-        "fault".to_string()
-    } else {
-        words.join(" ")
-    }
-}
-
-/// One mark per fault entry that says when it happened (`at_s`); entries without are skipped.
+/// One mark per fault that fired (`at_s`); faults that never fired are skipped.
 pub(crate) fn fault_marks(report: &Report) -> Vec<FaultMark> {
-    let number = |fault: &serde_json::Value, key: &str| {
-        fault
-            .get(key)
-            .and_then(serde_json::Value::as_f64)
-            .filter(|value| value.is_finite())
-    };
+    let finite = |value: Option<f64>| value.filter(|value| value.is_finite());
     report
         .faults
         .iter()
         .filter_map(|fault| {
-            let at_s = number(fault, "at_s")?.max(0.0);
-            let until_s = number(fault, "recovery_started_at_s")
-                .map(|started| started + number(fault, "ready_after_s").unwrap_or(0.0))
+            let at_s = finite(fault.at_s)?.max(0.0);
+            let until_s = finite(fault.recovery_started_at_s)
+                .map(|started| started + finite(fault.ready_after_s).unwrap_or(0.0))
                 .filter(|until| *until > at_s);
             Some(FaultMark {
                 at_s,
                 until_s,
-                label: fault_label(fault),
+                label: fault.label(),
             })
         })
         .collect()
@@ -699,15 +681,9 @@ mod tests {
     }
 
     #[test]
-    fn fault_marks_tolerate_missing_fields() {
+    fn fault_marks_show_fired_faults_until_they_recovered() {
         let mut report = super::super::tests::sample_report();
-        report.faults = vec![
-            serde_json::json!({"action": "kill", "service": "consumer", "at_s": 3.5,
-                "recovery_started_at_s": 5.5, "ready_after_s": 1.0}),
-            serde_json::json!({"service": "broker", "at_s": 7}),
-            serde_json::json!({"action": "pause"}),
-            serde_json::json!("not an object"),
-        ];
+        report.faults = super::super::tests::sample_faults();
         let marks = fault_marks(&report);
         assert_eq!(
             marks,
@@ -720,11 +696,10 @@ mod tests {
                 FaultMark {
                     at_s: 7.0,
                     until_s: None,
-                    label: "broker".to_string()
+                    label: "latency broker".to_string()
                 },
             ]
         );
-        assert_eq!(fault_label(&report.faults[3]), "fault");
         assert!(time_span_s(&report) >= 10.0);
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::charts::{
-    fault_label, latency_over_time_svg, memory_svg, percentiles_svg, stages_svg, throughput_svg,
+    latency_over_time_svg, memory_svg, percentiles_svg, stages_svg, throughput_svg,
 };
 use super::junit::escape;
 use super::verdict::Comparison;
@@ -463,13 +463,18 @@ fn write_faults(out: &mut String, report: &Report) -> std::fmt::Result {
     if report.faults.is_empty() {
         return writeln!(out, "<p>No fault was injected.</p>\n</section>");
     }
+    // The table shows every field any fault has: the records as JSON objects.
+    let faults: Vec<Value> = report
+        .faults
+        .iter()
+        .filter_map(|fault| serde_json::to_value(fault).ok())
+        .collect();
     let mut columns: Vec<String> = FAULT_COLUMNS
         .iter()
-        .filter(|key| report.faults.iter().any(|fault| fault.get(**key).is_some()))
+        .filter(|key| faults.iter().any(|fault| fault.get(**key).is_some()))
         .map(|key| key.to_string())
         .collect();
-    let mut others: Vec<String> = report
-        .faults
+    let mut others: Vec<String> = faults
         .iter()
         .filter_map(Value::as_object)
         .flat_map(|object| object.keys().cloned())
@@ -487,12 +492,12 @@ fn write_faults(out: &mut String, report: &Report) -> std::fmt::Result {
         write!(out, "<th>{}</th>", escape(column))?;
     }
     writeln!(out, "</tr>")?;
-    for (index, fault) in report.faults.iter().enumerate() {
+    for (index, (record, fault)) in report.faults.iter().zip(&faults).enumerate() {
         write!(
             out,
             "<tr><td class=\"number\">{}</td><td>{}</td>",
             index + 1,
-            escape(&fault_label(fault))
+            escape(&record.label())
         )?;
         for column in &columns {
             match fault.get(column) {
@@ -551,12 +556,7 @@ mod tests {
 
     fn report_with_faults() -> Report {
         let mut report = super::super::tests::sample_report();
-        report.faults = vec![
-            serde_json::json!({"action": "kill", "service": "consumer", "at_s": 3.5,
-                "duration_s": 2.0, "recovery_started_at_s": 5.5, "events_lost": 0,
-                "trigger": {"at_s": 3.5}}),
-            serde_json::json!({"service": "broker <b>", "note": "no time"}),
-        ];
+        report.faults = super::super::tests::sample_faults();
         report
             .errors
             .push("bad <script>alert(1)</script> & more".to_string());
@@ -595,18 +595,18 @@ mod tests {
         assert!(
             html.contains("<pre class=\"replay\">roadtest run scenarios/unit.toml --seed 42</pre>")
         );
-        assert!(html.contains("Faults (2)"));
+        assert!(html.contains("Faults (3)"));
         assert!(
             html.contains("<td>kill consumer</td><td class=\"number\">3.5</td>"),
             "{html}"
         );
         assert!(html.contains("<th>recovery_started_at_s</th>"));
         assert!(
-            html.contains("<td>broker &lt;b&gt;</td><td>&ndash;</td>"),
-            "escaped"
+            html.contains("<td>pause cassandra</td><td>&ndash;</td>"),
+            "a fault that never fired: {html}"
         );
         assert!(!html.contains("<th>action</th>"));
-        assert!(html.contains("<th>note</th>") && html.contains("<th>trigger</th>"));
+        assert!(html.contains("<th>network</th>") && html.contains("<th>trigger</th>"));
         assert!(html.contains("bad &lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
         assert!(!html.contains("<script>"));
         assert!(

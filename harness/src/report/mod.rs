@@ -34,7 +34,8 @@
 //! | `memory.peak_rss_mb.<process>` | number | **gate** Highest resident memory of each process, MB. |
 //! | `memory.peak_cpu_percent.<process>` | number | Highest CPU of each process, % of one core. |
 //! | `memory.timelines.<process>[]` | list | Samples: `at_ms`, `rss_mb` and `cpu_percent` (null when absent). |
-//! | `consumer` | object | The consumer's own statistics, as it reports them. |
+//! | `consumer.processes[]` | list | Each consumer process: `pid` (real runs) or `incarnation` (sim), `exited_cleanly`, `stats` (the core's counters: consumed, written, committed offsets per partition, ...). |
+//! | `consumer.sim` | object | Simulated runs only: `virtual_end_s`, `steps`, `database_rows_lost_in_crashes`, `latencies`. |
 //! | `verify.expected` | integer | **gate** Events the seed says were sent. |
 //! | `verify.found` | integer | **gate** Expected events found in the database. |
 //! | `verify.lost` | integer | **gate** Expected events not found. |
@@ -42,7 +43,7 @@
 //! | `verify.unexpected` | integer | **gate** Rows found that nobody sent. |
 //! | `verify.duplicates_written` | integer | At least this many writes beyond the first of one event (at-least-once redelivery): rows the consumers reported writing minus events sent. |
 //! | `verify.discrepancies[]` | list | Up to 20 examples: `vehicle_id`, `seq`, `field`, `expected`, `found`. |
-//! | `faults[]` | list of objects | Faults injected, as executed. |
+//! | `faults[]` | list of objects | Each planned fault as executed, real and simulated alike: `entry`, `action`, `service`, `trigger`, `duration_s`, `network`, `at_s` (null: never fired), `recovery_started_at_s`, `ready_after_s`, `lag_before`, `lag_recovered_after_s`, `latency_recovered_after_s`, `latency_threshold_ms`, `events_lost`, `error`. |
 //! | `errors[]` | list of strings | Outages and problems met during the run. |
 //! | `expectations[]` | list | **gate** One per expectation: `name`, `comparison` (`at_most`/`at_least`), `threshold`, `value`, `passed`. |
 //! | `passed` | bool | **gate** The verdict: every expectation held. |
@@ -65,6 +66,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::faults::FaultRecord;
+use crate::ingest::core::IngestStats;
 use crate::measure::{
     IntervalSummary, LatencyRecorder, LatencySummary, PercentilePoint, ProcessPoint,
     ThroughputSeries,
@@ -80,6 +83,44 @@ pub use verdict::{Comparison, ExpectationResult, evaluate_expectations};
 
 /// The value of `target.name` in a simulated run's report (the views label such runs).
 pub const SIM_TARGET_NAME: &str = "sim";
+
+/// `consumer`: every consumer process of the run with its own final statistics, and what the
+/// simulation adds about itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerSection {
+    pub processes: Vec<ConsumerProcess>,
+    /// Simulated runs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimSection>,
+}
+
+/// One consumer process (a restart starts another).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerProcess {
+    /// Its process id (real runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Which start of the consumer it was, from 0 (simulated runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
+    /// Whether it exited by itself after SIGTERM (or the sim's stop).
+    pub exited_cleanly: bool,
+    /// The core's counters when it last reported.
+    pub stats: IngestStats,
+}
+
+/// `consumer.sim`: the simulation's own figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimSection {
+    /// Virtual seconds when the run ended.
+    pub virtual_end_s: f64,
+    /// Happenings the simulation processed.
+    pub steps: u64,
+    /// Rows the simulated database lost in crashes (acknowledged, not yet synced).
+    pub database_rows_lost_in_crashes: u64,
+    /// The latency model the run used.
+    pub latencies: serde_json::Value,
+}
 
 /// The layout version written into every report.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -128,11 +169,11 @@ pub struct Report {
     /// Memory and CPU of the processes of the run.
     pub memory: MemorySection,
     /// The consumer's own statistics, as it reports them.
-    pub consumer: serde_json::Value,
+    pub consumer: ConsumerSection,
     /// What arrived, against what was sent.
     pub verify: VerifySection,
     /// Faults injected, as executed.
-    pub faults: Vec<serde_json::Value>,
+    pub faults: Vec<FaultRecord>,
     /// Outages and problems met during the run.
     pub errors: Vec<String>,
     /// Every expectation of the scenario, checked.
@@ -305,7 +346,7 @@ impl Report {
             throughput: ThroughputSection::default(),
             producer: ProducerSection::default(),
             memory: MemorySection::default(),
-            consumer: serde_json::Value::Object(serde_json::Map::new()),
+            consumer: ConsumerSection::default(),
             verify: VerifySection::default(),
             faults: Vec::new(),
             errors: Vec::new(),
@@ -381,6 +422,41 @@ sample_interval_ms = 500
 latency_e2e_p99_ms_max = 500.0
 throughput_written_per_s_min = 5.0
 "#;
+
+    /// Three faults: a consumer kill that recovered, a broker latency fault still on, and a
+    /// pause that never fired.
+    pub(crate) fn sample_faults() -> Vec<FaultRecord> {
+        use crate::faults::{NetworkFault, PlannedFault, Trigger};
+        use crate::scenario::{FaultAction, Service};
+        let planned = |entry, action, service, at_s: f64| PlannedFault {
+            entry,
+            action,
+            service,
+            trigger: Trigger::AtS(at_s),
+            duration_s: 2.0,
+            network: None,
+        };
+        let kill = FaultRecord {
+            at_s: Some(3.5),
+            recovery_started_at_s: Some(5.5),
+            ready_after_s: Some(1.0),
+            ..FaultRecord::planned(
+                &planned(0, FaultAction::Kill, Service::Consumer, 3.5),
+                500.0,
+            )
+        };
+        let mut latency = planned(1, FaultAction::Latency, Service::Broker, 7.0);
+        latency.network = Some(NetworkFault::Latency {
+            delay_ms: 100,
+            jitter_ms: 0,
+        });
+        let latency = FaultRecord {
+            at_s: Some(7.0),
+            ..FaultRecord::planned(&latency, 500.0)
+        };
+        let pause = planned(2, FaultAction::Pause, Service::Cassandra, 9.0);
+        vec![kill, latency, FaultRecord::planned(&pause, 500.0)]
+    }
 
     /// A report with every section filled, as a run would leave it.
     pub(crate) fn sample_report() -> Report {

@@ -56,10 +56,7 @@ impl FaultExecutor {
             pending: Vec::new(),
             consumer_ready_wait: Vec::new(),
             speedup: scenario.pipeline.speedup,
-            latency_threshold_ms: scenario
-                .expectations
-                .latency_e2e_p99_ms_max
-                .unwrap_or(1000.0),
+            latency_threshold_ms: faults::latency_threshold_ms(scenario),
         }
     }
 
@@ -140,21 +137,10 @@ impl FaultExecutor {
             (_, None) => target.pause(role).await,
         };
         let record = FaultRecord {
-            entry: fault.entry,
-            action: fault.action,
-            service: fault.service,
-            trigger: fault.trigger,
-            duration_s: fault.duration_s,
-            network: fault.network,
             at_s: Some(elapsed_s),
-            recovery_started_at_s: None,
-            ready_after_s: None,
             lag_before: Some(lag),
-            lag_recovered_after_s: None,
-            latency_recovered_after_s: None,
-            latency_threshold_ms: self.latency_threshold_ms,
-            events_lost: 0,
             error: result.err().map(|e| e.to_string()),
+            ..FaultRecord::planned(fault, self.latency_threshold_ms)
         };
         self.records.push(record);
         self.pending.push(Pending {

@@ -14,7 +14,7 @@ use crate::drive::{DriveCounters, DriveOutcome, RunClock, drive};
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, ProcessSampler, ThroughputSeries, spawn_sampler};
-use crate::report::{Report, ReportError, format_rfc3339};
+use crate::report::{ConsumerProcess, Report, ReportError, format_rfc3339};
 use crate::scenario::{CommitPolicy, ConsumerSettings, Scenario};
 use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
@@ -123,20 +123,8 @@ pub fn replay_command(
     target: Option<TargetKind>,
     external: Option<&ExternalClusters>,
 ) -> String {
-    let connection = match (target, external) {
-        (Some(TargetKind::External), Some(clusters)) => clusters.replay_flags(),
-        _ => String::new(),
-    };
-    let target = target
-        .map(|kind| format!(" --target {kind}"))
-        .unwrap_or_default();
-    format!(
-        "roadtest run {} --seed {} --vehicles {} --duration-s {}{target}{connection}",
-        scenario_path.display(),
-        scenario.seed,
-        scenario.fleet.vehicle_count,
-        scenario.duration_s
-    )
+    let connection = external.map_or_else(String::new, ExternalClusters::replay_flags);
+    scenario.replay_command(scenario_path, target.map(TargetKind::name), &connection)
 }
 
 async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunError> {
@@ -515,11 +503,15 @@ fn assemble(
     report.producer.failed_deliveries = outcome.failed_deliveries;
     report.producer.behind_schedule_ms = outcome.behind_schedule.summary();
     fill_memory(&mut report, &host, &containers);
-    report.consumer = serde_json::json!({
-        "processes": consumers.iter().map(|(_, c)| serde_json::json!({
-            "pid": c.pid, "exited_cleanly": c.exited_cleanly, "stats": c.core,
-        })).collect::<Vec<_>>(),
-    });
+    report.consumer.processes = consumers
+        .iter()
+        .map(|(_, consumer)| ConsumerProcess {
+            pid: Some(consumer.pid),
+            incarnation: None,
+            exited_cleanly: consumer.exited_cleanly,
+            stats: consumer.core.clone(),
+        })
+        .collect();
     let mut errors = driven.errors;
     errors.extend(
         outcome
@@ -536,15 +528,10 @@ fn assemble(
         ));
     }
     report.errors = errors;
-    report.faults = driven
-        .faults
-        .into_records(
-            &report.latency.e2e_intervals,
-            &verified.lost_by_intended_second.per_second(),
-        )
-        .into_iter()
-        .filter_map(|record| serde_json::to_value(record).ok())
-        .collect();
+    report.faults = driven.faults.into_records(
+        &report.latency.e2e_intervals,
+        &verified.lost_by_intended_second.per_second(),
+    );
     report
 }
 

@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::fleet::FleetPlan;
-use crate::report::{Report, ReportError, format_rfc3339};
+use crate::report::{
+    ConsumerProcess, ConsumerSection, Report, ReportError, SimSection, format_rfc3339,
+};
 use crate::scenario::Scenario;
 use crate::verify::VerifyOutcome;
 
@@ -57,13 +59,7 @@ pub enum SimError {
 
 /// The command that replays a simulated run.
 pub fn replay_command(scenario: &Scenario, scenario_path: &Path) -> String {
-    format!(
-        "roadtest run {} --seed {} --vehicles {} --duration-s {} --target sim",
-        scenario_path.display(),
-        scenario.seed,
-        scenario.fleet.vehicle_count,
-        scenario.duration_s
-    )
+    scenario.replay_command(scenario_path, Some(TARGET_NAME), "")
 }
 
 /// Simulates `scenario` and returns its report (nothing written).
@@ -109,23 +105,32 @@ fn simulate_verified(
     report.producer.sent = outcome.sent;
     report.producer.failed_deliveries = 0;
     let written_by_consumer: u64 = outcome.consumers.iter().map(|c| c.1.written).sum();
-    report.consumer = serde_json::json!({
-        "processes": outcome.consumers.iter().map(|(incarnation, stats, clean)| serde_json::json!({
-            "incarnation": incarnation, "exited_cleanly": clean, "stats": stats,
-        })).collect::<Vec<_>>(),
-        "sim": {
-            "virtual_end_s": outcome.end_us as f64 / 1e6,
-            "steps": outcome.steps,
-            "database_rows_lost_in_crashes": outcome.rows_lost_in_crashes,
-            "latencies": latencies,
-        },
-    });
+    report.consumer = ConsumerSection {
+        processes: outcome
+            .consumers
+            .iter()
+            .map(|(incarnation, stats, clean)| ConsumerProcess {
+                pid: None,
+                incarnation: Some(*incarnation),
+                exited_cleanly: *clean,
+                stats: stats.clone(),
+            })
+            .collect(),
+        sim: Some(SimSection {
+            virtual_end_s: outcome.end_us as f64 / 1e6,
+            steps: outcome.steps,
+            database_rows_lost_in_crashes: outcome.rows_lost_in_crashes,
+            latencies,
+        }),
+    };
     verified.fill_report(&mut report, written_by_consumer, span_s);
-    report.faults = outcome
-        .faults
-        .iter()
-        .filter_map(|record| serde_json::to_value(record).ok())
-        .collect();
+    let mut faults = outcome.faults;
+    crate::faults::complete_records(
+        &mut faults,
+        &report.latency.e2e_intervals,
+        &verified.lost_by_intended_second.per_second(),
+    );
+    report.faults = faults;
     report.errors = outcome.errors;
     report.check_expectations(&scenario.expectations);
     Ok((report, verified))

@@ -70,11 +70,7 @@ impl Default for SimLatencies {
 
 /// The partition of a vehicle: FNV-1a of its id `veh-NNNNNN`, modulo the partition count.
 pub fn partition_of(vehicle_index: u32, partitions: u32) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in crate::wire::vehicle_id(vehicle_index).bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = crate::seed::fnv1a(crate::wire::vehicle_id(vehicle_index).as_bytes());
     (hash % u64::from(partitions.max(1))) as usize
 }
 

@@ -9,7 +9,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use crate::faults::{PlannedFault, Trigger};
+use crate::faults::{FaultRecord, PlannedFault, Trigger};
 use crate::fleet::{EventStream, FleetPlan};
 use crate::ingest::core::{Action, IngestCore, IngestSettings, IngestStats, Row};
 use crate::measure::{LatencyRecorder, ThroughputSeries};
@@ -116,17 +116,6 @@ struct Consumer {
     condition: Condition,
 }
 
-/// A fault as carried out.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SimFaultRecord {
-    #[serde(flatten)]
-    pub planned: PlannedFault,
-    /// Virtual seconds since the run start when it was injected (null if it never fired).
-    pub at_s: Option<f64>,
-    /// Virtual seconds since the run start when it was undone.
-    pub recovery_started_at_s: Option<f64>,
-}
-
 /// Everything a simulated run measured.
 #[derive(Debug, Default)]
 pub struct SimOutcome {
@@ -138,7 +127,7 @@ pub struct SimOutcome {
     pub consumed: ThroughputSeries,
     /// (incarnation, final stats, exited cleanly) per consumer process.
     pub consumers: Vec<(u64, IngestStats, bool)>,
-    pub faults: Vec<SimFaultRecord>,
+    pub faults: Vec<FaultRecord>,
     pub errors: Vec<String>,
     /// Virtual time when the run ended, µs.
     pub end_us: u64,
@@ -185,14 +174,11 @@ impl World {
         let settings = IngestSettings::from_consumer(&scenario.pipeline.consumer);
         settings.validate().map_err(|e| e.to_string())?;
         let faults = crate::faults::resolve(scenario);
+        let threshold_ms = crate::faults::latency_threshold_ms(scenario);
         let seed = scenario.seed;
         let records = faults
             .iter()
-            .map(|planned| SimFaultRecord {
-                planned: planned.clone(),
-                at_s: None,
-                recovery_started_at_s: None,
-            })
+            .map(|planned| FaultRecord::planned(planned, threshold_ms))
             .collect();
         let mut after_events: Vec<usize> = (0..faults.len())
             .filter(|&i| matches!(faults[i].trigger, Trigger::AfterEvents(_)))

@@ -156,7 +156,7 @@ impl World {
         let faults_pending = self.out.faults.iter().any(|record| {
             record.at_s.is_some()
                 && record.recovery_started_at_s.is_none()
-                && record.planned.action != FaultAction::Reset
+                && record.action != FaultAction::Reset
         }) || self.database.down
             || self.broker_condition.down;
         let Some(core) = self.consumer.core.as_ref() else {
