@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use crate::faults::{self, FaultRecord, NetworkFault, PlannedFault, Trigger, resolve};
-use crate::measure::IntervalSummary;
 use crate::scenario::{FaultAction, Scenario, Service};
 use crate::targets::proxy::NetworkCondition;
 use crate::targets::{Role, Target};
@@ -206,14 +205,9 @@ impl FaultExecutor {
         }
     }
 
-    /// The records, completed with what only the verification knows (see
-    /// [`faults::complete_records`]).
-    pub fn into_records(
-        mut self,
-        e2e_intervals: &[IntervalSummary],
-        lost_per_second: &[u64],
-    ) -> Vec<FaultRecord> {
-        faults::complete_records(&mut self.records, e2e_intervals, lost_per_second);
+    /// The records of the faults that fired (completed by the report's assembly with what only
+    /// the verification knows).
+    pub fn into_records(self) -> Vec<FaultRecord> {
         self.records
     }
 }

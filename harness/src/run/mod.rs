@@ -1,5 +1,6 @@
 //! One end-to-end run: start the target, create topic and keyspace, start the consumer, drive the fleet, drain, verify, report.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -9,12 +10,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use scylla::client::session::Session;
 
+use crate::assemble::RunFacts;
 use crate::clients::{ClientError, cql, unique_suffix};
 use crate::drive::{DriveCounters, DriveOutcome, RunClock, drive};
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, ProcessSampler, ThroughputSeries, spawn_sampler};
-use crate::report::{ConsumerProcess, Report, ReportError, format_rfc3339};
+use crate::report::{
+    ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
+};
 use crate::scenario::{CommitPolicy, ConsumerSettings, Scenario};
 use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
@@ -141,10 +145,9 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
     )
     .await?;
     let session = Arc::clone(&collected.session);
-    let mut report = assemble(&prepared, scenario, &options, collected, started_at);
-    let passed = report.check_expectations(&scenario.expectations);
+    let report = assemble(&prepared, scenario, &options, collected, started_at);
     report.write(&options.out_dir)?;
-    clean_up(prepared, session, passed).await;
+    clean_up(prepared, session, report.passed).await;
     Ok(report)
 }
 
@@ -478,61 +481,63 @@ fn assemble(
         containers,
     } = collected;
     let target = &prepared.target;
-    let mut report = Report::new(
-        scenario,
-        &options.scenario_path,
-        target.kind().name(),
-        prepared.replay.clone(),
-        started_at,
-    );
-    report.git_commit = option_env!("ROADTEST_GIT_COMMIT").map(str::to_string);
-    report.target.service_versions = target.service_versions();
-    report.finished_at = format_rfc3339(SystemTime::now());
-    report.duration_s = started_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
-    let span_s = (scenario.duration_s as f64 / scenario.pipeline.speedup).max(1.0);
     let stages = ConsumerStages::merge(&consumers, driven.clock);
-    verified.fill_report(&mut report, stages.written, span_s);
     let outcome = &driven.outcome;
-    report.set_stages_and_flow(
-        [&outcome.produce_ack, &stages.consume, &stages.write_ack],
-        &series(&outcome.acknowledged_per_second),
-        &stages.consumed,
-        span_s,
-    );
-    report.producer.sent = outcome.sent;
-    report.producer.failed_deliveries = outcome.failed_deliveries;
-    report.producer.behind_schedule_ms = outcome.behind_schedule.summary();
-    fill_memory(&mut report, &host, &containers);
-    report.consumer.processes = consumers
-        .iter()
-        .map(|(_, consumer)| ConsumerProcess {
-            pid: Some(consumer.pid),
-            incarnation: None,
-            exited_cleanly: consumer.exited_cleanly,
-            stats: consumer.core.clone(),
-        })
-        .collect();
-    let mut errors = driven.errors;
-    errors.extend(
-        outcome
-            .first_errors
-            .iter()
-            .map(|error| format!("delivery failed: {error}")),
-    );
-    if driven.faults.restarts_broker() && !target.capabilities().broker_keeps_data {
-        let broker = report.target.service_versions.get("broker");
+    let service_versions = target.service_versions();
+    let errors = run_errors(&driven, &service_versions, target.capabilities());
+    let facts = RunFacts {
+        target_name: target.kind().name(),
+        replay_command: prepared.replay.clone(),
+        started_at,
+        duration_s: started_at.elapsed().map_or(0.0, |d| d.as_secs_f64()),
+        service_versions,
+        stages: [&outcome.produce_ack, &stages.consume, &stages.write_ack],
+        produced: &series(&outcome.acknowledged_per_second),
+        consumed: &stages.consumed,
+        span_s: (scenario.duration_s as f64 / scenario.pipeline.speedup).max(1.0),
+        sent: outcome.sent,
+        failed_deliveries: outcome.failed_deliveries,
+        behind_schedule_ms: Some(outcome.behind_schedule.summary()),
+        written_by_consumer: stages.written,
+        consumer: ConsumerSection {
+            processes: consumers.iter().map(consumer_process).collect(),
+            sim: None,
+        },
+        memory: memory_section(&host, &containers),
+        faults: driven.faults.into_records(),
+        errors,
+    };
+    crate::assemble::assemble(scenario, &options.scenario_path, facts, &verified)
+}
+
+/// The problems the run met: the watch's and drain's, failed deliveries, and a broker that lost
+/// its log across a restart.
+fn run_errors(
+    driven: &Driven,
+    service_versions: &BTreeMap<String, String>,
+    capabilities: Capabilities,
+) -> Vec<String> {
+    let mut errors = driven.errors.clone();
+    let delivery = driven.outcome.first_errors.iter();
+    errors.extend(delivery.map(|error| format!("delivery failed: {error}")));
+    if driven.faults.restarts_broker() && !capabilities.broker_keeps_data {
+        let broker = service_versions.get("broker");
         errors.push(format!(
             "the broker ({}) kept nothing across its restart: events it held but the consumer \
              had not yet written were lost with it",
             broker.map_or("its storage", String::as_str)
         ));
     }
-    report.errors = errors;
-    report.faults = driven.faults.into_records(
-        &report.latency.e2e_intervals,
-        &verified.lost_by_intended_second.per_second(),
-    );
-    report
+    errors
+}
+
+fn consumer_process((_, consumer): &(PathBuf, ConsumerReport)) -> ConsumerProcess {
+    ConsumerProcess {
+        pid: Some(consumer.pid),
+        incarnation: None,
+        exited_cleanly: consumer.exited_cleanly,
+        stats: consumer.core.clone(),
+    }
 }
 
 /// The consumers' own stage latencies and counts, merged over every consumer process.
@@ -566,16 +571,18 @@ impl ConsumerStages {
 }
 
 /// Peak RSS, peak CPU and timelines of every sampled process and container.
-fn fill_memory(report: &mut Report, host: &ProcessSampler, containers: &ProcessSampler) {
-    let memory = &mut report.memory;
-    memory.peak_rss_mb = host.peaks_rss_mb();
-    memory.peak_cpu_percent = host.peak_cpu_percent();
-    memory.timelines = host.timelines();
+fn memory_section(host: &ProcessSampler, containers: &ProcessSampler) -> MemorySection {
+    let mut memory = MemorySection {
+        peak_rss_mb: host.peaks_rss_mb(),
+        peak_cpu_percent: host.peak_cpu_percent(),
+        timelines: host.timelines(),
+    };
     memory.peak_rss_mb.extend(containers.peaks_rss_mb());
     memory
         .peak_cpu_percent
         .extend(containers.peak_cpu_percent());
     memory.timelines.extend(containers.timelines());
+    memory
 }
 
 /// Removes what the run created where the clusters outlive it (a failed run keeps it there as

@@ -26,10 +26,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::assemble::RunFacts;
 use crate::fleet::FleetPlan;
-use crate::report::{
-    ConsumerProcess, ConsumerSection, Report, ReportError, SimSection, format_rfc3339,
-};
+use crate::report::{ConsumerProcess, ConsumerSection, Report, ReportError, SimSection};
 use crate::scenario::Scenario;
 use crate::verify::VerifyOutcome;
 
@@ -86,26 +85,37 @@ fn simulate_verified(
     let verified = verify::verify_store(&plan, &store);
     drop(store);
 
-    let replay = replay_command(scenario, scenario_path);
-    let mut report = Report::new(scenario, scenario_path, TARGET_NAME, replay, started_at);
-    report.git_commit = option_env!("ROADTEST_GIT_COMMIT").map(str::to_string);
-    report.target.service_versions = BTreeMap::from([(
-        "sim".to_string(),
-        format!("roadtest {} virtual clock", env!("CARGO_PKG_VERSION")),
-    )]);
-    report.finished_at = format_rfc3339(SystemTime::now());
-    report.duration_s = wall.elapsed().as_secs_f64();
-    let span_s = (scenario.duration_s as f64).max(1.0);
-    report.set_stages_and_flow(
-        [&outcome.produce_ack, &outcome.consume, &outcome.write_ack],
-        &outcome.produced,
-        &outcome.consumed,
-        span_s,
-    );
-    report.producer.sent = outcome.sent;
-    report.producer.failed_deliveries = 0;
     let written_by_consumer: u64 = outcome.consumers.iter().map(|c| c.1.written).sum();
-    report.consumer = ConsumerSection {
+    let consumer = consumer_section(&outcome, latencies);
+    let facts = RunFacts {
+        target_name: TARGET_NAME,
+        replay_command: replay_command(scenario, scenario_path),
+        started_at,
+        duration_s: wall.elapsed().as_secs_f64(),
+        service_versions: BTreeMap::from([(
+            "sim".to_string(),
+            format!("roadtest {} virtual clock", env!("CARGO_PKG_VERSION")),
+        )]),
+        stages: [&outcome.produce_ack, &outcome.consume, &outcome.write_ack],
+        produced: &outcome.produced,
+        consumed: &outcome.consumed,
+        span_s: (scenario.duration_s as f64).max(1.0),
+        sent: outcome.sent,
+        failed_deliveries: 0,
+        behind_schedule_ms: None,
+        written_by_consumer,
+        consumer,
+        memory: Default::default(),
+        faults: outcome.faults,
+        errors: outcome.errors,
+    };
+    let report = crate::assemble::assemble(scenario, scenario_path, facts, &verified);
+    Ok((report, verified))
+}
+
+/// The simulated consumers' processes and the simulation's own figures.
+fn consumer_section(outcome: &world::SimOutcome, latencies: serde_json::Value) -> ConsumerSection {
+    ConsumerSection {
         processes: outcome
             .consumers
             .iter()
@@ -122,18 +132,7 @@ fn simulate_verified(
             database_rows_lost_in_crashes: outcome.rows_lost_in_crashes,
             latencies,
         }),
-    };
-    verified.fill_report(&mut report, written_by_consumer, span_s);
-    let mut faults = outcome.faults;
-    crate::faults::complete_records(
-        &mut faults,
-        &report.latency.e2e_intervals,
-        &verified.lost_by_intended_second.per_second(),
-    );
-    report.faults = faults;
-    report.errors = outcome.errors;
-    report.check_expectations(&scenario.expectations);
-    Ok((report, verified))
+    }
 }
 
 /// `roadtest run --target sim`: simulates the scenario and writes report.json and the

@@ -1,0 +1,81 @@
+//! One report assembly for every run: the real run and the simulation hand over what they measured, and the report is built from it the same way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::faults::{FaultRecord, complete_records};
+use crate::measure::{LatencyRecorder, LatencySummary, ThroughputSeries};
+use crate::report::{ConsumerSection, MemorySection, Report, format_rfc3339};
+use crate::scenario::Scenario;
+use crate::verify::VerifyOutcome;
+
+/// What a run measured, whoever ran it.
+#[derive(Debug)]
+pub struct RunFacts<'a> {
+    /// `target.name` in the report (`local`, `sim`, ...).
+    pub target_name: &'a str,
+    pub replay_command: String,
+    pub started_at: SystemTime,
+    /// Wall-clock seconds the run took.
+    pub duration_s: f64,
+    pub service_versions: BTreeMap<String, String>,
+    /// Produce acknowledgement, consume and write acknowledgement latencies.
+    pub stages: [&'a LatencyRecorder; 3],
+    /// Events per second acknowledged by the broker and read by the consumers.
+    pub produced: &'a ThroughputSeries,
+    pub consumed: &'a ThroughputSeries,
+    /// Seconds the rates are averaged over.
+    pub span_s: f64,
+    pub sent: u64,
+    pub failed_deliveries: u64,
+    /// How late the producer's sends were (the sim sends on time).
+    pub behind_schedule_ms: Option<LatencySummary>,
+    /// Rows the consumers say they wrote (redeliveries included).
+    pub written_by_consumer: u64,
+    pub consumer: ConsumerSection,
+    pub memory: MemorySection,
+    /// The faults as carried out; losses and latency recovery are completed here.
+    pub faults: Vec<FaultRecord>,
+    pub errors: Vec<String>,
+}
+
+/// Builds the report of a run from what it measured and what verification found, and judges
+/// the scenario's expectations.
+pub fn assemble(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    facts: RunFacts<'_>,
+    verified: &VerifyOutcome,
+) -> Report {
+    let mut report = Report::new(
+        scenario,
+        scenario_path,
+        facts.target_name,
+        facts.replay_command,
+        facts.started_at,
+    );
+    report.git_commit = option_env!("ROADTEST_GIT_COMMIT").map(str::to_string);
+    report.target.service_versions = facts.service_versions;
+    report.finished_at = format_rfc3339(SystemTime::now());
+    report.duration_s = facts.duration_s;
+    verified.fill_report(&mut report, facts.written_by_consumer, facts.span_s);
+    report.set_stages_and_flow(facts.stages, facts.produced, facts.consumed, facts.span_s);
+    report.producer.sent = facts.sent;
+    report.producer.failed_deliveries = facts.failed_deliveries;
+    if let Some(behind) = facts.behind_schedule_ms {
+        report.producer.behind_schedule_ms = behind;
+    }
+    report.consumer = facts.consumer;
+    report.memory = facts.memory;
+    let mut faults = facts.faults;
+    complete_records(
+        &mut faults,
+        &report.latency.e2e_intervals,
+        &verified.lost_by_intended_second.per_second(),
+    );
+    report.faults = faults;
+    report.errors = facts.errors;
+    report.check_expectations(&scenario.expectations);
+    report
+}
