@@ -3,9 +3,8 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::{
-    EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_logging, runtime, termination,
-};
+use super::{EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_logging, runtime};
+use crate::shutdown::termination;
 
 /// The target flags of `roadtest run`.
 #[derive(Debug, Clone, Copy)]

@@ -184,8 +184,9 @@ enum Done {
     },
 }
 
-/// Runs the consumer until SIGTERM/Ctrl-C; Ok after a clean shutdown.
-pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
+/// Runs the consumer until `shutdown` resolves (the binary passes SIGTERM/Ctrl-C); Ok after a
+/// clean shutdown.
+pub async fn run(args: IngestArgs, shutdown: impl Future<Output = ()>) -> Result<(), IngestError> {
     let settings = IngestSettings::from_consumer(&ConsumerSettings {
         batch_size: args.batch_size,
         max_in_flight: args.max_in_flight,
@@ -196,7 +197,7 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
     let started = Instant::now();
     let started_epoch_us = epoch_us();
     let now_ms = || started.elapsed().as_millis() as u64;
-    let mut terminated = std::pin::pin!(crate::cli::termination());
+    let mut terminated = std::pin::pin!(shutdown);
 
     // Wait for both services (with backoff), so a consumer started early does not crash-loop.
     let (kafka, cql_connection) = args.connections()?;
