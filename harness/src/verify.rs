@@ -16,9 +16,8 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::clients::ClientError;
-use crate::drive::RunClock;
 use crate::fleet::FleetPlan;
-use crate::measure::{LatencyRecorder, ThroughputSeries};
+use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries};
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
 use crate::wire::{Event, FORMAT_VERSION, vehicle_id};
 

@@ -21,8 +21,8 @@ use super::stats::{ConsumerReport, HistogramPairs, prometheus_text, serve_metric
 use crate::clients::kafka::{consumer_config, kafka_error, producer_config, wait_for_broker};
 use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql};
-use crate::drive::epoch_us;
 use crate::ingest::stats::latency_histogram;
+use crate::measure::epoch_us;
 use crate::scenario::{CommitPolicy, ConsumerSettings};
 
 /// How long a SIGTERM may take to finish in-flight writes and commit.

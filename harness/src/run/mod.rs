@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clients::{ClientError, cql, kafka, unique_suffix};
-use crate::drive::{DriveCounters, DriveOutcome, RunClock, drive};
+use crate::drive::{DriveCounters, DriveOutcome, drive};
 use crate::faults::FaultExecutor;
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
-use crate::measure::{LatencyRecorder, ThroughputSeries, spawn_sampler};
+use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries, spawn_sampler};
 use crate::report::{Report, ReportError, format_rfc3339};
 use crate::scenario::{CommitPolicy, Scenario};
 use crate::targets::{ContainersOptions, LocalOptions, Role, TargetError, TargetKind};
