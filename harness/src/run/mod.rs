@@ -1,20 +1,21 @@
 //! One end-to-end run: start the target, create topic and keyspace, start the consumer, drive the fleet, drain, verify, report.
 
-use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::clients::{ClientError, cql, kafka, unique_suffix};
 use crate::drive::{DriveCounters, DriveOutcome, drive};
 use crate::faults::FaultExecutor;
 use crate::fleet::FleetPlan;
+use crate::ingest::service::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries, spawn_sampler};
 use crate::report::{Report, ReportError, format_rfc3339};
-use crate::scenario::{CommitPolicy, Scenario};
+use crate::scenario::Scenario;
 use crate::targets::{ContainersOptions, LocalOptions, Role, TargetError, TargetKind};
 use crate::verify::verify;
 
@@ -191,34 +192,25 @@ async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunErro
         source,
     })?;
     let consumer = &pipeline.consumer;
-    let argument = |text: String| OsString::from(text);
-    target.start_consumer(vec![
-        argument("--bootstrap".into()),
-        argument(endpoints.kafka.bootstrap.clone()),
-        argument("--topic".into()),
-        argument(topic.clone()),
-        argument("--dead-letter-topic".into()),
-        argument(dead_letter_topic.clone()),
-        argument("--group".into()),
-        argument(format!("roadtest-{suffix}")),
-        argument("--cql".into()),
-        argument(endpoints.cql.contact_points.join(",")),
-        argument("--keyspace".into()),
-        argument(keyspace.clone()),
-        argument("--batch-size".into()),
-        argument(consumer.batch_size.to_string()),
-        argument("--max-in-flight".into()),
-        argument(consumer.max_in_flight.to_string()),
-        argument("--commit".into()),
-        argument(match consumer.commit {
-            CommitPolicy::AfterWrite => "after-write".into(),
-            CommitPolicy::BeforeWrite => "before-write".into(),
-        }),
-        argument("--session-timeout-ms".into()),
-        argument(consumer.session_timeout_ms.to_string()),
-        argument("--stats-dir".into()),
-        stats_dir.clone().into_os_string(),
-    ])?;
+    let consumer_args = IngestArgs {
+        bootstrap: endpoints.kafka.bootstrap.clone(),
+        topic: topic.clone(),
+        dead_letter_topic: dead_letter_topic.clone(),
+        group: format!("roadtest-{suffix}"),
+        cql: endpoints.cql.contact_points.clone(),
+        // The target adds what only it knows: its address translation, its security flags.
+        cql_translate: Vec::new(),
+        keyspace: keyspace.clone(),
+        batch_size: consumer.batch_size,
+        max_in_flight: consumer.max_in_flight,
+        commit: consumer.commit,
+        session_timeout_ms: consumer.session_timeout_ms,
+        metrics_listen: METRICS_LISTEN_DEFAULT,
+        stats_dir: Some(stats_dir.clone()),
+        kafka_security: KafkaSecurityArgs::default(),
+        cql_security: CqlSecurityArgs::default(),
+    };
+    target.start_consumer(consumer_args.to_args())?;
     wait_for_consumer(&mut target, &stats_dir).await?;
     let mut faults = FaultExecutor::new(
         scenario,
