@@ -386,22 +386,6 @@ fn init_logging() {
         .try_init();
 }
 
-/// Resolves when SIGTERM or Ctrl-C arrives.
-pub(crate) async fn termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> Result<u8, String> {
     init_logging();
     runtime()?.block_on(async {
@@ -410,7 +394,7 @@ fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> R
             .map_err(|e| format!("cql-bridge: cannot listen on {listen}: {e}"))?;
         let config = cql_bridge::BridgeConfig::new(upstream);
         tracing::info!(%listen, %upstream, "cql-bridge ready");
-        cql_bridge::serve_with_shutdown(listener, config, termination())
+        cql_bridge::serve_with_shutdown(listener, config, crate::shutdown::termination())
             .await
             .map_err(|e| format!("cql-bridge: {e}"))?;
         Ok(EXIT_PASSED)
@@ -470,7 +454,10 @@ fn report_views(run_dir: &std::path::Path) -> Result<u8, String> {
 fn ingest(args: crate::ingest::service::IngestArgs) -> Result<u8, String> {
     init_logging();
     runtime()?
-        .block_on(crate::ingest::service::run(args))
+        .block_on(crate::ingest::service::run(
+            args,
+            crate::shutdown::termination(),
+        ))
         .map_err(|e| format!("ingest: {e}"))?;
     Ok(EXIT_PASSED)
 }

@@ -4,10 +4,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{
-    EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_logging, runtime, termination,
-};
+use super::{EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_logging, runtime};
 use crate::Scenario;
+use crate::shutdown::termination;
 use crate::targets::TargetKind;
 use crate::targets::containers::{choose_target, docker_ping, local_installed};
 

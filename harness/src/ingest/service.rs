@@ -1,14 +1,14 @@
 //! `roadtest ingest`: the reference consumer process; rdkafka and scylla adapters around the I/O-free core.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use scylla::client::session::Session;
@@ -16,14 +16,13 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
+pub use super::args::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use super::core::{Action, IngestCore, IngestSettings, LogLevel, Row};
-use super::stats::{ConsumerReport, HistogramPairs, prometheus_text, serve_metrics};
+use super::lag::{LagProbe, watermark_query};
+use super::stats::{Telemetry, serve_metrics};
 use crate::clients::kafka::{consumer_config, kafka_error, producer_config, wait_for_broker};
-use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
-use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql};
-use crate::drive::epoch_us;
-use crate::ingest::stats::latency_histogram;
-use crate::scenario::{CommitPolicy, ConsumerSettings};
+use crate::clients::{ClientError, cql};
+use crate::measure::epoch_us;
 
 /// How long a SIGTERM may take to finish in-flight writes and commit.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -31,95 +30,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const PUBLISH_AFTER_WRITE: Duration = Duration::from_millis(20);
 /// How long the consumer waits for Kafka and Cassandra at start.
 const SERVICES_WAIT: Duration = Duration::from_secs(180);
-
-/// Settings of one consumer process (`roadtest ingest --help`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct IngestArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub bootstrap: String,
-    /// Topic to consume.
-    #[arg(long)]
-    pub topic: String,
-    /// Topic for records that cannot be decoded.
-    #[arg(long)]
-    pub dead_letter_topic: String,
-    /// Consumer group id.
-    #[arg(long)]
-    pub group: String,
-    /// CQL (protocol v4) contact points, comma-separated.
-    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', required = true)]
-    pub cql: Vec<String>,
-    /// Connect to the node the cluster reports as FROM at TO instead (roadtest's fault proxy in
-    /// front of it); repeatable.
-    #[arg(long = "cql-translate", value_name = "FROM=TO", value_parser = parse_translation)]
-    pub cql_translate: Vec<(SocketAddr, SocketAddr)>,
-    /// Keyspace holding the `telemetry` table.
-    #[arg(long)]
-    pub keyspace: String,
-    /// Rows per write batch.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub batch_size: u32,
-    /// Batches in flight at most.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub max_in_flight: u32,
-    /// When offsets are committed: after-write (at-least-once) or before-write (at-most-once, unsafe).
-    #[arg(long, default_value = "after-write", value_parser = parse_commit)]
-    pub commit: CommitPolicy,
-    /// Consumer-group session timeout.
-    #[arg(long, default_value_t = 6000)]
-    pub session_timeout_ms: u32,
-    /// Where to serve Prometheus metrics (port 0: any free port; it is logged).
-    #[arg(long, default_value = "127.0.0.1:0", value_name = "HOST:PORT")]
-    pub metrics_listen: SocketAddr,
-    /// Directory for this process's stats file (`consumer-PID.json`).
-    #[arg(long)]
-    pub stats_dir: Option<PathBuf>,
-    // Last: their help headings apply to the flags after them.
-    #[command(flatten)]
-    pub kafka_security: KafkaSecurityArgs,
-    #[command(flatten)]
-    pub cql_security: CqlSecurityArgs,
-}
-
-impl IngestArgs {
-    /// The Kafka and CQL connections these arguments describe (passwords from the environment).
-    pub fn connections(&self) -> Result<(KafkaConnection, CqlConnection), ClientError> {
-        let lookup = |key: &str| std::env::var(key).ok();
-        let kafka = KafkaConnection {
-            bootstrap: self.bootstrap.clone(),
-            security: self.kafka_security.resolve(lookup)?,
-        };
-        let cql = CqlConnection {
-            contact_points: self.cql.clone(),
-            security: self.cql_security.resolve(lookup)?,
-            translation: self.cql_translate.clone(),
-        };
-        Ok((kafka, cql))
-    }
-}
-
-/// `FROM=TO`, two socket addresses.
-pub fn parse_translation(text: &str) -> Result<(SocketAddr, SocketAddr), String> {
-    let parse = |part: &str| {
-        part.parse::<SocketAddr>()
-            .map_err(|e| format!("{text:?}: {part:?} is not an IP:PORT address ({e})"))
-    };
-    match text.split_once('=') {
-        Some((from, to)) => Ok((parse(from)?, parse(to)?)),
-        None => Err(format!(
-            "{text:?}: give FROM=TO, like 10.0.0.5:9042=127.0.0.1:40001"
-        )),
-    }
-}
-
-fn parse_commit(text: &str) -> Result<CommitPolicy, String> {
-    match text {
-        "after-write" => Ok(CommitPolicy::AfterWrite),
-        "before-write" => Ok(CommitPolicy::BeforeWrite),
-        other => Err(format!("{other:?}: use after-write or before-write")),
-    }
-}
 
 /// Why the consumer stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +43,8 @@ pub enum IngestError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the lag thread: {0}")]
+    Lag(std::io::Error),
     #[error(
         "shutdown did not finish within {SHUTDOWN_GRACE:?}: {in_flight} batches still in flight"
     )]
@@ -184,21 +96,54 @@ enum Done {
     },
 }
 
-/// Runs the consumer until SIGTERM/Ctrl-C; Ok after a clean shutdown.
-pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
-    let settings = IngestSettings::from_consumer(&ConsumerSettings {
-        batch_size: args.batch_size,
-        max_in_flight: args.max_in_flight,
-        commit: args.commit,
-        session_timeout_ms: args.session_timeout_ms,
-    });
-    let mut core = IngestCore::new(settings).map_err(|e| IngestError::Settings(e.to_string()))?;
-    let started = Instant::now();
-    let started_epoch_us = epoch_us();
-    let now_ms = || started.elapsed().as_millis() as u64;
-    let mut terminated = std::pin::pin!(crate::cli::termination());
+/// Runs the consumer until `shutdown` resolves (the binary passes SIGTERM/Ctrl-C); Ok after a
+/// clean shutdown.
+pub async fn run(args: IngestArgs, shutdown: impl Future<Output = ()>) -> Result<(), IngestError> {
+    let core = IngestCore::new(IngestSettings::from_consumer(&args.consumer_settings()))
+        .map_err(|e| IngestError::Settings(e.to_string()))?;
+    let (started, started_epoch_us) = (Instant::now(), epoch_us());
+    let mut shutdown = std::pin::pin!(shutdown);
+    let Some(connections) = connect(&args, shutdown.as_mut()).await? else {
+        return Ok(());
+    };
+    let (metrics_task, metrics_text) = start_metrics(args.metrics_listen).await?;
+    let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+    let mut service = Service {
+        core,
+        telemetry: Telemetry::new(metrics_text, args.stats_dir.as_deref()),
+        args,
+        connections,
+        done_tx,
+        assigned: Vec::new(),
+        shutdown_started: None,
+        started,
+        started_epoch_us,
+    };
+    let outcome = service.event_loop(done_rx, shutdown).await;
+    if outcome.is_ok() {
+        service.finish();
+        metrics_task.abort();
+    }
+    outcome
+}
 
-    // Wait for both services (with backoff), so a consumer started early does not crash-loop.
+/// What the consumer talks to once both services answered.
+struct Connections {
+    session: Arc<Session>,
+    insert: PreparedStatement,
+    consumer: Arc<StreamConsumer<RebalanceForwarder>>,
+    /// Rebalances librdkafka reported, in order.
+    rebalances: mpsc::Receiver<(bool, Vec<i32>)>,
+    dead_letters: FutureProducer,
+    lag: LagProbe,
+}
+
+/// Waits for both services (with backoff, so a consumer started early does not crash-loop), then
+/// prepares the insert and subscribes. `None`: shutdown came first.
+async fn connect(
+    args: &IngestArgs,
+    shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<Connections>, IngestError> {
     let (kafka, cql_connection) = args.connections()?;
     tracing::info!(bootstrap = %kafka.bootstrap, cql = %cql_connection.address(), "waiting for Kafka and Cassandra");
     let session = tokio::select! {
@@ -206,7 +151,7 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
             wait_for_broker(&kafka, SERVICES_WAIT).await?;
             cql::connect(&cql_connection, SERVICES_WAIT).await
         } => Arc::new(ready?),
-        _ = &mut terminated => return Ok(()),
+        _ = shutdown => return Ok(None),
     };
     let insert = session
         .prepare(cql::insert_statement(&args.keyspace))
@@ -216,8 +161,7 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
             what: "prepare the insert".into(),
             message: e.to_string(),
         })?;
-
-    let (rebalance_tx, rebalance_rx) = mpsc::channel();
+    let (rebalance_tx, rebalances) = mpsc::channel();
     let mut config = consumer_config(&kafka, &args.group, args.session_timeout_ms);
     config.set("queued.max.messages.kbytes", "16384");
     let consumer: StreamConsumer<RebalanceForwarder> = config
@@ -228,51 +172,99 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
     consumer
         .subscribe(&[&args.topic])
         .map_err(|e| kafka_error(&args.bootstrap, &format!("subscribe to {}", args.topic), e))?;
-    let consumer = Arc::new(consumer);
     let dead_letters: FutureProducer = producer_config(&kafka)
         .create()
         .map_err(|e| kafka_error(&args.bootstrap, "create the dead-letter producer", e))?;
+    let lag = LagProbe::spawn(watermark_query(&kafka, &args.topic)?).map_err(IngestError::Lag)?;
+    Ok(Some(Connections {
+        session,
+        insert,
+        consumer: Arc::new(consumer),
+        rebalances,
+        dead_letters,
+        lag,
+    }))
+}
 
-    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+/// Serves Prometheus metrics on `address` in a task; returns it and the text it serves.
+async fn start_metrics(
+    address: SocketAddr,
+) -> Result<(tokio::task::JoinHandle<()>, Arc<Mutex<String>>), IngestError> {
+    let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|source| IngestError::Metrics {
-            address: args.metrics_listen,
-            source,
-        })?;
+        .map_err(|source| IngestError::Metrics { address, source })?;
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving Prometheus metrics on http://{address}/metrics");
     }
     let metrics_text = Arc::new(Mutex::new(String::new()));
-    let metrics_task = tokio::spawn(serve_metrics(listener, Arc::clone(&metrics_text)));
-    let stats_path = args
-        .stats_dir
-        .as_ref()
-        .map(|dir| dir.join(format!("consumer-{}.json", std::process::id())));
+    let task = tokio::spawn(serve_metrics(listener, Arc::clone(&metrics_text)));
+    Ok((task, metrics_text))
+}
 
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
-    let mut telemetry = Telemetry {
-        report: ConsumerReport {
-            pid: std::process::id(),
-            ..ConsumerReport::default()
-        },
-        consume_us: latency_histogram(),
-        write_ack_us: latency_histogram(),
-        batch_write_us: latency_histogram(),
-        metrics_text,
-        stats_path,
-        published: Instant::now(),
-    };
-    let mut assigned: Vec<i32> = Vec::new();
-    let mut shutdown_started: Option<Instant> = None;
-    let mut publish = tokio::time::interval(Duration::from_millis(500));
-    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tracing::info!(topic = %args.topic, group = %args.group, "consuming");
+/// The running consumer: the core, its adapters, and what it measures.
+struct Service {
+    core: IngestCore,
+    telemetry: Telemetry,
+    args: IngestArgs,
+    connections: Connections,
+    /// Where background writes and dead-letter sends report.
+    done_tx: tokio::sync::mpsc::UnboundedSender<Done>,
+    assigned: Vec<i32>,
+    shutdown_started: Option<Instant>,
+    /// The core's time zero, and the same moment as µs since the Unix epoch.
+    started: Instant,
+    started_epoch_us: u64,
+}
 
-    loop {
-        while let Some(action) = core.next_action() {
+impl Service {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Carries out the core's decisions and waits for the next event, until drained after a
+    /// shutdown (Ok) or the shutdown grace passes (Err).
+    async fn event_loop(
+        &mut self,
+        mut done_rx: tokio::sync::mpsc::UnboundedReceiver<Done>,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), IngestError> {
+        let consumer = Arc::clone(&self.connections.consumer);
+        let mut publish = tokio::time::interval(Duration::from_millis(500));
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tracing::info!(topic = %self.args.topic, group = %self.args.group, "consuming");
+        loop {
+            self.carry_out_actions();
+            if self.drained()? {
+                return Ok(());
+            }
+            let now_ms = self.now_ms();
+            let wake_ms = self
+                .core
+                .next_deadline_ms()
+                .unwrap_or(u64::MAX)
+                .min(now_ms + 50)
+                .max(now_ms + 1);
+            let fetching = self.shutdown_started.is_none() && !self.core.should_pause();
+            tokio::select! {
+                message = consumer.recv(), if fetching => self.on_message(message).await,
+                Some(done) = done_rx.recv() => self.on_done(done),
+                _ = tokio::time::sleep(Duration::from_millis(wake_ms - self.now_ms().min(wake_ms))) => {
+                    self.core.on_tick(self.now_ms());
+                }
+                _ = publish.tick() => self.on_publish_tick(),
+                _ = shutdown.as_mut(), if self.shutdown_started.is_none() => self.begin_shutdown(),
+            }
+        }
+    }
+
+    /// Starts whatever the core decided: writes, dead letters, commits, log lines.
+    fn carry_out_actions(&mut self) {
+        while let Some(action) = self.core.next_action() {
             match action {
                 Action::Write { batch_id, rows, .. } => {
-                    spawn_write(&session, &insert, batch_id, rows, done_tx.clone());
+                    let connections = &self.connections;
+                    let (session, insert) = (&connections.session, &connections.insert);
+                    spawn_write(session, insert, batch_id, rows, self.done_tx.clone());
                 }
                 Action::DeadLetter {
                     partition,
@@ -281,34 +273,19 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
                     reason,
                 } => {
                     tracing::warn!(partition, offset, %reason, "dead-lettering an undecodable record");
-                    let (producer, topic, done) = (
-                        dead_letters.clone(),
-                        args.dead_letter_topic.clone(),
-                        done_tx.clone(),
-                    );
-                    tokio::spawn(async move {
-                        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&topic)
-                            .payload(payload.as_slice())
-                            .headers(rdkafka::message::OwnedHeaders::new().insert(
-                                rdkafka::message::Header {
-                                    key: "roadtest-reason",
-                                    value: Some(reason.as_bytes()),
-                                },
-                            ));
-                        let result = producer
-                            .send(record, Duration::from_secs(30))
-                            .await
-                            .map(|_| ())
-                            .map_err(|(error, _)| error.to_string());
-                        let _ = done.send(Done::DeadLetter {
-                            partition,
-                            offset,
-                            result,
-                        });
-                    });
+                    let record = DeadLetter {
+                        partition,
+                        offset,
+                        payload,
+                        reason,
+                    };
+                    let producer = self.connections.dead_letters.clone();
+                    let topic = self.args.dead_letter_topic.clone();
+                    spawn_dead_letter(producer, topic, record, self.done_tx.clone());
                 }
                 Action::Commit { offsets } => {
-                    commit(&consumer, &args.topic, &offsets, shutdown_started.is_some());
+                    let sync = self.shutdown_started.is_some();
+                    commit(&self.connections.consumer, &self.args.topic, &offsets, sync);
                 }
                 Action::Log { level, message } => match level {
                     LogLevel::Info => tracing::info!("{message}"),
@@ -316,103 +293,143 @@ pub async fn run(args: IngestArgs) -> Result<(), IngestError> {
                 },
             }
         }
-        if let Some(since) = shutdown_started {
-            if core.is_drained() {
-                break;
-            }
-            if since.elapsed() > SHUTDOWN_GRACE {
-                telemetry.publish(&core);
-                return Err(IngestError::ShutdownTimeout {
-                    in_flight: core.stats().in_flight_batches,
-                });
-            }
+    }
+
+    /// After a shutdown began: whether everything is written and committed; an error once the
+    /// grace has passed without.
+    fn drained(&mut self) -> Result<bool, IngestError> {
+        let Some(since) = self.shutdown_started else {
+            return Ok(false);
+        };
+        if self.core.is_drained() {
+            return Ok(true);
         }
-        let wake_ms = core
-            .next_deadline_ms()
-            .unwrap_or(u64::MAX)
-            .min(now_ms() + 50)
-            .max(now_ms() + 1);
-        let fetching = shutdown_started.is_none() && !core.should_pause();
-        tokio::select! {
-            message = consumer.recv(), if fetching => {
-                // Rebalances reach us before the messages of a new assignment.
-                take_rebalances(&rebalance_rx, &mut core, &mut assigned, &mut telemetry.report);
-                match message {
-                    Ok(message) => {
-                        let received_us = epoch_us();
-                        if let Some(sent_ms) = message.timestamp().to_millis() {
-                            let sent_us = u64::try_from(sent_ms).unwrap_or(0) * 1000;
-                            let _ = telemetry.consume_us.record(received_us.saturating_sub(sent_us).max(1));
-                        }
-                        *telemetry.report.consumed_per_epoch_second.entry(received_us / 1_000_000).or_default() += 1;
-                        core.on_record(message.partition(), message.offset(), message.payload().unwrap_or(&[]), now_ms());
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "Kafka receive failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+        if since.elapsed() > SHUTDOWN_GRACE {
+            self.telemetry.publish(&self.core);
+            return Err(IngestError::ShutdownTimeout {
+                in_flight: self.core.stats().in_flight_batches,
+            });
+        }
+        Ok(false)
+    }
+
+    /// A record (or a receive error) from Kafka.
+    async fn on_message(&mut self, message: KafkaResult<BorrowedMessage<'_>>) {
+        // Rebalances reach us before the messages of a new assignment.
+        self.take_rebalances();
+        match message {
+            Ok(message) => {
+                let received_us = epoch_us();
+                let telemetry = &mut self.telemetry;
+                if let Some(sent_ms) = message.timestamp().to_millis() {
+                    let sent_us = u64::try_from(sent_ms).unwrap_or(0) * 1000;
+                    let consume_us = received_us.saturating_sub(sent_us).max(1);
+                    let _ = telemetry.consume_us.record(consume_us);
                 }
+                let second = received_us / 1_000_000;
+                *telemetry
+                    .report
+                    .consumed_per_epoch_second
+                    .entry(second)
+                    .or_default() += 1;
+                let (partition, offset) = (message.partition(), message.offset());
+                self.connections.lag.on_record(partition, offset);
+                let payload = message.payload().unwrap_or(&[]);
+                self.core
+                    .on_record(partition, offset, payload, self.now_ms());
             }
-            Some(done) = done_rx.recv() => match done {
-                Done::Write { batch_id, rows, started_us, result: Ok(()) } => {
-                    let acked_us = epoch_us();
-                    let _ = telemetry.batch_write_us.record(acked_us.saturating_sub(started_us).max(1));
-                    for row in rows.iter() {
-                        let received_us = started_epoch_us + row.received_at_ms.saturating_mul(1000);
-                        let _ = telemetry.write_ack_us.record(acked_us.saturating_sub(received_us).max(1));
-                    }
-                    core.on_write_ok(batch_id, now_ms());
-                    // Publish soon after writes, so a consumer killed now has reported nearly
-                    // everything it wrote (the run's drain reads these counts).
-                    if telemetry.published.elapsed() >= PUBLISH_AFTER_WRITE {
-                        telemetry.publish(&core);
-                    }
-                }
-                Done::Write { batch_id, result: Err(error), .. } => core.on_write_failed(batch_id, &error, now_ms()),
-                Done::DeadLetter { partition, offset, result: Ok(()) } => core.on_dead_letter_ok(partition, offset),
-                Done::DeadLetter { partition, offset, result: Err(error) } => {
-                    core.on_dead_letter_failed(partition, offset, &error, now_ms());
-                }
-            },
-            _ = tokio::time::sleep(Duration::from_millis(wake_ms - now_ms().min(wake_ms))) => core.on_tick(now_ms()),
-            _ = publish.tick() => {
-                take_rebalances(&rebalance_rx, &mut core, &mut assigned, &mut telemetry.report);
-                telemetry.report.lag = tokio::task::block_in_place(|| lag(&consumer));
-                telemetry.publish(&core);
-            }
-            _ = &mut terminated, if shutdown_started.is_none() => {
-                tracing::info!("termination requested: finishing in-flight writes, then committing");
-                shutdown_started = Some(Instant::now());
-                core.begin_shutdown(now_ms());
+            Err(error) => {
+                tracing::warn!(%error, "Kafka receive failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-    telemetry.report.exited_cleanly = true;
-    telemetry.report.consuming = false;
-    telemetry.publish(&core);
-    metrics_task.abort();
-    tracing::info!(stats = ?core.stats(), "stopped cleanly");
-    Ok(())
-}
 
-/// Applies the rebalances librdkafka reported, in order.
-fn take_rebalances(
-    events: &mpsc::Receiver<(bool, Vec<i32>)>,
-    core: &mut IngestCore,
-    assigned: &mut Vec<i32>,
-    report: &mut ConsumerReport,
-) {
-    while let Ok((is_assign, partitions)) = events.try_recv() {
-        if is_assign {
-            tracing::info!(?partitions, "partitions assigned");
-            core.on_partitions_assigned(&partitions);
-            assigned.extend(&partitions);
-        } else {
-            tracing::info!(?partitions, "partitions revoked");
-            core.on_partitions_revoked(&partitions);
-            assigned.retain(|p| !partitions.contains(p));
+    /// Background work finished.
+    fn on_done(&mut self, done: Done) {
+        let now_ms = self.now_ms();
+        match done {
+            Done::Write {
+                batch_id,
+                rows,
+                started_us,
+                result: Ok(()),
+            } => {
+                let acked_us = epoch_us();
+                let telemetry = &mut self.telemetry;
+                let batch_write_us = acked_us.saturating_sub(started_us).max(1);
+                let _ = telemetry.batch_write_us.record(batch_write_us);
+                for row in rows.iter() {
+                    let received_us =
+                        self.started_epoch_us + row.received_at_ms.saturating_mul(1000);
+                    let write_ack_us = acked_us.saturating_sub(received_us).max(1);
+                    let _ = telemetry.write_ack_us.record(write_ack_us);
+                }
+                self.core.on_write_ok(batch_id, now_ms);
+                // Publish soon after writes, so a consumer killed now has reported nearly
+                // everything it wrote (the run's drain reads these counts).
+                if self.telemetry.published.elapsed() >= PUBLISH_AFTER_WRITE {
+                    self.telemetry.publish(&self.core);
+                }
+            }
+            Done::Write {
+                batch_id,
+                result: Err(error),
+                ..
+            } => self.core.on_write_failed(batch_id, &error, now_ms),
+            Done::DeadLetter {
+                partition,
+                offset,
+                result: Ok(()),
+            } => self.core.on_dead_letter_ok(partition, offset),
+            Done::DeadLetter {
+                partition,
+                offset,
+                result: Err(error),
+            } => self
+                .core
+                .on_dead_letter_failed(partition, offset, &error, now_ms),
         }
-        report.consuming = !assigned.is_empty();
+    }
+
+    /// Every half second: rebalances, the last lag measurement (and a request for the next; the
+    /// loop never waits for the broker), then the stats.
+    fn on_publish_tick(&mut self) {
+        self.take_rebalances();
+        self.telemetry.report.lag = self.connections.lag.lag_records();
+        self.connections.lag.request();
+        self.telemetry.publish(&self.core);
+    }
+
+    fn begin_shutdown(&mut self) {
+        tracing::info!("termination requested: finishing in-flight writes, then committing");
+        self.shutdown_started = Some(Instant::now());
+        self.core.begin_shutdown(self.now_ms());
+    }
+
+    /// Applies the rebalances librdkafka reported, in order.
+    fn take_rebalances(&mut self) {
+        while let Ok((is_assign, partitions)) = self.connections.rebalances.try_recv() {
+            if is_assign {
+                tracing::info!(?partitions, "partitions assigned");
+                self.core.on_partitions_assigned(&partitions);
+                self.assigned.extend(&partitions);
+            } else {
+                tracing::info!(?partitions, "partitions revoked");
+                self.core.on_partitions_revoked(&partitions);
+                self.connections.lag.on_revoked(&partitions);
+                self.assigned.retain(|p| !partitions.contains(p));
+            }
+            self.telemetry.report.consuming = !self.assigned.is_empty();
+        }
+    }
+
+    /// After a clean drain: the last stats say so.
+    fn finish(&mut self) {
+        self.telemetry.report.exited_cleanly = true;
+        self.telemetry.report.consuming = false;
+        self.telemetry.publish(&self.core);
+        tracing::info!(stats = ?self.core.stats(), "stopped cleanly");
     }
 }
 
@@ -458,6 +475,42 @@ fn spawn_write(
     });
 }
 
+/// An undecodable record on its way to the dead-letter topic.
+struct DeadLetter {
+    partition: i32,
+    offset: i64,
+    payload: Vec<u8>,
+    reason: String,
+}
+
+/// Sends one record to the dead-letter topic (with the reason as a header), in the background.
+fn spawn_dead_letter(
+    producer: FutureProducer,
+    topic: String,
+    record: DeadLetter,
+    done: tokio::sync::mpsc::UnboundedSender<Done>,
+) {
+    tokio::spawn(async move {
+        let header = rdkafka::message::Header {
+            key: "roadtest-reason",
+            value: Some(record.reason.as_bytes()),
+        };
+        let future_record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&topic)
+            .payload(record.payload.as_slice())
+            .headers(rdkafka::message::OwnedHeaders::new().insert(header));
+        let result = producer
+            .send(future_record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| error.to_string());
+        let _ = done.send(Done::DeadLetter {
+            partition: record.partition,
+            offset: record.offset,
+            result,
+        });
+    });
+}
+
 fn commit<C: ConsumerContext>(
     consumer: &StreamConsumer<C>,
     topic: &str,
@@ -481,65 +534,5 @@ fn commit<C: ConsumerContext>(
     if let Err(error) = consumer.commit(&list, mode) {
         // A failed commit means some records are read again: at-least-once allows it.
         tracing::warn!(%error, "commit failed");
-    }
-}
-
-/// Records behind the end of the assigned partitions (asks the broker; call it from a thread that
-/// may block). Partitions whose high watermark is below the position are left out (see below).
-fn lag<C: ConsumerContext>(consumer: &StreamConsumer<C>) -> i64 {
-    let Ok(positions) = consumer.position() else {
-        return 0;
-    };
-    positions
-        .elements()
-        .iter()
-        .filter_map(|element| {
-            let (_, high) = consumer
-                .fetch_watermarks(
-                    element.topic(),
-                    element.partition(),
-                    Duration::from_millis(200),
-                )
-                .ok()?;
-            let position = match element.offset() {
-                Offset::Offset(offset) => offset,
-                _ => return None,
-            };
-            // Tansu 0.6 (memory storage) reports the first offset of the last batch + 1 as the
-            // high watermark; below our position it is unknown, not "no lag".
-            (high >= position).then_some(high - position)
-        })
-        .sum()
-}
-
-/// What the consumer measures, and where it publishes it.
-struct Telemetry {
-    report: ConsumerReport,
-    consume_us: Histogram<u64>,
-    write_ack_us: Histogram<u64>,
-    batch_write_us: Histogram<u64>,
-    metrics_text: Arc<Mutex<String>>,
-    stats_path: Option<PathBuf>,
-    /// When the stats were last published.
-    published: Instant,
-}
-
-impl Telemetry {
-    /// Refreshes the metrics page and rewrites the stats file.
-    fn publish(&mut self, core: &IngestCore) {
-        self.published = Instant::now();
-        let report = &mut self.report;
-        report.core = core.stats();
-        report.consume_us = HistogramPairs::from_histogram(&self.consume_us);
-        report.write_ack_us = HistogramPairs::from_histogram(&self.write_ack_us);
-        report.batch_write_us = HistogramPairs::from_histogram(&self.batch_write_us);
-        if let Ok(mut text) = self.metrics_text.lock() {
-            *text = prometheus_text(report, &self.batch_write_us);
-        }
-        if let Some(path) = &self.stats_path
-            && let Err(error) = report.write(path)
-        {
-            tracing::warn!(%error, path = %path.display(), "cannot write the stats file");
-        }
     }
 }

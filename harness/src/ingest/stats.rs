@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::core::IngestStats;
+use super::core::{IngestCore, IngestStats};
 
 /// A histogram of µs from 1 µs to one hour at 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
@@ -187,5 +188,59 @@ pub async fn serve_metrics(listener: TcpListener, current: Arc<Mutex<String>>) {
             );
             let _ = stream.write_all(response.as_bytes()).await;
         });
+    }
+}
+
+/// What the consumer measures, and where it publishes it.
+#[derive(Debug)]
+pub(super) struct Telemetry {
+    pub(super) report: ConsumerReport,
+    /// Broker timestamp -> received, µs.
+    pub(super) consume_us: Histogram<u64>,
+    /// Received -> row acknowledged, µs.
+    pub(super) write_ack_us: Histogram<u64>,
+    /// Batch write latency, µs.
+    pub(super) batch_write_us: Histogram<u64>,
+    metrics_text: Arc<Mutex<String>>,
+    stats_path: Option<PathBuf>,
+    /// When the stats were last published.
+    pub(super) published: Instant,
+}
+
+impl Telemetry {
+    /// Empty measurements of this process, published to `metrics_text` and (if given) a
+    /// `consumer-PID.json` file in `stats_dir`.
+    pub(super) fn new(metrics_text: Arc<Mutex<String>>, stats_dir: Option<&Path>) -> Telemetry {
+        let pid = std::process::id();
+        Telemetry {
+            report: ConsumerReport {
+                pid,
+                ..ConsumerReport::default()
+            },
+            consume_us: latency_histogram(),
+            write_ack_us: latency_histogram(),
+            batch_write_us: latency_histogram(),
+            metrics_text,
+            stats_path: stats_dir.map(|dir| dir.join(format!("consumer-{pid}.json"))),
+            published: Instant::now(),
+        }
+    }
+
+    /// Refreshes the metrics page and rewrites the stats file.
+    pub(super) fn publish(&mut self, core: &IngestCore) {
+        self.published = Instant::now();
+        let report = &mut self.report;
+        report.core = core.stats();
+        report.consume_us = HistogramPairs::from_histogram(&self.consume_us);
+        report.write_ack_us = HistogramPairs::from_histogram(&self.write_ack_us);
+        report.batch_write_us = HistogramPairs::from_histogram(&self.batch_write_us);
+        if let Ok(mut text) = self.metrics_text.lock() {
+            *text = prometheus_text(report, &self.batch_write_us);
+        }
+        if let Some(path) = &self.stats_path
+            && let Err(error) = report.write(path)
+        {
+            tracing::warn!(%error, path = %path.display(), "cannot write the stats file");
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! run, supplied by the caller, and buckets it into 1 s intervals (`interval = at_ms / 1000`). Each
 //! task keeps its own recorders and merges them at the end, so the hot path takes no lock.
 //!
+//! - [`RunClock`] and [`epoch_us`]: the run's time base (monotonic start, its wall-clock time,
+//!   each event's intended send time), shared by the producer, the consumer and verification.
 //! - [`LatencyRecorder`]: latencies in microseconds, one HDR histogram for the whole run and one per
 //!   second; summaries in milliseconds.
 //! - [`ThroughputSeries`] and [`Throughput`]: counts per second of one stream, or of the three
@@ -11,10 +13,12 @@
 //! - [`ProcessSampler`] and [`spawn_sampler`]: resident memory (MB) and CPU (% of one core) of named
 //!   processes read from `/proc`, every [`SAMPLE_INTERVAL_MS`] ms.
 
+mod clock;
 mod latency;
 mod process;
 mod throughput;
 
+pub use clock::{RunClock, epoch_us};
 pub use latency::{
     IntervalSummary, LATENCY_MAX_US, LatencyRecorder, LatencySummary, PercentilePoint,
 };

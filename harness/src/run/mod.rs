@@ -1,7 +1,6 @@
 //! One end-to-end run: start the target, create topic and keyspace, start the consumer, drive the fleet, drain, verify, report.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,15 +10,17 @@ use std::time::{Duration, Instant, SystemTime};
 use scylla::client::session::Session;
 
 use crate::assemble::RunFacts;
+use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::clients::{ClientError, cql, unique_suffix};
-use crate::drive::{DriveCounters, DriveOutcome, RunClock, drive};
+use crate::drive::{DriveCounters, DriveOutcome, drive};
 use crate::fleet::FleetPlan;
+use crate::ingest::service::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use crate::ingest::stats::ConsumerReport;
-use crate::measure::{LatencyRecorder, ProcessSampler, ThroughputSeries, spawn_sampler};
+use crate::measure::{LatencyRecorder, ProcessSampler, RunClock, ThroughputSeries, spawn_sampler};
 use crate::report::{
     ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
 };
-use crate::scenario::{CommitPolicy, ConsumerSettings, Scenario};
+use crate::scenario::{ConsumerSettings, Scenario};
 use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
 };
@@ -256,46 +257,36 @@ async fn start_consumer(
         &scenario.pipeline.consumer,
         &stats_dir,
     );
-    prepared.target.start_consumer(args)?;
+    prepared.target.start_consumer(args.to_args())?;
     wait_for_consumer(&mut prepared.target, &stats_dir).await?;
     Ok(stats_dir)
 }
 
-/// The reference consumer's command line.
+/// The reference consumer's settings; the target adds what only it knows (its address
+/// translation, its security flags).
 fn consumer_args(
     endpoints: &Endpoints,
     names: &RunNames,
     consumer: &ConsumerSettings,
     stats_dir: &Path,
-) -> Vec<OsString> {
-    let argument = |text: String| OsString::from(text);
-    vec![
-        argument("--bootstrap".into()),
-        argument(endpoints.kafka.bootstrap.clone()),
-        argument("--topic".into()),
-        argument(names.topic.clone()),
-        argument("--dead-letter-topic".into()),
-        argument(names.dead_letter_topic.clone()),
-        argument("--group".into()),
-        argument(format!("roadtest-{}", names.suffix)),
-        argument("--cql".into()),
-        argument(endpoints.cql.contact_points.join(",")),
-        argument("--keyspace".into()),
-        argument(names.keyspace.clone()),
-        argument("--batch-size".into()),
-        argument(consumer.batch_size.to_string()),
-        argument("--max-in-flight".into()),
-        argument(consumer.max_in_flight.to_string()),
-        argument("--commit".into()),
-        argument(match consumer.commit {
-            CommitPolicy::AfterWrite => "after-write".into(),
-            CommitPolicy::BeforeWrite => "before-write".into(),
-        }),
-        argument("--session-timeout-ms".into()),
-        argument(consumer.session_timeout_ms.to_string()),
-        argument("--stats-dir".into()),
-        stats_dir.as_os_str().to_owned(),
-    ]
+) -> IngestArgs {
+    IngestArgs {
+        bootstrap: endpoints.kafka.bootstrap.clone(),
+        topic: names.topic.clone(),
+        dead_letter_topic: names.dead_letter_topic.clone(),
+        group: format!("roadtest-{}", names.suffix),
+        cql: endpoints.cql.contact_points.clone(),
+        cql_translate: Vec::new(),
+        keyspace: names.keyspace.clone(),
+        batch_size: consumer.batch_size,
+        max_in_flight: consumer.max_in_flight,
+        commit: consumer.commit,
+        session_timeout_ms: consumer.session_timeout_ms,
+        metrics_listen: METRICS_LISTEN_DEFAULT,
+        stats_dir: Some(stats_dir.to_path_buf()),
+        kafka_security: KafkaSecurityArgs::default(),
+        cql_security: CqlSecurityArgs::default(),
+    }
 }
 
 /// What the producer phase left: its outcome, the faults it carried out, the samplers still

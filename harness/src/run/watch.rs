@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use super::faults::FaultExecutor;
 use super::{CONSUMER_READY, DRAIN_IDLE, RunError};
 use crate::Scenario;
-use crate::drive::{DriveCounters, DriveOutcome, RunClock};
+use crate::drive::{DriveCounters, DriveOutcome};
 use crate::ingest::stats::ConsumerReport;
+use crate::measure::RunClock;
 use crate::targets::{Role, Target};
 
 /// This process plus every process of the target.

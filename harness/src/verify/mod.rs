@@ -18,9 +18,8 @@ use scylla::value::CqlTimestamp;
 use tokio::task::JoinSet;
 
 use crate::clients::ClientError;
-use crate::drive::RunClock;
 use crate::fleet::FleetPlan;
-use crate::measure::{LatencyRecorder, ThroughputSeries};
+use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries};
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
 use crate::wire::vehicle_id;
 
