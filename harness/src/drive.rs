@@ -95,6 +95,7 @@ pub fn drive(
     plan: &FleetPlan,
     kafka: &KafkaConnection,
     topic: &str,
+    idempotent: bool,
     clock: RunClock,
     counters: Arc<DriveCounters>,
     stop: Arc<AtomicBool>,
@@ -108,7 +109,7 @@ pub fn drive(
             first_errors: Vec::new(),
         }),
     };
-    let producer: ThreadedProducer<DeliveryRecorder> = producer_config(kafka)
+    let producer: ThreadedProducer<DeliveryRecorder> = producer_config(kafka, idempotent)
         .create_with_context(recorder)
         .map_err(|e| kafka_error(&kafka.bootstrap, "create the producer", e))?;
     let mut behind_schedule = LatencyRecorder::new();
@@ -131,28 +132,47 @@ pub fn drive(
         key.clear();
         event.encode_key(&mut key);
         let created_ms = ((clock.start_epoch_us + send_us) / 1000) as i64;
-        let mut record = BaseRecord::with_opaque_to(topic, intended_us as usize)
+        let record = BaseRecord::with_opaque_to(topic, intended_us as usize)
             .key(key.as_slice())
             .payload(payload.as_slice())
             .timestamp(created_ms);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    // librdkafka's queue is full: let it drain, then send the same record.
-                    record = returned;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => {
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "produce failed");
-                    break;
-                }
+        send(&producer, record, &counters);
+    }
+    Ok(finish(&producer, &counters, behind_schedule))
+}
+
+/// Hands `record` to librdkafka, waiting while its queue is full; counts it sent, or failed
+/// when librdkafka refuses it outright.
+fn send(
+    producer: &ThreadedProducer<DeliveryRecorder>,
+    mut record: BaseRecord<'_, [u8], [u8], usize>,
+    counters: &DriveCounters,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                // librdkafka's queue is full: let it drain, then send the same record.
+                record = returned;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "produce failed");
+                break;
             }
         }
-        counters.sent.fetch_add(1, Ordering::Relaxed);
     }
-    // Wait for outstanding deliveries (each has its own message timeout).
+    counters.sent.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Waits for the outstanding deliveries and gathers the outcome.
+fn finish(
+    producer: &ThreadedProducer<DeliveryRecorder>,
+    counters: &DriveCounters,
+    behind_schedule: LatencyRecorder,
+) -> DriveOutcome {
+    // Each delivery has its own message timeout.
     let _ = producer.flush(Duration::from_secs(90));
     counters.finished.store(true, Ordering::Relaxed);
     let sent = counters.sent.load(Ordering::Relaxed);
@@ -171,7 +191,7 @@ pub fn drive(
             )
         })
         .unwrap_or_else(|_| (LatencyRecorder::new(), Vec::new(), Vec::new()));
-    Ok(DriveOutcome {
+    DriveOutcome {
         sent,
         acknowledged,
         failed_deliveries,
@@ -179,5 +199,5 @@ pub fn drive(
         behind_schedule,
         acknowledged_per_second: state.1,
         first_errors: state.2,
-    })
+    }
 }

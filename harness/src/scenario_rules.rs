@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::faults;
-use crate::scenario::{DURATION_S_MAX, Scenario, ScenarioError, VEHICLE_COUNT_MAX};
+use crate::scenario::{DURATION_S_MAX, Region, Scenario, ScenarioError, VEHICLE_COUNT_MAX};
 
 impl Scenario {
     /// Checks every range and cross-field rule; the first problem is returned.
@@ -114,7 +114,21 @@ fn check_fleet(scenario: &Scenario) -> Result<(), Problem> {
         0.0,
         20.0,
     )?;
-    let region = &fleet.region;
+    check_region(&fleet.region)?;
+    if let Some(ramp) = fleet.ramp {
+        in_range(
+            "fleet.ramp.start_vehicle_count",
+            ramp.start_vehicle_count,
+            1,
+            fleet.vehicle_count,
+        )?;
+        in_range("fleet.ramp.ramp_s", ramp.ramp_s, 1, scenario.duration_s)?;
+    }
+    Ok(())
+}
+
+/// The region's corners in range and its span between 0.005 and 20 degrees each way.
+fn check_region(region: &Region) -> Result<(), Problem> {
     in_range(
         "fleet.region.latitude_min",
         region.latitude_min,
@@ -156,15 +170,6 @@ fn check_fleet(scenario: &Scenario) -> Result<(), Problem> {
                 "the region spans {width} degrees of longitude; allowed 0.005 to 20 (longitude_max must exceed longitude_min)"
             ),
         );
-    }
-    if let Some(ramp) = fleet.ramp {
-        in_range(
-            "fleet.ramp.start_vehicle_count",
-            ramp.start_vehicle_count,
-            1,
-            fleet.vehicle_count,
-        )?;
-        in_range("fleet.ramp.ramp_s", ramp.ramp_s, 1, scenario.duration_s)?;
     }
     Ok(())
 }

@@ -304,7 +304,7 @@ async fn check_kafka_round_trip(
     kafka::create_topics(kafka, &[(&topic, PARTITIONS as u32)], 1, CLIENT_WAIT)
         .await
         .unwrap_or_else(|error| panic!("cannot create topic {topic}: {error}"));
-    let producer: FutureProducer = kafka::producer_config(kafka)
+    let producer: FutureProducer = kafka::producer_config(kafka, false)
         .create()
         .expect("cannot create the producer");
 

@@ -1,4 +1,4 @@
-//! Kafka client setup: configurations tuned for Tansu, topic creation, waiting for the broker.
+//! Kafka client setup: producer and consumer configurations, topic creation, waiting for the broker.
 //!
 //! Every client is built from a [`KafkaConnection`]: bootstrap servers plus security settings.
 
@@ -11,12 +11,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::{ClientError, KafkaConnection, retry};
 
-/// Producer settings: acks from all replicas, idempotence off (Tansu 0.6 lacks it), small linger.
-pub fn producer_config(kafka: &KafkaConnection) -> ClientConfig {
+/// Producer settings: acks from all replicas, small linger, idempotence when the broker supports
+/// it (the target says: Tansu 0.6 does not, real Kafka does).
+pub fn producer_config(kafka: &KafkaConnection, idempotent: bool) -> ClientConfig {
     let mut config = kafka.client_config();
     config
         .set("acks", "all")
-        .set("enable.idempotence", "false")
+        .set("enable.idempotence", idempotent.to_string())
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")

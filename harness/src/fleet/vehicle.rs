@@ -70,6 +70,19 @@ const HUMIDITY_RANGE_PCT: (f64, f64) = (5.0, 100.0);
 /// Vehicles turn back toward the centre when they come this close (fraction of the region) to its edge.
 const EDGE_MARGIN: f64 = 0.08;
 
+/// When vehicle `index` joins, ms after the scenario's start: at once, or evenly over the ramp
+/// for the vehicles beyond its start count.
+pub(crate) fn join_offset_ms(plan: &FleetPlan, index: u32) -> i64 {
+    match plan.ramp {
+        Some((start_count, ramp_ms)) if index >= start_count => {
+            let joining = i64::from(plan.vehicle_count - start_count);
+            let rank = i64::from(index - start_count) + 1;
+            ramp_ms * rank / joining
+        }
+        _ => 0,
+    }
+}
+
 impl Vehicle {
     /// The generator of vehicle `index`; depends only on the plan and the index.
     pub fn new(plan: &FleetPlan, index: u32) -> Vehicle {
@@ -105,14 +118,7 @@ impl Vehicle {
         // The vehicle's own interval: the scenario's, moved by up to half the jitter.
         let interval_ms = plan.interval_ms * (1.0 + 0.5 * plan.jitter_fraction * rng.signed_unit());
         let jitter_ms = 0.5 * plan.jitter_fraction * interval_ms;
-        let join_ms = match plan.ramp {
-            Some((start_count, ramp_ms)) if index >= start_count => {
-                let joining = i64::from(plan.vehicle_count - start_count);
-                let rank = i64::from(index - start_count) + 1;
-                ramp_ms * rank / joining
-            }
-            _ => 0,
-        };
+        let join_ms = join_offset_ms(plan, index);
         let phase_ms = (rng.unit() * interval_ms) as i64;
         let temperature_mean_c = rng.uniform(5.0, 28.0);
         let humidity_mean_pct = rng.uniform(35.0, 80.0);

@@ -172,7 +172,8 @@ async fn connect(
     consumer
         .subscribe(&[&args.topic])
         .map_err(|e| kafka_error(&args.bootstrap, &format!("subscribe to {}", args.topic), e))?;
-    let dead_letters: FutureProducer = producer_config(&kafka)
+    // Idempotence off: the consumer does not know its broker, and dead letters are rare.
+    let dead_letters: FutureProducer = producer_config(&kafka, false)
         .create()
         .map_err(|e| kafka_error(&args.bootstrap, "create the dead-letter producer", e))?;
     let lag = LagProbe::spawn(watermark_query(&kafka, &args.topic)?).map_err(IngestError::Lag)?;

@@ -468,7 +468,16 @@ fn draw_percentiles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &
         .map_err(fail)?
         .label("latency at percentile")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], P50.stroke_width(3)));
-    let e2e = &report.latency.e2e_ms;
+    mark_percentiles(&mut chart, &report.latency.e2e_ms, x_end)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// A labelled dot at p50, p90, p99 and p99.9 of the curve (those within the chart).
+fn mark_percentiles<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    e2e: &crate::measure::LatencySummary,
+    x_end: f64,
+) -> Drawn {
     for (name, percentile, ms) in [
         ("p50", 50.0, e2e.p50_ms),
         ("p90", 90.0, e2e.p90_ms),
@@ -486,7 +495,7 @@ fn draw_percentiles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &
             + Text::new(format!("{name} {ms:.1} ms"), (7, 4), style);
         chart.draw_series(std::iter::once(marker)).map_err(fail)?;
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    Ok(())
 }
 
 fn draw_throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Report) -> Drawn {

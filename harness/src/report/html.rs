@@ -83,6 +83,51 @@ pub fn render_html(report: &Report) -> String {
     page
 }
 
+type Draw = fn(&Report) -> Result<String, String>;
+
+/// The charts of the page, in order: section id, title, how to read it, the chart.
+const CHARTS: [(&str, &str, &str, Draw); 5] = [
+    (
+        "latency",
+        "End-to-end latency per second",
+        "From each event's intended send time to the database's acknowledgement of its row, \
+         per second of the run: the median (p50), the 99th percentile and the slowest event. \
+         Gaps are seconds in which no row was acknowledged; dashed purple lines mark injected \
+         faults, shaded until the service was back.",
+        latency_over_time_svg,
+    ),
+    (
+        "percentiles",
+        "Latency percentile distribution",
+        "How slow the slowest events were, over the whole run. Left to right, each grid step is \
+         ten times rarer: 90% of events were at most as slow as the line at 90%, 99% at 99%, and \
+         so on. A line that bends up sharply on the right is a tail worth explaining.",
+        percentiles_svg,
+    ),
+    (
+        "throughput",
+        "Throughput per second",
+        "Events the broker acknowledged (produced), the consumer read (consumed) and the \
+         database acknowledged (written) in each second. Written should track produced; a gap \
+         between them is backlog.",
+        throughput_svg,
+    ),
+    (
+        "stages",
+        "Where the time goes: latency by stage",
+        "p50 and p99 of each stage. The stages overlap (send -> consumer read includes time \
+         in the broker), so they do not add up to end to end exactly.",
+        stages_svg,
+    ),
+    (
+        "memory",
+        "Memory per process",
+        "Resident memory (RSS) of every process of the run, sampled while it ran. \
+         A line that only goes up is a leak suspect; breaks are times the process was not running.",
+        memory_svg,
+    ),
+];
+
 fn write_page(out: &mut String, report: &Report) -> std::fmt::Result {
     let verdict = if report.passed { "PASSED" } else { "FAILED" };
     let class = if report.passed { "pass" } else { "fail" };
@@ -100,50 +145,7 @@ fn write_page(out: &mut String, report: &Report) -> std::fmt::Result {
     write_expectations(out, report)?;
     write_errors(out, report)?;
     write_verification(out, report)?;
-    type Draw = fn(&Report) -> Result<String, String>;
-    // Section id, title, how to read it, the chart.
-    let charts: [(&str, &str, &str, Draw); 5] = [
-        (
-            "latency",
-            "End-to-end latency per second",
-            "From each event's intended send time to the database's acknowledgement of its row, \
-             per second of the run: the median (p50), the 99th percentile and the slowest event. \
-             Gaps are seconds in which no row was acknowledged; dashed purple lines mark injected \
-             faults, shaded until the service was back.",
-            latency_over_time_svg,
-        ),
-        (
-            "percentiles",
-            "Latency percentile distribution",
-            "How slow the slowest events were, over the whole run. Left to right, each grid step is \
-             ten times rarer: 90% of events were at most as slow as the line at 90%, 99% at 99%, and \
-             so on. A line that bends up sharply on the right is a tail worth explaining.",
-            percentiles_svg,
-        ),
-        (
-            "throughput",
-            "Throughput per second",
-            "Events the broker acknowledged (produced), the consumer read (consumed) and the \
-             database acknowledged (written) in each second. Written should track produced; a gap \
-             between them is backlog.",
-            throughput_svg,
-        ),
-        (
-            "stages",
-            "Where the time goes: latency by stage",
-            "p50 and p99 of each stage. The stages overlap (send -> consumer read includes time \
-             in the broker), so they do not add up to end to end exactly.",
-            stages_svg,
-        ),
-        (
-            "memory",
-            "Memory per process",
-            "Resident memory (RSS) of every process of the run, sampled while it ran. \
-             A line that only goes up is a leak suspect; breaks are times the process was not running.",
-            memory_svg,
-        ),
-    ];
-    for (id, title, how, chart) in charts {
+    for (id, title, how, chart) in CHARTS {
         writeln!(
             out,
             "<section id=\"{id}\">\n<h2>{title}</h2>\n<p class=\"how\">{}</p>",

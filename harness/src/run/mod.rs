@@ -356,11 +356,12 @@ async fn drive_and_watch(
     let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let producer = {
         let kafka = prepared.endpoints.kafka.clone();
+        let idempotent = target.capabilities().idempotent_producer;
         let topic = prepared.names.topic.clone();
         let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer.0));
         std::thread::Builder::new()
             .name("roadtest-producer".into())
-            .spawn(move || drive(&plan, &kafka, &topic, clock, counters, stop))
+            .spawn(move || drive(&plan, &kafka, &topic, idempotent, clock, counters, stop))
             .map_err(|e| RunError::Producer(e.to_string()))?
     };
     let mut errors = Vec::new();

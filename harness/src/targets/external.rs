@@ -165,6 +165,65 @@ fn check_host_ports<'a>(flag: &str, entries: impl Iterator<Item = &'a str>) -> R
     Ok(())
 }
 
+/// What the report says of the clusters: brokers and nodes found, security in use.
+fn describe(
+    clusters: &ExternalClusters,
+    broker_count: usize,
+    release: &str,
+    node_count: usize,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            Role::Broker.name().to_string(),
+            format!(
+                "external: {} broker(s) at {}, security {}",
+                broker_count,
+                clusters.kafka.bootstrap,
+                clusters.kafka.security.protocol.flag_name()
+            ),
+        ),
+        (
+            Role::Cassandra.name().to_string(),
+            format!(
+                "external: release {release}, {} node(s) at {}{}",
+                node_count,
+                clusters.cql.address(),
+                if clusters.cql.security.tls.is_some() {
+                    ", TLS"
+                } else {
+                    ""
+                }
+            ),
+        ),
+    ])
+}
+
+/// One fault proxy per Cassandra node; the consumer's driver maps each node to its proxy.
+async fn proxy_nodes(
+    options: &ExternalOptions,
+    nodes: &[IpAddr],
+    cql: &mut CqlConnection,
+) -> Result<Vec<FaultProxy>, TargetError> {
+    let port = contact_port(&options.clusters.cql)?;
+    let mut node_proxies = Vec::new();
+    for node in nodes {
+        let proxy = FaultProxy::start(
+            "cassandra",
+            localhost(0),
+            SocketAddr::new(*node, port),
+            options.seed,
+        )
+        .await?;
+        node_proxies.push(proxy);
+    }
+    cql.contact_points = node_proxies
+        .iter()
+        .map(|proxy| proxy.local_addr().to_string())
+        .collect();
+    cql.translation = translation(nodes, port, &node_proxies);
+    Ok(node_proxies)
+}
+
 /// The services whose network faults the scenario schedules (they get proxies).
 pub fn network_fault_roles(scenario: &Scenario) -> BTreeSet<Role> {
     scenario
@@ -238,30 +297,7 @@ impl ExternalTarget {
         ready_after.insert(Role::Cassandra, started.elapsed());
         let (release, nodes) = cluster_nodes(&session, &options.clusters.cql).await?;
         drop(session);
-        let versions = BTreeMap::from([
-            (
-                Role::Broker.name().to_string(),
-                format!(
-                    "external: {} broker(s) at {}, security {}",
-                    brokers.len(),
-                    options.clusters.kafka.bootstrap,
-                    options.clusters.kafka.security.protocol.flag_name()
-                ),
-            ),
-            (
-                Role::Cassandra.name().to_string(),
-                format!(
-                    "external: release {release}, {} node(s) at {}{}",
-                    nodes.len(),
-                    options.clusters.cql.address(),
-                    if options.clusters.cql.security.tls.is_some() {
-                        ", TLS"
-                    } else {
-                        ""
-                    }
-                ),
-            ),
-        ]);
+        let versions = describe(&options.clusters, brokers.len(), &release, nodes.len());
         let mut endpoints = Endpoints {
             kafka: options.clusters.kafka.clone(),
             cql: options.clusters.cql.clone(),
@@ -280,23 +316,7 @@ impl ExternalTarget {
             gateways = broker_gateways;
         }
         if options.proxied.contains(&Role::Cassandra) {
-            let port = contact_port(&options.clusters.cql)?;
-            let mut node_proxies = Vec::new();
-            for node in &nodes {
-                let proxy = FaultProxy::start(
-                    "cassandra",
-                    localhost(0),
-                    SocketAddr::new(*node, port),
-                    options.seed,
-                )
-                .await?;
-                node_proxies.push(proxy);
-            }
-            endpoints.cql.contact_points = node_proxies
-                .iter()
-                .map(|proxy| proxy.local_addr().to_string())
-                .collect();
-            endpoints.cql.translation = translation(&nodes, port, &node_proxies);
+            let node_proxies = proxy_nodes(&options, &nodes, &mut endpoints.cql).await?;
             proxies.insert(Role::Cassandra, node_proxies);
         }
         let consumer = HostConsumer::new(options.roadtest_binary.clone(), &options.work_dir);

@@ -130,16 +130,7 @@ impl ContainersTarget {
     /// missing images, starts broker and database together and waits until both are ready.
     pub async fn start(options: ContainersOptions) -> Result<ContainersTarget, ContainersError> {
         options.validate()?;
-        let endpoint = choice::docker_endpoint();
-        choice::ping_endpoint(&endpoint, DOCKER_PING_TIMEOUT)
-            .await
-            .map_err(|reason| ContainersError::NoDocker { reason })?;
-        let docker = choice::connect(&endpoint).map_err(|e| ContainersError::NoDocker {
-            reason: format!("{endpoint}: {e}"),
-        })?;
-        for name in docker::remove_orphans(&docker).await {
-            tracing::warn!(container = %name, "removed a container left by a roadtest that is gone");
-        }
+        let docker = connect_docker().await?;
         let dir = match &options.work_dir {
             Some(dir) => dir.clone(),
             None => fresh_run_dir("roadtest-containers"),
@@ -442,4 +433,20 @@ impl Drop for ContainersTarget {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Connects to the Docker daemon (pinged under a timeout) and removes the containers left by
+/// roadtest processes that are gone.
+async fn connect_docker() -> Result<Docker, ContainersError> {
+    let endpoint = choice::docker_endpoint();
+    choice::ping_endpoint(&endpoint, DOCKER_PING_TIMEOUT)
+        .await
+        .map_err(|reason| ContainersError::NoDocker { reason })?;
+    let docker = choice::connect(&endpoint).map_err(|e| ContainersError::NoDocker {
+        reason: format!("{endpoint}: {e}"),
+    })?;
+    for name in docker::remove_orphans(&docker).await {
+        tracing::warn!(container = %name, "removed a container left by a roadtest that is gone");
+    }
+    Ok(docker)
 }
