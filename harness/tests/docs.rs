@@ -1,7 +1,7 @@
 //! The docs name only what exists: every repository path and `roadtest` subcommand shown in README.md, CONTRIBUTING.md and docs/*.md, and every relative link (with its #anchor) between them.
 //!
-//! What counts as a repository path: a word inside backticks (inline or a fenced block) or a link
-//! target that starts with one of the repository's top-level folders (`harness/`, `scenarios/`,
+//! What counts as a repository path: a word inside backticks (inline or a fenced block) that
+//! starts with one of the repository's top-level folders (`harness/`, `scenarios/`,
 //! `reports/`, `benches/`, `ci/`, `docs/`, `.ci/`) or is one of its top-level files. Skipped by
 //! rule: paths under `reports/runs/` (generated, git-ignored) and paths holding a placeholder (an
 //! upper-case word from `PLACEHOLDERS`, `<`, `>`, `*` or `...`). A subcommand is the word after
@@ -229,15 +229,8 @@ fn every_path_the_docs_name_exists() {
     let mut checked = BTreeSet::new();
     let mut missing = Vec::new();
     for doc in docs() {
-        let linked = links_of(&doc.text)
-            .into_iter()
-            .filter(|target| !target.contains("://") && !target.starts_with('#'))
-            .map(|target| resolve(&doc.name, target.split('#').next().unwrap_or_default()));
-        let named = code_of(&doc.text)
-            .iter()
-            .flat_map(|code| paths_in(code))
-            .collect::<Vec<_>>();
-        for path in named.into_iter().chain(linked) {
+        // Link targets are checked by `every_relative_link_resolves`.
+        for path in code_of(&doc.text).iter().flat_map(|code| paths_in(code)) {
             if !repository().join(&path).exists() {
                 missing.push(format!(
                     "{}: `{path}` does not exist in the repository",
