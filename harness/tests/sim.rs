@@ -166,7 +166,7 @@ fn before_write_commits_lose_data_within_100_seeds() {
 
 #[test]
 fn after_write_commits_lose_nothing_over_many_seeds() {
-    // 1,000 seeds of crash-consumer.toml were run by hand (see the README); cargo test runs fewer.
+    // 1,000 seeds of crash-consumer.toml were run by hand (see docs/benchmarks.md); cargo test runs fewer.
     let (scenario, path) = load("crash-consumer-ci.toml");
     assert_eq!(scenario.pipeline.consumer.commit, CommitPolicy::AfterWrite);
     let results = explore(&scenario, &path, 0..200, 2, SimLatencies::default()).expect("explores");
