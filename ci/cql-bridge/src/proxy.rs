@@ -214,6 +214,39 @@ async fn close_client(tx: &mpsc::Sender<ToClient>, reply: Option<Bytes>) {
     let _ = tx.send(ToClient::Close).await;
 }
 
+/// Translates every whole v3 frame in `inbuf` into `out` (v4), writing `out` to the client
+/// whenever it fills a chunk. A frame the bridge cannot read or translate ends the connection.
+async fn translate_buffered(
+    inbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    wr: &mut OwnedWriteHalf,
+    translator: &Translator,
+    max: usize,
+) -> Result<(), (End, String)> {
+    loop {
+        let frame = match frame::decode_frame(inbuf, Direction::Response, max) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                let _ = wr.write_all(out).await;
+                let _ = wr.shutdown().await;
+                return Err((End::UpstreamClosed, format!("bad server frame: {e}")));
+            }
+        };
+        if let Err(reason) = translator.on_response(&frame, out) {
+            let _ = wr.write_all(out).await;
+            let _ = wr.shutdown().await;
+            return Err((End::UpstreamClosed, reason));
+        }
+        if out.len() >= CHUNK {
+            wr.write_all(out)
+                .await
+                .map_err(|e| (End::ClientClosed, format!("write to client: {e}")))?;
+            out.clear();
+        }
+    }
+}
+
 /// Upstream -> client: decode v3 frames, translate to v4, and interleave the bridge's own
 /// replies from `rx`.
 async fn pump_responses(
@@ -228,26 +261,7 @@ async fn pump_responses(
     let client_err = |e: std::io::Error| (End::ClientClosed, format!("write to client: {e}"));
     let mut rx_open = true;
     loop {
-        loop {
-            let frame = match frame::decode_frame(&mut inbuf, Direction::Response, max) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = wr.write_all(&out).await;
-                    let _ = wr.shutdown().await;
-                    return Err((End::UpstreamClosed, format!("bad server frame: {e}")));
-                }
-            };
-            if let Err(reason) = translator.on_response(&frame, &mut out) {
-                let _ = wr.write_all(&out).await;
-                let _ = wr.shutdown().await;
-                return Err((End::UpstreamClosed, reason));
-            }
-            if out.len() >= CHUNK {
-                wr.write_all(&out).await.map_err(client_err)?;
-                out.clear();
-            }
-        }
+        translate_buffered(&mut inbuf, &mut out, &mut wr, translator, max).await?;
         while let Ok(msg) = rx.try_recv() {
             match msg {
                 ToClient::Frame(f) => out.extend_from_slice(&f),
