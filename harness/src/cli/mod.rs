@@ -404,7 +404,7 @@ fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> R
 fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Result<u8, String> {
     let scenario = args.load().map_err(|e| e.to_string())?;
     let range = crate::sim::explore::parse_seeds(seeds)?;
-    let latencies = crate::sim::calibrate::latencies_from_env()?;
+    let latencies = crate::sim::calibrate::latencies_from_env().map_err(|e| e.to_string())?;
     let results =
         crate::sim::explore::explore(&scenario, &args.path, range.clone(), jobs, latencies)
             .map_err(|e| e.to_string())?;
@@ -429,7 +429,7 @@ fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Resul
 /// `roadtest calibrate REPORT`: the sim's latencies fitted to a real run, as JSON on stdout.
 fn calibrate(report: &std::path::Path) -> Result<u8, String> {
     let report = crate::report::Report::read(report).map_err(|e| e.to_string())?;
-    let latencies = crate::sim::calibrate::from_report(&report)?;
+    let latencies = crate::sim::calibrate::from_report(&report).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&latencies).map_err(|e| e.to_string())?;
     ignore_broken_pipe(writeln!(io::stdout().lock(), "{text}"))?;
     Ok(EXIT_PASSED)

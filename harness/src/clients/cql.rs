@@ -95,7 +95,7 @@ pub async fn create_schema(
         .map_err(|(_, message)| ClientError::Cql {
             address: address.to_string(),
             what: format!("schema init ({})", first_words(&statement)),
-            message,
+            source: message.into(),
         })?;
     }
     Ok(())

@@ -121,7 +121,7 @@ pub async fn create_topics(
             return Err(ClientError::Kafka {
                 address: bootstrap.to_string(),
                 what: format!("create topic {name}"),
-                message: code.to_string(),
+                source: code.into(),
             });
         }
     }
@@ -145,6 +145,6 @@ pub(crate) fn kafka_error(
     ClientError::Kafka {
         address: bootstrap.to_string(),
         what: what.to_string(),
-        message: error.to_string(),
+        source: error.into(),
     }
 }

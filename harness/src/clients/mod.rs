@@ -8,6 +8,9 @@ pub use security::{CqlConnection, KafkaConnection};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A driver's error, kept whole (with its own sources) inside a [`ClientError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A service could not be used; the message names the service, its address and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -31,17 +34,19 @@ pub enum ClientError {
         address: String,
         message: String,
     },
-    #[error("Kafka at {address}: {what}: {message}")]
+    #[error("Kafka at {address}: {what}: {source}")]
     Kafka {
         address: String,
         what: String,
-        message: String,
+        #[source]
+        source: BoxError,
     },
-    #[error("Cassandra at {address}: {what}: {message}")]
+    #[error("Cassandra at {address}: {what}: {source}")]
     Cql {
         address: String,
         what: String,
-        message: String,
+        #[source]
+        source: BoxError,
     },
     #[error(transparent)]
     Security(#[from] security::SecurityError),

@@ -159,7 +159,7 @@ async fn connect(
         .map_err(|e| ClientError::Cql {
             address: cql_connection.address(),
             what: "prepare the insert".into(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
     let (rebalance_tx, rebalances) = mpsc::channel();
     let mut config = consumer_config(&kafka, &args.group, args.session_timeout_ms);

@@ -7,7 +7,7 @@
 //! the means and minimums of the stages, not their tails. The result is JSON that
 //! `ROADTEST_SIM_LATENCIES=FILE` hands to `run --target sim` and `explore`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::report::{Report, STAGE_CONSUME_MS, STAGE_PRODUCE_ACK_MS, STAGE_WRITE_ACK_MS};
 
@@ -20,15 +20,34 @@ const LINGER_MS: f64 = 20.0;
 /// The least tail mean a fit gives, µs.
 const TAIL_MEAN_MIN_US: f64 = 10.0;
 
+/// The sim's latencies could not be had; each message names the file or what is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    #[error("the report has no {stage} measurements to calibrate from")]
+    NoStage { stage: &'static str },
+    #[error("{}: cannot read the sim latencies: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a sim latencies file: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Derives the sim's latencies from a real run's report.
-pub fn from_report(report: &Report) -> Result<SimLatencies, String> {
-    let stage = |name: &str| {
+pub fn from_report(report: &Report) -> Result<SimLatencies, CalibrateError> {
+    let stage = |stage: &'static str| {
         report
             .latency
             .stages
-            .get(name)
+            .get(stage)
             .filter(|summary| summary.count > 0)
-            .ok_or_else(|| format!("the report has no {name} measurements to calibrate from"))
+            .ok_or(CalibrateError::NoStage { stage })
     };
     let (produce, consume, write) = (
         stage(STAGE_PRODUCE_ACK_MS)?,
@@ -51,7 +70,7 @@ pub fn from_report(report: &Report) -> Result<SimLatencies, String> {
 }
 
 /// The latencies a simulated run uses: the file named by [`LATENCIES_ENV`], else the defaults.
-pub fn latencies_from_env() -> Result<SimLatencies, String> {
+pub fn latencies_from_env() -> Result<SimLatencies, CalibrateError> {
     match std::env::var_os(LATENCIES_ENV) {
         None => Ok(SimLatencies::default()),
         Some(file) => read(Path::new(&file)),
@@ -59,11 +78,15 @@ pub fn latencies_from_env() -> Result<SimLatencies, String> {
 }
 
 /// Reads a calibration file written by `roadtest calibrate`.
-pub fn read(file: &Path) -> Result<SimLatencies, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("{}: cannot read the sim latencies: {e}", file.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a sim latencies file: {e}", file.display()))
+pub fn read(file: &Path) -> Result<SimLatencies, CalibrateError> {
+    let text = std::fs::read_to_string(file).map_err(|source| CalibrateError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| CalibrateError::Parse {
+        path: file.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -73,9 +96,7 @@ mod tests {
     #[test]
     fn a_real_report_calibrates_to_its_stage_minimums_and_means() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/baselines/smoke.json");
-        let Ok(report) = Report::read(&path) else {
-            return;
-        };
+        let report = Report::read(&path).expect("the committed smoke baseline parses");
         let latencies = from_report(&report).expect("the baseline has stage latencies");
         let produce = &report.latency.stages[STAGE_PRODUCE_ACK_MS];
         assert_eq!(latencies.produce.base_us, (produce.min_ms * 1000.0) as u64);

@@ -43,6 +43,8 @@ pub enum SimError {
     #[error("sim: {0}")]
     Setup(String),
     #[error(transparent)]
+    Calibrate(#[from] calibrate::CalibrateError),
+    #[error(transparent)]
     Report(#[from] ReportError),
     #[error("{path}: cannot write the interval log: {source}")]
     IntervalLog {
@@ -149,7 +151,7 @@ pub fn run(scenario: &Scenario, scenario_path: &Path, out_dir: &Path) -> Result<
         path: out_dir.to_path_buf(),
         source,
     })?;
-    let latencies = calibrate::latencies_from_env().map_err(SimError::Setup)?;
+    let latencies = calibrate::latencies_from_env()?;
     let (report, verified) = simulate_verified(scenario, scenario_path, latencies)?;
     report.write(out_dir)?;
     let hlog = out_dir.join("e2e.hlog");

@@ -523,7 +523,7 @@ async fn cluster_nodes(
         move |error: String| ClientError::Cql {
             address,
             what,
-            message: error,
+            source: error.into(),
         }
     };
     let local = session

@@ -17,7 +17,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use tokio::task::JoinSet;
 
-use crate::clients::ClientError;
+use crate::clients::{BoxError, ClientError};
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries};
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
@@ -132,7 +132,7 @@ pub async fn verify(
                 return Err(ClientError::Cql {
                     address: String::from("(verification task)"),
                     what: String::from("verify a vehicle"),
-                    message: join_error.to_string(),
+                    source: join_error.into(),
                 });
             }
             None => break,
@@ -193,10 +193,10 @@ fn found_row(row: Row, clock: &RunClock) -> FoundRow {
     }
 }
 
-fn cql_error(what: &str, error: impl std::fmt::Display) -> ClientError {
+fn cql_error(what: &str, error: impl Into<BoxError>) -> ClientError {
     ClientError::Cql {
         address: String::from("(session)"),
         what: what.to_string(),
-        message: error.to_string(),
+        source: error.into(),
     }
 }

@@ -161,7 +161,7 @@ pub(super) async fn probe(
                 .map_err(|error| ClientError::Cql {
                     address: address.to_string(),
                     what: "the readiness query".to_string(),
-                    message: error.to_string(),
+                    source: error.into(),
                 })?;
             Ok(())
         }
