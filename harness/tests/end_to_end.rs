@@ -29,8 +29,13 @@ fn require_services() {
     );
 }
 
+/// One full local target at a time: each brings its own Cassandra, and two on 2 cores starve
+/// each other (the tests of this file run on parallel threads).
+static ONE_TARGET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_scenario_arrives_complete_and_exact() {
+    let _one = ONE_TARGET.lock().await;
     require_services();
     let path = scenario_path("smoke.toml");
     let scenario = Scenario::load(&path)
@@ -95,6 +100,7 @@ async fn smoke_scenario_arrives_complete_and_exact() {
 
 #[test]
 fn a_failed_expectation_exits_1_with_the_report_written() {
+    let _one = ONE_TARGET.blocking_lock();
     require_services();
     let out = out_dir("failing");
     let text = std::fs::read_to_string(scenario_path("smoke.toml")).expect("smoke.toml");

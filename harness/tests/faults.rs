@@ -15,8 +15,13 @@ fn scenario(name: &str) -> (Scenario, PathBuf) {
     (scenario, path)
 }
 
+/// One full local target at a time: each brings its own Cassandra, and two on 2 cores starve
+/// each other (the tests of this file run on parallel threads).
+static ONE_TARGET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs a scenario on the local target; fails (never skips) when the services are not installed.
 async fn run(scenario: &Scenario, path: &PathBuf, label: &str) -> Report {
+    let _one = ONE_TARGET.lock().await;
     let home = roadtest::targets::local::roadtest_home();
     assert!(
         home.join("bin/tansu").exists(),
@@ -64,10 +69,13 @@ async fn a_killed_consumer_loses_nothing() {
     assert_eq!(killed["action"], "kill");
     assert!(killed["error"].is_null(), "{killed}");
     assert!(number(&killed, "ready_after_s") > 0.0, "{killed}");
-    assert!(number(&killed, "lag_recovered_after_s") >= 0.0, "{killed}");
+    // Present (not null): the lag came back to its level before the kill.
+    assert!(number(&killed, "lag_recovered_after_s") > 0.0, "{killed}");
+    // Events sent while the consumer was down (2 s, then its restart) waited at least that long.
     assert!(
-        number(&killed, "latency_recovered_after_s") >= 0.0,
-        "{killed}"
+        report.latency.e2e_ms.max_ms >= 2000.0,
+        "{:?}",
+        report.latency.e2e_ms
     );
     assert_eq!(number(&killed, "events_lost"), 0.0);
 }

@@ -860,9 +860,15 @@ impl RunProcess {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("cannot wait for roadtest run") {
-                // Let the reader thread drain the rest of stderr.
-                std::thread::sleep(Duration::from_millis(100));
-                self.collect_lines();
+                // The reader thread ends at the end of stderr: take every line until then
+                // (bounded, should a grandchild hold stderr open).
+                let drained_by = Instant::now() + Duration::from_secs(10);
+                while let Ok(line) = self
+                    .lines
+                    .recv_timeout(drained_by.saturating_duration_since(Instant::now()))
+                {
+                    self.stderr.push(line);
+                }
                 return (status, started.elapsed());
             }
             if started.elapsed() > limit {
