@@ -240,13 +240,25 @@ pub struct ConsumerSettings {
 }
 
 fn default_batch_size() -> u32 {
-    100
+    ConsumerSettings::BATCH_SIZE_DEFAULT
 }
 fn default_max_in_flight() -> u32 {
-    64
+    ConsumerSettings::IN_FLIGHT_DEFAULT
 }
 fn default_session_timeout_ms() -> u32 {
-    6_000
+    ConsumerSettings::SESSION_TIMEOUT_MS_DEFAULT
+}
+
+/// The reference consumer's defaults and limits, in one place: the scenario's checks, the
+/// consumer's command line and its core all use these.
+impl ConsumerSettings {
+    pub const BATCH_SIZE_DEFAULT: u32 = 100;
+    pub const BATCH_SIZE_MAX: u32 = 10_000;
+    pub const IN_FLIGHT_DEFAULT: u32 = 64;
+    pub const IN_FLIGHT_MAX: u32 = 1_024;
+    pub const SESSION_TIMEOUT_MS_DEFAULT: u32 = 6_000;
+    pub const SESSION_TIMEOUT_MS_MIN: u32 = 1_000;
+    pub const SESSION_TIMEOUT_MS_MAX: u32 = 300_000;
 }
 
 impl Default for ConsumerSettings {
@@ -269,6 +281,26 @@ pub enum CommitPolicy {
     AfterWrite,
     /// Before writing (at-most-once): unsafe, loses events when the consumer dies; for showing that roadtest notices.
     BeforeWrite,
+}
+
+impl CommitPolicy {
+    pub const ALL: [CommitPolicy; 2] = [CommitPolicy::AfterWrite, CommitPolicy::BeforeWrite];
+
+    /// The name in scenario files and on the consumer's command line (`after-write`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitPolicy::AfterWrite => "after-write",
+            CommitPolicy::BeforeWrite => "before-write",
+        }
+    }
+
+    /// The policy of a name (see [`CommitPolicy::name`]); the error says what is allowed.
+    pub fn parse(text: &str) -> Result<CommitPolicy, String> {
+        CommitPolicy::ALL
+            .into_iter()
+            .find(|policy| policy.name() == text)
+            .ok_or_else(|| format!("{text:?}: use after-write or before-write"))
+    }
 }
 
 /// One fault of the schedule.
@@ -529,6 +561,16 @@ impl fmt::Display for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_policy_names_are_the_scenario_files_names() {
+        for policy in CommitPolicy::ALL {
+            let in_files = serde_json::to_value(policy).expect("serializes");
+            assert_eq!(in_files, policy.name());
+            assert_eq!(CommitPolicy::parse(policy.name()), Ok(policy));
+        }
+        assert!(CommitPolicy::parse("sometimes").is_err());
+    }
 
     const MINIMAL: &str = r#"
 name = "unit"

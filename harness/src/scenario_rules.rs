@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use crate::faults;
-use crate::scenario::{DURATION_S_MAX, Region, Scenario, ScenarioError, VEHICLE_COUNT_MAX};
+use crate::scenario::{
+    ConsumerSettings, DURATION_S_MAX, Region, Scenario, ScenarioError, VEHICLE_COUNT_MAX,
+};
 
 impl Scenario {
     /// Checks every range and cross-field rule; the first problem is returned.
@@ -201,19 +203,19 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
         "pipeline.consumer.batch_size",
         consumer.batch_size,
         1,
-        10_000,
+        ConsumerSettings::BATCH_SIZE_MAX,
     )?;
     in_range(
         "pipeline.consumer.max_in_flight",
         consumer.max_in_flight,
         1,
-        1024,
+        ConsumerSettings::IN_FLIGHT_MAX,
     )?;
     in_range(
         "pipeline.consumer.session_timeout_ms",
         consumer.session_timeout_ms,
-        1_000,
-        300_000,
+        ConsumerSettings::SESSION_TIMEOUT_MS_MIN,
+        ConsumerSettings::SESSION_TIMEOUT_MS_MAX,
     )
 }
 

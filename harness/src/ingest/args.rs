@@ -39,16 +39,30 @@ pub struct IngestArgs {
     #[arg(long)]
     pub keyspace: String,
     /// Rows per write batch.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(
+        long,
+        default_value_t = ConsumerSettings::BATCH_SIZE_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(ConsumerSettings::BATCH_SIZE_MAX))
+    )]
     pub batch_size: u32,
     /// Batches in flight at most.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(
+        long,
+        default_value_t = ConsumerSettings::IN_FLIGHT_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(ConsumerSettings::IN_FLIGHT_MAX))
+    )]
     pub max_in_flight: u32,
     /// When offsets are committed: after-write (at-least-once) or before-write (at-most-once, unsafe).
-    #[arg(long, default_value = "after-write", value_parser = parse_commit)]
+    #[arg(long, default_value = "after-write", value_parser = CommitPolicy::parse)]
     pub commit: CommitPolicy,
     /// Consumer-group session timeout.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(
+        long,
+        default_value_t = ConsumerSettings::SESSION_TIMEOUT_MS_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(ConsumerSettings::SESSION_TIMEOUT_MS_MIN)..=i64::from(ConsumerSettings::SESSION_TIMEOUT_MS_MAX)
+        )
+    )]
     pub session_timeout_ms: u32,
     /// Where to serve Prometheus metrics (port 0: any free port; it is logged).
     #[arg(long, default_value_t = METRICS_LISTEN_DEFAULT, value_name = "HOST:PORT")]
@@ -104,7 +118,7 @@ impl IngestArgs {
         push_flag(&mut args, "--keyspace", &self.keyspace);
         push_flag(&mut args, "--batch-size", self.batch_size.to_string());
         push_flag(&mut args, "--max-in-flight", self.max_in_flight.to_string());
-        push_flag(&mut args, "--commit", commit_flag_name(self.commit));
+        push_flag(&mut args, "--commit", self.commit.name());
         let session_timeout = self.session_timeout_ms.to_string();
         push_flag(&mut args, "--session-timeout-ms", session_timeout);
         push_flag(
@@ -168,22 +182,6 @@ pub fn parse_translation(text: &str) -> Result<(SocketAddr, SocketAddr), String>
         None => Err(format!(
             "{text:?}: give FROM=TO, like 10.0.0.5:9042=127.0.0.1:40001"
         )),
-    }
-}
-
-fn parse_commit(text: &str) -> Result<CommitPolicy, String> {
-    match text {
-        "after-write" => Ok(CommitPolicy::AfterWrite),
-        "before-write" => Ok(CommitPolicy::BeforeWrite),
-        other => Err(format!("{other:?}: use after-write or before-write")),
-    }
-}
-
-/// The `--commit` value [`parse_commit`] reads as `commit`.
-fn commit_flag_name(commit: CommitPolicy) -> &'static str {
-    match commit {
-        CommitPolicy::AfterWrite => "after-write",
-        CommitPolicy::BeforeWrite => "before-write",
     }
 }
 
@@ -273,8 +271,12 @@ mod tests {
 
     #[test]
     fn every_commit_policy_renders_to_its_flag() {
-        for commit in [CommitPolicy::AfterWrite, CommitPolicy::BeforeWrite] {
-            assert_eq!(parse_commit(commit_flag_name(commit)), Ok(commit));
+        for commit in CommitPolicy::ALL {
+            let args = IngestArgs {
+                commit,
+                ..minimal()
+            };
+            assert_eq!(parse(args.to_args()).commit, commit);
         }
     }
 }

@@ -35,10 +35,10 @@ use serde::Serialize;
 use crate::scenario::{CommitPolicy, ConsumerSettings};
 use crate::wire::Record;
 
-/// The largest batch the core accepts.
-pub const BATCH_SIZE_MAX: u64 = 10_000;
+/// The largest batch the core accepts (the scenario's limit).
+pub const BATCH_SIZE_MAX: u64 = ConsumerSettings::BATCH_SIZE_MAX as u64;
 /// The most batches in flight (written or waiting for retry) the core accepts as a limit.
-pub const IN_FLIGHT_BATCHES_MAX: u64 = 1_024;
+pub const IN_FLIGHT_BATCHES_MAX: u64 = ConsumerSettings::IN_FLIGHT_MAX as u64;
 /// The longest linger and commit interval, in ms.
 pub const INTERVAL_MS_MAX: u64 = 60_000;
 /// The longest retry backoff, in ms.
