@@ -41,8 +41,7 @@ const BASE_TIMESTAMP_MS: i64 = 1_700_000_000_000;
 
 /// Options for the installed services; fails (never skips) when they are missing.
 fn installed_options() -> LocalOptions {
-    let mut options = LocalOptions::from_env()
-        .unwrap_or_else(|error| panic!("cannot build local options: {error}"));
+    let mut options = LocalOptions::from_env();
     options.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
     for program in ["bin/tansu", "bin/cassandra-node"] {
         let path = options.home.join(program);
@@ -998,8 +997,7 @@ fn sigterm_while_a_run_starts_its_services_leaves_no_process_behind() {
 #[tokio::test]
 async fn start_without_installed_services_says_how_to_install_them() {
     let empty = fresh_temp_dir("not-installed");
-    let mut options = LocalOptions::from_env()
-        .unwrap_or_else(|error| panic!("cannot build local options: {error}"));
+    let mut options = LocalOptions::from_env();
     options.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
     options.home = empty.clone();
     let run_dir = empty.join("run");

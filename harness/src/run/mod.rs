@@ -64,6 +64,8 @@ pub enum RunError {
     Interrupted,
     #[error("{0}")]
     TargetChoice(String),
+    #[error(transparent)]
+    Sim(#[from] crate::sim::SimError),
     #[error("the producer thread failed: {0}")]
     Producer(String),
 }
@@ -106,15 +108,17 @@ impl RunOptions {
             target_reason: None,
             containers: ContainersOptions::from_env().map_err(TargetError::from)?,
             external: None,
-            local: LocalOptions::from_env()?,
+            local: LocalOptions::from_env(),
             progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
         })
     }
 }
 
 impl Scenario {
-    /// Runs the scenario end to end on the local target and returns its report (also written to
-    /// `options.out_dir/report.json`).
+    /// Runs the scenario end to end on `options.target` and returns its report (also written to
+    /// `options.out_dir/report.json`). Without a target, the default of the command line:
+    /// containers when Docker answers, else the local services when installed, else the
+    /// deterministic simulation (stderr says which and why).
     pub async fn run(&self, options: RunOptions) -> Result<Report, RunError> {
         run(self, options).await
     }
@@ -134,7 +138,21 @@ pub fn replay_command(
 
 async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunError> {
     let started_at = SystemTime::now();
-    let mut prepared = prepare(scenario, &options).await?;
+    // The seed first: whatever happens next, the run can be replayed.
+    eprintln!(
+        "roadtest: seed {} (scenario {}, hash {})",
+        scenario.seed,
+        scenario.name,
+        scenario.hash()
+    );
+    // The default, like the command line's: with no real target here, the simulation.
+    let Some(kind) = start::choose_target(&options).await? else {
+        let path = &options.scenario_path;
+        let replay = crate::sim::replay_command(scenario, path);
+        eprintln!("roadtest: replay with: {replay}");
+        return Ok(crate::sim::simulate_into(scenario, path, &options.out_dir)?);
+    };
+    let mut prepared = prepare(kind, scenario, &options).await?;
     let stats_dir = start_consumer(&mut prepared, scenario, &options).await?;
     let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &stats_dir).await?;
     let collected = collect(
@@ -182,17 +200,13 @@ struct Prepared {
     replay: String,
 }
 
-/// Logs the seed, chooses the target and checks it can carry out the scenario's faults, then
-/// starts it and creates the run's topics and keyspace.
-async fn prepare(scenario: &Scenario, options: &RunOptions) -> Result<Prepared, RunError> {
-    // The seed first: whatever happens next, the run can be replayed.
-    eprintln!(
-        "roadtest: seed {} (scenario {}, hash {})",
-        scenario.seed,
-        scenario.name,
-        scenario.hash()
-    );
-    let kind = start::choose_target(options).await?;
+/// Checks the target can carry out the scenario's faults, then starts it and creates the run's
+/// topics and keyspace.
+async fn prepare(
+    kind: TargetKind,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<Prepared, RunError> {
     // Before anything is created or contacted: faults this target cannot carry out.
     Capabilities::of(kind)
         .refuse_unsupported_faults(kind, scenario)

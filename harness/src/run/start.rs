@@ -8,8 +8,9 @@ use crate::targets::{
 };
 
 /// Picks the target: the one asked for, else the default; says which and why on stderr.
-pub(super) async fn choose_target(options: &RunOptions) -> Result<TargetKind, RunError> {
-    Ok(match options.target {
+/// `None`: no real target can run here (no Docker, no local services); the reason was said.
+pub(super) async fn choose_target(options: &RunOptions) -> Result<Option<TargetKind>, RunError> {
+    Ok(Some(match options.target {
         Some(kind) => {
             if let Some(why) = &options.target_reason {
                 eprintln!("roadtest: target {kind}: {why}");
@@ -17,16 +18,25 @@ pub(super) async fn choose_target(options: &RunOptions) -> Result<TargetKind, Ru
             kind
         }
         None => {
-            let (kind, why) = tokio::task::spawn_blocking(|| {
+            let choice = tokio::task::spawn_blocking(|| {
                 crate::targets::containers::choose_target(None, docker_ping, local_installed())
             })
             .await
-            .map_err(|e| RunError::Producer(e.to_string()))?
-            .map_err(|e| RunError::TargetChoice(e.to_string()))?;
+            .map_err(|e| RunError::Producer(e.to_string()))?;
+            let (kind, why) = match choice {
+                Ok(choice) => choice,
+                Err(error) => {
+                    eprintln!(
+                        "roadtest: target sim: {error}; running the deterministic simulation \
+                         instead"
+                    );
+                    return Ok(None);
+                }
+            };
             eprintln!("roadtest: target {kind}: {why}");
             kind
         }
-    })
+    }))
 }
 
 /// Starts the target of `kind` with the scenario's settings, its services' folder in the run's.

@@ -147,6 +147,16 @@ pub fn run(scenario: &Scenario, scenario_path: &Path, out_dir: &Path) -> Result<
         scenario.hash(),
         replay_command(scenario, scenario_path)
     );
+    simulate_into(scenario, scenario_path, out_dir)
+}
+
+/// Simulates the scenario and writes report.json and e2e.hlog to `out_dir` (the seed is the
+/// caller's to log).
+pub fn simulate_into(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    out_dir: &Path,
+) -> Result<Report, SimError> {
     std::fs::create_dir_all(out_dir).map_err(|source| SimError::OutDir {
         path: out_dir.to_path_buf(),
         source,

@@ -51,11 +51,8 @@ impl HostConsumer {
             old.kill();
         }
         let program = spec.program.clone();
-        let process = ServiceProcess::spawn(spec).map_err(|source| TargetError::Spawn {
-            role: Role::Consumer,
-            program,
-            source,
-        })?;
+        let process = ServiceProcess::spawn(spec)
+            .map_err(|source| TargetError::spawn(Role::Consumer, program, source))?;
         self.process = Some(process);
         Ok(())
     }
@@ -99,11 +96,9 @@ impl HostConsumer {
     pub fn restart(&mut self) -> Result<(), TargetError> {
         let process = self.process()?;
         let program = process.program().to_path_buf();
-        process.start().map_err(|source| TargetError::Spawn {
-            role: Role::Consumer,
-            program,
-            source,
-        })
+        process
+            .start()
+            .map_err(|source| TargetError::spawn(Role::Consumer, program, source))
     }
 
     /// SIGTERM and up to `grace` to exit (then SIGKILL); nothing if it never started.

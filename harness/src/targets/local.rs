@@ -41,18 +41,18 @@ pub struct LocalOptions {
 }
 
 impl LocalOptions {
-    /// Options from the environment: `ROADTEST_HOME`, `ROADTEST_BIN` (else this executable when
-    /// it is `roadtest`, else a `roadtest` beside it or one directory up, as in cargo's target dir).
-    pub fn from_env() -> Result<LocalOptions, TargetError> {
-        Ok(LocalOptions {
+    /// Options from the environment: `ROADTEST_HOME`, and the roadtest binary as
+    /// [`find_roadtest_binary`] finds it.
+    pub fn from_env() -> LocalOptions {
+        LocalOptions {
             home: roadtest_home(),
-            roadtest_binary: find_roadtest_binary()?,
+            roadtest_binary: find_roadtest_binary(),
             work_dir: None,
             keep_work_dir: false,
             commitlog_sync: CommitlogSync::Periodic,
             cassandra_heap_mb: 256,
             seed: 0,
-        })
+        }
     }
 }
 
@@ -67,28 +67,27 @@ pub fn roadtest_home() -> PathBuf {
     }
 }
 
-fn find_roadtest_binary() -> Result<PathBuf, TargetError> {
-    if let Some(path) = std::env::var_os("ROADTEST_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let current = std::env::current_exe().map_err(|e| TargetError::NoBinary {
-        role: Role::Consumer,
-        reason: e.to_string(),
-    })?;
-    if current.file_stem().is_some_and(|stem| stem == "roadtest") {
-        return Ok(current);
-    }
-    // Test binaries live in target/<profile>/deps; the roadtest binary in target/<profile>.
-    for dir in current.ancestors().skip(1).take(2) {
-        let candidate = dir.join("roadtest");
-        if candidate.is_file() {
-            return Ok(candidate);
+/// The roadtest binary that runs the consumer and the CQL bridge: beside the running
+/// executable (roadtest itself, or a test executable in cargo's `target/<profile>/deps`), else
+/// `ROADTEST_BIN`, else `roadtest` as found on `PATH` when it is started (where `cargo install`
+/// puts it; a missing one is reported then, saying how to get it). Only a target that starts
+/// those processes needs it.
+pub fn find_roadtest_binary() -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|current| {
+        if current.file_stem().is_some_and(|stem| stem == "roadtest") {
+            return Some(current);
         }
-    }
-    Err(TargetError::NoBinary {
-        role: Role::Consumer,
-        reason: format!("not beside {}", current.display()),
-    })
+        // Test binaries live in target/<profile>/deps; the roadtest binary in target/<profile>.
+        current
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .map(|dir| dir.join("roadtest"))
+            .find(|candidate| candidate.is_file())
+    });
+    beside
+        .or_else(|| std::env::var_os("ROADTEST_BIN").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("roadtest"))
 }
 
 /// Ports of one local pipeline.
@@ -294,11 +293,9 @@ impl LocalTarget {
         let started = Instant::now();
         let process = self.process(role)?;
         let program = process.program().to_path_buf();
-        process.start().map_err(|source| TargetError::Spawn {
-            role,
-            program,
-            source,
-        })?;
+        process
+            .start()
+            .map_err(|source| TargetError::spawn(role, program, source))?;
         if role != Role::Consumer {
             self.wait_ready(role, started).await?;
         }
@@ -402,11 +399,8 @@ impl LocalTarget {
         if let Some(mut old) = self.processes.remove(&role) {
             old.kill();
         }
-        let process = ServiceProcess::spawn(spec).map_err(|source| TargetError::Spawn {
-            role,
-            program,
-            source,
-        })?;
+        let process = ServiceProcess::spawn(spec)
+            .map_err(|source| TargetError::spawn(role, program, source))?;
         self.processes.insert(role, process);
         Ok(())
     }

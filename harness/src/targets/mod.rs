@@ -90,7 +90,11 @@ pub enum TargetError {
          (or set ROADTEST_HOME to where it is installed)"
     )]
     NotInstalled { what: &'static str, path: PathBuf },
-    #[error("cannot find the roadtest binary to run the {role} ({reason}); set ROADTEST_BIN")]
+    #[error(
+        "cannot find the roadtest binary to run the {role} ({reason}); install it so it is on \
+         PATH (`cargo install --path harness` in a clone of roadtest), or set ROADTEST_BIN to \
+         its path"
+    )]
     NoBinary { role: Role, reason: String },
     #[error("cannot start the {role} ({program}): {source}")]
     Spawn {
@@ -136,6 +140,25 @@ pub enum TargetError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl TargetError {
+    /// A process could not be started; a roadtest binary that is nowhere to be found says how
+    /// to get one.
+    pub(crate) fn spawn(role: Role, program: PathBuf, source: std::io::Error) -> TargetError {
+        let roadtest = program.file_name().is_some_and(|name| name == "roadtest");
+        if roadtest && source.kind() == std::io::ErrorKind::NotFound {
+            return TargetError::NoBinary {
+                role,
+                reason: format!("{} not found", program.display()),
+            };
+        }
+        TargetError::Spawn {
+            role,
+            program,
+            source,
+        }
+    }
 }
 
 impl From<containers::ContainersError> for TargetError {

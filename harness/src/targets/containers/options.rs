@@ -175,11 +175,10 @@ impl ContainersOptions {
         }
     }
 
-    /// Defaults plus the environment: the roadtest binary as the local target finds it
-    /// (`ROADTEST_BIN`, ...), `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`,
+    /// Defaults plus the environment: the roadtest binary as the local target finds it, `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`,
     /// `ROADTEST_SCYLLA_IMAGE` (each `NAME:TAG`) and `ROADTEST_DATABASE` (`cassandra` | `scylla`).
     pub fn from_env() -> Result<ContainersOptions, ContainersError> {
-        let binary = crate::targets::LocalOptions::from_env()?.roadtest_binary;
+        let binary = crate::targets::local::find_roadtest_binary();
         let mut options = ContainersOptions::new(binary);
         options.apply_env(|key| std::env::var(key).ok())?;
         Ok(options)
