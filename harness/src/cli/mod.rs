@@ -247,12 +247,7 @@ fn validate(args: &ScenarioArgs, json: bool) -> Result<u8, String> {
 fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario) -> io::Result<()> {
     let fleet = &scenario.fleet;
     let interval_ms = scenario.sample_interval_ms();
-    // Vehicles joining on a ramp miss, on average, half of the ramp.
-    let vehicle_seconds = f64::from(fleet.vehicle_count) * scenario.duration_s as f64
-        - fleet.ramp.map_or(0.0, |ramp| {
-            f64::from(fleet.vehicle_count - ramp.start_vehicle_count) * ramp.ramp_s as f64 / 2.0
-        });
-    let approximate_events = vehicle_seconds * 1000.0 / interval_ms;
+    let events = FleetPlan::from_scenario(scenario).expected_events_by(scenario.duration_ms());
     writeln!(out, "scenario      {} ({})", scenario.name, path.display())?;
     writeln!(out, "hash          {}", scenario.hash())?;
     writeln!(out, "seed          {}", scenario.seed)?;
@@ -277,7 +272,7 @@ fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario)
         "region        latitude {} to {}, longitude {} to {}",
         region.latitude_min, region.latitude_max, region.longitude_min, region.longitude_max
     )?;
-    writeln!(out, "events        about {approximate_events:.0}")?;
+    writeln!(out, "events        {events}")?;
     let pipeline = &scenario.pipeline;
     writeln!(
         out,
