@@ -281,7 +281,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "roadtest-watch-{}-{}",
             std::process::id(),
-            written.iter().map(u64::to_string).collect::<Vec<_>>().join("-")
+            written
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("-")
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");

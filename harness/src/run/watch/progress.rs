@@ -145,7 +145,9 @@ fn producing_text(
         ),
         None => format!("{produced} events (counting the total)"),
     };
-    format!("producing: {events}, {written} written, lag {lag}, ~{left_s:.0} s of the scenario left")
+    format!(
+        "producing: {events}, {written} written, lag {lag}, ~{left_s:.0} s of the scenario left"
+    )
 }
 
 /// `draining: 36 rows to come, 0 rows/s, waiting for the consumer to write them`.
@@ -194,7 +196,10 @@ impl fmt::Display for Waiting {
             Waiting::Writes => f.write_str("waiting for the consumer to write them"),
             Waiting::Partitions => f.write_str("waiting for the consumer to get its partitions"),
             Waiting::InFlight(batches) => {
-                write!(f, "waiting for {batches} batches in flight to be acknowledged")
+                write!(
+                    f,
+                    "waiting for {batches} batches in flight to be acknowledged"
+                )
             }
             Waiting::IdleConfirm => write!(
                 f,
@@ -227,8 +232,7 @@ impl ExpectedTotal {
     /// The total once counted.
     fn get(&mut self) -> Option<u64> {
         if matches!(self, ExpectedTotal::Counting(handle) if handle.is_finished())
-            && let ExpectedTotal::Counting(handle) =
-                std::mem::replace(self, ExpectedTotal::Unknown)
+            && let ExpectedTotal::Counting(handle) = std::mem::replace(self, ExpectedTotal::Unknown)
         {
             *self = handle
                 .join()
