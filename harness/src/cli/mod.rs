@@ -92,9 +92,15 @@ enum Command {
         /// Threads to run seeds on.
         #[arg(long, value_name = "N", default_value_t = 1)]
         jobs: usize,
-        /// Reduce the first failing seed (fewer faults, vehicles, seconds) while it fails; print the smallest.
+        /// Reduce the first failing seed (fewer faults, vehicles, seconds) while it fails; write
+        /// the smallest case as a complete scenario file, OUT/shrunk.toml, and print the command
+        /// that replays it (`roadtest run OUT/shrunk.toml --seed S --target sim`).
         #[arg(long)]
         shrink: bool,
+        /// With --shrink: the folder for shrunk.toml (default: reports/runs/explore-NAME-SEED,
+        /// SEED the failing one).
+        #[arg(long, value_name = "DIR", requires = "shrink")]
+        out: Option<PathBuf>,
     },
     /// Derive the sim's latency parameters from a real run's report.json (JSON on stdout; hand
     /// the file to the sim with ROADTEST_SIM_LATENCIES=FILE).
@@ -211,7 +217,8 @@ fn run(command: Command) -> u8 {
             seeds,
             jobs,
             shrink,
-        } => explore(&scenario, &seeds, jobs, shrink),
+            out,
+        } => explore(&scenario, &seeds, jobs, shrink.then_some(out)),
         Command::Calibrate { report } => calibrate(&report),
         Command::Ingest(args) => ingest(*args),
         Command::Report { run_dir } => report_views(&run_dir),
@@ -412,7 +419,13 @@ fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> R
     })
 }
 
-fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Result<u8, String> {
+/// `roadtest explore`; `shrink` is `Some(--out)` with --shrink.
+fn explore(
+    args: &ScenarioArgs,
+    seeds: &str,
+    jobs: usize,
+    shrink: Option<Option<PathBuf>>,
+) -> Result<u8, String> {
     let scenario = args.load().map_err(|e| e.to_string())?;
     let range = crate::sim::explore::parse_seeds(seeds)?;
     let latencies = crate::sim::calibrate::latencies_from_env()?;
@@ -420,13 +433,18 @@ fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Resul
         crate::sim::explore::explore(&scenario, &args.path, range.clone(), jobs, latencies)
             .map_err(|e| e.to_string())?;
     let mut text = crate::sim::explore::explore_text(&results, &range);
-    if shrink && let Some(failing) = results.iter().find(|r| !r.passed) {
+    if let Some(out) = shrink
+        && let Some(failing) = results.iter().find(|r| !r.passed)
+    {
         let seeded = scenario.clone().with_seed(failing.seed);
         if let Some((small, report, runs)) =
             crate::sim::explore::shrink(&seeded, &args.path, latencies)
                 .map_err(|e| e.to_string())?
         {
-            text += &crate::sim::explore::shrink_text(&small, &report, runs, &args.path);
+            let dir = out.unwrap_or_else(|| crate::sim::explore::shrunk_dir(&seeded));
+            let file = crate::sim::explore::write_shrunk(&small, &args.path, &dir)
+                .map_err(|e| e.to_string())?;
+            text += &crate::sim::explore::shrink_text(&small, &report, runs, &file);
         }
     }
     ignore_broken_pipe(write!(io::stdout().lock(), "{text}"))?;
