@@ -41,6 +41,8 @@ pub(in crate::run) struct Progress {
     /// Wall-clock seconds the producer runs (scenario time over the speed-up).
     run_s: f64,
     written: RateWindow,
+    /// Whether the drain has begun (its first line is shown at once).
+    draining: bool,
 }
 
 impl Progress {
@@ -61,6 +63,7 @@ impl Progress {
             expected,
             run_s: scenario.duration_s as f64 / scenario.pipeline.speedup,
             written: RateWindow::default(),
+            draining: false,
         }
     }
 
@@ -85,6 +88,12 @@ impl Progress {
     /// While draining: rows still to come, the recent write rate and what the drain waits for.
     pub(in crate::run) fn draining(&mut self, acknowledged: u64, written: u64, waiting: Waiting) {
         self.written.record(Instant::now(), written);
+        if !self.draining {
+            self.draining = true;
+            if let Output::Lines { last } = &mut self.output {
+                *last = None;
+            }
+        }
         let text = draining_text(
             acknowledged.saturating_sub(written),
             self.written.per_s(),
