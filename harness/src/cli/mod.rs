@@ -218,7 +218,7 @@ fn run(command: Command) -> u8 {
             jobs,
             shrink,
             out,
-        } => explore(&scenario, &seeds, jobs, shrink.then_some(out)),
+        } => explore(&scenario, &seeds, jobs, shrink, out.as_deref()),
         Command::Calibrate { report } => calibrate(&report),
         Command::Ingest(args) => ingest(*args),
         Command::Report { run_dir } => report_views(&run_dir),
@@ -419,12 +419,13 @@ fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> R
     })
 }
 
-/// `roadtest explore`; `shrink` is `Some(--out)` with --shrink.
+/// `roadtest explore`; with `shrink`, the smallest failing case goes to `out` (or the default).
 fn explore(
     args: &ScenarioArgs,
     seeds: &str,
     jobs: usize,
-    shrink: Option<Option<PathBuf>>,
+    shrink: bool,
+    out: Option<&std::path::Path>,
 ) -> Result<u8, String> {
     let scenario = args.load().map_err(|e| e.to_string())?;
     let range = crate::sim::explore::parse_seeds(seeds)?;
@@ -433,15 +434,16 @@ fn explore(
         crate::sim::explore::explore(&scenario, &args.path, range.clone(), jobs, latencies)
             .map_err(|e| e.to_string())?;
     let mut text = crate::sim::explore::explore_text(&results, &range);
-    if let Some(out) = shrink
-        && let Some(failing) = results.iter().find(|r| !r.passed)
-    {
+    if shrink && let Some(failing) = results.iter().find(|r| !r.passed) {
         let seeded = scenario.clone().with_seed(failing.seed);
         if let Some((small, report, runs)) =
             crate::sim::explore::shrink(&seeded, &args.path, latencies)
                 .map_err(|e| e.to_string())?
         {
-            let dir = out.unwrap_or_else(|| crate::sim::explore::shrunk_dir(&seeded));
+            let dir = out.map_or_else(
+                || crate::sim::explore::shrunk_dir(&seeded),
+                std::path::Path::to_path_buf,
+            );
             let file = crate::sim::explore::write_shrunk(&small, &args.path, &dir)
                 .map_err(|e| e.to_string())?;
             text += &crate::sim::explore::shrink_text(&small, &report, runs, &file);
