@@ -139,7 +139,8 @@ fn bar() -> ProgressBar {
     bar
 }
 
-/// `producing: 1234 of 3000 events (41%), 1200 written, lag 34, ~18 s of the scenario left`.
+/// `producing: 1234 of 3000 events (41%), 1200 written, lag 34, the scenario ends in ~18 s`
+/// (wall-clock seconds: scenario time over the speed-up).
 fn producing_text(
     produced: u64,
     expected: Option<u64>,
@@ -155,7 +156,7 @@ fn producing_text(
         None => format!("{produced} events (counting the total)"),
     };
     format!(
-        "producing: {events}, {written} written, lag {lag}, ~{left_s:.0} s of the scenario left"
+        "producing: {events}, {written} written, lag {lag}, the scenario ends in ~{left_s:.0} s"
     )
 }
 
@@ -327,7 +328,7 @@ mod tests {
     fn producing_says_the_share_of_the_total_and_the_time_left() {
         assert_eq!(
             producing_text(1_234, Some(3_000), 1_200, 34, 17.6),
-            "producing: 1234 of 3000 events (41%), 1200 written, lag 34, ~18 s of the scenario left"
+            "producing: 1234 of 3000 events (41%), 1200 written, lag 34, the scenario ends in ~18 s"
         );
         assert!(producing_text(5, None, 0, 5, 3.0).contains("5 events (counting the total)"));
     }
