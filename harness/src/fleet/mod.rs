@@ -150,7 +150,8 @@ mod tests {
         let whole = FleetPlan::from_scenario(&scenario(""));
         let ramping =
             FleetPlan::from_scenario(&scenario("ramp = { start_vehicle_count = 4, ramp_s = 25 }"));
-        // 26 vehicles join evenly over 25 s, so they miss about half of the ramp: 26 x 12.5 s at 3 Hz.
+        // 26 vehicles join evenly over 25 s, so they miss about half of the ramp:
+        // 26 x 13 s at 3 Hz, about 1,010 events.
         let missed = whole.expected_events_by(40_000) - ramping.expected_events_by(40_000);
         assert!((900..1_100).contains(&missed), "{missed}");
         // In the first second only the 4 starting vehicles (at most 4 samples each: intervals
