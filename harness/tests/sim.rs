@@ -35,6 +35,13 @@ fn the_same_seed_gives_the_same_report() {
     assert_eq!(first.target.name, "sim");
     assert!(first.verify.expected > 10_000);
     assert_eq!(first.verify.found, first.verify.expected);
+    // The one expected count is what the fleet sent.
+    let plan = roadtest::fleet::FleetPlan::from_scenario(&scenario);
+    let expected = plan.expected_events_by(scenario.duration_ms());
+    assert_eq!(
+        (first.producer.sent, first.verify.expected),
+        (expected, expected)
+    );
     assert!(first.latency.e2e_ms.count > 0);
     let other = simulate(
         &scenario.clone().with_seed(7),
@@ -160,8 +167,88 @@ fn before_write_commits_lose_data_within_100_seeds() {
     .expect("shrinks")
     .expect("the seed fails");
     assert!(report.verify.lost > 0);
-    assert!(small.fleet.vehicle_count <= scenario.fleet.vehicle_count);
-    assert!(small.faults.len() <= 3);
+    assert!(strictly_smaller(&small, &scenario.clone().with_seed(seed)));
+}
+
+/// Whether a shrunk case is smaller than the original in at least one dimension (fewer vehicles,
+/// fewer seconds or fewer resolved faults) and larger in none: a shrink that removes nothing fails.
+fn strictly_smaller(small: &Scenario, original: &Scenario) -> bool {
+    let size = |s: &Scenario| {
+        (
+            s.fleet.vehicle_count,
+            s.duration_s,
+            roadtest::faults::resolve(s).len(),
+        )
+    };
+    let (small, original) = (size(small), size(original));
+    small.0 <= original.0 && small.1 <= original.1 && small.2 <= original.2 && small != original
+}
+
+#[test]
+fn explore_shrink_writes_a_case_whose_printed_replay_fails_the_same_way() {
+    let dir = out_dir("shrink");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("unsafe.toml");
+    let text = std::fs::read_to_string(scenario_path("unsafe-commit-ci.toml"))
+        .expect("reads the scenario")
+        .replace("after-write", "before-write");
+    std::fs::write(&file, text).expect("writes the scenario");
+    let shrunk_dir = dir.join("shrunk");
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .args(["explore", file.to_str().expect("utf-8 path")])
+        .args(["--seeds", "3..4", "--shrink", "--out"])
+        .arg(&shrunk_dir)
+        .output()
+        .expect("roadtest runs");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let summary = stdout
+        .lines()
+        .find(|line| line.starts_with("smallest failing case of seed 3"))
+        .unwrap_or_else(|| panic!("no shrunk case in:\n{stdout}"));
+    let lost: u64 = summary
+        .split("lost ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no lost count in {summary:?}"));
+    assert!(lost > 0, "{summary}");
+    let shrunk_file = shrunk_dir.join("shrunk.toml");
+    let small = Scenario::load(&shrunk_file).expect("the shrunk case loads");
+    let original = Scenario::load(&file).expect("loads").with_seed(3);
+    assert!(strictly_smaller(&small, &original), "{stdout}");
+    assert!(stdout.contains(&small.hash()), "{stdout}");
+
+    // The printed replay command, as printed (plus an output folder), fails the same way.
+    let shrunk_text = &stdout[stdout.find(summary).unwrap_or(0)..];
+    let replay = shrunk_text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("replay: roadtest run"))
+        .unwrap_or_else(|| panic!("no replay command in:\n{stdout}"));
+    let replay_args: Vec<&str> = replay.split_whitespace().collect();
+    assert_eq!(
+        replay_args,
+        [
+            shrunk_file.to_str().expect("utf-8 path"),
+            "--seed",
+            "3",
+            "--target",
+            "sim"
+        ]
+    );
+    let run_dir = dir.join("replay");
+    let replayed = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .arg("run")
+        .args(&replay_args)
+        .args(["--quiet", "--out"])
+        .arg(&run_dir)
+        .output()
+        .expect("roadtest runs");
+    assert_eq!(replayed.status.code(), Some(1), "{replayed:?}");
+    let report = roadtest::report::Report::read(&run_dir).expect("report.json is written");
+    assert_eq!(report.verify.lost, lost);
+    assert_eq!(report.seed, 3);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

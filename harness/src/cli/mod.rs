@@ -92,9 +92,15 @@ enum Command {
         /// Threads to run seeds on.
         #[arg(long, value_name = "N", default_value_t = 1)]
         jobs: usize,
-        /// Reduce the first failing seed (fewer faults, vehicles, seconds) while it fails; print the smallest.
+        /// Reduce the first failing seed (fewer faults, vehicles, seconds) while it fails; write
+        /// the smallest case as a complete scenario file, OUT/shrunk.toml, and print the command
+        /// that replays it (`roadtest run OUT/shrunk.toml --seed S --target sim`).
         #[arg(long)]
         shrink: bool,
+        /// With --shrink: the folder for shrunk.toml (default: reports/runs/explore-NAME-SEED,
+        /// SEED the failing one).
+        #[arg(long, value_name = "DIR", requires = "shrink")]
+        out: Option<PathBuf>,
     },
     /// Derive the sim's latency parameters from a real run's report.json (JSON on stdout; hand
     /// the file to the sim with ROADTEST_SIM_LATENCIES=FILE).
@@ -211,7 +217,8 @@ fn run(command: Command) -> u8 {
             seeds,
             jobs,
             shrink,
-        } => explore(&scenario, &seeds, jobs, shrink),
+            out,
+        } => explore(&scenario, &seeds, jobs, shrink, out.as_deref()),
         Command::Calibrate { report } => calibrate(&report),
         Command::Ingest(args) => ingest(*args),
         Command::Report { run_dir } => report_views(&run_dir),
@@ -247,12 +254,7 @@ fn validate(args: &ScenarioArgs, json: bool) -> Result<u8, String> {
 fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario) -> io::Result<()> {
     let fleet = &scenario.fleet;
     let interval_ms = scenario.sample_interval_ms();
-    // Vehicles joining on a ramp miss, on average, half of the ramp.
-    let vehicle_seconds = f64::from(fleet.vehicle_count) * scenario.duration_s as f64
-        - fleet.ramp.map_or(0.0, |ramp| {
-            f64::from(fleet.vehicle_count - ramp.start_vehicle_count) * ramp.ramp_s as f64 / 2.0
-        });
-    let approximate_events = vehicle_seconds * 1000.0 / interval_ms;
+    let events = FleetPlan::from_scenario(scenario).expected_events_by(scenario.duration_ms());
     writeln!(out, "scenario      {} ({})", scenario.name, path.display())?;
     writeln!(out, "hash          {}", scenario.hash())?;
     writeln!(out, "seed          {}", scenario.seed)?;
@@ -277,7 +279,7 @@ fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario)
         "region        latitude {} to {}, longitude {} to {}",
         region.latitude_min, region.latitude_max, region.longitude_min, region.longitude_max
     )?;
-    writeln!(out, "events        about {approximate_events:.0}")?;
+    writeln!(out, "events        {events}")?;
     let pipeline = &scenario.pipeline;
     writeln!(
         out,
@@ -401,7 +403,14 @@ fn cql_bridge(listen: std::net::SocketAddr, upstream: std::net::SocketAddr) -> R
     })
 }
 
-fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Result<u8, String> {
+/// `roadtest explore`; with `shrink`, the smallest failing case goes to `out` (or the default).
+fn explore(
+    args: &ScenarioArgs,
+    seeds: &str,
+    jobs: usize,
+    shrink: bool,
+    out: Option<&std::path::Path>,
+) -> Result<u8, String> {
     let scenario = args.load().map_err(|e| e.to_string())?;
     let range = crate::sim::explore::parse_seeds(seeds)?;
     let latencies = crate::sim::calibrate::latencies_from_env().map_err(|e| e.to_string())?;
@@ -415,7 +424,13 @@ fn explore(args: &ScenarioArgs, seeds: &str, jobs: usize, shrink: bool) -> Resul
             crate::sim::explore::shrink(&seeded, &args.path, latencies)
                 .map_err(|e| e.to_string())?
         {
-            text += &crate::sim::explore::shrink_text(&small, &report, runs, &args.path);
+            let dir = out.map_or_else(
+                || crate::sim::explore::shrunk_dir(&seeded),
+                std::path::Path::to_path_buf,
+            );
+            let file = crate::sim::explore::write_shrunk(&small, &args.path, &dir)
+                .map_err(|e| e.to_string())?;
+            text += &crate::sim::explore::shrink_text(&small, &report, runs, &file);
         }
     }
     ignore_broken_pipe(write!(io::stdout().lock(), "{text}"))?;

@@ -44,6 +44,25 @@ impl FleetPlan {
     pub fn events_of(&self, vehicles: impl IntoIterator<Item = u32>) -> EventStream {
         EventStream::new(self, vehicles)
     }
+
+    /// How many events the fleet has sent by scenario time `scenario_ms` (ms after scenario time
+    /// zero; events stamped before it): exact, ramp and jitter included, because it walks every
+    /// vehicle's own schedule. The one count of expected events (validate's plan, the run's
+    /// progress). Costs one pass of the generator over those events, less than sending them.
+    pub fn expected_events_by(&self, scenario_ms: i64) -> u64 {
+        let until_ms = self.start_ms.saturating_add(scenario_ms).min(self.end_ms);
+        (0..self.vehicle_count)
+            .map(|index| {
+                let mut vehicle = self.vehicle(index);
+                let mut count = 0;
+                while vehicle.peek_timestamp_ms().is_some_and(|at| at < until_ms) {
+                    vehicle.next();
+                    count += 1;
+                }
+                count
+            })
+            .sum()
+    }
 }
 
 /// A k-way merge of vehicle streams by (timestamp, vehicle index).
@@ -85,5 +104,60 @@ impl Iterator for EventStream {
             self.heap.push(Reverse((timestamp, index, slot)));
         }
         event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn scenario(extra_fleet: &str) -> Scenario {
+        let text = format!(
+            "name = \"count\"\nseed = 11\nduration_s = 40\n[fleet]\nvehicle_count = 30\n\
+             rate_hz = 3.0\ninterval_jitter_percent = 20\n{extra_fleet}"
+        );
+        let file = Path::new("count.toml");
+        let scenario = Scenario::parse(&text, file).expect("parses");
+        scenario.validate(file).expect("valid");
+        scenario
+    }
+
+    /// Counts from the merged stream, the way the producer sees the events.
+    fn stream_count(plan: &FleetPlan, scenario_ms: i64) -> u64 {
+        plan.events()
+            .filter(|event| event.timestamp_ms < plan.start_ms + scenario_ms)
+            .count() as u64
+    }
+
+    #[test]
+    fn the_expected_count_is_what_the_fleet_sends_by_then() {
+        for fleet in ["", "ramp = { start_vehicle_count = 4, ramp_s = 25 }"] {
+            let plan = FleetPlan::from_scenario(&scenario(fleet));
+            for scenario_ms in [-5, 0, 1, 333, 7_500, 20_001, 39_999, 40_000, 90_000] {
+                assert_eq!(
+                    plan.expected_events_by(scenario_ms),
+                    stream_count(&plan, scenario_ms),
+                    "{fleet} at {scenario_ms} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_ramping_fleet_sends_less_than_the_whole_fleet_would() {
+        let whole = FleetPlan::from_scenario(&scenario(""));
+        let ramping =
+            FleetPlan::from_scenario(&scenario("ramp = { start_vehicle_count = 4, ramp_s = 25 }"));
+        // 26 vehicles join evenly over 25 s, so they miss about half of the ramp:
+        // 26 x 13 s at 3 Hz, about 1,010 events.
+        let missed = whole.expected_events_by(40_000) - ramping.expected_events_by(40_000);
+        assert!((900..1_100).contains(&missed), "{missed}");
+        // In the first second only the 4 starting vehicles (at most 4 samples each: intervals
+        // are at least 270 ms) and the first to join (at 0.96 s) send.
+        assert!(ramping.expected_events_by(1_000) <= 4 * 4 + 1);
+        assert!(whole.expected_events_by(1_000) >= 30 * 2);
+        assert_eq!(ramping.expected_events_by(0), 0);
     }
 }

@@ -438,7 +438,7 @@ async fn collect(
     )
     .await;
     if let Err(problem) = drained {
-        driven.errors.push(problem);
+        driven.errors.push(problem.to_string());
     }
     driven.progress.finish();
     // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0).

@@ -1,6 +1,10 @@
-//! Watching a run while it goes: the consumer's stats, faults on schedule, the drain, progress lines.
+//! Watching a run while it goes: the consumer's stats, faults on schedule, the drain and its verdict.
 
-use std::io::IsTerminal;
+mod progress;
+
+pub(super) use self::progress::Progress;
+use self::progress::Waiting;
+
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -149,13 +153,54 @@ pub(super) async fn follow(
             errors.push(format!("the consumer exited during the run ({status})"));
             consumer_down_reported = true;
         }
-        progress.show(
+        progress.producing(
             counters.acknowledged.load(Ordering::Relaxed),
             written,
             lag,
             clock.start.elapsed(),
         );
     }
+}
+
+/// How long after the drain stops the consumers' stats are read once more: a consumer rewrites
+/// its stats file every 500 ms (and 20 ms after a write), so this read sees its latest count.
+const FINAL_READ_AFTER: Duration = Duration::from_millis(700);
+
+/// Why the drain stopped short: the consumers' freshest count is below what the broker
+/// acknowledged. Recorded as a run error; the verification then counts what arrived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum DrainError {
+    #[error(
+        "the drain ended on idle: the consumers reported {written} of the {acknowledged} events \
+         the broker acknowledged as written, then had nothing more to do for {idle_s} s (a killed \
+         consumer may not have reported its last writes; the verification counts what arrived)"
+    )]
+    Idle {
+        written: u64,
+        acknowledged: u64,
+        idle_s: u64,
+    },
+    #[error(
+        "the consumer exited before it had written everything ({written} of {acknowledged} events)"
+    )]
+    Exited { written: u64, acknowledged: u64 },
+    #[error(
+        "the consumer had written {written} of {acknowledged} events when the drain limit of \
+         {limit_s} s passed"
+    )]
+    Limit {
+        written: u64,
+        acknowledged: u64,
+        limit_s: u64,
+    },
+}
+
+/// What ended a drain short of its goal, before the last look at the stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrainStop {
+    Idle,
+    Exited,
+    Limit(Duration),
 }
 
 /// Waits (bounded) until the consumer has written everything the broker acknowledged.
@@ -165,7 +210,7 @@ pub(super) async fn drain(
     stats_dir: &Path,
     progress: &mut Progress,
     scenario: &Scenario,
-) -> Result<(), String> {
+) -> Result<(), DrainError> {
     let limit = Duration::from_secs(60 + scenario.duration_s / 2).min(Duration::from_secs(600));
     let started = Instant::now();
     // Idle: nothing to read, nothing in flight, nothing new written for a while. Then events the
@@ -174,83 +219,107 @@ pub(super) async fn drain(
     loop {
         let (written, in_flight, consuming, consumer_lag) =
             consumer_totals(stats_dir, consumer_pid(target));
-        let lag = pipeline_lag(outcome.acknowledged, written);
-        progress.show(outcome.acknowledged, written, lag, started.elapsed());
         if written >= outcome.acknowledged && in_flight == 0 {
             return Ok(());
         }
-        match idle_since {
-            Some((since, at))
-                if at == written && consuming && in_flight == 0 && consumer_lag == 0 =>
-            {
-                if since.elapsed() > DRAIN_IDLE {
-                    return Err(format!(
-                        "the drain ended on idle: the consumers reported {written} of the {} events \
-                         the broker acknowledged as written, then had nothing more to do for {} s \
-                         (a killed consumer may not have reported its last writes; the verification \
-                         counts what arrived)",
-                        outcome.acknowledged,
-                        DRAIN_IDLE.as_secs()
-                    ));
-                }
-            }
-            _ => idle_since = Some((Instant::now(), written)),
+        let idle = consuming
+            && in_flight == 0
+            && consumer_lag == 0
+            && idle_since.is_some_and(|(_, at)| at == written);
+        if !idle {
+            idle_since = Some((Instant::now(), written));
         }
-        if target.consumer_exited().is_some() {
-            return Err("the consumer exited before it had written everything".into());
-        }
-        if started.elapsed() > limit {
-            return Err(format!(
-                "the consumer had written {written} of {} events when the drain limit of {} s passed",
-                outcome.acknowledged,
-                limit.as_secs()
-            ));
+        let waiting = Waiting::of(written, outcome.acknowledged, in_flight, consuming, idle);
+        progress.draining(outcome.acknowledged, written, waiting);
+        let stop = if idle && idle_since.is_some_and(|(since, _)| since.elapsed() > DRAIN_IDLE) {
+            Some(DrainStop::Idle)
+        } else if target.consumer_exited().is_some() {
+            Some(DrainStop::Exited)
+        } else if started.elapsed() > limit {
+            Some(DrainStop::Limit(limit))
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
+            tokio::time::sleep(FINAL_READ_AFTER).await;
+            return verdict(stats_dir, outcome.acknowledged, stop);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// Progress lines on stderr: one per second in a terminal, one per 5 s otherwise.
-#[derive(Debug)]
-pub(super) struct Progress {
-    enabled: bool,
-    expected: f64,
-    run_s: f64,
-    last: Option<Instant>,
-    every: Duration,
+/// The drain's verdict from the consumers' stats read once more: a stale count never turns into
+/// an error when the consumers in fact wrote everything the broker acknowledged.
+fn verdict(stats_dir: &Path, acknowledged: u64, stop: DrainStop) -> Result<(), DrainError> {
+    // Rows written count every consumer process, running or not.
+    let written = consumer_totals(stats_dir, None).0;
+    if written >= acknowledged {
+        return Ok(());
+    }
+    Err(match stop {
+        DrainStop::Idle => DrainError::Idle {
+            written,
+            acknowledged,
+            idle_s: DRAIN_IDLE.as_secs(),
+        },
+        DrainStop::Exited => DrainError::Exited {
+            written,
+            acknowledged,
+        },
+        DrainStop::Limit(limit) => DrainError::Limit {
+            written,
+            acknowledged,
+            limit_s: limit.as_secs(),
+        },
+    })
 }
 
-impl Progress {
-    pub(super) fn new(enabled: bool, scenario: &Scenario) -> Progress {
-        let interactive = std::io::stderr().is_terminal();
-        Progress {
-            enabled,
-            expected: f64::from(scenario.fleet.vehicle_count) * scenario.duration_s as f64 * 1000.0
-                / scenario.sample_interval_ms(),
-            run_s: scenario.duration_s as f64 / scenario.pipeline.speedup,
-            last: None,
-            every: if interactive {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(5)
-            },
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats_dir_with(written: &[u64]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "roadtest-watch-{}-{}",
+            std::process::id(),
+            written
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("-")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (pid, &count) in (1_u32..).zip(written) {
+            let mut report = ConsumerReport {
+                pid,
+                ..ConsumerReport::default()
+            };
+            report.core.written = count;
+            report
+                .write(&dir.join(format!("consumer-{pid}.json")))
+                .expect("writes the stats");
         }
+        dir
     }
 
-    fn show(&mut self, produced: u64, written: u64, lag: i64, elapsed: Duration) {
-        if !self.enabled || self.last.is_some_and(|last| last.elapsed() < self.every) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let elapsed_s = elapsed.as_secs_f64();
-        eprintln!(
-            "roadtest: produced {produced} (~{:.0}%), written {written}, lag {lag}, elapsed {elapsed_s:.0} s, remaining ~{:.0} s",
-            100.0 * produced as f64 / self.expected.max(1.0),
-            (self.run_s - elapsed_s).max(0.0),
+    #[test]
+    fn the_verdict_counts_every_consumer_and_forgives_a_stale_count() {
+        // A killed consumer wrote 30, its successor 70: everything the broker acknowledged.
+        let dir = stats_dir_with(&[30, 70]);
+        assert_eq!(verdict(&dir, 100, DrainStop::Idle), Ok(()));
+        let limit = DrainStop::Limit(Duration::from_secs(75));
+        assert_eq!(verdict(&dir, 100, limit), Ok(()));
+        assert_eq!(
+            verdict(&dir, 136, limit),
+            Err(DrainError::Limit {
+                written: 100,
+                acknowledged: 136,
+                limit_s: 75
+            })
         );
-    }
-
-    pub(super) fn finish(&mut self) {
-        self.last = None;
+        let exited = verdict(&dir, 101, DrainStop::Exited).expect_err("one row missing");
+        assert!(exited.to_string().contains("100 of 101"), "{exited}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,11 +1,12 @@
 //! `roadtest explore`: many seeds of one scenario on the sim across threads, every failing seed with its replay command, and shrinking.
 //!
 //! Results come back sorted by seed whatever the number of threads, so the output of
-//! `--jobs 1` and `--jobs 8` is the same text.
+//! `--jobs 1` and `--jobs 8` is the same text. A shrunk failure is written as a complete
+//! scenario file whose replay command reproduces it as it is.
 
 use std::fmt::Write as _;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -244,15 +245,77 @@ pub fn shrink(
     Ok(Some((best.0, best.1, runs)))
 }
 
-/// The text describing a shrunk failure.
-pub fn shrink_text(
+/// The file `--shrink` writes the smallest failing case to, in its output folder.
+pub const SHRUNK_FILE_NAME: &str = "shrunk.toml";
+
+/// The smallest failing case could not be written as a scenario file (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ShrunkFileError {
+    #[error("cannot write the smallest failing case as TOML: {0}")]
+    Toml(#[from] toml::ser::Error),
+    #[error("{path}: cannot write the smallest failing case: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: the written case does not load back as the same scenario: {problem}")]
+    RoundTrip { path: PathBuf, problem: String },
+}
+
+/// Where `--shrink` writes by default: `reports/runs/explore-NAME-SEED`.
+pub fn shrunk_dir(scenario: &Scenario) -> PathBuf {
+    PathBuf::from("reports/runs").join(format!("explore-{}-{}", scenario.name, scenario.seed))
+}
+
+/// The command that replays a shrunk case from its file.
+pub fn shrunk_replay_command(scenario: &Scenario, file: &Path) -> String {
+    format!(
+        "roadtest run {} --seed {} --target sim",
+        file.display(),
+        scenario.seed
+    )
+}
+
+/// Writes the shrunk case as a complete scenario file (`dir/shrunk.toml`, every setting and its
+/// faults at the fixed times they resolved to) and checks that it loads back as the very same
+/// scenario (same hash); returns its path.
+pub fn write_shrunk(
     scenario: &Scenario,
-    report: &Report,
-    runs: u32,
-    scenario_path: &Path,
-) -> String {
+    source: &Path,
+    dir: &Path,
+) -> Result<PathBuf, ShrunkFileError> {
+    let path = dir.join(SHRUNK_FILE_NAME);
+    let header = format!(
+        "# The smallest failing case of {} with seed {}, written by `roadtest explore --shrink`.\n\
+         # Replay: {}\n\n",
+        source.display(),
+        scenario.seed,
+        shrunk_replay_command(scenario, &path)
+    );
+    let text = header + &toml::to_string_pretty(scenario)?;
+    let write_error = |source| ShrunkFileError::Write {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(write_error)?;
+    std::fs::write(&path, text).map_err(write_error)?;
+    match Scenario::load(&path) {
+        Ok(loaded) if loaded == *scenario => Ok(path),
+        Ok(_) => Err(ShrunkFileError::RoundTrip {
+            path,
+            problem: "a setting changed on the way".into(),
+        }),
+        Err(error) => Err(ShrunkFileError::RoundTrip {
+            problem: error.to_string(),
+            path,
+        }),
+    }
+}
+
+/// The text describing a shrunk failure written to `file`.
+pub fn shrink_text(scenario: &Scenario, report: &Report, runs: u32, file: &Path) -> String {
     let mut text = format!(
-        "smallest failing case of seed {} (after {runs} runs): {} vehicles, {} s, {} fault entries; \
+        "smallest failing case of seed {} (after {runs} runs): {} vehicles, {} s, {} faults; \
          lost {}, corrupt {}, unexpected {}\n",
         scenario.seed,
         scenario.fleet.vehicle_count,
@@ -264,25 +327,23 @@ pub fn shrink_text(
     );
     for fault in crate::faults::resolve(scenario) {
         let trigger = match fault.trigger {
-            crate::faults::Trigger::AtS(at_s) => format!("at_s = {at_s}"),
-            crate::faults::Trigger::AfterEvents(count) => format!("after_events = {count}"),
+            crate::faults::Trigger::AtS(at_s) => format!("at {at_s} s"),
+            crate::faults::Trigger::AfterEvents(count) => format!("after {count} events"),
         };
-        let action = serde_json::to_value(fault.action).unwrap_or_default();
         let _ = writeln!(
             text,
-            "  [[faults]] action = {action}, service = \"{}\", {trigger}, duration_s = {}",
-            fault.service, fault.duration_s
+            "  - {} the {} {trigger} for {} s",
+            fault.action.name(),
+            fault.service,
+            fault.duration_s
         );
     }
     let _ = writeln!(
         text,
-        "  replay: {}",
-        replay_command(scenario, scenario_path)
-    );
-    let _ = writeln!(
-        text,
-        "  (the replay command sets vehicles and duration; fault entries the shrink removed or \
-         reduced: the faults above are the whole schedule; put them in the file in place of its own)"
+        "  written as a complete scenario (hash {}): {}\n  replay: {}",
+        scenario.hash(),
+        file.display(),
+        shrunk_replay_command(scenario, file)
     );
     text
 }
@@ -298,5 +359,35 @@ mod tests {
         assert!(parse_seeds("9..9").is_err());
         assert!(parse_seeds("x..9").is_err());
         assert!(parse_seeds("7").is_err());
+    }
+
+    #[test]
+    fn a_shrunk_case_is_written_as_a_scenario_that_loads_back_the_same() {
+        let text = "name = \"shrunk\"\nseed = 9\nduration_s = 20\n[fleet]\nvehicle_count = 6\n\
+                    rate_hz = 3.0\nramp = { start_vehicle_count = 2, ramp_s = 5 }\n\
+                    [[faults]]\naction = \"kill\"\nservice = \"consumer\"\n\
+                    random = { count = 1, between_s = [1.0, 15.0] }\n\
+                    [[faults]]\naction = \"latency\"\nservice = \"broker\"\nafter_events = 40\n\
+                    delay_ms = 30\njitter_ms = 5\n";
+        let source = Path::new("shrunk-source.toml");
+        let parsed = Scenario::parse(text, source).expect("parses");
+        parsed.validate(source).expect("valid");
+        let scenario = materialized(&parsed);
+        assert!(
+            scenario
+                .faults
+                .iter()
+                .any(|f| f.at_s.is_some_and(|at| at.fract() != 0.0))
+        );
+        let dir = std::env::temp_dir().join(format!("roadtest-shrunk-{}", std::process::id()));
+        let file = write_shrunk(&scenario, source, &dir).expect("writes");
+        let loaded = Scenario::load(&file).expect("loads");
+        assert_eq!(loaded, scenario);
+        assert_eq!(loaded.hash(), scenario.hash());
+        let written = std::fs::read_to_string(&file).expect("reads");
+        assert!(
+            written.starts_with("# The smallest failing case of shrunk-source.toml with seed 9")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
