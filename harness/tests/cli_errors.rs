@@ -488,3 +488,28 @@ fn a_sim_run_is_not_gated_against_the_local_smoke_baseline() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn short_help_is_one_line_per_flag_and_long_help_has_examples_and_environment() {
+    let short = roadtest(&["run", "-h"]);
+    assert!(short.status.success());
+    let short = String::from_utf8_lossy(&short.stdout);
+    let long_lines: Vec<&str> = short.lines().filter(|line| line.len() > 200).collect();
+    assert!(
+        long_lines.is_empty(),
+        "-h lines over 200 characters: {long_lines:?}"
+    );
+    assert!(!short.contains("Examples:"), "{short}");
+    let long = roadtest(&["run", "--help"]);
+    assert!(long.status.success());
+    let long = String::from_utf8_lossy(&long.stdout);
+    for wanted in [
+        "Examples:",
+        "[env: ROADTEST_HOME]",
+        "[env: ROADTEST_CQL_PASSWORD]",
+    ] {
+        assert!(long.contains(wanted), "--help lacks {wanted}:\n{long}");
+    }
+    // Defaults are written one way, clap's.
+    assert!(!long.contains("(default"), "{long}");
+}

@@ -24,6 +24,25 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit code when the run could not be carried out.
 pub const EXIT_UNUSABLE: u8 = 2;
 
+/// `roadtest run --help`: examples and the environment it reads.
+const RUN_EXAMPLES: &str = "\
+Examples:
+  roadtest run scenarios/smoke.toml --target sim
+  roadtest run scenarios/smoke.toml --target local --seed 42 --out /tmp/smoke
+  roadtest run scenarios/steady.toml --vehicles 5000 --duration-s 60 --json > report.json
+  ROADTEST_CQL_PASSWORD=... roadtest run scenarios/smoke.toml --target external \\
+      --kafka-bootstrap kafka1:9092 --cql-contact cass1:9042 --cql-username app
+
+Environment:
+  [env: ROADTEST_HOME]             where the local services are installed [default: ~/.cache/roadtest]
+  [env: ROADTEST_BIN]              the roadtest binary that runs the consumer [default: beside this one, else on PATH]
+  [env: ROADTEST_KAFKA_PASSWORD]   SASL password (external target; never a flag)
+  [env: ROADTEST_CQL_PASSWORD]     CQL password (external target; never a flag)
+  [env: ROADTEST_SIM_LATENCIES]    a `roadtest calibrate` file for the simulation
+  [env: DOCKER_HOST]               the Docker daemon of the containers target
+  [env: RUST_LOG]                  log filter, e.g. `info` to hear the Kafka and CQL drivers
+  [env: CI]                        set: plain progress lines, never a progress bar";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "roadtest",
@@ -58,25 +77,29 @@ enum Command {
         limit: Option<u64>,
     },
     /// Run a scenario end to end: fleet -> Kafka -> consumer -> Cassandra, verified and measured.
+    #[command(after_long_help = RUN_EXAMPLES)]
     Run {
         #[command(flatten)]
         scenario: ScenarioArgs,
-        /// Where the pipeline runs: `containers` (Kafka and Cassandra in Docker via
-        /// testcontainers), `local` (real services as child processes; `ci/services install`),
-        /// `external` (existing clusters: --kafka-bootstrap, --cql-contact and the security flags
-        /// below) or `sim` (deterministic simulation on a virtual clock). Default: external when
-        /// --kafka-bootstrap or --cql-contact is given, else containers when a Docker daemon
-        /// answers within 2 s, else local when its services are installed.
+        /// Where the pipeline runs [default: chosen, see --help]
+        ///
+        /// `containers`: Kafka and Cassandra in Docker via testcontainers. `local`: the real
+        /// services as child processes (`ci/services install`). `external`: existing clusters
+        /// (--kafka-bootstrap, --cql-contact and the security flags below). `sim`: the
+        /// deterministic simulation on a virtual clock.
+        ///
+        /// Without --target: external when --kafka-bootstrap or --cql-contact is given, else
+        /// containers when a Docker daemon answers within 2 s, else local when its services are
+        /// installed, else sim; stderr says which and why.
         #[arg(long, value_enum)]
         target: Option<TargetArg>,
-        /// Output directory for report.json and the services' logs
-        /// (default: reports/runs/NAME-SEED-TIME).
+        /// Folder for report.json, its views and the services' logs [default: reports/runs/NAME-SEED-TIME]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Print the whole report.json on stdout instead of the summary.
+        /// Print the whole report.json on stdout instead of the summary
         #[arg(long)]
         json: bool,
-        /// No progress lines on stderr.
+        /// No progress on stderr
         #[arg(long)]
         quiet: bool,
         #[command(flatten)]
@@ -92,13 +115,14 @@ enum Command {
         /// Threads to run seeds on.
         #[arg(long, value_name = "N", default_value_t = 1)]
         jobs: usize,
-        /// Reduce the first failing seed (fewer faults, vehicles, seconds) while it fails; write
-        /// the smallest case as a complete scenario file, OUT/shrunk.toml, and print the command
-        /// that replays it (`roadtest run OUT/shrunk.toml --seed S --target sim`).
+        /// Shrink the first failing seed and write it as OUT/shrunk.toml
+        ///
+        /// Reduces the first failing seed (fewer faults, vehicles, seconds) while it fails,
+        /// writes the smallest case as a complete scenario file, OUT/shrunk.toml, and prints the
+        /// command that replays it (`roadtest run OUT/shrunk.toml --seed S --target sim`).
         #[arg(long)]
         shrink: bool,
-        /// With --shrink: the folder for shrunk.toml (default: reports/runs/explore-NAME-SEED,
-        /// SEED the failing one).
+        /// With --shrink: the folder for shrunk.toml [default: reports/runs/explore-NAME-SEED]
         #[arg(long, value_name = "DIR", requires = "shrink")]
         out: Option<PathBuf>,
     },
@@ -379,7 +403,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default: info).
 /// Without `RUST_LOG`: roadtest and the CQL bridge at info, everything else (the drivers) off.
 const DEFAULT_LOG_FILTER: &str = "off,roadtest=info,cql_bridge=info";
 

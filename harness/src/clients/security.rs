@@ -282,8 +282,10 @@ fn invalid(flag: &'static str, problem: impl Into<String>) -> SecurityError {
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "Kafka security")]
 pub struct KafkaSecurityArgs {
-    /// Kafka security protocol (default plaintext). SASL passwords come from the environment
-    /// variable ROADTEST_KAFKA_PASSWORD, never from a flag.
+    /// Kafka security protocol [default: plaintext]
+    ///
+    /// SASL passwords come from the environment variable ROADTEST_KAFKA_PASSWORD, never from a
+    /// flag.
     #[arg(
         long = "kafka-security-protocol",
         id = "kafka-security-protocol",
@@ -302,7 +304,7 @@ pub struct KafkaSecurityArgs {
     /// SASL user name (needed by the sasl-* protocols).
     #[arg(long = "kafka-username", id = "kafka-username", value_name = "USER")]
     pub username: Option<String>,
-    /// CA certificate (PEM) that signed the brokers' certificates (default: the system's trust store).
+    /// CA certificate (PEM) that signed the brokers' certificates [default: the system's trust store]
     #[arg(long = "kafka-ca-file", id = "kafka-ca-file", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS; needs --kafka-key-file.
@@ -391,14 +393,15 @@ impl KafkaSecurityArgs {
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "CQL security")]
 pub struct CqlSecurityArgs {
-    /// CQL user name (PasswordAuthenticator); the password comes from the environment variable
-    /// ROADTEST_CQL_PASSWORD, never from a flag.
+    /// CQL user name (PasswordAuthenticator)
+    ///
+    /// The password comes from the environment variable ROADTEST_CQL_PASSWORD, never from a flag.
     #[arg(long = "cql-username", id = "cql-username", value_name = "USER")]
     pub username: Option<String>,
     /// Connect to Cassandra with TLS (implied by the other --cql-*-file flags).
     #[arg(long = "cql-tls", id = "cql-tls")]
     pub tls: bool,
-    /// CA certificate (PEM) that signed the nodes' certificates (default: the system's trust store).
+    /// CA certificate (PEM) that signed the nodes' certificates [default: the system's trust store]
     #[arg(long = "cql-ca-file", id = "cql-ca-file", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS; needs --cql-key-file.
