@@ -2,14 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::containers::{ContainersTarget, TargetKind, UsageProbe};
 use super::external::ExternalTarget;
+use super::external::{ExternalClusters, ExternalOptions};
 use super::proxy::NetworkCondition;
-use super::{Capabilities, Endpoints, LocalTarget, Role, TargetError};
+use super::{
+    Capabilities, ContainersOptions, Endpoints, LocalOptions, LocalTarget, Role, TargetError,
+};
 use crate::clients::kafka;
+use crate::scenario::Scenario;
 
 /// How long the topics' recreation after a broker restart waits for the broker.
 const TOPICS_AFTER_RESTART_WAIT: Duration = Duration::from_secs(30);
@@ -59,7 +63,68 @@ impl From<ExternalTarget> for Target {
     }
 }
 
+/// What starting a target takes: the scenario, where the services' files go, and each kind's
+/// own options (a kind takes only its part).
+#[derive(Debug, Clone)]
+pub struct StartSettings<'a> {
+    pub scenario: &'a Scenario,
+    pub services_dir: PathBuf,
+    pub local: &'a LocalOptions,
+    pub containers: &'a ContainersOptions,
+    pub external: Option<&'a ExternalClusters>,
+}
+
 impl Target {
+    /// Starts a target of `kind` for the scenario and waits until its services are ready.
+    pub async fn start(
+        kind: TargetKind,
+        settings: StartSettings<'_>,
+    ) -> Result<Target, TargetError> {
+        let StartSettings {
+            scenario,
+            services_dir,
+            ..
+        } = settings;
+        let binary = settings.local.roadtest_binary.clone();
+        Ok(match kind {
+            TargetKind::Local => {
+                let mut local = settings.local.clone();
+                local.work_dir = Some(services_dir);
+                local.keep_work_dir = true;
+                local.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
+                local.seed = scenario.seed;
+                eprintln!("roadtest: starting the local services...");
+                LocalTarget::start(local).await?.into()
+            }
+            TargetKind::External => {
+                let clusters = settings.external.cloned().ok_or(TargetError::NoClusters)?;
+                eprintln!(
+                    "roadtest: connecting to Kafka at {} and Cassandra at {} (external target)...",
+                    clusters.kafka.bootstrap,
+                    clusters.cql.address()
+                );
+                let options = ExternalOptions {
+                    clusters,
+                    roadtest_binary: binary,
+                    work_dir: services_dir,
+                    proxied: super::external::network_fault_roles(scenario),
+                    seed: scenario.seed,
+                };
+                ExternalTarget::start(options).await?.into()
+            }
+            TargetKind::Containers => {
+                let mut containers = settings.containers.clone();
+                containers.roadtest_binary = binary;
+                containers.work_dir = Some(services_dir);
+                containers.keep_work_dir = true;
+                containers.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
+                containers.seed = scenario.seed;
+                eprintln!("roadtest: starting Kafka and the database in containers...");
+                ContainersTarget::start(containers).await?.into()
+            }
+        })
+    }
+
     pub fn kind(&self) -> TargetKind {
         match self.running {
             Running::Local(_) => TargetKind::Local,

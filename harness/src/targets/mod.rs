@@ -22,7 +22,7 @@ use crate::clients::{CqlConnection, KafkaConnection};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use any::Target;
+pub use any::{StartSettings, Target};
 pub use capabilities::Capabilities;
 pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
 pub use external::{ExternalOptions, ExternalTarget};
@@ -119,6 +119,8 @@ pub enum TargetError {
         log: PathBuf,
         tail: String,
     },
+    #[error("--target external needs --kafka-bootstrap and --cql-contact")]
+    NoClusters,
     #[error("the {role} is not running")]
     NotRunning { role: Role },
     #[error("network faults need a proxy in front of the {role}, and it has none")]
