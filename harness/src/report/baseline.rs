@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{MachineSection, REPORT_FILE_NAME, Report, ReportError};
+use super::{MachineSection, Report, ReportError};
 
 /// What the `baseline` key of a baseline file records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,15 +144,7 @@ impl BaselineRecord {
 
     /// The `baseline` record of a baseline file (or run directory), `None` for a plain report.
     pub fn read(path: &Path) -> Result<Option<BaselineRecord>, ReportError> {
-        let file = if path.is_dir() {
-            path.join(REPORT_FILE_NAME)
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&file).map_err(|source| ReportError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, text) = super::store::read_text(path)?;
         let parse_error = |key: String, message: String| ReportError::Parse {
             file: file.clone(),
             key,

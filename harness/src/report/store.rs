@@ -81,15 +81,7 @@ impl Report {
 
     /// Reads a report from a `report.json` file, or from the run directory holding one.
     pub fn read(path: &Path) -> Result<Report, ReportError> {
-        let file = if path.is_dir() {
-            path.join(REPORT_FILE_NAME)
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&file).map_err(|source| ReportError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, text) = read_text(path)?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|error| ReportError::Parse {
                 file: file.clone(),
@@ -121,6 +113,20 @@ fn write_synced(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::fs::File::create(file)?;
     out.write_all(bytes)?;
     out.sync_all()
+}
+
+/// The text of a `report.json` file, or of the one in a run directory, and the file's path.
+pub(super) fn read_text(path: &Path) -> Result<(PathBuf, String), ReportError> {
+    let file = if path.is_dir() {
+        path.join(REPORT_FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| ReportError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    Ok((file, text))
 }
 
 #[cfg(test)]
