@@ -207,4 +207,8 @@ async fn tampered_rows_are_counted_exactly_and_named() {
     report.assert_passed();
     let stranger = roadtest::wire::vehicle_id(scenario.fleet.vehicle_count);
     assert!(report.tampered.iter().any(|t| t.vehicle_id == stranger));
+    // Every row was stored, on the sim too: the same seed tampers the same rows and fields.
+    let latencies = roadtest::sim::SimLatencies::default();
+    let simulated = roadtest::sim::simulate(&scenario, &path, latencies).expect("simulates");
+    assert_eq!(report.tampered, simulated.tampered);
 }
