@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
+use crate::faults::tamper::TamperRecord;
 use crate::faults::{FaultRecord, complete_records};
 use crate::measure::{LatencyRecorder, LatencySummary, ThroughputSeries};
 use crate::report::{ConsumerSection, MemorySection, Report, format_rfc3339};
@@ -37,6 +38,8 @@ pub struct RunFacts<'a> {
     pub memory: MemorySection,
     /// The faults as carried out; losses and latency recovery are completed here.
     pub faults: Vec<FaultRecord>,
+    /// What the tamper faults did to the stored rows.
+    pub tampered: Vec<TamperRecord>,
     pub errors: Vec<String>,
 }
 
@@ -75,6 +78,7 @@ pub fn assemble(
         &verified.lost_by_intended_second.per_second(),
     );
     report.faults = faults;
+    report.tampered = facts.tampered;
     report.errors = facts.errors;
     report.check_expectations(&scenario.expectations);
     report

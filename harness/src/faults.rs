@@ -13,6 +13,8 @@ use crate::measure::IntervalSummary;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service};
 use crate::seed::rng_for;
 
+pub mod tamper;
+
 /// When a planned fault fires.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,16 +61,22 @@ impl NetworkFault {
             }),
             FaultAction::Blackhole => Some(NetworkFault::Blackhole),
             FaultAction::Reset => Some(NetworkFault::Reset),
-            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause => None,
+            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause | FaultAction::Tamper => {
+                None
+            }
         }
     }
 }
 
 /// Resolves a scenario's faults into a schedule sorted by trigger (times first, by time; then
-/// event counts). Seeded: the same scenario and seed always give the same schedule.
+/// event counts). Seeded: the same scenario and seed always give the same schedule. Tamper
+/// faults are not in it: they act after the drain ([`tamper::plans`]).
 pub fn resolve(scenario: &Scenario) -> Vec<PlannedFault> {
     let mut planned = Vec::new();
     for (entry, spec) in scenario.faults.iter().enumerate() {
+        if spec.action == FaultAction::Tamper {
+            continue;
+        }
         let fault = |trigger| PlannedFault {
             entry,
             action: spec.action,
@@ -122,6 +130,7 @@ type SpecProblem = (&'static str, String);
 pub(crate) fn check_spec(spec: &FaultSpec, duration_s: f64) -> Result<(), SpecProblem> {
     check_trigger(spec, duration_s)?;
     check_action_values(spec)?;
+    tamper::check_spec(spec)?;
     if spec.action.is_network() && spec.service == Service::Consumer {
         return Err((
             "service",

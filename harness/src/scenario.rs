@@ -329,8 +329,14 @@ pub struct FaultSpec {
     /// For `bandwidth`: the cap, bytes per second each way (1,000..=1,000,000,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_s: Option<u64>,
+    /// For `tamper`: what to do to the stored rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TamperKind>,
+    /// For `tamper`: how many rows (1..=1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u32>,
     /// For kill and stop: seconds until restart; for pause and network faults: seconds until
-    /// the service or the network is healthy again (> 0; ignored by `reset`).
+    /// the service or the network is healthy again (> 0; ignored by `reset` and `tamper`).
     #[serde(default = "default_fault_duration_s")]
     pub duration_s: f64,
 }
@@ -367,6 +373,22 @@ pub enum FaultAction {
     Blackhole,
     /// Network: reset every open connection between the clients and the service (instant).
     Reset,
+    /// Data: change, delete or insert `rows` stored rows through roadtest's own session, after
+    /// the drain and before verification (only `cassandra`; see [`crate::faults::tamper`]).
+    Tamper,
+}
+
+/// What a `tamper` fault does to the stored rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TamperKind {
+    /// Alter one field of stored rows by the smallest step (one ulp for a double, 1 for an integer).
+    Change,
+    /// Remove stored rows.
+    Delete,
+    /// Write rows nobody sent: for fleet vehicles at timestamps nobody sent, and for a vehicle
+    /// outside the fleet.
+    Insert,
 }
 
 impl FaultAction {
@@ -391,6 +413,7 @@ impl FaultAction {
             FaultAction::Bandwidth => "bandwidth fault",
             FaultAction::Blackhole => "blackhole",
             FaultAction::Reset => "reset",
+            FaultAction::Tamper => "tamper",
         }
     }
 }

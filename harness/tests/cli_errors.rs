@@ -84,6 +84,48 @@ fn out_of_range() {
 }
 
 #[test]
+fn bad_tamper_faults() {
+    let tamper = |service: &str, rest: &str| {
+        format!("[[faults]]\naction = \"tamper\"\nservice = \"{service}\"\n{rest}\n\n[fleet]")
+    };
+    let path = variant(
+        "tamper-service",
+        "[fleet]",
+        &tamper("broker", "at_s = 1\nkind = \"change\"\nrows = 3"),
+    );
+    assert_rejected(
+        &path,
+        &[
+            "tamper-service.toml",
+            "faults[0].service",
+            "service = \"cassandra\"",
+        ],
+    );
+    let path = variant(
+        "tamper-rows",
+        "[fleet]",
+        &tamper("cassandra", "at_s = 1\nkind = \"delete\"\nrows = 5000"),
+    );
+    assert_rejected(&path, &["tamper-rows.toml", "faults[0].rows", "1 to 1000"]);
+    let path = variant(
+        "tamper-random",
+        "[fleet]",
+        &tamper(
+            "cassandra",
+            "random = { count = 1, between_s = [1.0, 2.0] }\nkind = \"insert\"\nrows = 3",
+        ),
+    );
+    assert_rejected(
+        &path,
+        &[
+            "tamper-random.toml",
+            "faults[0].random",
+            "not supported for tamper",
+        ],
+    );
+}
+
+#[test]
 fn invalid_toml() {
     let path = variant("syntax", "[fleet]", "[fleet");
     assert_rejected(&path, &["syntax.toml", "line"]);

@@ -187,3 +187,28 @@ async fn a_slow_and_reset_database_path_loses_nothing() {
     );
     assert_eq!(fault(&report, 1)["action"], "reset");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_rows_are_counted_exactly_and_named() {
+    let (scenario, path) = scenario("tamper-ci");
+    let report = run(&scenario, &path, "tamper").await;
+    assert_eq!(report.tampered.len(), 12, "{:?}", report.tampered);
+    assert_eq!(
+        (
+            report.verify.corrupt,
+            report.verify.lost,
+            report.verify.unexpected
+        ),
+        (5, 3, 4),
+        "{:?}",
+        report.verify.discrepancies
+    );
+    report.assert_tampering_counted();
+    report.assert_passed();
+    let stranger = roadtest::wire::vehicle_id(scenario.fleet.vehicle_count);
+    assert!(report.tampered.iter().any(|t| t.vehicle_id == stranger));
+    // Every row was stored, on the sim too: the same seed tampers the same rows and fields.
+    let latencies = roadtest::sim::SimLatencies::default();
+    let simulated = roadtest::sim::simulate(&scenario, &path, latencies).expect("simulates");
+    assert_eq!(report.tampered, simulated.tampered);
+}

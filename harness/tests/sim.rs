@@ -282,3 +282,33 @@ fn a_database_crash_with_periodic_sync_loses_acknowledged_rows_and_batch_sync_do
     assert!(periodic.verify.lost > 0);
     assert!(!periodic.passed);
 }
+
+#[test]
+fn tampered_simulated_rows_are_counted_exactly_and_named() {
+    let (scenario, path) = load("tamper-ci.toml");
+    let report = simulate(&scenario, &path, SimLatencies::default()).expect("simulates");
+    assert_eq!(report.tampered.len(), 12, "{:?}", report.tampered);
+    assert_eq!(
+        (
+            report.verify.corrupt,
+            report.verify.lost,
+            report.verify.unexpected
+        ),
+        (5, 3, 4)
+    );
+    report.assert_tampering_counted();
+    report.assert_passed();
+    let stranger = roadtest::wire::vehicle_id(scenario.fleet.vehicle_count);
+    assert!(report.tampered.iter().any(|t| t.vehicle_id == stranger));
+    // Same seed, same tampering; another seed tampers other rows.
+    let again = simulate(&scenario, &path, SimLatencies::default()).expect("simulates");
+    assert_eq!(report.tampered, again.tampered);
+    let other = simulate(
+        &scenario.clone().with_seed(7),
+        &path,
+        SimLatencies::default(),
+    )
+    .expect("simulates");
+    assert_ne!(report.tampered, other.tampered);
+    other.assert_tampering_counted();
+}

@@ -15,7 +15,7 @@ mod run;
 use self::run::{RunFlags, TargetArg, run_scenario, write_views};
 
 use crate::fleet::FleetPlan;
-use crate::scenario::{Overrides, Scenario};
+use crate::scenario::{Overrides, Scenario, TamperKind};
 
 /// Exit code when every check held.
 pub const EXIT_PASSED: u8 = 0;
@@ -359,6 +359,44 @@ fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario)
             .map(|v| format!(", written >= {v}/s"))
             .unwrap_or_default(),
     )
+}
+
+/// The resolved fault schedule, then the tamper faults (carried out after the drain).
+fn write_faults(out: &mut impl Write, scenario: &Scenario) -> io::Result<()> {
+    let planned = crate::faults::resolve(scenario);
+    let tampers = crate::faults::tamper::plans(scenario);
+    writeln!(
+        out,
+        "faults        {} (resolved with seed {})",
+        planned.len() + tampers.len(),
+        scenario.seed
+    )?;
+    for fault in planned {
+        let trigger = match fault.trigger {
+            crate::faults::Trigger::AtS(at_s) => format!("at {at_s:.2} s"),
+            crate::faults::Trigger::AfterEvents(events) => format!("after {events} events"),
+        };
+        writeln!(
+            out,
+            "  - {} the {} {trigger} for {} s",
+            kebab(&fault.action),
+            fault.service,
+            fault.duration_s
+        )?;
+    }
+    for tamper in tampers {
+        let rows = match tamper.kind {
+            TamperKind::Insert => "rows nobody sent".to_string(),
+            _ => format!("stored rows with timestamps before {} ms", tamper.before_ms),
+        };
+        let kind = kebab(&tamper.kind);
+        writeln!(
+            out,
+            "  - tamper: {kind} {} {rows}, after the drain",
+            tamper.rows
+        )?;
+    }
+    Ok(())
 }
 
 /// The name a value has in scenario files (`urban`, `after-write`, ...).

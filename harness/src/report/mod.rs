@@ -44,6 +44,7 @@
 //! | `verify.duplicates_written` | integer | At least this many writes beyond the first of one event (at-least-once redelivery): rows the consumers reported writing minus events sent. |
 //! | `verify.discrepancies[]` | list | Up to 20 examples: `vehicle_id`, `seq`, `field`, `expected`, `found`. |
 //! | `faults[]` | list of objects | Each planned fault as executed, real and simulated alike: `entry`, `action`, `service`, `trigger`, `duration_s`, `network`, `at_s` (null: never fired), `recovery_started_at_s`, `ready_after_s`, `lag_before`, `lag_recovered_after_s`, `latency_recovered_after_s`, `latency_threshold_ms`, `events_lost`, `error`. |
+//! | `tampered[]` | list of objects | Rows `tamper` faults changed, deleted or inserted after the drain: `entry`, `vehicle_id`, `timestamp_ms`, `seq`, `kind` (`change`, `delete`, `insert`), `field` (for `change`). Absent in older reports (read as empty). |
 //! | `errors[]` | list of strings | Outages and problems met during the run. |
 //! | `expectations[]` | list | **gate** One per expectation: `name`, `comparison` (`at_most`/`at_least`), `threshold`, `value`, `passed`. |
 //! | `passed` | bool | **gate** The verdict: every expectation held. |
@@ -67,6 +68,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultRecord;
+use crate::faults::tamper::TamperRecord;
 use crate::ingest::core::IngestStats;
 use crate::measure::{
     IntervalSummary, LatencyRecorder, LatencySummary, PercentilePoint, ProcessPoint,
@@ -174,6 +176,10 @@ pub struct Report {
     pub verify: VerifySection,
     /// Faults injected, as executed.
     pub faults: Vec<FaultRecord>,
+    /// Rows tamper faults changed, deleted or inserted after the drain (verification must count
+    /// each as corrupt, lost or unexpected).
+    #[serde(default)]
+    pub tampered: Vec<TamperRecord>,
     /// Outages and problems met during the run.
     pub errors: Vec<String>,
     /// Every expectation of the scenario, checked.
@@ -349,6 +355,7 @@ impl Report {
             consumer: ConsumerSection::default(),
             verify: VerifySection::default(),
             faults: Vec::new(),
+            tampered: Vec::new(),
             errors: Vec::new(),
             expectations: Vec::new(),
             passed: false,

@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Report, VerifySection};
-use crate::scenario::Expectations;
+use std::collections::BTreeSet;
+
+use super::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
+use crate::faults::tamper::TamperRecord;
+use crate::scenario::{Expectations, TamperKind};
 
 /// Which side of the threshold passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +165,59 @@ impl Report {
             self.failures().join("\n"),
             self.replay_command
         );
+    }
+
+    /// For `cargo test` suites of tamper faults: panics unless verification counted exactly what
+    /// the tamper faults did (corrupt = changed, lost = deleted, unexpected = inserted) and its
+    /// discrepancies name the same rows and fields (all of them while under the cap).
+    #[track_caller]
+    pub fn assert_tampering_counted(&self) {
+        let count = |kind: TamperKind| self.tampered.iter().filter(|t| t.kind == kind).count();
+        let verify = &self.verify;
+        let counted = (verify.corrupt, verify.lost, verify.unexpected);
+        let done = (
+            count(TamperKind::Change) as u64,
+            count(TamperKind::Delete) as u64,
+            count(TamperKind::Insert) as u64,
+        );
+        assert_eq!(
+            counted, done,
+            "(corrupt, lost, unexpected) against (changed, deleted, inserted); replay: {}",
+            self.replay_command
+        );
+        let tampered: BTreeSet<String> = self.tampered.iter().map(tamper_label).collect();
+        let named: BTreeSet<String> = verify.discrepancies.iter().map(discrepancy_label).collect();
+        if verify.discrepancies.len() < DISCREPANCY_COUNT_MAX {
+            assert_eq!(named, tampered, "discrepancies against tampered rows");
+        } else {
+            assert!(
+                named.is_subset(&tampered),
+                "{named:?} not all in {tampered:?}"
+            );
+        }
+    }
+}
+
+/// A tampered row as its discrepancy would name it.
+fn tamper_label(record: &TamperRecord) -> String {
+    let id = &record.vehicle_id;
+    match record.kind {
+        TamperKind::Change => {
+            let field = record.field.as_deref().unwrap_or("?");
+            format!("corrupt {id} seq {} {field}", record.seq)
+        }
+        TamperKind::Delete => format!("lost {id} seq {}", record.seq),
+        TamperKind::Insert => format!("unexpected {id} at {}", record.timestamp_ms),
+    }
+}
+
+/// A discrepancy as [`tamper_label`] names rows.
+fn discrepancy_label(discrepancy: &Discrepancy) -> String {
+    let id = &discrepancy.vehicle_id;
+    match (discrepancy.expected.is_null(), discrepancy.found.is_null()) {
+        (true, _) => format!("unexpected {id} at {}", discrepancy.found["timestamp"]),
+        (false, true) => format!("lost {id} seq {}", discrepancy.seq),
+        (false, false) => format!("corrupt {id} seq {} {}", discrepancy.seq, discrepancy.field),
     }
 }
 

@@ -163,7 +163,8 @@ impl FaultExecutor {
             let outcome = match record.action {
                 FaultAction::Pause => target.resume(role).await.map(|()| Duration::ZERO),
                 FaultAction::Kill | FaultAction::Stop => target.restart(role).await,
-                FaultAction::Reset => Ok(Duration::ZERO),
+                // Tamper faults are never scheduled here (they act after the drain).
+                FaultAction::Reset | FaultAction::Tamper => Ok(Duration::ZERO),
                 FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Blackhole => target
                     .set_network(role, NetworkCondition::Healthy)
                     .map(|()| Duration::ZERO),

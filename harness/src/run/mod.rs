@@ -13,6 +13,7 @@ use crate::assemble::RunFacts;
 use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::clients::{ClientError, cql, unique_suffix};
 use crate::drive::{DriveCounters, DriveOutcome, drive};
+use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
 use crate::ingest::service::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use crate::ingest::stats::ConsumerReport;
@@ -28,6 +29,7 @@ use crate::verify::{VerifyOutcome, verify};
 
 mod faults;
 mod start;
+mod tamper;
 mod watch;
 
 use self::faults::FaultExecutor;
@@ -408,13 +410,15 @@ struct Collected {
     session: Arc<Session>,
     driven: Driven,
     verified: VerifyOutcome,
+    /// What the tamper faults did after the drain.
+    tampered: Vec<TamperRecord>,
     consumers: Vec<(PathBuf, ConsumerReport)>,
     host: ProcessSampler,
     containers: ProcessSampler,
 }
 
-/// Finishes the faults, drains, stops the consumer cleanly and the samplers, then verifies every
-/// event against the database.
+/// Finishes the faults, drains, stops the consumer cleanly and the samplers, carries out the
+/// tamper faults, then verifies every event against the database.
 async fn collect(
     prepared: &mut Prepared,
     scenario: &Scenario,
@@ -453,6 +457,8 @@ async fn collect(
     // pool that is still reconnecting would fail the verification's first request.
     let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?);
     let keyspace = &prepared.names.keyspace;
+    // Tamper faults act now: nothing writes any more, so the rows they touch stay as they left them.
+    let tampered = tamper::tamper(&session, keyspace, scenario, &driven.plan).await?;
     let verified = verify(Arc::clone(&session), keyspace, &driven.plan, driven.clock).await?;
     let hlog = options.out_dir.join("e2e.hlog");
     let start_s = driven.clock.start_epoch_us as f64 / 1e6;
@@ -464,6 +470,7 @@ async fn collect(
         session,
         driven,
         verified,
+        tampered,
         consumers: ConsumerReport::read_all(stats_dir),
         host,
         containers,
@@ -482,6 +489,7 @@ fn assemble(
         session: _,
         driven,
         verified,
+        tampered,
         consumers,
         host,
         containers,
@@ -511,6 +519,7 @@ fn assemble(
         },
         memory: memory_section(&host, &containers),
         faults: driven.faults.into_records(),
+        tampered,
         errors,
     };
     crate::assemble::assemble(scenario, &options.scenario_path, facts, &verified)

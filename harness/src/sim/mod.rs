@@ -11,7 +11,7 @@
 //! write latencies; one consumer group's committed offsets; a consumer kill dropping all of the
 //! core's memory and restarting from the committed offsets after the fault's duration; a stop
 //! draining first; Cassandra's periodic commit-log sync (every 10 s; a crash loses acknowledged
-//! rows not yet synced) or batch sync. Not modelled: the broker's memory storage (the sim broker
+//! rows not yet synced) or batch sync; tamper faults on the store after the run ([`tamper`]). Not modelled: the broker's memory storage (the sim broker
 //! is durable across kills), rebalances between several consumers, dead letters (the fleet sends
 //! none), bandwidth beyond an added per-request delay, connection resets other than failing the
 //! database writes in flight.
@@ -19,6 +19,7 @@
 pub mod calibrate;
 pub mod explore;
 pub mod model;
+pub mod tamper;
 pub mod verify;
 pub mod world;
 
@@ -82,8 +83,9 @@ fn simulate_verified(
     let wall = std::time::Instant::now();
     let world = world::World::new(scenario, latencies).map_err(SimError::Setup)?;
     let latencies = serde_json::to_value(latencies).unwrap_or_default();
-    let (outcome, store) = world.run();
+    let (outcome, mut store) = world.run();
     let plan = FleetPlan::from_scenario(scenario);
+    let tampered = tamper::tamper_store(scenario, &plan, &mut store);
     let verified = verify::verify_store(&plan, &store);
     drop(store);
 
@@ -109,6 +111,7 @@ fn simulate_verified(
         consumer,
         memory: Default::default(),
         faults: outcome.faults,
+        tampered,
         errors: outcome.errors,
     };
     let report = crate::assemble::assemble(scenario, scenario_path, facts, &verified);

@@ -212,6 +212,22 @@ impl SimStore {
         }
     }
 
+    /// Sets (Some) or removes (None) the row (vehicle, timestamp) outside the commit log's
+    /// bookkeeping: a tamper fault after the drain, which no crash follows.
+    pub fn tamper(&mut self, vehicle: u32, timestamp: i64, row: Option<StoredRow>) {
+        match (self.vehicles.get_mut(vehicle as usize), row) {
+            (Some(rows), row) => {
+                put(rows, timestamp, row);
+            }
+            (None, Some(row)) => {
+                self.strangers.insert((vehicle, timestamp), row);
+            }
+            (None, None) => {
+                self.strangers.remove(&(vehicle, timestamp));
+            }
+        }
+    }
+
     /// The rows of a fleet vehicle in timestamp order.
     pub fn rows_of(&self, vehicle: u32) -> &[(i64, StoredRow)] {
         self.vehicles

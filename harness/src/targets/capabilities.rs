@@ -1,7 +1,7 @@
 //! What a target can do, so the run and the fault executor ask the target instead of naming a broker or matching on the kind of target.
 
 use super::{Role, TargetKind};
-use crate::scenario::Scenario;
+use crate::scenario::{FaultAction, Scenario};
 
 /// What one kind of target can do. Broker- and database-specific facts live here and in the
 /// targets themselves, never in `run/`.
@@ -54,7 +54,8 @@ impl Capabilities {
     ) -> Result<(), String> {
         for (index, fault) in scenario.faults.iter().enumerate() {
             let role = Role::from(fault.service);
-            if !fault.action.is_network() && !self.process_faults.contains(&role) {
+            let process_fault = !fault.action.is_network() && fault.action != FaultAction::Tamper;
+            if process_fault && !self.process_faults.contains(&role) {
                 let allowed: Vec<&str> = self.process_faults.iter().map(|r| r.name()).collect();
                 return Err(format!(
                     "faults[{index}]: the {kind} target cannot {} the {role}: roadtest does not \

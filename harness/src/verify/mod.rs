@@ -5,7 +5,8 @@
 //! one page of rows per vehicle in flight, whatever the run's length. Each row is found
 //! (identical), corrupt (a field differs), or unexpected (nobody sent it); each expected event
 //! without a row is lost. The row's `WRITETIME` against the event's intended send time gives its
-//! end-to-end latency.
+//! end-to-end latency. Rows of vehicles outside the fleet (found by listing the table's
+//! partitions) are all unexpected.
 
 pub mod merge;
 
@@ -21,7 +22,7 @@ use crate::clients::{BoxError, ClientError};
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries};
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
-use crate::wire::vehicle_id;
+use crate::wire::{Event, vehicle_id};
 
 pub use merge::{FoundRow, RowFields, Timeline, VehicleMerge};
 
@@ -138,6 +139,7 @@ pub async fn verify(
             None => break,
         }
     }
+    verify_strangers(&session, keyspace, &prepared, plan, clock, &mut total).await?;
     total.keep_first_discrepancies();
     Ok(total)
 }
@@ -153,22 +155,75 @@ async fn verify_vehicle(
     vehicle: u32,
     clock: RunClock,
 ) -> Result<VerifyOutcome, ClientError> {
+    let mut outcome = VerifyOutcome::default();
     let id = vehicle_id(vehicle);
+    let expected = plan.vehicle(vehicle);
+    merge_rows(session, prepared, &id, expected, clock, &mut outcome).await?;
+    Ok(outcome)
+}
+
+/// Reads the rows of vehicle `id`, in timestamp order, into its merge against `expected`.
+async fn merge_rows(
+    session: &Session,
+    prepared: &PreparedStatement,
+    id: &str,
+    expected: impl Iterator<Item = Event>,
+    clock: RunClock,
+    outcome: &mut VerifyOutcome,
+) -> Result<(), ClientError> {
     let what = format!("read the rows of {id}");
     let pager = session
-        .execute_iter(prepared.clone(), (id.as_str(),))
+        .execute_iter(prepared.clone(), (id,))
         .await
         .map_err(|e| cql_error(&what, e))?;
     let mut rows = pager
         .rows_stream::<Row>()
         .map_err(|e| cql_error(&what, e))?;
-    let mut outcome = VerifyOutcome::default();
-    let mut merge = VehicleMerge::new(&id, plan.vehicle(vehicle), &clock, &mut outcome);
+    let mut merge = VehicleMerge::new(id, expected, &clock, outcome);
     while let Some(row) = rows.try_next().await.map_err(|e| cql_error(&what, e))? {
         merge.push_row(&found_row(row, &clock));
     }
     merge.finish();
-    Ok(outcome)
+    Ok(())
+}
+
+/// Rows of vehicles outside the fleet are all unexpected: the table's partitions are listed and
+/// every one the fleet does not have is read like a vehicle that sent nothing.
+async fn verify_strangers(
+    session: &Session,
+    keyspace: &str,
+    prepared: &PreparedStatement,
+    plan: &FleetPlan,
+    clock: RunClock,
+    outcome: &mut VerifyOutcome,
+) -> Result<(), ClientError> {
+    let what = "list the vehicles with rows";
+    let listing = format!("SELECT DISTINCT vehicle_id FROM {keyspace}.telemetry");
+    let pager = session
+        .query_iter(listing, ())
+        .await
+        .map_err(|e| cql_error(what, e))?;
+    let ids: Vec<(String,)> = pager
+        .rows_stream::<(String,)>()
+        .map_err(|e| cql_error(what, e))?
+        .try_collect()
+        .await
+        .map_err(|e| cql_error(what, e))?;
+    let in_fleet = |id: &str| {
+        let index = id.strip_prefix("veh-").and_then(|n| n.parse::<u32>().ok());
+        index.is_some_and(|index| index < plan.vehicle_count && vehicle_id(index) == id)
+    };
+    let mut strangers: Vec<String> = ids
+        .into_iter()
+        .map(|(id,)| id)
+        .filter(|id| !in_fleet(id))
+        .collect();
+    strangers.sort();
+    for id in strangers {
+        let nothing = std::iter::empty::<Event>();
+        merge_rows(session, prepared, &id, nothing, clock, outcome).await?;
+    }
+    Ok(())
 }
 
 /// A row as the merge reads it: values out of range become ones that cannot match (a negative

@@ -98,7 +98,8 @@ impl World {
             (_, FaultAction::Latency | FaultAction::Bandwidth) => {
                 self.condition_mut(fault.service).extra = extra;
             }
-            (_, FaultAction::Reset) => {}
+            // Tamper faults are never scheduled (they act on the store after the run).
+            (_, FaultAction::Reset | FaultAction::Tamper) => {}
         }
         if fault.action != FaultAction::Reset {
             self.schedule(until_us, Happening::FaultEnd(index));

@@ -1,0 +1,216 @@
+//! Unit tests of the tamper plan: seeded choice, smallest changes, validation.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::*;
+
+const SCENARIO: &str = r#"
+name = "unit"
+seed = 42
+duration_s = 20
+[fleet]
+vehicle_count = 10
+rate_hz = 1.0
+[[faults]]
+action = "tamper"
+service = "cassandra"
+at_s = 15
+kind = "change"
+rows = 5
+"#;
+
+fn scenario(extra: &str) -> Result<Scenario, String> {
+    let text = format!("{SCENARIO}{extra}");
+    let scenario = Scenario::parse(&text, Path::new("unit.toml")).map_err(|e| e.to_string())?;
+    scenario
+        .validate(Path::new("unit.toml"))
+        .map_err(|e| e.to_string())?;
+    Ok(scenario)
+}
+
+fn candidates(fleet: &FleetPlan, vehicles: &[u32]) -> Vec<Candidate> {
+    fleet
+        .events_of(vehicles.iter().copied())
+        .map(|event| Candidate {
+            vehicle: event.vehicle_index,
+            timestamp_ms: event.timestamp_ms,
+            fields: RowFields {
+                seq: event.seq,
+                latitude: event.latitude,
+                longitude: event.longitude,
+                speed: event.speed_kmh,
+                temperature: event.temperature_c,
+                humidity: event.humidity_pct,
+                format_version: crate::wire::FORMAT_VERSION,
+            },
+        })
+        .collect()
+}
+
+fn draw(scenario: &Scenario, kind: TamperKind) -> Vec<(TamperOp, TamperRecord)> {
+    let fleet = FleetPlan::from_scenario(scenario);
+    let plan = TamperPlan {
+        kind,
+        ..plans(scenario)[0]
+    };
+    let mut draw = TamperDraw::new(scenario.seed, plan);
+    let vehicles = draw.vehicles(fleet.vehicle_count);
+    draw.choose(
+        candidates(&fleet, &vehicles),
+        &fleet,
+        &vehicles,
+        &BTreeSet::new(),
+    )
+}
+
+#[test]
+fn the_same_seed_chooses_the_same_rows_and_another_seed_others() {
+    let scenario = scenario("").unwrap();
+    for kind in [TamperKind::Change, TamperKind::Delete, TamperKind::Insert] {
+        let first = draw(&scenario, kind);
+        assert_eq!(first.len(), 5);
+        assert_eq!(first, draw(&scenario, kind));
+        assert_ne!(
+            first,
+            draw(&scenario.clone().with_seed(43), kind),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn changes_are_the_smallest_and_only_before_the_trigger() {
+    let scenario = scenario("").unwrap();
+    let fleet = FleetPlan::from_scenario(&scenario);
+    let before_ms = plans(&scenario)[0].before_ms;
+    assert_eq!(before_ms, fleet.start_ms + 15_000);
+    let changes = draw(&scenario, TamperKind::Change);
+    let keys: BTreeSet<_> = changes.iter().map(|(op, _)| op.key()).collect();
+    assert_eq!(keys.len(), changes.len(), "distinct rows");
+    let original = candidates(&fleet, &(0..fleet.vehicle_count).collect::<Vec<_>>());
+    for (index, (op, record)) in changes.iter().enumerate() {
+        let TamperOp::Write(row) = op else {
+            panic!("a change writes")
+        };
+        assert!(row.timestamp_ms < before_ms);
+        let old = original
+            .iter()
+            .find(|c| (c.vehicle, c.timestamp_ms) == op.key())
+            .unwrap();
+        let field = record.field.as_deref().unwrap();
+        if index == 0 {
+            assert!(!matches!(field, "seq" | "format_version"), "{field}");
+        }
+        let (name, nudged) = nudge(old.fields, field_index(field));
+        assert_eq!((name, nudged), (field, row.fields));
+        assert_ne!(old.fields, row.fields);
+    }
+    let ulp = f64::from_bits(1.5f64.to_bits() + 1);
+    assert_eq!(ulp - 1.5, f64::EPSILON, "one ulp above 1.5");
+}
+
+fn field_index(name: &str) -> usize {
+    let names = [
+        "seq",
+        "latitude",
+        "longitude",
+        "speed",
+        "temperature",
+        "humidity",
+        "format_version",
+    ];
+    names.iter().position(|n| *n == name).unwrap()
+}
+
+#[test]
+fn inserts_are_rows_nobody_sent_and_one_is_outside_the_fleet() {
+    let scenario = scenario("").unwrap();
+    let fleet = FleetPlan::from_scenario(&scenario);
+    let inserts = draw(&scenario, TamperKind::Insert);
+    let strangers = inserts
+        .iter()
+        .filter(|(op, _)| op.key().0 == fleet.vehicle_count)
+        .count();
+    assert_eq!(strangers, 1);
+    for (op, record) in &inserts {
+        let (vehicle, timestamp_ms) = op.key();
+        if vehicle < fleet.vehicle_count {
+            assert!(timestamp_ms < fleet.start_ms, "{record:?}");
+        }
+        assert_eq!(record.kind, TamperKind::Insert);
+    }
+}
+
+#[test]
+fn rows_touched_before_are_never_chosen_again() {
+    let scenario = scenario("").unwrap();
+    let fleet = FleetPlan::from_scenario(&scenario);
+    let plan = TamperPlan {
+        rows: 1000,
+        ..plans(&scenario)[0]
+    };
+    let mut first = TamperDraw::new(1, plan);
+    let vehicles = first.vehicles(fleet.vehicle_count);
+    let all = candidates(&fleet, &vehicles);
+    let touched: BTreeSet<_> = all
+        .iter()
+        .take(20)
+        .map(|c| (c.vehicle, c.timestamp_ms))
+        .collect();
+    let before = all
+        .iter()
+        .filter(|c| c.timestamp_ms < plan.before_ms)
+        .count();
+    assert!(
+        before >= 140,
+        "about 10 vehicles x 15 events before second 15"
+    );
+    let chosen = first.choose(all, &fleet, &vehicles, &touched);
+    assert!(chosen.iter().all(|(op, _)| !touched.contains(&op.key())));
+    assert_eq!(chosen.len(), before - touched.len(), "all the others");
+}
+
+#[test]
+fn bad_tamper_entries_are_refused_naming_the_key() {
+    let replace = |from: &str, to: &str| {
+        let text = SCENARIO.replace(from, to);
+        let scenario = Scenario::parse(&text, Path::new("unit.toml")).map_err(|e| e.to_string())?;
+        scenario
+            .validate(Path::new("unit.toml"))
+            .map_err(|e| e.to_string())
+    };
+    let cases = [
+        (
+            "service = \"cassandra\"",
+            "service = \"broker\"",
+            "faults[0].service",
+        ),
+        ("rows = 5", "rows = 0", "faults[0].rows"),
+        ("rows = 5", "rows = 1001", "faults[0].rows"),
+        ("rows = 5", "", "faults[0].rows"),
+        ("kind = \"change\"", "", "faults[0].kind"),
+        (
+            "at_s = 15",
+            "random = { count = 1, between_s = [1.0, 2.0] }",
+            "faults[0].random",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let error = replace(from, to).unwrap_err();
+        assert!(error.contains(key), "{error}");
+    }
+    let kill_with_rows =
+        "[[faults]]\naction = \"kill\"\nservice = \"consumer\"\nat_s = 1\nrows = 3\n";
+    let error = scenario(kill_with_rows).unwrap_err();
+    assert!(error.contains("faults[1].rows"), "{error}");
+    let after = "[[faults]]\naction = \"tamper\"\nservice = \"cassandra\"\nafter_events = 30\nkind = \"delete\"\nrows = 2\n";
+    let scenario = scenario(after).unwrap();
+    let planned = plans(&scenario);
+    assert_eq!(planned[1].kind, TamperKind::Delete);
+    let thirtieth = FleetPlan::from_scenario(&scenario)
+        .events()
+        .nth(29)
+        .unwrap();
+    assert_eq!(planned[1].before_ms, thirtieth.timestamp_ms + 1);
+}
