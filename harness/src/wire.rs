@@ -173,6 +173,19 @@ impl Record {
     }
 }
 
+/// The fields of a stored row (the record less its key and timestamp), as verification compares
+/// them with the event of the same timestamp and as tamper faults change them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowFields {
+    pub seq: u64,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub speed: f64,
+    pub temperature: f64,
+    pub humidity: f64,
+    pub format_version: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,31 +275,6 @@ fn validate(args: &ScenarioArgs, json: bool) -> Result<u8, String> {
     Ok(EXIT_PASSED)
 }
 
-/// The resolved fault schedule, one line per fault.
-fn write_faults(out: &mut impl Write, scenario: &Scenario) -> io::Result<()> {
-    let planned = crate::faults::resolve(scenario);
-    writeln!(
-        out,
-        "faults        {} (resolved with seed {})",
-        planned.len(),
-        scenario.seed
-    )?;
-    for fault in planned {
-        let trigger = match fault.trigger {
-            crate::faults::Trigger::AtS(at_s) => format!("at {at_s:.2} s"),
-            crate::faults::Trigger::AfterEvents(events) => format!("after {events} events"),
-        };
-        writeln!(
-            out,
-            "  - {} the {} {trigger} for {} s",
-            kebab(&fault.action),
-            fault.service,
-            fault.duration_s
-        )?;
-    }
-    Ok(())
-}
-
 fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario) -> io::Result<()> {
     let fleet = &scenario.fleet;
     let interval_ms = scenario.sample_interval_ms();

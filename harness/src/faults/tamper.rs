@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::fleet::FleetPlan;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service, TamperKind};
 use crate::seed::{SimRng, rng_for};
-use crate::verify::RowFields;
+use crate::wire::RowFields;
 use crate::wire::vehicle_id;
 
 /// Vehicles whose rows a tamper fault reads as candidates, at most.

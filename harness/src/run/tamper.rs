@@ -13,7 +13,7 @@ use crate::faults::tamper::{
 };
 use crate::fleet::FleetPlan;
 use crate::scenario::Scenario;
-use crate::verify::RowFields;
+use crate::wire::RowFields;
 use crate::wire::vehicle_id;
 
 /// The statements a tamper fault uses.

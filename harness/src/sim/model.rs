@@ -7,7 +7,7 @@
 //! by (vehicle, timestamp) and an undo log of writes since the last commit-log sync: a crash
 //! rolls those back, as Cassandra's periodic sync loses acknowledged writes not yet synced.
 
-use crate::verify::RowFields;
+use crate::wire::RowFields;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::scenario::CommitlogSync;

@@ -4,7 +4,7 @@
 //! run in the order they were scheduled; nothing reads the wall clock, no thread or async runtime
 //! is involved, and every random draw comes from a generator of [`crate::seed::rng_for`].
 
-use crate::verify::RowFields;
+use crate::wire::RowFields;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::Arc;

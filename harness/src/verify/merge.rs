@@ -16,19 +16,7 @@ use serde_json::Value;
 
 use super::VerifyOutcome;
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy};
-use crate::wire::{Event, FORMAT_VERSION};
-
-/// The fields of a row that verification compares with the event of the same timestamp.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RowFields {
-    pub seq: u64,
-    pub latitude: f64,
-    pub longitude: f64,
-    pub speed: f64,
-    pub temperature: f64,
-    pub humidity: f64,
-    pub format_version: u32,
-}
+use crate::wire::{Event, FORMAT_VERSION, RowFields};
 
 /// One stored row of a vehicle, as the merge reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -24,7 +24,8 @@ use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries};
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
 use crate::wire::{Event, vehicle_id};
 
-pub use merge::{FoundRow, RowFields, Timeline, VehicleMerge};
+pub use crate::wire::RowFields;
+pub use merge::{FoundRow, Timeline, VehicleMerge};
 
 /// Vehicles verified at once.
 const VEHICLES_IN_FLIGHT: usize = 16;
