@@ -15,13 +15,18 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The source without its `#[cfg(test)] mod name { ... }` blocks and test-only files' worth of
-/// imports: tests may reach anywhere.
-fn without_tests(source: &str) -> &str {
-    source
+/// The code of a source file: no `#[cfg(test)] mod tests { ... }` block (tests may reach
+/// anywhere) and no comments (a doc link is not an import).
+fn code_of(source: &str) -> String {
+    let before_tests = source
         .split("#[cfg(test)]\nmod tests {")
         .next()
-        .unwrap_or(source)
+        .unwrap_or(source);
+    before_tests
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Top-level module -> the top-level modules it names through `crate::`.
@@ -40,9 +45,9 @@ fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         if top == "lib" || top == "main" || name.ends_with("tests.rs") {
             continue;
         }
-        let text = std::fs::read_to_string(&file).expect("readable source");
+        let text = code_of(&std::fs::read_to_string(&file).expect("readable source"));
         let targets = graph.entry(top.to_string()).or_default();
-        for (index, _) in without_tests(&text).match_indices("crate::") {
+        for (index, _) in text.match_indices("crate::") {
             let rest = &text[index + "crate::".len()..];
             let mut names = vec![rest];
             if let Some(list) = rest.strip_prefix('{') {
