@@ -186,6 +186,26 @@ pub struct RowFields {
     pub format_version: u32,
 }
 
+impl RowFields {
+    /// The fields as the table's columns hold them: values out of range become ones that cannot
+    /// match (a negative `seq` or `format_version` becomes the largest).
+    pub fn from_columns(
+        seq: i64,
+        [latitude, longitude, speed, temperature, humidity]: [f64; 5],
+        format_version: i32,
+    ) -> RowFields {
+        RowFields {
+            seq: u64::try_from(seq).unwrap_or(u64::MAX),
+            latitude,
+            longitude,
+            speed,
+            temperature,
+            humidity,
+            format_version: u32::try_from(format_version).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

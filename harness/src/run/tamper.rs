@@ -112,15 +112,11 @@ async fn read(
             Candidate {
                 vehicle,
                 timestamp_ms: timestamp.0,
-                fields: RowFields {
-                    seq: u64::try_from(seq).unwrap_or(u64::MAX),
-                    latitude,
-                    longitude,
-                    speed,
-                    temperature,
-                    humidity,
-                    format_version: u32::try_from(version).unwrap_or(u32::MAX),
-                },
+                fields: RowFields::from_columns(
+                    seq,
+                    [latitude, longitude, speed, temperature, humidity],
+                    version,
+                ),
             }
         };
     Ok(rows.into_iter().map(candidate).collect())

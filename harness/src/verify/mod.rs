@@ -234,15 +234,11 @@ fn found_row(row: Row, clock: &RunClock) -> FoundRow {
         row;
     FoundRow {
         timestamp_ms: timestamp.0,
-        fields: RowFields {
-            seq: u64::try_from(seq).unwrap_or(u64::MAX),
-            latitude,
-            longitude,
-            speed,
-            temperature,
-            humidity,
-            format_version: u32::try_from(version).unwrap_or(u32::MAX),
-        },
+        fields: RowFields::from_columns(
+            seq,
+            [latitude, longitude, speed, temperature, humidity],
+            version,
+        ),
         written_us: u64::try_from(write_us)
             .unwrap_or(0)
             .saturating_sub(clock.start_epoch_us),
