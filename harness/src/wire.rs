@@ -187,6 +187,24 @@ pub struct RowFields {
 }
 
 impl RowFields {
+    /// The fields a faithful pipeline stores for `record`.
+    pub fn of_record(record: &Record) -> RowFields {
+        RowFields {
+            seq: record.seq,
+            latitude: record.latitude,
+            longitude: record.longitude,
+            speed: record.speed,
+            temperature: record.temperature,
+            humidity: record.humidity,
+            format_version: record.format_version,
+        }
+    }
+
+    /// The fields a faithful pipeline stores for `event` (its record at this format version).
+    pub fn of_event(event: &Event) -> RowFields {
+        RowFields::of_record(&Record::from_event(event))
+    }
+
     /// The fields as the table's columns hold them: values out of range become ones that cannot
     /// match (a negative `seq` or `format_version` becomes the largest).
     pub fn from_columns(

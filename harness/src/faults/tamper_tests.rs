@@ -35,15 +35,7 @@ fn candidates(fleet: &FleetPlan, vehicles: &[u32]) -> Vec<Candidate> {
         .map(|event| Candidate {
             vehicle: event.vehicle_index,
             timestamp_ms: event.timestamp_ms,
-            fields: RowFields {
-                seq: event.seq,
-                latitude: event.latitude,
-                longitude: event.longitude,
-                speed: event.speed_kmh,
-                temperature: event.temperature_c,
-                humidity: event.humidity_pct,
-                format_version: crate::wire::FORMAT_VERSION,
-            },
+            fields: RowFields::of_event(&event),
         })
         .collect()
 }

@@ -556,15 +556,7 @@ impl World {
             for row in write.rows.iter() {
                 let record = &row.record;
                 let stored = StoredRow {
-                    fields: RowFields {
-                        seq: record.seq,
-                        latitude: record.latitude,
-                        longitude: record.longitude,
-                        speed: record.speed,
-                        temperature: record.temperature,
-                        humidity: record.humidity,
-                        format_version: record.format_version,
-                    },
+                    fields: RowFields::of_record(record),
                     write_us: self.now_us,
                 };
                 self.store

@@ -43,15 +43,7 @@ fn events(count: u64) -> Vec<Event> {
 fn row_of(event: &Event) -> FoundRow {
     FoundRow {
         timestamp_ms: event.timestamp_ms,
-        fields: RowFields {
-            seq: event.seq,
-            latitude: event.latitude,
-            longitude: event.longitude,
-            speed: event.speed_kmh,
-            temperature: event.temperature_c,
-            humidity: event.humidity_pct,
-            format_version: FORMAT_VERSION,
-        },
+        fields: RowFields::of_event(event),
         written_us: Plain.intended_offset_us(event.timestamp_ms) + 3_000,
     }
 }
