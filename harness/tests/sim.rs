@@ -26,6 +26,19 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `unsafe-commit-ci` with commits before the write (at-most-once, so it loses events), written
+/// as `unsafe.toml` in a fresh folder named for `name`; returns (folder, file).
+fn at_most_once_variant(name: &str) -> (PathBuf, PathBuf) {
+    let dir = out_dir(name);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("unsafe.toml");
+    let text = std::fs::read_to_string(scenario_path("unsafe-commit-ci.toml"))
+        .expect("reads the scenario")
+        .replace("after-write", "before-write");
+    std::fs::write(&file, text).expect("writes the scenario");
+    (dir, file)
+}
+
 #[test]
 fn the_same_seed_gives_the_same_report() {
     let (scenario, path) = load("crash-consumer.toml");
@@ -74,13 +87,7 @@ fn run_target_sim_writes_identical_reports_and_exits_like_a_real_run() {
     assert_eq!(bodies[0], bodies[1]);
 
     // A failed expectation exits 1.
-    let mut unsafe_commit = std::fs::read_to_string(scenario_path("unsafe-commit-ci.toml"))
-        .expect("reads the scenario");
-    unsafe_commit = unsafe_commit.replace("after-write", "before-write");
-    let dir = out_dir("unsafe");
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("unsafe.toml");
-    std::fs::write(&file, unsafe_commit).expect("writes the scenario");
+    let (dir, file) = at_most_once_variant("unsafe");
     let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
         .args(["run", file.to_str().expect("utf-8 path"), "--target", "sim"])
         .args(["--out", dir.join("run").to_str().expect("utf-8 path")])
@@ -111,13 +118,7 @@ fn explore_prints_the_same_with_one_or_two_threads() {
     );
 
     // Failing seeds too: every one listed with its replay command, in seed order, exit 1.
-    let dir = out_dir("explore");
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("unsafe.toml");
-    let text = std::fs::read_to_string(scenario_path("unsafe-commit-ci.toml"))
-        .expect("reads the scenario")
-        .replace("after-write", "before-write");
-    std::fs::write(&file, text).expect("writes the scenario");
+    let (dir, file) = at_most_once_variant("explore");
     let mut outputs = Vec::new();
     for jobs in ["1", "2"] {
         let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
@@ -186,13 +187,7 @@ fn strictly_smaller(small: &Scenario, original: &Scenario) -> bool {
 
 #[test]
 fn explore_shrink_writes_a_case_whose_printed_replay_fails_the_same_way() {
-    let dir = out_dir("shrink");
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("unsafe.toml");
-    let text = std::fs::read_to_string(scenario_path("unsafe-commit-ci.toml"))
-        .expect("reads the scenario")
-        .replace("after-write", "before-write");
-    std::fs::write(&file, text).expect("writes the scenario");
+    let (dir, file) = at_most_once_variant("shrink");
     let shrunk_dir = dir.join("shrunk");
     let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
         .args(["explore", file.to_str().expect("utf-8 path")])
