@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -59,10 +59,9 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// A port free now (the listener that found it is closed again).
+/// A port free now, outside the OS's ephemeral range (see `roadtest::targets::free_port`).
 fn free_port() -> u16 {
-    let listener = StdTcpListener::bind(loopback(0)).expect("bind a free port");
-    listener.local_addr().expect("local address").port()
+    roadtest::targets::free_port().expect("a free port")
 }
 
 /// Starts Tansu (memory storage) on a free port and waits until it accepts connections.

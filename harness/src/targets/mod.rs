@@ -11,11 +11,12 @@ pub mod containers;
 pub mod external;
 pub mod kafka_gateway;
 pub mod local;
+mod ports;
 pub mod process;
 pub mod proxy;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clients::{CqlConnection, KafkaConnection};
@@ -27,6 +28,7 @@ pub use capabilities::Capabilities;
 pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
 pub use external::{ExternalOptions, ExternalTarget};
 pub use local::{LocalOptions, LocalTarget};
+pub use ports::free_port;
 
 /// How clients reach the pipeline's services.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,13 +169,6 @@ impl From<containers::ContainersError> for TargetError {
     fn from(error: containers::ContainersError) -> TargetError {
         TargetError::Containers(Box::new(error))
     }
-}
-
-/// A port of 127.0.0.1 that was free a moment ago (the OS picks it; nothing holds it afterwards).
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 /// A new directory `PREFIX-PID-NANOS` under the system temp dir, unique per process and call.
