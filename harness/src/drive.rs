@@ -15,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 
-use crate::clients::kafka::{kafka_error, producer_config};
+use crate::clients::kafka::{ProducerSettings, kafka_error, producer_config};
 use crate::clients::{ClientError, KafkaConnection};
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, RunClock};
@@ -89,13 +89,14 @@ impl ProducerContext for DeliveryRecorder {
     }
 }
 
-/// Produces every event of `plan` to `topic` on schedule, in a dedicated thread; returns when all
-/// are sent and delivered (or `deadline` after the last send passes).
+/// Produces every event of `plan` to `topic` on schedule (call it on a thread of its own);
+/// returns when every event is sent and its delivery reported (acknowledged, or failed once
+/// `settings.message_timeout` passed), or when `stop` is set.
 pub fn drive(
     plan: &FleetPlan,
     kafka: &KafkaConnection,
     topic: &str,
-    idempotent: bool,
+    settings: ProducerSettings,
     clock: RunClock,
     counters: Arc<DriveCounters>,
     stop: Arc<AtomicBool>,
@@ -109,7 +110,7 @@ pub fn drive(
             first_errors: Vec::new(),
         }),
     };
-    let producer: ThreadedProducer<DeliveryRecorder> = producer_config(kafka, idempotent)
+    let producer: ThreadedProducer<DeliveryRecorder> = producer_config(kafka, settings)
         .create_with_context(recorder)
         .map_err(|e| kafka_error(&kafka.bootstrap, "create the producer", e))?;
     let mut behind_schedule = LatencyRecorder::new();
@@ -138,7 +139,7 @@ pub fn drive(
             .timestamp(created_ms);
         send(&producer, record, &counters);
     }
-    Ok(finish(&producer, &counters, behind_schedule))
+    Ok(finish(&producer, &counters, behind_schedule, settings))
 }
 
 /// Hands `record` to librdkafka, waiting while its queue is full; counts it sent, or failed
@@ -171,9 +172,10 @@ fn finish(
     producer: &ThreadedProducer<DeliveryRecorder>,
     counters: &DriveCounters,
     behind_schedule: LatencyRecorder,
+    settings: ProducerSettings,
 ) -> DriveOutcome {
-    // Each delivery has its own message timeout.
-    let _ = producer.flush(Duration::from_secs(90));
+    // Each delivery has its own message timeout; the flush waits a little past the longest.
+    let _ = producer.flush(settings.message_timeout + Duration::from_secs(30));
     counters.finished.store(true, Ordering::Relaxed);
     let sent = counters.sent.load(Ordering::Relaxed);
     let acknowledged = counters.acknowledged.load(Ordering::Relaxed);

@@ -1,10 +1,7 @@
 //! The Kafka gateway against a real broker (Tansu) that advertises an address nobody can reach: clients work only if every connection goes through the fault proxy and the gateway.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +14,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+mod support;
+
 use roadtest::targets::kafka_gateway::{BrokerRoutes, KafkaGateway};
 use roadtest::targets::proxy::{FaultProxy, NetworkCondition};
+use support::{Tansu, free_port, loopback};
 
 /// What Tansu advertises: `.invalid` never resolves, so a client that connects where the broker
 /// says (instead of where the gateway's rewrite says) fails.
@@ -31,83 +31,6 @@ const MESSAGES: usize = 1000;
 const WAIT: Duration = Duration::from_secs(30);
 /// How long a message sent during a blackhole must stay unacknowledged.
 const BLACKHOLE_QUIET: Duration = Duration::from_secs(2);
-
-/// Tansu as a child process; killed when dropped, also when the test panics.
-struct Tansu {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Tansu {
-    /// The end of Tansu's log, for failure messages.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
-/// A port free now, outside the OS's ephemeral range (see `roadtest::targets::free_port`).
-fn free_port() -> u16 {
-    roadtest::targets::free_port().expect("a free port")
-}
-
-/// Starts Tansu (memory storage) on a free port and waits until it accepts connections.
-async fn start_tansu() -> Tansu {
-    let binary = roadtest::targets::local::roadtest_home().join("bin/tansu");
-    assert!(
-        binary.exists(),
-        "Tansu is not installed (looked for {}); run `ci/services install` (or set ROADTEST_HOME \
-         to where it is installed)",
-        binary.display()
-    );
-    let port = free_port();
-    let log = std::env::temp_dir().join(format!(
-        "roadtest-kafka-gateway-tansu-{}.log",
-        std::process::id()
-    ));
-    let log_file = File::create(&log).expect("create Tansu's log");
-    let child = Command::new(&binary)
-        .args(["broker", "--listener-url"])
-        .arg(format!("tcp://127.0.0.1:{port}"))
-        .arg("--advertised-listener-url")
-        .arg(format!("tcp://{ADVERTISED_HOST}:{ADVERTISED_PORT}"))
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("clone Tansu's log"))
-        .stderr(log_file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-    let mut tansu = Tansu { child, port, log };
-    let deadline = Instant::now() + WAIT;
-    while TcpStream::connect(loopback(port)).await.is_err() {
-        if let Ok(Some(status)) = tansu.child.try_wait() {
-            panic!(
-                "Tansu exited while starting ({status}):\n{}",
-                tansu.log_tail()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Tansu did not listen on port {port} within {WAIT:?}:\n{}",
-            tansu.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tansu
-}
 
 fn client_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -254,7 +177,13 @@ async fn consume(bootstrap: &str, count: usize) -> HashMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_reach_a_broker_advertising_elsewhere_only_through_proxy_and_gateway() {
-    let tansu = start_tansu().await;
+    let tansu_port = free_port();
+    let tansu = Tansu::start(
+        tansu_port,
+        &format!("{ADVERTISED_HOST}:{ADVERTISED_PORT}"),
+        "kafka-gateway",
+    )
+    .await;
     // The proxy forwards to the gateway and the gateway's routes name the proxy: reserve the
     // gateway's port, start the proxy towards it, then start the gateway on it.
     let gateway_address = loopback(free_port());
@@ -266,14 +195,14 @@ async fn clients_reach_a_broker_advertising_elsewhere_only_through_proxy_and_gat
         (ADVERTISED_HOST.to_owned(), ADVERTISED_PORT),
         ("127.0.0.1".to_owned(), proxy_port),
     )]);
-    let upstream = ("127.0.0.1".to_owned(), tansu.port);
+    let upstream = ("127.0.0.1".to_owned(), tansu_port);
     let _gateway = KafkaGateway::start("kafka", gateway_address, upstream, Arc::new(routes))
         .await
         .expect("start the gateway");
     let bootstrap = proxy.local_addr().to_string();
 
     // Without the gateway clients learn the unreachable address; through it, the proxy's.
-    let direct = brokers_advertised(loopback(tansu.port)).await;
+    let direct = brokers_advertised(loopback(tansu_port)).await;
     let advertised = (ADVERTISED_HOST.to_owned(), i32::from(ADVERTISED_PORT));
     assert_eq!(direct, [advertised]);
     let rewritten = brokers_seen(&bootstrap).await;
@@ -319,5 +248,5 @@ async fn clients_reach_a_broker_advertising_elsewhere_only_through_proxy_and_gat
     let stats = proxy.stats();
     assert!(stats.to_client_bytes > 0, "{stats:?}");
     assert_eq!(stats.upstream_connect_failures, 0, "{stats:?}");
-    let _ = std::fs::remove_file(&tansu.log);
+    tansu.remove_log();
 }

@@ -255,7 +255,13 @@ async fn local_target_serves_kafka_and_cql_survives_restart_and_pause_and_cleans
     for (name, pid) in target.processes() {
         let rss = rss_mib(pid).unwrap_or_else(|| panic!("no VmRSS for {name} (pid {pid})"));
         eprintln!("local_target: {name} (pid {pid}) idle RSS {rss:.1} MiB");
-        assert!(rss > 1.0, "{name} has an implausible RSS of {rss} MiB");
+        // Idle, Cassandra's JVM still holds its loaded classes and caches; the broker and the
+        // bridge hold a runtime and their listeners.
+        let floor = if name == "cassandra" { 150.0 } else { 3.0 };
+        assert!(
+            rss > floor,
+            "{name} has an implausible idle RSS of {rss} MiB (floor {floor})"
+        );
     }
     let endpoints = target.endpoints().clone();
 
@@ -303,9 +309,10 @@ async fn check_kafka_round_trip(
     kafka::create_topics(kafka, &[(&topic, PARTITIONS as u32)], 1, CLIENT_WAIT)
         .await
         .unwrap_or_else(|error| panic!("cannot create topic {topic}: {error}"));
-    let producer: FutureProducer = kafka::producer_config(kafka, false)
-        .create()
-        .expect("cannot create the producer");
+    let producer: FutureProducer =
+        kafka::producer_config(kafka, kafka::ProducerSettings::new(false))
+            .create()
+            .expect("cannot create the producer");
 
     // Message i has key k = i % KEYS and sequence number i / KEYS within its key.
     let messages: Vec<(String, String)> = (0..MESSAGES)

@@ -11,17 +11,41 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::{ClientError, KafkaConnection, retry};
 
-/// Producer settings: acks from all replicas, small linger, idempotence when the broker supports
-/// it (the target says: Tansu 0.6 does not, real Kafka does).
-pub fn producer_config(kafka: &KafkaConnection, idempotent: bool) -> ClientConfig {
+/// What a producer is allowed: idempotence, and how long one message may wait for delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSettings {
+    /// Idempotent produce, when the broker supports it (the target says: Tansu 0.6 does not,
+    /// real Kafka does).
+    pub idempotent: bool,
+    /// librdkafka's `message.timeout.ms`: a message not acknowledged by then fails its delivery.
+    pub message_timeout: Duration,
+}
+
+impl ProducerSettings {
+    /// A minute per message: a broker restart or a partition of some seconds costs no event.
+    pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+    pub fn new(idempotent: bool) -> ProducerSettings {
+        ProducerSettings {
+            idempotent,
+            message_timeout: ProducerSettings::MESSAGE_TIMEOUT,
+        }
+    }
+}
+
+/// Producer settings: acks from all replicas, small linger, and `settings`.
+pub fn producer_config(kafka: &KafkaConnection, settings: ProducerSettings) -> ClientConfig {
     let mut config = kafka.client_config();
     config
         .set("acks", "all")
-        .set("enable.idempotence", idempotent.to_string())
+        .set("enable.idempotence", settings.idempotent.to_string())
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
-        .set("message.timeout.ms", "60000")
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout.as_millis().to_string(),
+        )
         .set("compression.type", "none");
     config
 }

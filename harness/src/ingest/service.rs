@@ -20,7 +20,9 @@ pub use super::args::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use super::core::{Action, IngestCore, IngestSettings, LogLevel, Row};
 use super::lag::{LagProbe, watermark_query};
 use super::stats::{Telemetry, serve_metrics};
-use crate::clients::kafka::{consumer_config, kafka_error, producer_config, wait_for_broker};
+use crate::clients::kafka::{
+    ProducerSettings, consumer_config, kafka_error, producer_config, wait_for_broker,
+};
 use crate::clients::{ClientError, cql};
 use crate::measure::epoch_us;
 
@@ -173,7 +175,7 @@ async fn connect(
         .subscribe(&[&args.topic])
         .map_err(|e| kafka_error(&args.bootstrap, &format!("subscribe to {}", args.topic), e))?;
     // Idempotence off: the consumer does not know its broker, and dead letters are rare.
-    let dead_letters: FutureProducer = producer_config(&kafka, false)
+    let dead_letters: FutureProducer = producer_config(&kafka, ProducerSettings::new(false))
         .create()
         .map_err(|e| kafka_error(&args.bootstrap, "create the dead-letter producer", e))?;
     let lag = LagProbe::spawn(watermark_query(&kafka, &args.topic)?).map_err(IngestError::Lag)?;

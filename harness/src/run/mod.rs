@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use scylla::client::session::Session;
 
 use crate::assemble::RunFacts;
+use crate::clients::kafka::ProducerSettings;
 use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::clients::{ClientError, cql, unique_suffix};
 use crate::drive::{DriveCounters, DriveOutcome, drive};
@@ -372,12 +373,12 @@ async fn drive_and_watch(
     let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let producer = {
         let kafka = prepared.endpoints.kafka.clone();
-        let idempotent = target.capabilities().idempotent_producer;
+        let settings = ProducerSettings::new(target.capabilities().idempotent_producer);
         let topic = prepared.names.topic.clone();
         let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer.0));
         std::thread::Builder::new()
             .name("roadtest-producer".into())
-            .spawn(move || drive(&plan, &kafka, &topic, idempotent, clock, counters, stop))
+            .spawn(move || drive(&plan, &kafka, &topic, settings, clock, counters, stop))
             .map_err(|e| RunError::Producer(e.to_string()))?
     };
     let mut errors = Vec::new();
@@ -538,8 +539,9 @@ fn run_errors(
     if driven.faults.restarts_broker() && !capabilities.broker_keeps_data {
         let broker = service_versions.get("broker");
         errors.push(format!(
-            "the broker ({}) kept nothing across its restart: events it held but the consumer \
-             had not yet written were lost with it",
+            "the broker ({}) kept nothing across its restart: its log began again at offset 0 \
+             while the consumer kept its position, so the events the new log took below that \
+             position were never read (nor were events held but not yet read at the kill)",
             broker.map_or("its storage", String::as_str)
         ));
     }
