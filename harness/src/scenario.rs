@@ -391,6 +391,17 @@ pub enum TamperKind {
     Insert,
 }
 
+impl TamperKind {
+    /// The name a scenario file and a report use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TamperKind::Change => "change",
+            TamperKind::Delete => "delete",
+            TamperKind::Insert => "insert",
+        }
+    }
+}
+
 impl FaultAction {
     /// Whether the fault acts on the network path (through roadtest's proxy) rather than the process.
     pub fn is_network(self) -> bool {

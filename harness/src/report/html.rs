@@ -145,6 +145,7 @@ fn write_page(out: &mut String, report: &Report) -> std::fmt::Result {
     write_expectations(out, report)?;
     write_errors(out, report)?;
     write_verification(out, report)?;
+    write_tampered(out, report)?;
     for (id, title, how, chart) in CHARTS {
         writeln!(
             out,
@@ -320,6 +321,9 @@ fn write_nav(out: &mut String, report: &Report) -> std::fmt::Result {
     if verify.lost + verify.corrupt + verify.unexpected > 0 || !verify.discrepancies.is_empty() {
         links.push(("verification", "Verification".to_string()));
     }
+    if !report.tampered.is_empty() {
+        links.push(("tampered", format!("Tampered ({})", report.tampered.len())));
+    }
     for (id, name) in [
         ("latency", "Latency over time"),
         ("percentiles", "Percentiles"),
@@ -441,6 +445,37 @@ fn write_verification(out: &mut String, report: &Report) -> std::fmt::Result {
         writeln!(out, "</table>")?;
     }
     writeln!(out, "</section>")
+}
+
+/// The rows tamper faults changed, deleted or inserted: what verification had to find.
+fn write_tampered(out: &mut String, report: &Report) -> std::fmt::Result {
+    if report.tampered.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "<section id=\"tampered\">\n<h2>Tampered rows</h2>\n<p class=\"how\">roadtest altered \
+         the stored rows through its own session after the drain: {}. Verification must count \
+         each change as corrupt, each delete as lost and each insert as unexpected.</p>",
+        escape(&super::text::tampered_counts(&report.tampered))
+    )?;
+    writeln!(
+        out,
+        "<table>\n<tr><th>fault</th><th>vehicle</th><th>seq</th><th>timestamp (ms)</th><th>kind</th><th>field</th></tr>"
+    )?;
+    for record in &report.tampered {
+        writeln!(
+            out,
+            "<tr><td class=\"number\">{}</td><td><code>{}</code></td><td class=\"number\">{}</td><td class=\"number\">{}</td><td>{}</td><td>{}</td></tr>",
+            record.entry,
+            escape(&record.vehicle_id),
+            record.seq,
+            record.timestamp_ms,
+            record.kind.name(),
+            escape(record.field.as_deref().unwrap_or(""))
+        )?;
+    }
+    writeln!(out, "</table>\n</section>")
 }
 
 /// Columns of the fault table shown first, in this order; other keys follow alphabetically,
@@ -624,9 +659,29 @@ mod tests {
         assert!(html.contains("class=\"badge pass\">PASSED"));
         assert!(!html.contains("Verification:"));
         assert!(!html.contains("Run errors"));
+        assert!(!html.contains("id=\"tampered\""));
         assert!(html.contains("No fault was injected."));
         assert!(html.contains("60,030 of 60,030 found"));
         assert_eq!(html.matches("<svg").count(), 5);
+    }
+
+    #[test]
+    fn tampered_rows_are_listed_and_linked() {
+        let mut report = super::super::tests::sample_report();
+        report.tampered = super::super::tests::sample_tampered();
+        let html = render_html(&report);
+        assert!(
+            html.contains("<a href=\"#tampered\">Tampered (3)</a>"),
+            "{html}"
+        );
+        assert!(html.contains("3 rows (change 2, insert 1)"), "{html}");
+        assert!(
+            html.contains("<td><code>veh-000001</code></td><td class=\"number\">4</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>change</td><td>speed_mps</td>"), "{html}");
+        assert!(html.contains("<code>veh-&lt;x&gt;</code>"), "{html}");
+        assert!(html.contains("<td>insert</td><td></td>"), "{html}");
     }
 
     #[test]

@@ -465,6 +465,25 @@ throughput_written_per_s_min = 5.0
         vec![kill, latency, FaultRecord::planned(&pause, 500.0)]
     }
 
+    /// Three tampered rows: two changes and an insert for a vehicle outside the fleet.
+    pub(crate) fn sample_tampered() -> Vec<crate::faults::tamper::TamperRecord> {
+        use crate::faults::tamper::TamperRecord;
+        use crate::scenario::TamperKind;
+        let record = |vehicle: &str, seq, kind, field: Option<&str>| TamperRecord {
+            entry: 1,
+            vehicle_id: vehicle.to_string(),
+            timestamp_ms: 1_767_225_600_000 + seq as i64 * 500,
+            seq,
+            kind,
+            field: field.map(str::to_string),
+        };
+        vec![
+            record("veh-000001", 4, TamperKind::Change, Some("speed_mps")),
+            record("veh-000002", 7, TamperKind::Change, Some("latitude")),
+            record("veh-<x>", 0, TamperKind::Insert, None),
+        ]
+    }
+
     /// A report with every section filled, as a run would leave it.
     pub(crate) fn sample_report() -> Report {
         let scenario = Scenario::parse(SCENARIO, Path::new("unit.toml")).unwrap();

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::Report;
 use super::verdict::Comparison;
+use crate::faults::tamper::TamperRecord;
 
 impl Report {
     /// A compact summary: verdict, events, latency, throughput, peak memory, each expectation
@@ -71,6 +72,9 @@ impl Report {
                 number(result.threshold)
             )?;
         }
+        if !self.tampered.is_empty() {
+            writeln!(out, "tampered: {}", tampered_counts(&self.tampered))?;
+        }
         if let Some(first) = self.errors.first() {
             writeln!(out, "errors: {} (first: {first})", self.errors.len())?;
         }
@@ -79,6 +83,19 @@ impl Report {
 }
 
 /// Whole numbers without decimals, others with two.
+/// "12 rows (change 5, delete 3, insert 4)": what tamper faults did, by kind.
+pub(super) fn tampered_counts(tampered: &[TamperRecord]) -> String {
+    let mut by_kind = std::collections::BTreeMap::new();
+    for record in tampered {
+        *by_kind.entry(record.kind).or_insert(0_usize) += 1;
+    }
+    let kinds: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, count)| format!("{} {count}", kind.name()))
+        .collect();
+    format!("{} rows ({})", tampered.len(), kinds.join(", "))
+}
+
 fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
@@ -89,7 +106,19 @@ fn number(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::sample_report;
+    use super::super::tests::{sample_report, sample_tampered};
+
+    #[test]
+    fn the_summary_counts_tampered_rows_by_kind_and_only_when_there_are_some() {
+        let mut report = sample_report();
+        assert!(!report.summary_text().contains("tampered"));
+        report.tampered = sample_tampered();
+        let text = report.summary_text();
+        assert!(
+            text.contains("\ntampered: 3 rows (change 2, insert 1)\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn summary_has_verdict_counts_expectations_and_replay() {
