@@ -539,9 +539,9 @@ fn run_errors(
     if driven.faults.restarts_broker() && !capabilities.broker_keeps_data {
         let broker = service_versions.get("broker");
         errors.push(format!(
-            "the broker ({}) kept nothing across its restart: its log began again at offset 0 \
-             while the consumer kept its position, so the events the new log took below that \
-             position were never read (nor were events held but not yet read at the kill)",
+            "the broker ({}) kept nothing across its restart: its log began again at offset 0, \
+             behind the position the consumer had reached, so events sent after the restart may \
+             never be read (and events it held but the consumer had not yet read were lost)",
             broker.map_or("its storage", String::as_str)
         ));
     }
