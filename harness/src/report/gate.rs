@@ -275,6 +275,35 @@ mod tests {
     }
 
     #[test]
+    fn boundaries_belong_to_the_milder_verdict() {
+        // Exactly at the tolerance is not beyond it.
+        let quiet = lower(1.5, 0.0, 0.0);
+        assert_eq!(quiet.judge(100.0, 150.0).verdict, Verdict::Worse);
+        let higher = Rule {
+            better: Better::Higher,
+            ratio_bound: 0.7,
+            noise: 0.0,
+            floor: 0.0,
+        };
+        assert_eq!(higher.judge(1_000.0, 700.0).verdict, Verdict::Worse);
+        // A change of exactly the noticeable size (here the noise, 5) is no change.
+        let noisy = lower(1.5, 5.0, 0.0);
+        assert_eq!(noisy.judge(100.0, 105.0).verdict, Verdict::Ok);
+        assert_eq!(noisy.judge(100.0, 95.0).verdict, Verdict::Ok);
+        // A zero baseline has no noise fraction: the ratio bound is the tolerance.
+        assert_eq!(lower(1.5, 2.0, 0.0).judge(0.0, 1.0).tolerance_ratio, 1.5);
+    }
+
+    #[test]
+    fn noise_is_the_median_absolute_deviation_scaled() {
+        // Three samples are enough: median 2, deviations 1, 0, 1.
+        assert_eq!(noise_of(&[1.0, 2.0, 3.0], 1.0), 1.4826);
+        // An even count takes the mean of the middle two: median 3, deviations 5, 2, 1, 1
+        // (median 1.5).
+        assert_eq!(noise_of(&[8.0, 1.0, 4.0, 2.0], 2.0), 2.0 * 1.4826 * 1.5);
+    }
+
+    #[test]
     fn missing_and_changed_scenario_fail_like_a_regression() {
         let failing: Vec<Verdict> = [
             Verdict::Ok,
