@@ -63,6 +63,13 @@ async fn smoke_scenario_arrives_complete_and_exact() {
     assert_eq!(report.seed, 7);
     assert_eq!(report.latency.e2e_ms.count, verify.expected);
     assert!(report.latency.e2e_ms.p50_ms > 0.0);
+    // smoke.toml allows a p99 of 5 s, for any machine a user runs it on. Here, where the baseline's
+    // p99 is 157 ms (and quiet runs see 55 ms), a p99 of a second means something broke.
+    assert!(
+        report.latency.e2e_ms.p99_ms < 1000.0,
+        "p99 {} ms",
+        report.latency.e2e_ms.p99_ms
+    );
     // The least each process can hold while it works: Cassandra is a JVM with its heap in use
     // (about 520 MiB in the smoke baseline); the Rust processes each hold a Kafka or CQL client
     // (15 to 27 MiB there). A sample of the wrong process, or none, falls below.
@@ -115,8 +122,8 @@ fn a_failed_expectation_exits_1_with_the_report_written() {
     std::fs::write(
         &scenario,
         text.replace(
-            "latency_e2e_p99_ms_max = 1000",
-            "latency_e2e_p99_ms_max = 1000\nthroughput_written_per_s_min = 1000000",
+            "latency_e2e_p99_ms_max = 5000",
+            "latency_e2e_p99_ms_max = 5000\nthroughput_written_per_s_min = 1000000",
         ),
     )
     .expect("write scenario");
