@@ -114,6 +114,15 @@ fn rows_identical_to_the_events_are_found_with_their_latency_and_write_second() 
     assert!((2.9..=3.1).contains(&e2e.min_ms) && (2.9..=3.1).contains(&e2e.max_ms));
     // Written at 3, 403, 803, 1203 and 1603 ms after the start.
     assert_eq!(outcome.written.per_second(), vec![3, 2]);
+    // Each latency is charged to the second its event was meant to be sent in: 0, 400 and
+    // 800 ms, then 1200 and 1600 ms.
+    let per_second: Vec<(u64, u64)> = outcome
+        .e2e
+        .intervals()
+        .iter()
+        .map(|interval| (interval.start_s, interval.count))
+        .collect();
+    assert_eq!(per_second, [(0, 3), (1, 2)]);
     assert_eq!(outcome.lost_by_intended_second.total(), 0);
 }
 

@@ -252,3 +252,6 @@ fn cql_error(what: &str, error: impl Into<BoxError>) -> ClientError {
         source: error.into(),
     }
 }
+
+#[cfg(test)]
+mod tests;
