@@ -18,6 +18,7 @@ pub mod run;
 pub mod scenario;
 mod scenario_rules;
 pub mod seed;
+pub mod services;
 pub mod shutdown;
 pub mod sim;
 pub mod targets;

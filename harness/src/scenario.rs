@@ -186,7 +186,8 @@ pub enum CommitlogSync {
 }
 
 impl CommitlogSync {
-    /// The name in scenario files, in cassandra.yaml and on `ci/cassandra-node`'s command line.
+    /// The name in scenario files, in cassandra.yaml and on the command line of the Cassandra
+    /// launcher (`harness/services/cassandra-node`).
     pub fn name(self) -> &'static str {
         match self {
             CommitlogSync::Periodic => "periodic",

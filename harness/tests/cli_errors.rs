@@ -555,3 +555,35 @@ fn short_help_is_one_line_per_flag_and_long_help_has_examples_and_environment() 
     // Defaults are written one way, clap's.
     assert!(!long.contains("(default"), "{long}");
 }
+
+/// `roadtest services` runs the script built into the binary, from any folder, with nothing but
+/// the binary: under an empty ROADTEST_HOME `status` lists the three services down (exit 3) and
+/// writes the script and launcher there; an unknown action exits 2.
+#[test]
+fn services_run_from_the_binary_alone() {
+    let home = std::env::temp_dir().join(format!("roadtest-cli-{}-services", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .args(["services", "status"])
+        .env("ROADTEST_HOME", &home)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("roadtest runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    for service in ["tansu", "cassandra", "cql-bridge"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with(service) && line.contains(" down ")),
+            "{service} not listed as down: {stdout}"
+        );
+    }
+    for file in ["services", "cassandra-node"] {
+        assert!(home.join("lib/services").join(file).is_file(), "{file}");
+    }
+    let unknown = roadtest(&["services", "start"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("install, up, down, status"));
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -24,7 +24,7 @@ fn require_services() {
     let home = roadtest::targets::local::roadtest_home();
     assert!(
         home.join("bin/tansu").exists() && home.join("bin/cassandra-node").exists(),
-        "the local services are not installed under {}; run `ci/services install` (or `ci/test`)",
+        "the local services are not installed under {}; run `roadtest services install` (or `ci/test`)",
         home.display()
     );
 }

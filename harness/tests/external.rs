@@ -1,4 +1,4 @@
-//! The external target against real clusters: this host's services (`ci/services up`: Tansu, Cassandra 2.1 behind the CQL bridge) stand in for clusters that already run; mutual TLS through terminators this test puts in front of them, and a Cassandra that requires a login.
+//! The external target against real clusters: this host's services (`roadtest services up`: Tansu, Cassandra 2.1 behind the CQL bridge) stand in for clusters that already run; mutual TLS through terminators this test puts in front of them, and a Cassandra that requires a login.
 //!
 //! Fails (never skips) when the services are not up, saying how to start them. The runs are
 //! serialised: they share the services, and the fault run's latency checks need a quiet host.
@@ -50,7 +50,7 @@ fn services() -> (String, String) {
     ) else {
         panic!(
             "the local services are not up (no services.env under {}); start them with \
-             `ci/services install && ci/services up`",
+             `roadtest services install && roadtest services up`",
             home.display()
         );
     };
@@ -61,7 +61,7 @@ fn services() -> (String, String) {
             .and_then(|a| StdTcpStream::connect_timeout(&a, Duration::from_secs(2)).ok());
         assert!(
             reachable.is_some(),
-            "{name} does not answer on {address}; start the services with `ci/services up`"
+            "{name} does not answer on {address}; start the services with `roadtest services up`"
         );
     }
     (kafka, cql)
@@ -370,7 +370,7 @@ fn tansu(advertised: &str) -> (Service, SocketAddr) {
     let binary = roadtest::targets::local::roadtest_home().join("bin/tansu");
     assert!(
         binary.exists(),
-        "Tansu is not installed ({}); run `ci/services install`",
+        "Tansu is not installed ({}); run `roadtest services install`",
         binary.display()
     );
     let address = free_address();
@@ -410,7 +410,7 @@ fn cassandra_with_login(dir: &Path) -> (Service, Service, SocketAddr) {
     let launcher = roadtest::targets::local::roadtest_home().join("bin/cassandra-node");
     assert!(
         launcher.exists(),
-        "Cassandra is not installed ({}); run `ci/services install`",
+        "Cassandra is not installed ({}); run `roadtest services install`",
         launcher.display()
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -26,7 +26,7 @@ async fn run(scenario: &Scenario, path: &PathBuf, label: &str) -> Report {
     let home = roadtest::targets::local::roadtest_home();
     assert!(
         home.join("bin/tansu").exists(),
-        "the local services are not installed under {}; run `ci/services install` (or `ci/test`)",
+        "the local services are not installed under {}; run `roadtest services install` (or `ci/test`)",
         home.display()
     );
     let mut options = RunOptions::new(scenario, path).expect("run options");

@@ -1,6 +1,6 @@
 //! The local target on real services: Kafka on Tansu, CQL through the bridge, Cassandra restart, broker pause, no process left behind.
 //!
-//! These tests fail (never skip) when the services are not installed: run `ci/services install`.
+//! These tests fail (never skip) when the services are not installed: run `roadtest services install`.
 //! Each test that starts Cassandra holds `SERVICES`, so at most one node (~500 MB) runs at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,7 +47,7 @@ fn installed_options() -> LocalOptions {
         let path = options.home.join(program);
         assert!(
             path.exists(),
-            "the local services are not installed ({} is missing); run `ci/services install` \
+            "the local services are not installed ({} is missing); run `roadtest services install` \
              (or set ROADTEST_HOME to where they are installed)",
             path.display()
         );
@@ -1018,7 +1018,7 @@ async fn start_without_installed_services_says_how_to_install_them() {
     );
     let message = error.to_string();
     assert!(
-        message.contains("ci/services install"),
+        message.contains("roadtest services install"),
         "the message should say how to install the services: {message}"
     );
     assert!(

@@ -32,11 +32,11 @@ async fn require_cassandra(addr: SocketAddr) {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => panic!(
             "Cassandra 2.1 native port {addr} is not reachable ({e}); start it with \
-             `ci/services install && ci/services up` (or point ROADTEST_CASSANDRA_NATIVE at one)"
+             `roadtest services install && roadtest services up` (or point ROADTEST_CASSANDRA_NATIVE at one)"
         ),
         Err(_) => panic!(
             "Cassandra 2.1 native port {addr} did not answer within 3 s; start it with \
-             `ci/services install && ci/services up` (or point ROADTEST_CASSANDRA_NATIVE at one)"
+             `roadtest services install && roadtest services up` (or point ROADTEST_CASSANDRA_NATIVE at one)"
         ),
     }
 }

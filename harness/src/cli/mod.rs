@@ -84,7 +84,7 @@ enum Command {
         /// Where the pipeline runs [default: chosen, see --help]
         ///
         /// `containers`: Kafka and Cassandra in Docker via testcontainers. `local`: the real
-        /// services as child processes (`ci/services install`). `external`: existing clusters
+        /// services as child processes (`roadtest services install`). `external`: existing clusters
         /// (--kafka-bootstrap, --cql-contact and the security flags below). `sim`: the
         /// deterministic simulation on a virtual clock.
         ///
@@ -153,6 +153,19 @@ enum Command {
     /// baseline; this command checks nothing itself, so it never exits 1), the report cannot be
     /// read, or FILE cannot be written.
     Baseline(gate::BaselineArgs),
+    /// Install, start, stop or list the local services: Tansu, Cassandra 2.1 and the CQL bridge.
+    ///
+    /// `install` puts them under $ROADTEST_HOME (default ~/.cache/roadtest; needs java 11+,
+    /// python3 with venv, and npm); `--target local` then starts its own copies for each run.
+    /// `up` starts one shared set on fixed ports (Kafka 19092, CQL 19042) for test suites and
+    /// writes $ROADTEST_HOME/services/services.env; `down` stops it; `status` lists it.
+    ///
+    /// Exit codes: the script's (0 done; 1 a service failed, its log tail printed; 3 `status`
+    /// with a service down); 2 when the script cannot be written or bash cannot run.
+    Services {
+        #[arg(value_enum)]
+        action: crate::services::ServicesAction,
+    },
     /// Run the reference consumer (Kafka -> Cassandra) until SIGTERM; `roadtest run` starts it.
     Ingest(Box<crate::ingest::service::IngestArgs>),
     /// Run the CQL v4-to-v3 bridge in the foreground (the local target starts it this way).
@@ -219,6 +232,7 @@ fn run(command: Command) -> u8 {
         Command::Validate { scenario, json } => validate(&scenario, json),
         Command::Events { scenario, limit } => events(&scenario, limit),
         Command::CqlBridge { listen, upstream } => cql_bridge(listen, upstream),
+        Command::Services { action } => crate::services::run(action).map_err(|e| e.to_string()),
         Command::Run {
             scenario,
             target,

@@ -15,7 +15,7 @@ use crate::targets::containers::{choose_target, docker_ping, local_installed};
 pub(super) enum TargetArg {
     /// Kafka and Cassandra (or ScyllaDB) in Docker via testcontainers.
     Containers,
-    /// The real services as child processes (`ci/services install`).
+    /// The real services as child processes (`roadtest services install`).
     Local,
     /// Existing clusters: --kafka-bootstrap, --cql-contact and the security flags.
     External,

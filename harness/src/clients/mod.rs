@@ -17,7 +17,7 @@ pub enum ClientError {
     #[error(
         "{service} at {address} did not answer within {waited:?} (last error: {last_error}); \
          is it running, and are the address and the security settings right? For the local \
-         services: `ci/services up`"
+         services: `roadtest services up`"
     )]
     Unreachable {
         service: &'static str,

@@ -26,7 +26,7 @@ const BRIDGE_READY: Duration = Duration::from_secs(10);
 /// How to run the local target.
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
-    /// Where `ci/services install` put the services (default `~/.cache/roadtest`).
+    /// Where `roadtest services install` put the services (default `~/.cache/roadtest`).
     pub home: PathBuf,
     /// The `roadtest` binary, used for the CQL bridge and the consumer.
     pub roadtest_binary: PathBuf,

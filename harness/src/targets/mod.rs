@@ -88,7 +88,7 @@ impl From<crate::scenario::Service> for Role {
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error(
-        "{what} is not installed (looked for {path}); install it with `ci/services install` \
+        "{what} is not installed (looked for {path}); install it with `roadtest services install` \
          (or set ROADTEST_HOME to where it is installed)"
     )]
     NotInstalled { what: &'static str, path: PathBuf },

@@ -31,7 +31,7 @@ impl Tansu {
         let binary = roadtest::targets::local::roadtest_home().join("bin/tansu");
         assert!(
             binary.exists(),
-            "Tansu is not installed (looked for {}); run `ci/services install` (or set \
+            "Tansu is not installed (looked for {}); run `roadtest services install` (or set \
              ROADTEST_HOME to where it is installed)",
             binary.display()
         );

@@ -22,7 +22,7 @@ pub const DEFAULT_DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
 pub enum TargetKind {
     /// Real Kafka and Cassandra (or ScyllaDB) in Docker containers started by testcontainers.
     Containers,
-    /// Tansu, Cassandra 2.1 and the CQL bridge as child processes (`ci/services install`).
+    /// Tansu, Cassandra 2.1 and the CQL bridge as child processes (`roadtest services install`).
     Local,
     /// Existing Kafka and Cassandra clusters (`--kafka-bootstrap`, `--cql-contact`).
     External,
@@ -52,13 +52,13 @@ pub enum TargetChoiceError {
     #[error(
         "--target containers needs a Docker daemon, and none answered: {reason}. Start Docker \
          (or point DOCKER_HOST at its socket, e.g. unix:///run/user/1000/docker.sock for rootless \
-         Docker), or run on this host's services with --target local after `ci/services install`"
+         Docker), or run on this host's services with --target local after `roadtest services install`"
     )]
     DockerUnavailable { reason: String },
     /// `--target local` and the services are not installed.
     #[error(
         "--target local needs the local services, and they are not installed (no bin/tansu under \
-         ROADTEST_HOME, default ~/.cache/roadtest); install them with `ci/services install`, or \
+         ROADTEST_HOME, default ~/.cache/roadtest); install them with `roadtest services install`, or \
          start Docker and use --target containers"
     )]
     LocalNotInstalled,
@@ -66,7 +66,7 @@ pub enum TargetChoiceError {
     #[error(
         "no target can run the pipeline: no Docker daemon answered ({docker}), and the local \
          services are not installed (no bin/tansu under ROADTEST_HOME, default ~/.cache/roadtest). \
-         Start Docker (or set DOCKER_HOST) for --target containers, or run `ci/services install` \
+         Start Docker (or set DOCKER_HOST) for --target containers, or run `roadtest services install` \
          for --target local"
     )]
     NothingAvailable { docker: String },
@@ -255,7 +255,7 @@ mod tests {
         for needed in [
             "/var/run/docker.sock",
             "DOCKER_HOST",
-            "ci/services install",
+            "roadtest services install",
             "--target local",
         ] {
             assert!(message.contains(needed), "{needed} missing from: {message}");
@@ -288,7 +288,7 @@ mod tests {
         assert!(why.contains("--target local"), "{why}");
         let error = choose_target(Some(TargetKind::Local), never_pinged, false).unwrap_err();
         assert_eq!(error, TargetChoiceError::LocalNotInstalled);
-        assert!(error.to_string().contains("ci/services install"));
+        assert!(error.to_string().contains("roadtest services install"));
     }
 
     #[test]

@@ -59,7 +59,7 @@ use crate::clients::{CqlConnection, KafkaConnection};
 pub enum ContainersError {
     #[error(
         "the containers target needs a Docker daemon: {reason}. Start Docker (or point \
-         DOCKER_HOST at its socket), or use --target local after `ci/services install`"
+         DOCKER_HOST at its socket), or use --target local after `roadtest services install`"
     )]
     NoDocker { reason: String },
     #[error("containers target setting {key}: {problem}")]
