@@ -139,8 +139,15 @@ pub fn replay_command(
     scenario.replay_command(scenario_path, target.map(TargetKind::name), &connection)
 }
 
-async fn run(scenario: &Scenario, options: RunOptions) -> Result<Report, RunError> {
+async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, RunError> {
     let started_at = SystemTime::now();
+    // The consumer and the services run in folders of their own: a relative output folder (the
+    // default, reports/runs/...) would point somewhere else for them.
+    options.out_dir =
+        std::path::absolute(&options.out_dir).map_err(|source| TargetError::WorkDir {
+            path: options.out_dir.clone(),
+            source,
+        })?;
     // The seed first: whatever happens next, the run can be replayed.
     eprintln!(
         "roadtest: seed {} (scenario {}, hash {})",

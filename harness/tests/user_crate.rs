@@ -1,0 +1,136 @@
+//! roadtest from a user's own crate: a fresh crate outside this workspace, with roadtest as a path
+//! dev-dependency and the README's `cargo test` example pasted in verbatim (read from the README,
+//! so the two cannot drift), is built and run twice: on the local services with `roadtest` on
+//! `PATH`, and with nothing installed (simulated). Needs the services installed
+//! (`roadtest services install`); fails, never skips, without them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// The first `rust` code block under the README's "From `cargo test`" heading.
+fn readme_example() -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("### From `cargo test`")
+        .nth(1)
+        .expect("README has a \"From `cargo test`\" section");
+    let code = section
+        .split("```rust\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a rust block in that section");
+    format!("{code}\n")
+}
+
+/// A crate like a user's: its own folder and workspace, roadtest and tokio as dev-dependencies,
+/// the README's test, and the scenario file it loads.
+fn user_crate(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("tests")).expect("crate folder");
+    std::fs::create_dir_all(dir.join("scenarios")).expect("scenarios folder");
+    let manifest = format!(
+        "[package]\nname = \"pipeline\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+         [dev-dependencies]\nroadtest = {{ path = {:?} }}\n\
+         tokio = {{ version = \"1\", features = [\"macros\", \"rt-multi-thread\"] }}\n\n\
+         [workspace]\n",
+        repo().join("harness")
+    );
+    std::fs::write(dir.join("Cargo.toml"), manifest).expect("Cargo.toml");
+    std::fs::create_dir_all(dir.join("src")).expect("src");
+    std::fs::write(dir.join("src/lib.rs"), "//! A user's pipeline.\n").expect("lib.rs");
+    std::fs::write(dir.join("tests/smoke.rs"), readme_example()).expect("the README's test");
+    std::fs::copy(
+        repo().join("scenarios/smoke.toml"),
+        dir.join("scenarios/smoke.toml"),
+    )
+    .expect("smoke.toml");
+    // The same dependency versions as this workspace, so the build reuses what it can.
+    std::fs::copy(repo().join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
+}
+
+/// `cargo test` in the user's crate, with `home` as ROADTEST_HOME and `path` as PATH.
+fn cargo_test(dir: &Path, home: &Path, path: &str) -> Output {
+    let target = roadtest::targets::local::roadtest_home().join("user-crate-target");
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--offline", "--quiet", "--", "--nocapture"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target)
+        .env("ROADTEST_HOME", home)
+        .env("PATH", path)
+        .env_remove("ROADTEST_BIN")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("cargo runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn the_readme_example_passes_in_a_fresh_crate_on_the_local_services_and_simulated() {
+    let home = roadtest::targets::local::roadtest_home();
+    assert!(
+        home.join("bin/tansu").exists() && home.join("bin/cassandra-node").exists(),
+        "the local services are not installed under {}; run `roadtest services install`",
+        home.display()
+    );
+    let dir = std::env::temp_dir().join(format!("roadtest-user-crate-{}", std::process::id()));
+    user_crate(&dir);
+    // `roadtest` on PATH, as `cargo install` leaves it: the consumer and the bridge run as it.
+    let binary_dir = Path::new(env!("CARGO_BIN_EXE_roadtest"))
+        .parent()
+        .expect("the binary's folder");
+    let system_path = std::env::var("PATH").unwrap_or_default();
+    let with_roadtest = format!("{}:{system_path}", binary_dir.display());
+
+    let started = Instant::now();
+    let local = cargo_test(&dir, &home, &with_roadtest);
+    eprintln!(
+        "user crate: build and local run in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let local_text = text(&local);
+    assert!(local.status.success(), "{local_text}");
+    assert!(
+        local_text.contains("roadtest: target local:"),
+        "the run should have gone to the local services: {local_text}"
+    );
+    assert!(
+        local_text.contains("test result: ok. 1 passed"),
+        "{local_text}"
+    );
+
+    // Nothing installed and no roadtest on PATH: the same test passes, simulated, and says why.
+    let empty_home = dir.join("empty-home");
+    let started = Instant::now();
+    let simulated = cargo_test(&dir, &empty_home, &system_path);
+    eprintln!(
+        "user crate: simulated run in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let simulated_text = text(&simulated);
+    assert!(simulated.status.success(), "{simulated_text}");
+    assert!(
+        simulated_text.contains("test result: ok. 1 passed"),
+        "{simulated_text}"
+    );
+    assert!(
+        simulated_text.contains("roadtest: target sim:"),
+        "the run should have been simulated, saying why: {simulated_text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
