@@ -383,6 +383,95 @@ fn revoke_commits_done_work_and_forgets_pending_rows() {
 }
 
 #[test]
+fn revoke_drops_the_open_rows_and_dead_letters_of_revoked_partitions_only() {
+    let mut core = core_with(settings(10));
+    core.on_record(0, 0, &payload(0), 0);
+    core.on_record(1, 0, &payload(0), 0);
+    core.on_record(0, 1, POISON, 0);
+    core.on_record(1, 1, POISON, 0);
+    let letters = drain(&mut core);
+    assert_eq!(
+        letters
+            .iter()
+            .filter(|action| matches!(action, Action::DeadLetter { .. }))
+            .count(),
+        2
+    );
+    core.on_partitions_revoked(&[0]);
+    drain(&mut core);
+    // Linger seals the open rows: only partition 1's is left.
+    core.on_tick(20);
+    assert_eq!(writes(&drain(&mut core)), vec![(0, 1, vec![(1, 0)])]);
+    // Partition 1's dead letter is still tracked: a failure schedules its retry.
+    core.on_dead_letter_failed(1, 1, "broker down", 30);
+    core.on_tick(80);
+    assert!(
+        drain(&mut core).iter().any(|action| matches!(
+            action,
+            Action::DeadLetter {
+                partition: 1,
+                offset: 1,
+                ..
+            }
+        )),
+        "the dead letter of a partition still ours is retried"
+    );
+    // Partition 0's was forgotten: its failure schedules nothing.
+    core.on_dead_letter_failed(0, 1, "broker down", 80);
+    core.on_tick(200);
+    assert!(
+        !drain(&mut core)
+            .iter()
+            .any(|action| matches!(action, Action::DeadLetter { partition: 0, .. })),
+        "a revoked partition's dead letter is not retried"
+    );
+}
+
+#[test]
+fn revoke_keeps_a_retry_of_rows_that_are_still_ours() {
+    let mut core = core_with(settings(1));
+    core.on_record(1, 0, &payload(0), 0);
+    drain(&mut core);
+    core.on_write_failed(0, "timeout", 0);
+    drain(&mut core);
+    core.on_partitions_revoked(&[0]);
+    drain(&mut core);
+    core.on_tick(50);
+    assert_eq!(
+        writes(&drain(&mut core)),
+        vec![(0, 2, vec![(1, 0)])],
+        "partition 1's batch waiting for its retry survives partition 0's revocation"
+    );
+}
+
+#[test]
+fn rows_of_an_earlier_assignment_are_not_retried_after_the_partition_comes_back() {
+    let mut core = core_with(settings(2));
+    core.on_record(0, 0, &payload(0), 0);
+    core.on_record(1, 0, &payload(0), 0);
+    drain(&mut core);
+    core.on_partitions_revoked(&[0]);
+    core.on_partitions_assigned(&[0]);
+    drain(&mut core);
+    // The batch was in flight across both; its partition-0 row belongs to the old assignment
+    // (the new owner starts from the committed offset).
+    core.on_write_failed(0, "timeout", 0);
+    core.on_tick(50);
+    assert_eq!(writes(&drain(&mut core)), vec![(0, 2, vec![(1, 0)])]);
+}
+
+#[test]
+fn nothing_is_due_once_everything_is_committed() {
+    let mut core = core_with(settings(1));
+    core.on_record(0, 0, &payload(0), 0);
+    drain(&mut core);
+    core.on_write_ok(0, 1);
+    core.on_tick(1);
+    assert_eq!(commits(&drain(&mut core)), vec![vec![(0, 1)]]);
+    assert_eq!(core.next_deadline_ms(), None);
+}
+
+#[test]
 fn shutdown_seals_drains_and_commits_once_at_the_end() {
     let mut core = core_with(settings(10));
     for offset in 0..3 {
