@@ -471,6 +471,54 @@ fn nothing_is_due_once_everything_is_committed() {
     assert_eq!(core.next_deadline_ms(), None);
 }
 
+/// The text of the `Log` actions among `actions`.
+fn logged(actions: &[Action]) -> String {
+    let mut text = String::new();
+    for action in actions {
+        if let Action::Log { message, .. } = action {
+            text.push_str(message);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[test]
+fn a_dead_letter_failing_again_backs_off_longer() {
+    let mut core = core_with(settings(10));
+    core.on_record(0, 0, POISON, 0);
+    drain(&mut core);
+    core.on_dead_letter_failed(0, 0, "broker down", 0);
+    let first = logged(&drain(&mut core));
+    assert!(
+        first.contains("failed on attempt 1") && first.contains("retrying in 50 ms"),
+        "{first}"
+    );
+    core.on_tick(50);
+    drain(&mut core);
+    core.on_dead_letter_failed(0, 0, "broker down", 50);
+    let second = logged(&drain(&mut core));
+    assert!(
+        second.contains("failed on attempt 2") && second.contains("retrying in 100 ms"),
+        "{second}"
+    );
+}
+
+#[test]
+fn reports_of_unknown_or_already_failed_batches_are_counted_stale() {
+    let mut core = core_with(settings(1));
+    core.on_write_ok(99, 0);
+    core.on_write_failed(98, "timeout", 0);
+    assert_eq!(core.stats().stale_reports, 2);
+    core.on_record(0, 0, &payload(0), 0);
+    drain(&mut core);
+    core.on_write_failed(0, "timeout", 0);
+    // Already waiting for its retry: a second failure report is stale.
+    core.on_write_failed(0, "timeout", 1);
+    assert_eq!(core.stats().stale_reports, 3);
+    assert_eq!(core.stats().write_failures, 1);
+}
+
 #[test]
 fn shutdown_seals_drains_and_commits_once_at_the_end() {
     let mut core = core_with(settings(10));
