@@ -505,7 +505,7 @@ fn a_dead_letter_failing_again_backs_off_longer() {
 }
 
 #[test]
-fn reports_of_unknown_or_already_failed_batches_are_counted_stale() {
+fn reports_of_unknown_or_already_failed_writes_and_dead_letters_are_counted_stale() {
     let mut core = core_with(settings(1));
     core.on_write_ok(99, 0);
     core.on_write_failed(98, "timeout", 0);
@@ -517,6 +517,16 @@ fn reports_of_unknown_or_already_failed_batches_are_counted_stale() {
     core.on_write_failed(0, "timeout", 1);
     assert_eq!(core.stats().stale_reports, 3);
     assert_eq!(core.stats().write_failures, 1);
+    // Dead letters nobody asked for, and a second failure of one already waiting.
+    core.on_dead_letter_ok(0, 77);
+    core.on_dead_letter_failed(0, 78, "broker down", 2);
+    assert_eq!(core.stats().stale_reports, 5);
+    core.on_record(1, 0, POISON, 2);
+    drain(&mut core);
+    core.on_dead_letter_failed(1, 0, "broker down", 3);
+    core.on_dead_letter_failed(1, 0, "broker down", 4);
+    assert_eq!(core.stats().stale_reports, 6);
+    assert_eq!(core.stats().dead_letter_failures, 1);
 }
 
 #[test]
