@@ -71,6 +71,24 @@ fn cargo_test(dir: &Path, home: &Path, path: &str) -> Output {
         .expect("cargo runs")
 }
 
+/// Runs the user's test with `home` and `path`; it must pass, and its run must say it went to
+/// `target`.
+fn passes_on(dir: &Path, home: &Path, path: &str, target: &str) {
+    let started = Instant::now();
+    let output = cargo_test(dir, home, path);
+    eprintln!(
+        "user crate: {target} run (with any build) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("test result: ok. 1 passed"), "{said}");
+    assert!(
+        said.contains(&format!("roadtest: target {target}:")),
+        "the run should have gone to target {target}, saying why: {said}"
+    );
+}
+
 fn text(output: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -97,40 +115,8 @@ fn the_readme_example_passes_in_a_fresh_crate_on_the_local_services_and_simulate
     let system_path = std::env::var("PATH").unwrap_or_default();
     let with_roadtest = format!("{}:{system_path}", binary_dir.display());
 
-    let started = Instant::now();
-    let local = cargo_test(&dir, &home, &with_roadtest);
-    eprintln!(
-        "user crate: build and local run in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let local_text = text(&local);
-    assert!(local.status.success(), "{local_text}");
-    assert!(
-        local_text.contains("roadtest: target local:"),
-        "the run should have gone to the local services: {local_text}"
-    );
-    assert!(
-        local_text.contains("test result: ok. 1 passed"),
-        "{local_text}"
-    );
-
+    passes_on(&dir, &home, &with_roadtest, "local");
     // Nothing installed and no roadtest on PATH: the same test passes, simulated, and says why.
-    let empty_home = dir.join("empty-home");
-    let started = Instant::now();
-    let simulated = cargo_test(&dir, &empty_home, &system_path);
-    eprintln!(
-        "user crate: simulated run in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let simulated_text = text(&simulated);
-    assert!(simulated.status.success(), "{simulated_text}");
-    assert!(
-        simulated_text.contains("test result: ok. 1 passed"),
-        "{simulated_text}"
-    );
-    assert!(
-        simulated_text.contains("roadtest: target sim:"),
-        "the run should have been simulated, saying why: {simulated_text}"
-    );
+    passes_on(&dir, &dir.join("empty-home"), &system_path, "sim");
     let _ = std::fs::remove_dir_all(&dir);
 }
