@@ -1,5 +1,6 @@
 //! The scenario model: TOML into typed structs, defaults, validation with errors naming file and key, a stable hash.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -222,10 +223,20 @@ impl Default for PipelineSettings {
     }
 }
 
-/// Settings of the reference consumer.
+/// The consumer under test: the reference consumer (`roadtest ingest`, the default) with its
+/// settings, or a program of the user's own (`command`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
+    /// A consumer of the user's own: program and arguments (no shell). A program with a `/` in
+    /// it is relative to the scenario's folder, which is also its working folder; else it is
+    /// looked up in PATH. Empty: the reference consumer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Added to the environment of `command` (roadtest's own `ROADTEST_*` variables come first
+    /// and cannot be overridden here).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
     /// Rows written per batch (1..=10,000).
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
@@ -262,9 +273,18 @@ impl ConsumerSettings {
     pub const SESSION_TIMEOUT_MS_MAX: u32 = 300_000;
 }
 
+impl ConsumerSettings {
+    /// Whether this is roadtest's reference consumer (no `command`).
+    pub fn is_reference(&self) -> bool {
+        self.command.is_empty()
+    }
+}
+
 impl Default for ConsumerSettings {
     fn default() -> Self {
         ConsumerSettings {
+            command: Vec::new(),
+            env: BTreeMap::new(),
             batch_size: default_batch_size(),
             max_in_flight: default_max_in_flight(),
             commit: CommitPolicy::default(),

@@ -216,7 +216,48 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
         consumer.session_timeout_ms,
         ConsumerSettings::SESSION_TIMEOUT_MS_MIN,
         ConsumerSettings::SESSION_TIMEOUT_MS_MAX,
-    )
+    )?;
+    check_own_consumer(consumer)
+}
+
+/// A consumer of the user's own: a program to run, and environment variables that do not take
+/// the place of roadtest's contract.
+fn check_own_consumer(consumer: &ConsumerSettings) -> Result<(), Problem> {
+    if consumer
+        .command
+        .first()
+        .is_some_and(|program| program.trim().is_empty())
+    {
+        return problem(
+            "pipeline.consumer.command",
+            "the first item is the program to run and cannot be empty",
+        );
+    }
+    if !consumer.env.is_empty() && consumer.is_reference() {
+        return problem(
+            "pipeline.consumer.env",
+            "is for a consumer of your own; add `command` (the reference consumer takes its \
+             settings as keys of [pipeline.consumer])",
+        );
+    }
+    for name in consumer.env.keys() {
+        let key = format!("pipeline.consumer.env.{name}");
+        let valid = name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return problem(
+                key,
+                "is not a valid variable name; use A-Z, a-z, 0-9 and '_', not starting with a digit",
+            );
+        }
+        if name.starts_with("ROADTEST_") {
+            return problem(
+                key,
+                "ROADTEST_* variables are roadtest's contract with the consumer (README, \"Your own consumer\") and are set by the run",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn check_faults(scenario: &Scenario) -> Result<(), Problem> {

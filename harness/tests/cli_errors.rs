@@ -587,3 +587,80 @@ fn services_run_from_the_binary_alone() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("install, up, down, status"));
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// smoke.toml with a consumer of the user's own: `lines` go after its `commit` line.
+fn own_consumer(name: &str, lines: &str) -> PathBuf {
+    variant(
+        name,
+        "commit = \"after-write\"",
+        &format!("commit = \"after-write\"\n{lines}"),
+    )
+}
+
+#[test]
+fn a_bad_own_consumer_is_refused_naming_the_key() {
+    let path = own_consumer(
+        "own-env",
+        "command = [\"./c\"]\nenv = { ROADTEST_TOPIC = \"x\" }",
+    );
+    assert_rejected(&path, &["pipeline.consumer.env.ROADTEST_TOPIC", "contract"]);
+    let path = own_consumer("own-empty", "command = [\"\"]");
+    assert_rejected(&path, &["pipeline.consumer.command", "cannot be empty"]);
+    let path = own_consumer("own-env-only", "env = { LOG_LEVEL = \"debug\" }");
+    assert_rejected(&path, &["pipeline.consumer.env", "add `command`"]);
+    let path = own_consumer(
+        "own-var",
+        "command = [\"./c\"]\nenv = { \"LOG-LEVEL\" = \"x\" }",
+    );
+    assert_rejected(
+        &path,
+        &[
+            "pipeline.consumer.env.LOG-LEVEL",
+            "not a valid variable name",
+        ],
+    );
+}
+
+/// `roadtest run` of a scenario: (exit code, stderr); the output folder must not be created.
+fn run_refused(path: &Path, target: &str) -> (Option<i32>, String) {
+    let out = path.with_extension("out");
+    let output = roadtest(&[
+        "run",
+        path.to_str().expect("utf-8 path"),
+        "--target",
+        target,
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert!(!out.exists(), "a refused run created {}", out.display());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn an_own_consumer_that_cannot_run_exits_2_before_anything_starts() {
+    let path = own_consumer(
+        "own-missing",
+        "command = [\"no-such-consumer-xyz\", \"--fast\"]",
+    );
+    let (code, stderr) = run_refused(&path, "local");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("own-missing.toml: pipeline.consumer.command"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`no-such-consumer-xyz` was not found in PATH"),
+        "{stderr}"
+    );
+    let path = own_consumer("own-path", "command = [\"./bin/consumer\"]");
+    let (code, stderr) = run_refused(&path, "local");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("bin/consumer does not exist"), "{stderr}");
+    // The simulation runs only the reference consumer.
+    let path = own_consumer("own-sim", "command = [\"sh\"]");
+    let (code, stderr) = run_refused(&path, "sim");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("needs a real target"), "{stderr}");
+}

@@ -101,6 +101,25 @@ pub async fn create_schema(
     Ok(())
 }
 
+/// How many rows the run's table holds, by a full scan (how a run follows a consumer of the
+/// user's own, which reports nothing itself). The error says why the count failed.
+pub async fn count_rows(
+    session: &Session,
+    keyspace: &str,
+    timeout: Duration,
+) -> Result<u64, String> {
+    let mut statement =
+        scylla::statement::Statement::new(format!("SELECT COUNT(*) FROM {keyspace}.telemetry"));
+    statement.set_request_timeout(Some(timeout));
+    let result = session
+        .query_unpaged(statement, ())
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = result.into_rows_result().map_err(|e| e.to_string())?;
+    let (count,) = rows.first_row::<(i64,)>().map_err(|e| e.to_string())?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 /// The upsert the consumer writes each record with.
 pub fn insert_statement(keyspace: &str) -> String {
     format!(

@@ -9,6 +9,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use super::security::KafkaProtocol;
 use super::{ClientError, KafkaConnection, retry};
 
 /// What a producer is allowed: idempotence, and how long one message may wait for delivery.
@@ -67,6 +68,57 @@ pub fn consumer_config(
         .set("fetch.wait.max.ms", "50")
         .set("enable.partition.eof", "false");
     config
+}
+
+/// Asks the broker about one consumer group (how a run sees that a consumer of the user's own
+/// has joined: roadtest cannot read its mind, only its group).
+pub struct GroupWatch {
+    client: BaseConsumer,
+    bootstrap: String,
+    plaintext: bool,
+    group: String,
+}
+
+impl std::fmt::Debug for GroupWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupWatch")
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
+impl GroupWatch {
+    pub fn new(kafka: &KafkaConnection, group: &str) -> Result<GroupWatch, ClientError> {
+        let client = kafka
+            .client_config()
+            .create()
+            .map_err(|e| kafka_error(&kafka.bootstrap, "create a client", e))?;
+        Ok(GroupWatch {
+            client,
+            bootstrap: kafka.bootstrap.clone(),
+            plaintext: kafka.security.protocol == KafkaProtocol::Plaintext,
+            group: group.to_string(),
+        })
+    }
+
+    /// The group's state as the broker says it (`Stable` once its members have their
+    /// partitions); `None` while the broker does not know the group or does not answer in
+    /// `timeout`. On a plaintext connection the coordinator is asked directly; librdkafka's
+    /// listing (ListGroups first) is the fallback, and the way in with TLS or SASL.
+    pub fn state(&self, timeout: Duration) -> Option<String> {
+        if self.plaintext
+            && let Ok(state) =
+                super::kafka_group::group_state(&self.bootstrap, &self.group, timeout)
+        {
+            return Some(state);
+        }
+        let list = self
+            .client
+            .fetch_group_list(Some(&self.group), timeout)
+            .ok()?;
+        let group = list.groups().iter().find(|g| g.name() == self.group)?;
+        Some(group.state().to_string())
+    }
 }
 
 /// Waits until the broker answers a metadata request.

@@ -2,6 +2,7 @@
 
 pub mod cql;
 pub mod kafka;
+mod kafka_group;
 pub mod security;
 
 pub use security::{CqlConnection, KafkaConnection};

@@ -187,6 +187,44 @@ impl KafkaSecurity {
         );
         args
     }
+
+    /// The same settings as the environment a consumer of the user's own reads (README, "Your
+    /// own consumer"), in librdkafka's spelling; the password included.
+    pub fn to_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env = vec![variable(
+            "ROADTEST_KAFKA_SECURITY_PROTOCOL",
+            self.protocol.config_name(),
+        )];
+        if let Some((mechanism, login)) = &self.sasl {
+            env.push(variable(
+                "ROADTEST_KAFKA_SASL_MECHANISM",
+                mechanism.config_name(),
+            ));
+            env.push(variable("ROADTEST_KAFKA_USERNAME", &login.username));
+            env.push(variable(KAFKA_PASSWORD_ENV, login.password.expose()));
+        }
+        env.extend(path_variables("ROADTEST_KAFKA", &self.tls));
+        env
+    }
+}
+
+fn variable(name: &str, value: impl Into<OsString>) -> (OsString, OsString) {
+    (name.into(), value.into())
+}
+
+/// `PREFIX_CA_FILE`, `PREFIX_CERT_FILE` and `PREFIX_KEY_FILE`, for the files that are given.
+fn path_variables(prefix: &str, files: &TlsFiles) -> Vec<(OsString, OsString)> {
+    [
+        ("CA", &files.ca),
+        ("CERT", &files.cert),
+        ("KEY", &files.key),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| {
+        let path = path.as_ref()?;
+        Some(variable(&format!("{prefix}_{name}_FILE"), absolute(path)))
+    })
+    .collect()
 }
 
 /// How CQL sessions authenticate and encrypt. The default: no login, no TLS.
@@ -255,6 +293,21 @@ impl CqlSecurity {
             );
         }
         args
+    }
+
+    /// The same settings as the environment a consumer of the user's own reads: login and
+    /// password when there is one; `ROADTEST_CQL_TLS=1` and the files when TLS is on.
+    pub fn to_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env = Vec::new();
+        if let Some(login) = &self.login {
+            env.push(variable("ROADTEST_CQL_USERNAME", &login.username));
+            env.push(variable(CQL_PASSWORD_ENV, login.password.expose()));
+        }
+        if let Some(files) = &self.tls {
+            env.push(variable("ROADTEST_CQL_TLS", "1"));
+            env.extend(path_variables("ROADTEST_CQL", files));
+        }
+        env
     }
 }
 

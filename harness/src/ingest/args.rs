@@ -100,6 +100,7 @@ impl IngestArgs {
             max_in_flight: self.max_in_flight,
             commit: self.commit,
             session_timeout_ms: self.session_timeout_ms,
+            ..ConsumerSettings::default()
         }
     }
 

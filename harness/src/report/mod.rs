@@ -90,6 +90,11 @@ pub const SIM_TARGET_NAME: &str = "sim";
 /// simulation adds about itself.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConsumerSection {
+    /// A consumer of the user's own: its command as the scenario gives it. Empty: roadtest's
+    /// reference consumer, whose figures fill `processes` and the consume and write stages (a
+    /// consumer of the user's own reports nothing of itself; its rows are counted instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     pub processes: Vec<ConsumerProcess>,
     /// Simulated runs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -41,14 +41,18 @@ impl Report {
             e2e.p50_ms, e2e.p99_ms, e2e.max_ms, e2e.count
         )?;
         let throughput = &self.throughput;
-        writeln!(
+        write!(
             out,
-            "throughput: {:.1} written/s (peak {}/s), {:.1} produced/s, {:.1} consumed/s",
-            throughput.written_per_s,
-            throughput.peak_written_per_s,
-            throughput.produced_per_s,
-            throughput.consumed_per_s
+            "throughput: {:.1} written/s (peak {}/s), {:.1} produced/s",
+            throughput.written_per_s, throughput.peak_written_per_s, throughput.produced_per_s,
         )?;
+        if self.consumer.command.is_empty() {
+            writeln!(out, ", {:.1} consumed/s", throughput.consumed_per_s)?;
+        } else {
+            // A consumer of the user's own reports nothing of what it consumed.
+            writeln!(out)?;
+            writeln!(out, "consumer: {}", self.consumer.command.join(" "))?;
+        }
         if !self.memory.peak_rss_mb.is_empty() {
             let peaks: Vec<String> = self
                 .memory

@@ -11,33 +11,31 @@ use scylla::client::session::Session;
 
 use crate::assemble::RunFacts;
 use crate::clients::kafka::ProducerSettings;
-use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::clients::{ClientError, cql, unique_suffix};
 use crate::drive::{DriveCounters, DriveOutcome, drive};
 use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
-use crate::ingest::service::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use crate::ingest::stats::ConsumerReport;
 use crate::measure::{LatencyRecorder, ProcessSampler, RunClock, ThroughputSeries, spawn_sampler};
 use crate::report::{
     ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
 };
-use crate::scenario::{ConsumerSettings, Scenario};
+use crate::scenario::Scenario;
 use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
 };
 use crate::verify::{VerifyOutcome, verify};
 
+mod consumer;
 mod faults;
 mod start;
 mod tamper;
 mod watch;
 
+use self::consumer::{ConsumerWatch, RowCount};
 use self::faults::FaultExecutor;
 
-use self::watch::{
-    Progress, Watched, consumer_pid, consumer_totals, drain, follow, own_and, wait_for_consumer,
-};
+use self::watch::{Progress, Watched, consumer_pid, drain, follow, own_and};
 pub use crate::targets::external::ExternalClusters;
 
 /// How long the consumer may take to join its group and get partitions.
@@ -71,6 +69,8 @@ pub enum RunError {
     Sim(#[from] crate::sim::SimError),
     #[error("the producer thread failed: {0}")]
     Producer(String),
+    #[error("{file}: pipeline.consumer.command: {problem}")]
+    OwnConsumer { file: PathBuf, problem: String },
 }
 
 /// How to carry out a run.
@@ -127,6 +127,12 @@ impl Scenario {
     }
 }
 
+/// Checks that the program of a consumer of the user's own can be run (nothing to check for
+/// the reference consumer); [`Scenario::run`] checks it too, before anything starts.
+pub fn check_consumer_program(scenario: &Scenario, scenario_path: &Path) -> Result<(), RunError> {
+    consumer::resolve_program(scenario, scenario_path)
+}
+
 /// The command that replays a run (on `target`, when known; for the external target with the
 /// flags that reach `external`, never a password).
 pub fn replay_command(
@@ -155,6 +161,8 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
         scenario.name,
         scenario.hash()
     );
+    // Before anything is started or created: a consumer program that cannot be found.
+    consumer::resolve_program(scenario, &options.scenario_path)?;
     // The default, like the command line's: with no real target here, the simulation.
     let Some(kind) = start::choose_target(&options).await? else {
         let path = &options.scenario_path;
@@ -163,14 +171,14 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
         return Ok(crate::sim::simulate_into(scenario, path, &options.out_dir)?);
     };
     let mut prepared = prepare(kind, scenario, &options).await?;
-    let stats_dir = start_consumer(&mut prepared, scenario, &options).await?;
-    let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &stats_dir).await?;
+    let watch = start_consumer(&mut prepared, scenario, &options).await?;
+    let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &watch).await?;
     let collected = collect(
         &mut prepared,
         scenario,
         &options,
         (driven, samplers),
-        &stats_dir,
+        &watch,
     )
     .await?;
     let session = Arc::clone(&collected.session);
@@ -264,53 +272,36 @@ async fn prepare(
     })
 }
 
-/// Starts the reference consumer and waits until it consumes; returns its stats folder.
+/// Starts the consumer under test and waits until it consumes; returns how to follow it.
 async fn start_consumer(
     prepared: &mut Prepared,
     scenario: &Scenario,
     options: &RunOptions,
-) -> Result<PathBuf, RunError> {
+) -> Result<ConsumerWatch, RunError> {
     let stats_dir = options.out_dir.join("consumer-stats");
     std::fs::create_dir_all(&stats_dir).map_err(|source| TargetError::WorkDir {
         path: stats_dir.clone(),
         source,
     })?;
-    let args = consumer_args(
+    let launch = consumer::launch(
+        scenario,
+        &options.scenario_path,
         &prepared.endpoints,
         &prepared.names,
-        &scenario.pipeline.consumer,
         &stats_dir,
-    );
-    prepared.target.start_consumer(args.to_args())?;
-    wait_for_consumer(&mut prepared.target, &stats_dir).await?;
-    Ok(stats_dir)
-}
-
-/// The reference consumer's settings; the target adds what only it knows (its address
-/// translation, its security flags).
-fn consumer_args(
-    endpoints: &Endpoints,
-    names: &RunNames,
-    consumer: &ConsumerSettings,
-    stats_dir: &Path,
-) -> IngestArgs {
-    IngestArgs {
-        bootstrap: endpoints.kafka.bootstrap.clone(),
-        topic: names.topic.clone(),
-        dead_letter_topic: names.dead_letter_topic.clone(),
-        group: format!("roadtest-{}", names.suffix),
-        cql: endpoints.cql.contact_points.clone(),
-        cql_translate: Vec::new(),
-        keyspace: names.keyspace.clone(),
-        batch_size: consumer.batch_size,
-        max_in_flight: consumer.max_in_flight,
-        commit: consumer.commit,
-        session_timeout_ms: consumer.session_timeout_ms,
-        metrics_listen: METRICS_LISTEN_DEFAULT,
-        stats_dir: Some(stats_dir.to_path_buf()),
-        kafka_security: KafkaSecurityArgs::default(),
-        cql_security: CqlSecurityArgs::default(),
-    }
+    )?;
+    let watch = if scenario.pipeline.consumer.is_reference() {
+        ConsumerWatch::Stats(stats_dir)
+    } else {
+        let session = cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?;
+        ConsumerWatch::Rows(RowCount::start(Arc::new(session), &prepared.names.keyspace))
+    };
+    prepared.target.start_consumer(launch)?;
+    let kafka = prepared.endpoints.kafka.clone();
+    watch
+        .wait_until_consuming(&mut prepared.target, &kafka, &prepared.names)
+        .await?;
+    Ok(watch)
 }
 
 /// What the producer phase left: its outcome, the faults it carried out, the samplers still
@@ -368,7 +359,7 @@ async fn drive_and_watch(
     prepared: &mut Prepared,
     scenario: &Scenario,
     options: &RunOptions,
-    stats_dir: &Path,
+    consumer: &ConsumerWatch,
 ) -> Result<(Driven, Samplers), RunError> {
     let target = &mut prepared.target;
     let mut faults = FaultExecutor::new(scenario);
@@ -392,7 +383,7 @@ async fn drive_and_watch(
     let mut progress = Progress::new(options.progress, scenario);
     let watched = Watched {
         counters: &counters,
-        stats_dir,
+        consumer,
         processes: &processes,
         clock,
     };
@@ -432,19 +423,19 @@ async fn collect(
     scenario: &Scenario,
     options: &RunOptions,
     (mut driven, samplers): (Driven, Samplers),
-    stats_dir: &Path,
+    consumer: &ConsumerWatch,
 ) -> Result<Collected, RunError> {
     let target = &mut prepared.target;
     driven
         .faults
         .finish(target, driven.clock.start, |target| {
-            consumer_totals(stats_dir, consumer_pid(target)).2
+            consumer.totals(consumer_pid(target)).2
         })
         .await;
     let drained = drain(
         target,
         &driven.outcome,
-        stats_dir,
+        consumer,
         &mut driven.progress,
         scenario,
     )
@@ -479,7 +470,7 @@ async fn collect(
         driven,
         verified,
         tampered,
-        consumers: ConsumerReport::read_all(stats_dir),
+        consumers: consumer.reports(),
         host,
         containers,
     })
@@ -522,6 +513,7 @@ fn assemble(
         behind_schedule_ms: Some(outcome.behind_schedule.summary()),
         written_by_consumer: stages.written,
         consumer: ConsumerSection {
+            command: scenario.pipeline.consumer.command.clone(),
             processes: consumers.iter().map(consumer_process).collect(),
             sim: None,
         },

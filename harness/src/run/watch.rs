@@ -1,4 +1,4 @@
-//! Watching a run while it goes: the consumer's stats, faults on schedule, the drain and its verdict.
+//! Watching a run while it goes: the consumer's progress, faults on schedule, the drain and its verdict.
 
 mod progress;
 
@@ -10,8 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::consumer::ConsumerWatch;
 use super::faults::FaultExecutor;
-use super::{CONSUMER_READY, DRAIN_IDLE, RunError};
+use super::{DRAIN_IDLE, RunError};
 use crate::Scenario;
 use crate::drive::{DriveCounters, DriveOutcome};
 use crate::ingest::stats::ConsumerReport;
@@ -63,35 +64,6 @@ pub(super) fn consumer_totals(stats_dir: &Path, running: Option<u32>) -> (u64, u
     }
 }
 
-pub(super) async fn wait_for_consumer(
-    target: &mut Target,
-    stats_dir: &Path,
-) -> Result<(), RunError> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = target.consumer_exited() {
-            return Err(consumer_error(
-                target,
-                format!("exited while starting ({status})"),
-            ));
-        }
-        if consumer_totals(stats_dir, consumer_pid(target)).2 {
-            eprintln!(
-                "roadtest: consumer joined its group after {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
-        }
-        if started.elapsed() > CONSUMER_READY {
-            return Err(consumer_error(
-                target,
-                format!("got no partitions within {CONSUMER_READY:?}"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 pub(super) fn consumer_error(target: &Target, problem: String) -> RunError {
     let log = target.dir().join("consumer.log");
     RunError::Consumer {
@@ -105,7 +77,7 @@ pub(super) fn consumer_error(target: &Target, problem: String) -> RunError {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Watched<'a> {
     pub(super) counters: &'a DriveCounters,
-    pub(super) stats_dir: &'a Path,
+    pub(super) consumer: &'a ConsumerWatch,
     pub(super) processes: &'a Mutex<Vec<(String, u32)>>,
     pub(super) clock: RunClock,
 }
@@ -120,7 +92,7 @@ pub(super) async fn follow(
 ) {
     let Watched {
         counters,
-        stats_dir,
+        consumer: watch,
         processes,
         clock,
     } = watched;
@@ -135,7 +107,7 @@ pub(super) async fn follow(
         if let Ok(mut list) = processes.lock() {
             *list = running;
         }
-        let (written, _, consuming, _) = consumer_totals(stats_dir, consumer);
+        let (written, _, consuming, _) = watch.totals(consumer);
         let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
         faults
             .tick(
@@ -150,7 +122,12 @@ pub(super) async fn follow(
             && !consumer_down_reported
             && !faults.touches(crate::scenario::Service::Consumer)
         {
-            errors.push(format!("the consumer exited during the run ({status})"));
+            let log = target.dir().join("consumer.log");
+            let tail = crate::targets::process::log_tail(&log, 5);
+            errors.push(format!(
+                "the consumer exited during the run ({status}); the end of {}:\n{tail}",
+                log.display()
+            ));
             consumer_down_reported = true;
         }
         progress.producing(
@@ -171,14 +148,14 @@ const FINAL_READ_AFTER: Duration = Duration::from_millis(700);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(super) enum DrainError {
     #[error(
-        "the drain ended on idle: the consumers reported {written} of the {acknowledged} events \
-         the broker acknowledged as written, then had nothing more to do for {idle_s} s (a killed \
-         consumer may not have reported its last writes; the verification counts what arrived)"
+        "the drain ended on idle: {written} of the {acknowledged} events the broker acknowledged \
+         were written ({counted}), then nothing more for {idle_s} s"
     )]
     Idle {
         written: u64,
         acknowledged: u64,
         idle_s: u64,
+        counted: &'static str,
     },
     #[error(
         "the consumer exited before it had written everything ({written} of {acknowledged} events)"
@@ -207,7 +184,7 @@ enum DrainStop {
 pub(super) async fn drain(
     target: &mut Target,
     outcome: &DriveOutcome,
-    stats_dir: &Path,
+    consumer: &ConsumerWatch,
     progress: &mut Progress,
     scenario: &Scenario,
 ) -> Result<(), DrainError> {
@@ -217,8 +194,7 @@ pub(super) async fn drain(
     // broker acknowledged but no longer holds (a restart on memory storage) will never come.
     let mut idle_since: Option<(Instant, u64)> = None;
     loop {
-        let (written, in_flight, consuming, consumer_lag) =
-            consumer_totals(stats_dir, consumer_pid(target));
+        let (written, in_flight, consuming, consumer_lag) = consumer.totals(consumer_pid(target));
         if written >= outcome.acknowledged && in_flight == 0 {
             return Ok(());
         }
@@ -242,17 +218,22 @@ pub(super) async fn drain(
         };
         if let Some(stop) = stop {
             tokio::time::sleep(FINAL_READ_AFTER).await;
-            return verdict(stats_dir, outcome.acknowledged, stop);
+            let written = consumer.written_now().await;
+            return verdict(written, outcome.acknowledged, stop, consumer.how_counted());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// The drain's verdict from the consumers' stats read once more: a stale count never turns into
-/// an error when the consumers in fact wrote everything the broker acknowledged.
-fn verdict(stats_dir: &Path, acknowledged: u64, stop: DrainStop) -> Result<(), DrainError> {
-    // Rows written count every consumer process, running or not.
-    let written = consumer_totals(stats_dir, None).0;
+/// The drain's verdict from the rows written, read once more (every consumer process, running
+/// or not): a stale count never turns into an error when the consumers in fact wrote
+/// everything the broker acknowledged.
+fn verdict(
+    written: u64,
+    acknowledged: u64,
+    stop: DrainStop,
+    counted: &'static str,
+) -> Result<(), DrainError> {
     if written >= acknowledged {
         return Ok(());
     }
@@ -261,6 +242,7 @@ fn verdict(stats_dir: &Path, acknowledged: u64, stop: DrainStop) -> Result<(), D
             written,
             acknowledged,
             idle_s: DRAIN_IDLE.as_secs(),
+            counted,
         },
         DrainStop::Exited => DrainError::Exited {
             written,
@@ -303,22 +285,27 @@ mod tests {
         dir
     }
 
+    const COUNTED: &str = "as counted";
+
     #[test]
     fn the_verdict_counts_every_consumer_and_forgives_a_stale_count() {
         // A killed consumer wrote 30, its successor 70: everything the broker acknowledged.
         let dir = stats_dir_with(&[30, 70]);
-        assert_eq!(verdict(&dir, 100, DrainStop::Idle), Ok(()));
+        let consumer = ConsumerWatch::Stats(dir.clone());
+        let written = consumer.totals(None).0;
+        assert_eq!(verdict(written, 100, DrainStop::Idle, COUNTED), Ok(()));
         let limit = DrainStop::Limit(Duration::from_secs(75));
-        assert_eq!(verdict(&dir, 100, limit), Ok(()));
+        assert_eq!(verdict(written, 100, limit, COUNTED), Ok(()));
         assert_eq!(
-            verdict(&dir, 136, limit),
+            verdict(written, 136, limit, COUNTED),
             Err(DrainError::Limit {
                 written: 100,
                 acknowledged: 136,
                 limit_s: 75
             })
         );
-        let exited = verdict(&dir, 101, DrainStop::Exited).expect_err("one row missing");
+        let exited =
+            verdict(written, 101, DrainStop::Exited, COUNTED).expect_err("one row missing");
         assert!(exited.to_string().contains("100 of 101"), "{exited}");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -121,6 +121,7 @@ fn simulate_verified(
 /// The simulated consumers' processes and the simulation's own figures.
 fn consumer_section(outcome: &world::SimOutcome, latencies: serde_json::Value) -> ConsumerSection {
     ConsumerSection {
+        command: Vec::new(),
         processes: outcome
             .consumers
             .iter()

@@ -170,6 +170,14 @@ pub struct World {
 impl World {
     /// A world for `scenario` with the given latency parameters.
     pub fn new(scenario: &Scenario, latencies: SimLatencies) -> Result<World, String> {
+        if !scenario.pipeline.consumer.is_reference() {
+            return Err(
+                "pipeline.consumer.command: the simulation runs roadtest's reference consumer, \
+                 not a program of your own; run this scenario on a real target (--target local, \
+                 containers or external)"
+                    .to_string(),
+            );
+        }
         let plan = FleetPlan::from_scenario(scenario);
         let settings = IngestSettings::from_consumer(&scenario.pipeline.consumer);
         settings.validate().map_err(|e| e.to_string())?;

@@ -1,10 +1,10 @@
 //! One handle over every target a run can use (local processes, containers or external clusters), so the run and the fault executor drive any of them.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::consumer::ConsumerLaunch;
 use super::containers::{ContainersTarget, TargetKind, UsageProbe};
 use super::external::ExternalTarget;
 use super::external::{ExternalClusters, ExternalOptions};
@@ -233,11 +233,11 @@ impl Target {
         }
     }
 
-    pub fn start_consumer(&mut self, args: Vec<OsString>) -> Result<(), TargetError> {
+    pub fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
         match &mut self.running {
-            Running::Local(target) => target.start_consumer(args),
-            Running::Containers(target) => Ok(target.start_consumer(args)?),
-            Running::External(target) => target.start_consumer(args),
+            Running::Local(target) => target.start_consumer(launch),
+            Running::Containers(target) => Ok(target.start_consumer(launch)?),
+            Running::External(target) => target.start_consumer(launch),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The reference consumer as a child process on this host (`roadtest ingest`), for the targets whose services run elsewhere (containers, external).
+//! The consumer under test as a child process on this host: how it is launched (the reference consumer, `roadtest ingest`, or a program of the user's own), and the process itself for the targets whose services run elsewhere (containers, external).
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -10,6 +10,85 @@ use nix::sys::signal::Signal;
 
 use super::process::{ProcessSpec, ServiceProcess};
 use super::{Role, TargetError};
+
+/// How the consumer under test starts.
+#[derive(Debug, Clone)]
+pub enum ConsumerLaunch {
+    /// `roadtest ingest ARGS...`, in the target's `consumer/` folder; the target adds its flags.
+    Reference {
+        args: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+    },
+    /// A program of the user's own with roadtest's contract in its environment.
+    Own(OwnConsumer),
+}
+
+/// A consumer of the user's own: what runs, where, and with which environment.
+#[derive(Debug, Clone)]
+pub struct OwnConsumer {
+    /// The program, resolved (PATH or the scenario's folder).
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// Its working folder (the scenario's).
+    pub dir: PathBuf,
+    /// roadtest's `ROADTEST_*` variables and the scenario's `env`, added to roadtest's own.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl ConsumerLaunch {
+    /// The reference consumer with these `roadtest ingest` flags.
+    pub fn reference(args: Vec<OsString>) -> ConsumerLaunch {
+        ConsumerLaunch::Reference {
+            args,
+            env: Vec::new(),
+        }
+    }
+
+    /// Adds what the target knows of reaching its clusters: `flags` for the reference
+    /// consumer, `env` for both (the reference consumer reads its passwords from it; a
+    /// consumer of the user's own reads everything from it).
+    pub fn with_target_settings(
+        mut self,
+        flags: Vec<OsString>,
+        contract_env: Vec<(OsString, OsString)>,
+        reference_env: Vec<(OsString, OsString)>,
+    ) -> ConsumerLaunch {
+        match &mut self {
+            ConsumerLaunch::Reference { args, env } => {
+                args.extend(flags);
+                env.extend(reference_env);
+            }
+            ConsumerLaunch::Own(own) => own.env.extend(contract_env),
+        }
+        self
+    }
+
+    /// The process to spawn: the program named `consumer`, its log `target_dir/consumer.log`.
+    pub fn spec(self, roadtest_binary: &Path, target_dir: &Path) -> ProcessSpec {
+        let name = Role::Consumer.name().to_string();
+        let log = target_dir.join("consumer.log");
+        match self {
+            ConsumerLaunch::Reference { args, env } => ProcessSpec {
+                name,
+                program: roadtest_binary.to_path_buf(),
+                args: std::iter::once(OsString::from("ingest"))
+                    .chain(args)
+                    .collect(),
+                dir: target_dir.join("consumer"),
+                log,
+                env,
+            },
+            ConsumerLaunch::Own(own) => ProcessSpec {
+                name,
+                program: own.program,
+                args: own.args,
+                dir: own.dir,
+                log,
+                env: own.env,
+            },
+        }
+    }
+}
 
 /// The consumer process of a run: started, signalled, restarted; terminated when dropped.
 #[derive(Debug)]
@@ -30,23 +109,10 @@ impl HostConsumer {
         }
     }
 
-    /// Starts `roadtest ingest ARGS...` (killing a previous one) with roadtest's environment
-    /// plus `env` (how the external target hands over passwords: never as arguments).
-    pub fn start(
-        &mut self,
-        args: Vec<OsString>,
-        env: Vec<(OsString, OsString)>,
-    ) -> Result<(), TargetError> {
-        let spec = ProcessSpec {
-            name: Role::Consumer.name().to_string(),
-            program: self.roadtest_binary.clone(),
-            args: std::iter::once(OsString::from("ingest"))
-                .chain(args)
-                .collect(),
-            dir: self.dir.join("consumer"),
-            log: self.dir.join("consumer.log"),
-            env,
-        };
+    /// Starts the consumer (killing a previous one) with roadtest's environment plus the
+    /// launch's (how passwords are handed over: never as arguments).
+    pub fn start(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
+        let spec = launch.spec(&self.roadtest_binary, &self.dir);
         if let Some(mut old) = self.process.take() {
             old.kill();
         }

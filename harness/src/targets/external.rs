@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::consumer::HostConsumer;
+use super::consumer::{ConsumerLaunch, HostConsumer};
 use super::kafka_gateway::{BrokerRoutes, KafkaGateway};
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port};
@@ -363,25 +363,29 @@ impl ExternalTarget {
         self.consumer.processes()
     }
 
-    /// Starts the consumer (`roadtest ingest ARGS...` plus the security flags; the passwords go
-    /// into its environment, never its arguments).
-    pub fn start_consumer(&mut self, mut args: Vec<OsString>) -> Result<(), TargetError> {
+    /// Starts the consumer with the clusters' security settings: flags for the reference
+    /// consumer, `ROADTEST_*` variables for one of the user's own; passwords go into its
+    /// environment, never its arguments.
+    pub fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
         let kafka = &self.options.clusters.kafka.security;
         let cql = &self.options.clusters.cql.security;
-        args.extend(kafka.to_args());
-        args.extend(cql.to_args());
+        let mut flags = kafka.to_args();
+        flags.extend(cql.to_args());
         for (from, to) in &self.endpoints.cql.translation {
-            args.push("--cql-translate".into());
-            args.push(format!("{from}={to}").into());
+            flags.push("--cql-translate".into());
+            flags.push(format!("{from}={to}").into());
         }
-        let mut env = Vec::new();
+        let mut passwords = Vec::new();
         if let Some((_, login)) = &kafka.sasl {
-            env.push((KAFKA_PASSWORD_ENV.into(), login.password.expose().into()));
+            passwords.push((KAFKA_PASSWORD_ENV.into(), login.password.expose().into()));
         }
         if let Some(login) = &cql.login {
-            env.push((CQL_PASSWORD_ENV.into(), login.password.expose().into()));
+            passwords.push((CQL_PASSWORD_ENV.into(), login.password.expose().into()));
         }
-        self.consumer.start(args, env)
+        let mut contract = kafka.to_env();
+        contract.extend(cql.to_env());
+        let launch = launch.with_target_settings(flags, contract, passwords);
+        self.consumer.start(launch)
     }
 
     pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {

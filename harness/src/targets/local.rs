@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::consumer::ConsumerLaunch;
 use super::process::{ProcessSpec, ServiceProcess};
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
@@ -228,18 +229,9 @@ impl LocalTarget {
             .collect()
     }
 
-    /// Starts the reference consumer (`roadtest ingest ARGS...`) as a service of this target.
-    pub fn start_consumer(&mut self, args: Vec<OsString>) -> Result<(), TargetError> {
-        let spec = ProcessSpec {
-            name: Role::Consumer.name().to_string(),
-            program: self.options.roadtest_binary.clone(),
-            args: std::iter::once(OsString::from("ingest"))
-                .chain(args)
-                .collect(),
-            dir: self.dir.join("consumer"),
-            log: self.dir.join("consumer.log"),
-            env: Vec::new(),
-        };
+    /// Starts the consumer under test as a service of this target.
+    pub fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
+        let spec = launch.spec(&self.options.roadtest_binary, &self.dir);
         self.spawn_spec(Role::Consumer, spec)
     }
 

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 pub use any::{StartSettings, Target};
 pub use capabilities::Capabilities;
+pub use consumer::{ConsumerLaunch, OwnConsumer};
 pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
 pub use external::{ExternalOptions, ExternalTarget};
 pub use local::{LocalOptions, LocalTarget};

@@ -26,7 +26,6 @@ pub mod spec;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -48,7 +47,7 @@ use self::readiness::{
     docker_error, is_not_modified, is_not_running, probe, start_service, wait_for_ready_line,
 };
 use self::spec::ContainerSpec;
-use super::consumer::HostConsumer;
+use super::consumer::{ConsumerLaunch, HostConsumer};
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
 use crate::clients::unique_suffix;
@@ -265,9 +264,9 @@ impl ContainersTarget {
         )
     }
 
-    /// Starts the reference consumer (`roadtest ingest ARGS...`) on the host.
-    pub fn start_consumer(&mut self, args: Vec<OsString>) -> Result<(), ContainersError> {
-        Ok(self.consumer.start(args, Vec::new())?)
+    /// Starts the consumer under test on the host.
+    pub fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), ContainersError> {
+        Ok(self.consumer.start(launch)?)
     }
 
     /// The consumer's exit status if it has exited (reaping it).

@@ -1,0 +1,168 @@
+"""A telemetry consumer of the kind roadtest puts under test: Kafka in, Cassandra out.
+
+It is written the way many such services are: confluent-kafka and the DataStax
+cassandra-driver, rows buffered and written in batches. It has two commit modes:
+
+  --commit after-write  offsets are committed once the batch is in Cassandra (at-least-once)
+  --commit auto         the library's auto-commit (its default): offsets of polled messages are
+                        committed every half second, written or not, so a crash between a commit
+                        and the write loses the buffered rows
+
+Everything it needs comes from roadtest's environment contract (README, "Your own consumer"):
+ROADTEST_KAFKA_BOOTSTRAP, ROADTEST_TOPIC, ROADTEST_GROUP, ROADTEST_CQL_CONTACT,
+ROADTEST_KEYSPACE, ROADTEST_TABLE and ROADTEST_SESSION_TIMEOUT_MS. SIGTERM flushes, commits and
+exits 0. LOG_LEVEL (default INFO) sets how much it logs.
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.policies import WhiteListRoundRobinPolicy
+from confluent_kafka import Consumer, KafkaException
+
+LOG = logging.getLogger("python-consumer")
+
+# A batch is written when it holds this many rows or is this old, whichever comes first.
+BATCH_ROWS = 2000
+BATCH_AGE_S = 1.0
+# How long the database may take to come up before the consumer gives up (no crash loop).
+CONNECT_DEADLINE_S = 120.0
+
+
+def environment(name):
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"python-consumer: {name} is not set (roadtest sets it for a managed consumer)")
+    return value
+
+
+def connect_cassandra(contact):
+    """Retries until the database answers: the consumer must not crash-loop while it starts."""
+    host, _, port = contact.rpartition(":")
+    deadline = time.monotonic() + CONNECT_DEADLINE_S
+    while True:
+        # Only the contact point roadtest gave: faults are injected on that path.
+        profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]))
+        cluster = Cluster(
+            [host],
+            port=int(port),
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            connect_timeout=5,
+            protocol_version=4,
+            # The table is given; reading every keyspace's schema would only slow the start.
+            schema_metadata_enabled=False,
+        )
+        try:
+            return cluster, cluster.connect()
+        except NoHostAvailable as error:
+            cluster.shutdown()
+            if time.monotonic() > deadline:
+                raise
+            LOG.warning("cassandra at %s not ready (%s); retrying", contact, error)
+            time.sleep(1)
+
+
+class Writer:
+    """Buffers decoded records and writes them as one round of concurrent inserts."""
+
+    def __init__(self, session, keyspace, table):
+        self.session = session
+        self.insert = session.prepare(
+            f"INSERT INTO {keyspace}.{table} (vehicle_id, timestamp, seq, latitude, longitude, "
+            "speed, temperature, humidity, format_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self.rows = []
+        self.oldest = None
+
+    def add(self, record):
+        if self.oldest is None:
+            self.oldest = time.monotonic()
+        self.rows.append((
+            record["vehicle_id"], record["timestamp"], record["seq"], record["latitude"],
+            record["longitude"], record["speed"], record["temperature"], record["humidity"],
+            record["format_version"],
+        ))
+
+    def due(self):
+        return len(self.rows) >= BATCH_ROWS or (
+            self.oldest is not None and time.monotonic() - self.oldest >= BATCH_AGE_S
+        )
+
+    def flush(self):
+        """Writes every buffered row; retries a failed one until it is written."""
+        pending = [self.session.execute_async(self.insert, row) for row in self.rows]
+        for row, future in zip(self.rows, pending):
+            while True:
+                try:
+                    future.result()
+                    break
+                except Exception as error:  # the driver raises many kinds; all are retried
+                    LOG.warning("write of %s failed (%s); retrying", row[0], error)
+                    time.sleep(0.5)
+                    future = self.session.execute_async(self.insert, row)
+        written = len(self.rows)
+        self.rows = []
+        self.oldest = None
+        return written
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commit", choices=["after-write", "auto"], default="after-write")
+    parser.add_argument("--verbose", action="store_true", help="log at DEBUG (else $LOG_LEVEL)")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    auto = args.commit == "auto"
+    consumer = Consumer({
+        "bootstrap.servers": environment("ROADTEST_KAFKA_BOOTSTRAP"),
+        "group.id": environment("ROADTEST_GROUP"),
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": auto,
+        "auto.commit.interval.ms": 500,
+        # roadtest's scenario sets the session timeout; a short one makes the first join quick.
+        "session.timeout.ms": int(os.environ.get("ROADTEST_SESSION_TIMEOUT_MS", "10000")),
+        "heartbeat.interval.ms": 500,
+    })
+    cluster, session = connect_cassandra(environment("ROADTEST_CQL_CONTACT"))
+    writer = Writer(session, environment("ROADTEST_KEYSPACE"), environment("ROADTEST_TABLE"))
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    consumer.subscribe([environment("ROADTEST_TOPIC")])
+    LOG.info("consuming %s with commit mode %s", environment("ROADTEST_TOPIC"), args.commit)
+    written = 0
+    while not stopping:
+        message = consumer.poll(0.2)
+        if message is not None and message.error() is None:
+            writer.add(json.loads(message.value()))
+        elif message is not None:
+            LOG.warning("kafka: %s", message.error())
+        if writer.due():
+            written += writer.flush()
+            if not auto:
+                commit(consumer)
+    written += writer.flush()
+    commit(consumer)
+    consumer.close()
+    cluster.shutdown()
+    LOG.info("stopped cleanly after writing %d rows", written)
+
+
+def commit(consumer):
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as error:
+        # Nothing consumed since the last commit is not a problem.
+        LOG.debug("commit: %s", error)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+//! A consumer of the user's own under test: the example Python consumer (examples/python-consumer) on the local target, started, killed and verified through roadtest's environment contract.
+
+use std::path::PathBuf;
+
+use roadtest::Scenario;
+use roadtest::report::Report;
+use roadtest::run::RunOptions;
+
+/// One full local target at a time (the tests of this file run on parallel threads).
+static ONE_TARGET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn example(name: &str) -> (Scenario, PathBuf) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/python-consumer")
+        .join(format!("{name}.toml"));
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    (scenario, path)
+}
+
+/// Runs an example scenario on the local target; fails (never skips) when the services or the
+/// consumer's virtual environment are missing, saying how to install them.
+async fn run(name: &str) -> Report {
+    let _one = ONE_TARGET.lock().await;
+    let home = roadtest::targets::local::roadtest_home();
+    assert!(
+        home.join("bin/tansu").exists(),
+        "the local services are not installed under {}; run `roadtest services install` (or `ci/test`)",
+        home.display()
+    );
+    let venv = std::env::var_os("PYTHON_CONSUMER_VENV")
+        .map_or_else(|| home.join("python-consumer/venv"), PathBuf::from);
+    assert!(
+        venv.join("bin/python").exists(),
+        "the example consumer's virtual environment is missing at {}; run \
+         examples/python-consumer/install (ci/test does)",
+        venv.display()
+    );
+    let (scenario, path) = example(name);
+    let mut options = RunOptions::new(&scenario, &path).expect("run options");
+    options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
+    options.target = Some(roadtest::targets::TargetKind::Local);
+    options.out_dir =
+        std::env::temp_dir().join(format!("roadtest-python-{}-{name}", std::process::id()));
+    options.progress = false;
+    let report = scenario
+        .run(options.clone())
+        .await
+        .unwrap_or_else(|error| panic!("{name}: the run could not be carried out: {error}"));
+    let _ = std::fs::remove_dir_all(&options.out_dir);
+    report
+}
+
+/// The consumer the report names, and its sampled memory: the Python process itself ran.
+fn assert_the_python_consumer_ran(report: &Report, commit: &str) {
+    assert_eq!(
+        report.consumer.command,
+        ["./consumer", "--commit", commit],
+        "the report names the consumer under test"
+    );
+    let rss = report.memory.peak_rss_mb.get("consumer").copied();
+    // The interpreter with confluent-kafka and cassandra-driver loaded takes about 50 MB; the
+    // bash wrapper alone (had it not exec'd) would take under 5 MB.
+    assert!(rss.is_some_and(|mb| mb > 20.0), "consumer RSS {rss:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_consumer_passes_smoke_with_nothing_lost() {
+    let report = run("smoke").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    assert_the_python_consumer_ran(&report, "after-write");
+    assert_eq!(report.verify.expected, 600, "20 vehicles at 1 Hz for 30 s");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committing_after_the_write_loses_nothing_when_the_consumer_is_killed() {
+    let report = run("crash-after-write").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    assert_the_python_consumer_ran(&report, "after-write");
+    // Both faults happened: Cassandra down 8-14 s, the consumer killed at 10 s and started again.
+    assert_eq!(report.faults.len(), 2, "{:?}", report.faults);
+    for fault in &report.faults {
+        assert!(fault.at_s.is_some() && fault.error.is_none(), "{fault:?}");
+        assert!(fault.recovery_started_at_s.is_some(), "{fault:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_commit_is_caught_losing_the_batch_it_held_when_killed() {
+    let report = run("crash-auto-commit").await;
+    assert_the_python_consumer_ran(&report, "auto");
+    let verify = &report.verify;
+    assert!(verify.lost > 0, "auto-commit lost nothing: {verify:?}");
+    assert_eq!(verify.found + verify.lost, verify.expected, "{verify:?}");
+    assert_eq!((verify.corrupt, verify.unexpected), (0, 0), "{verify:?}");
+    assert!(!report.passed, "lost_max = 0 must fail the run");
+    // The report names the events lost. They are the batch the consumer was retrying while
+    // Cassandra was down (from 8 s) when it was killed (10 s): events from before the kill,
+    // at 5 Hz sequence numbers below 50, plus a second's slack for the batch window.
+    assert!(!verify.discrepancies.is_empty(), "{verify:?}");
+    for discrepancy in &verify.discrepancies {
+        assert_eq!(discrepancy.field, "row", "{discrepancy:?}");
+        assert!(discrepancy.found.is_null(), "{discrepancy:?}");
+        assert!(
+            discrepancy.seq < 55,
+            "lost event {discrepancy:?} was sent after the consumer's kill"
+        );
+    }
+}
