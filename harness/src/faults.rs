@@ -433,6 +433,127 @@ at_s = 5
         assert_ne!(planned, other, "another seed draws other times");
     }
 
+    /// The key `check_spec` names for one `[[faults]]` entry in a run of `duration_s`, if any.
+    fn problem(entry: &str, duration_s: f64) -> Option<&'static str> {
+        let spec: FaultSpec = toml::from_str(entry).unwrap_or_else(|e| panic!("{entry}: {e}"));
+        check_spec(&spec, duration_s).err().map(|(key, _)| key)
+    }
+
+    fn kill(rest: &str) -> String {
+        format!("action = \"kill\"\nservice = \"consumer\"\n{rest}")
+    }
+
+    fn network(action: &str, rest: &str) -> String {
+        format!("action = \"{action}\"\nservice = \"broker\"\nat_s = 1\nduration_s = 5\n{rest}")
+    }
+
+    #[test]
+    fn a_duration_and_a_random_window_are_checked_at_their_boundaries() {
+        assert_eq!(problem(&kill("at_s = 1\nduration_s = 60"), 60.0), None);
+        assert_eq!(
+            problem(&kill("at_s = 1\nduration_s = 60.5"), 60.0),
+            Some("duration_s")
+        );
+        assert_eq!(
+            problem(&kill("at_s = 1\nduration_s = 0"), 60.0),
+            Some("duration_s")
+        );
+        let random =
+            |window: &str| kill(&format!("random = {{ count = 2, between_s = {window} }}"));
+        assert_eq!(problem(&random("[0.0, 60.0]"), 60.0), None);
+        for outside in [
+            "[10.0, 10.0]",
+            "[-1.0, 10.0]",
+            "[10.0, 60.5]",
+            "[20.0, 10.0]",
+        ] {
+            assert_eq!(
+                problem(&random(outside), 60.0),
+                Some("random.between_s"),
+                "{outside}"
+            );
+        }
+    }
+
+    #[test]
+    fn network_values_are_required_in_range_and_refused_where_they_do_not_belong() {
+        let latency = |rest: &str| problem(&network("latency", rest), 60.0);
+        assert_eq!(latency("delay_ms = 1\njitter_ms = 1"), None);
+        assert_eq!(latency("delay_ms = 60000"), None);
+        assert_eq!(latency("delay_ms = 0"), Some("delay_ms"));
+        assert_eq!(latency("delay_ms = 60001"), Some("delay_ms"));
+        assert_eq!(latency("delay_ms = 0\njitter_ms = 5"), Some("delay_ms"));
+        assert_eq!(latency("delay_ms = 10\njitter_ms = 11"), Some("jitter_ms"));
+        assert_eq!(latency(""), Some("delay_ms"));
+        assert_eq!(
+            latency("delay_ms = 10\nbytes_per_s = 1000"),
+            Some("bytes_per_s")
+        );
+        let bandwidth = |rest: &str| problem(&network("bandwidth", rest), 60.0);
+        assert_eq!(bandwidth("bytes_per_s = 1000"), None);
+        assert_eq!(bandwidth("bytes_per_s = 1000000000"), None);
+        assert_eq!(bandwidth("bytes_per_s = 999"), Some("bytes_per_s"));
+        assert_eq!(bandwidth("bytes_per_s = 1000000001"), Some("bytes_per_s"));
+        assert_eq!(bandwidth(""), Some("bytes_per_s"));
+        assert_eq!(
+            bandwidth("bytes_per_s = 1000\ndelay_ms = 5"),
+            Some("delay_ms")
+        );
+        assert_eq!(
+            problem(&kill("at_s = 1\nbytes_per_s = 1000"), 60.0),
+            Some("bytes_per_s")
+        );
+        assert_eq!(
+            problem(&kill("at_s = 1\njitter_ms = 5"), 60.0),
+            Some("jitter_ms")
+        );
+    }
+
+    #[test]
+    fn a_network_fault_carries_its_condition_and_recovery_has_a_threshold() {
+        let text = format!(
+            "{SCENARIO}[[faults]]\naction = \"latency\"\nservice = \"cassandra\"\nat_s = 20\n\
+             duration_s = 3\ndelay_ms = 200\njitter_ms = 50\n[expectations]\n\
+             latency_e2e_p99_ms_max = 750\n"
+        );
+        let scenario = Scenario::parse(&text, Path::new("unit.toml")).unwrap();
+        let latency = resolve(&scenario)
+            .into_iter()
+            .find(|fault| fault.entry == 3)
+            .expect("the latency fault is planned");
+        let condition = NetworkFault::Latency {
+            delay_ms: 200,
+            jitter_ms: 50,
+        };
+        assert_eq!(latency.network, Some(condition));
+        assert_eq!(latency_threshold_ms(&scenario), 750.0);
+        assert_eq!(latency_threshold_ms(&super::tests::scenario()), 1000.0);
+    }
+
+    #[test]
+    fn faults_on_one_service_overlap_only_while_the_first_lasts() {
+        let fault = |at_s: f64, service: Service| PlannedFault {
+            entry: 0,
+            action: FaultAction::Kill,
+            service,
+            trigger: Trigger::AtS(at_s),
+            duration_s: 5.0,
+            network: None,
+        };
+        let back_to_back = [
+            fault(10.0, Service::Consumer),
+            fault(15.0, Service::Consumer),
+        ];
+        assert!(first_overlap(&back_to_back).is_none());
+        let overlapping = [
+            fault(10.0, Service::Consumer),
+            fault(14.9, Service::Consumer),
+        ];
+        assert!(first_overlap(&overlapping).is_some());
+        let elsewhere = [fault(10.0, Service::Consumer), fault(12.0, Service::Broker)];
+        assert!(first_overlap(&elsewhere).is_none());
+    }
+
     #[test]
     fn losses_and_slow_seconds_are_charged_to_the_right_fault() {
         let record = |at_s: f64| FaultRecord {
