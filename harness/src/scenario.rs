@@ -589,6 +589,20 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The hash of the load alone: the scenario without its name, description, seed and
+    /// consumer. Two scenarios with the same load hash send the same events and faults into
+    /// their pipelines (a consumer of the user's own against the reference consumer, say), so
+    /// `roadtest compare` may set their runs side by side.
+    pub fn load_hash(&self) -> String {
+        let mut load = self.clone();
+        load.name = String::new();
+        load.description = String::new();
+        load.pipeline.consumer = ConsumerSettings::default();
+        load.hash()
+    }
+}
+
 /// Turns a toml error into one line with its position.
 fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     let message = error.message().trim().to_string();
@@ -674,6 +688,29 @@ vehicle_count = 3
         assert_eq!(a.hash().len(), 16);
         let changed = parse(&MINIMAL.replace("vehicle_count = 3", "vehicle_count = 4")).unwrap();
         assert_ne!(a.hash(), changed.hash());
+    }
+
+    #[test]
+    fn the_load_hash_ignores_the_consumer_and_names_but_not_the_load() {
+        let reference = parse(MINIMAL).unwrap();
+        let own = parse(&format!(
+            "{MINIMAL}\n[pipeline.consumer]\ncommand = [\"./consumer\"]\nbatch_size = 7\n"
+        ))
+        .unwrap();
+        let renamed = parse(&MINIMAL.replace("name = \"unit\"", "name = \"other\"")).unwrap();
+        assert_ne!(
+            reference.hash(),
+            own.hash(),
+            "another consumer is another scenario"
+        );
+        assert_eq!(reference.load_hash(), own.load_hash());
+        assert_eq!(reference.load_hash(), renamed.load_hash());
+        let more = parse(&MINIMAL.replace("vehicle_count = 3", "vehicle_count = 4")).unwrap();
+        assert_ne!(reference.load_hash(), more.load_hash());
+        let partitions = parse(&format!("{MINIMAL}\n[pipeline]\npartitions = 5\n")).unwrap();
+        assert_ne!(reference.load_hash(), partitions.load_hash());
+        // Scenarios without a consumer of their own hash as they did before it existed.
+        assert_eq!(reference.hash(), parse(MINIMAL).unwrap().hash());
     }
 
     #[test]

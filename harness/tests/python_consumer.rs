@@ -71,6 +71,23 @@ async fn the_python_consumer_passes_smoke_with_nothing_lost() {
     assert_the_python_consumer_ran(&report, "after-write");
     assert_eq!(report.verify.expected, 600, "20 vehicles at 1 Hz for 30 s");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // smoke's load into another consumer: it compares with the reference consumer's baseline.
+    let baseline_path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports/baselines/smoke.json");
+    let baseline = Report::read(&baseline_path).expect("the committed smoke baseline");
+    let settings = roadtest::gate_settings::GateSettings::default();
+    let comparison = roadtest::report::compare::compare(&report, &baseline, settings);
+    let hash = comparison
+        .rows
+        .iter()
+        .find(|row| row.name == "scenario hash")
+        .expect("a scenario hash row");
+    assert_eq!(hash.tolerance, "same load, another consumer", "{hash:?}");
+    let note = comparison.notes.join("\n");
+    assert!(
+        note.contains("into `./consumer --commit after-write` in the new run and the reference consumer in the baseline"),
+        "{note}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -280,19 +280,46 @@ pub fn compare(new: &Report, baseline: &Report, settings: GateSettings) -> Repor
 
 /// The scenario hash (first 64 bits of SHA-256 of the scenario without its seed, hex) must be
 /// the baseline's: a changed scenario is judged against a baseline of itself, never another.
+/// The one exception: the same load into another consumer (a consumer of the user's own
+/// against the reference consumer), which is what such a comparison is for.
 fn scenario_row(new: &Report, baseline: &Report) -> MetricRow {
-    let verdict = if new.scenario.hash == baseline.scenario.hash {
-        Verdict::Ok
+    let (verdict, tolerance) = if new.scenario.hash == baseline.scenario.hash {
+        (Verdict::Ok, "same")
+    } else if same_load_other_consumer(new, baseline) {
+        (Verdict::Ok, "same load, another consumer")
     } else {
-        Verdict::ScenarioChanged
+        (Verdict::ScenarioChanged, "same")
     };
     MetricRow {
         name: "scenario hash".to_string(),
         unit: "",
         baseline: Some(Value::Text(baseline.scenario.hash.clone())),
         new: Some(Value::Text(new.scenario.hash.clone())),
-        tolerance: "same".to_string(),
+        tolerance: tolerance.to_string(),
         verdict,
+    }
+}
+
+/// The load hash of a report's scenario ([`crate::Scenario::load_hash`]), from the resolved
+/// scenario it carries (so baselines recorded before the load hash existed have one too).
+fn load_hash(report: &Report) -> Option<String> {
+    let scenario: crate::Scenario =
+        serde_json::from_value(report.scenario.resolved.clone()).ok()?;
+    Some(scenario.load_hash())
+}
+
+/// Whether two runs sent the same load into different consumers.
+fn same_load_other_consumer(new: &Report, baseline: &Report) -> bool {
+    new.consumer.command != baseline.consumer.command
+        && load_hash(new).is_some_and(|hash| Some(hash) == load_hash(baseline))
+}
+
+/// A consumer as a comparison names it.
+fn consumer_name(report: &Report) -> String {
+    if report.consumer.command.is_empty() {
+        "the reference consumer".to_string()
+    } else {
+        format!("`{}`", report.consumer.command.join(" "))
     }
 }
 
@@ -494,7 +521,16 @@ fn notes(new: &Report, baseline: &Report) -> Vec<String> {
             target_kind(baseline)
         ));
     }
-    if new.scenario.hash != baseline.scenario.hash {
+    if same_load_other_consumer(new, baseline) {
+        notes.push(format!(
+            "ANOTHER CONSUMER: the same load (scenario {} against {}) into {} in the new run \
+             and {} in the baseline",
+            new.scenario.name,
+            baseline.scenario.name,
+            consumer_name(new),
+            consumer_name(baseline)
+        ));
+    } else if new.scenario.hash != baseline.scenario.hash {
         notes.push(format!(
             "the scenario changed: {} (hash {}) against a baseline of {} (hash {}); if the \
              change is intended, record a new baseline: roadtest run {} --target {} --out DIR, \
@@ -1030,5 +1066,41 @@ pub(crate) mod tests {
             "{:?}",
             comparison.notes
         );
+    }
+
+    #[test]
+    fn the_same_load_into_another_consumer_is_compared_and_said_so() {
+        let baseline = steady_report();
+        let own_consumer = |command: &[&str], batch_size: u64| {
+            let mut report = baseline.clone();
+            report.consumer.command = command.iter().map(ToString::to_string).collect();
+            let resolved = &mut report.scenario.resolved["pipeline"]["consumer"];
+            resolved["batch_size"] = batch_size.into();
+            if !command.is_empty() {
+                resolved["command"] = serde_json::json!(command);
+            }
+            report.scenario.hash = "0123456789abcdef".to_string();
+            report
+        };
+        let python = own_consumer(&["python3", "consumer.py"], 100);
+        let comparison = compare(&python, &baseline, GateSettings::default());
+        assert_eq!(regressed(&comparison), Vec::<&str>::new());
+        let row = verdict_of(&comparison, "scenario hash");
+        assert_eq!(row.verdict, Verdict::Ok);
+        assert_eq!(row.tolerance, "same load, another consumer");
+        let note = comparison
+            .notes
+            .iter()
+            .find(|note| note.starts_with("ANOTHER CONSUMER"))
+            .expect("the note names both consumers");
+        assert!(note.contains("into `python3 consumer.py` in the new run and the reference consumer in the baseline"), "{note}");
+        // The same consumer with other settings is a changed scenario, as is another load.
+        let retuned = own_consumer(&[], 7);
+        let comparison = compare(&retuned, &baseline, GateSettings::default());
+        assert_eq!(regressed(&comparison), ["scenario hash"]);
+        let mut more = python.clone();
+        more.scenario.resolved["fleet"]["vehicle_count"] = 1001.into();
+        let comparison = compare(&more, &baseline, GateSettings::default());
+        assert_eq!(regressed(&comparison), ["scenario hash"]);
     }
 }
