@@ -1,7 +1,9 @@
 """A telemetry consumer of the kind roadtest puts under test: Kafka in, Cassandra out.
 
 It is written the way many such services are: confluent-kafka and the DataStax
-cassandra-driver, rows buffered and written in batches. It has two commit modes:
+cassandra-driver, rows buffered and written in batches. Its messages have field names of their own
+(vin, sequence, recorded_at as RFC 3339, lat, lon, speed_kmh, temperature_c, humidity_pct); the
+scenarios beside it tell roadtest so in [pipeline.record]. It has two commit modes:
 
   --commit after-write  offsets are committed once the batch is in Cassandra (at-least-once)
   --commit auto         the library's auto-commit (its default): offsets of polled messages are
@@ -15,6 +17,8 @@ exits 0. LOG_LEVEL (default INFO) sets how much it logs.
 """
 
 import argparse
+import calendar
+import datetime
 import json
 import logging
 import os
@@ -68,6 +72,12 @@ def connect_cassandra(contact):
             time.sleep(1)
 
 
+def epoch_ms(text):
+    """Milliseconds since the epoch of an RFC 3339 timestamp like 2026-01-01T00:00:00.123Z."""
+    moment = datetime.datetime.fromisoformat(text)
+    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
+
+
 class Writer:
     """Buffers decoded records and writes them as one round of concurrent inserts."""
 
@@ -75,18 +85,18 @@ class Writer:
         self.session = session
         self.insert = session.prepare(
             f"INSERT INTO {keyspace}.{table} (vehicle_id, timestamp, seq, latitude, longitude, "
-            "speed, temperature, humidity, format_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "speed, temperature, humidity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self.rows = []
         self.oldest = None
 
-    def add(self, record):
+    def add(self, message):
         if self.oldest is None:
             self.oldest = time.monotonic()
         self.rows.append((
-            record["vehicle_id"], record["timestamp"], record["seq"], record["latitude"],
-            record["longitude"], record["speed"], record["temperature"], record["humidity"],
-            record["format_version"],
+            message["vin"], epoch_ms(message["recorded_at"]), message["sequence"], message["lat"],
+            message["lon"], message["speed_kmh"], message["temperature_c"],
+            message["humidity_pct"],
         ))
 
     def due(self):

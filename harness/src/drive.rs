@@ -19,6 +19,7 @@ use crate::clients::kafka::{ProducerSettings, kafka_error, producer_config};
 use crate::clients::{ClientError, KafkaConnection};
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, RunClock};
+use crate::wire::RecordFormat;
 
 /// Live counters the progress display and the drain check read.
 #[derive(Debug, Default)]
@@ -89,13 +90,20 @@ impl ProducerContext for DeliveryRecorder {
     }
 }
 
+/// Where the producer sends the events, and in which message format.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub topic: &'a str,
+    pub format: &'a RecordFormat,
+}
+
 /// Produces every event of `plan` to `topic` on schedule (call it on a thread of its own);
 /// returns when every event is sent and its delivery reported (acknowledged, or failed once
 /// `settings.message_timeout` passed), or when `stop` is set.
 pub fn drive(
     plan: &FleetPlan,
     kafka: &KafkaConnection,
-    topic: &str,
+    Destination { topic, format }: Destination<'_>,
     settings: ProducerSettings,
     clock: RunClock,
     counters: Arc<DriveCounters>,
@@ -129,9 +137,9 @@ pub fn drive(
         let send_us = clock.elapsed_us();
         behind_schedule.record(send_us.saturating_sub(intended_us), intended_us / 1000);
         payload.clear();
-        event.encode_json(&mut payload);
+        format.encode(&event, &mut payload);
         key.clear();
-        event.encode_key(&mut key);
+        format.encode_key(&event, &mut key);
         let created_ms = ((clock.start_epoch_us + send_us) / 1000) as i64;
         let record = BaseRecord::with_opaque_to(topic, intended_us as usize)
             .key(key.as_slice())

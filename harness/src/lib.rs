@@ -22,6 +22,7 @@ pub mod services;
 pub mod shutdown;
 pub mod sim;
 pub mod targets;
+pub mod time;
 pub mod verify;
 pub mod wire;
 

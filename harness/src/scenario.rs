@@ -169,6 +169,9 @@ pub struct PipelineSettings {
     pub speedup: f64,
     #[serde(default)]
     pub consumer: ConsumerSettings,
+    /// The message format the pipeline expects; the default is roadtest's record, byte for byte.
+    #[serde(default, skip_serializing_if = "RecordSettings::is_default")]
+    pub record: RecordSettings,
     /// Cassandra's commit-log durability on the local target: `periodic` (fsync every 10 s, the
     /// default: a kill -9 can lose acknowledged writes) or `batch` (fsync before acknowledging).
     #[serde(default)]
@@ -218,9 +221,118 @@ impl Default for PipelineSettings {
             keyspace: default_keyspace(),
             speedup: default_speedup(),
             consumer: ConsumerSettings::default(),
+            record: RecordSettings::default(),
             cassandra_commitlog_sync: CommitlogSync::default(),
         }
     }
+}
+
+/// The telemetry message as the pipeline under test expects it: the name of each field in the
+/// message (`""`: left out), how the timestamp is written, whether `format_version` is sent, and
+/// which field is the Kafka key. The default is roadtest's record (docs/report.md), byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordSettings {
+    pub vehicle_id: String,
+    pub seq: String,
+    pub timestamp: String,
+    pub latitude: String,
+    pub longitude: String,
+    pub speed: String,
+    pub temperature: String,
+    pub humidity: String,
+    /// How `timestamp` is written.
+    pub timestamp_encoding: TimestampEncoding,
+    /// Whether `"format_version": 1` is sent (first, under that name).
+    pub format_version: bool,
+    /// The field (by roadtest's name, like `vehicle_id`) whose value is the Kafka message key.
+    pub key: String,
+}
+
+impl RecordSettings {
+    /// roadtest's names of the fields, in the order a record carries them.
+    pub const FIELDS: [&'static str; 8] = [
+        "vehicle_id",
+        "seq",
+        "timestamp",
+        "latitude",
+        "longitude",
+        "speed",
+        "temperature",
+        "humidity",
+    ];
+
+    /// Each field's roadtest name and its name in the message (`""`: left out), in order.
+    pub fn names(&self) -> [(&'static str, &str); 8] {
+        let names = [
+            &self.vehicle_id,
+            &self.seq,
+            &self.timestamp,
+            &self.latitude,
+            &self.longitude,
+            &self.speed,
+            &self.temperature,
+            &self.humidity,
+        ];
+        std::array::from_fn(|i| (RecordSettings::FIELDS[i], names[i].as_str()))
+    }
+
+    /// Whether the message carries `field` (a roadtest name; `format_version` included).
+    pub fn sends(&self, field: &str) -> bool {
+        if field == "format_version" {
+            return self.format_version;
+        }
+        self.names()
+            .iter()
+            .any(|(name, sent_as)| *name == field && !sent_as.is_empty())
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == RecordSettings::default()
+    }
+}
+
+impl Default for RecordSettings {
+    fn default() -> Self {
+        let [
+            vehicle_id,
+            seq,
+            timestamp,
+            latitude,
+            longitude,
+            speed,
+            temperature,
+            humidity,
+        ] = RecordSettings::FIELDS.map(str::to_string);
+        RecordSettings {
+            vehicle_id,
+            seq,
+            timestamp,
+            latitude,
+            longitude,
+            speed,
+            temperature,
+            humidity,
+            timestamp_encoding: TimestampEncoding::default(),
+            format_version: true,
+            key: "vehicle_id".to_string(),
+        }
+    }
+}
+
+/// How a record carries its timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TimestampEncoding {
+    /// Milliseconds since the Unix epoch, an integer (roadtest's record).
+    #[default]
+    #[serde(rename = "epoch_ms")]
+    EpochMs,
+    /// Seconds since the Unix epoch with three decimals, a number: `1767225600.123`.
+    #[serde(rename = "epoch_s")]
+    EpochS,
+    /// An RFC 3339 string in UTC with milliseconds: `"2026-01-01T00:00:00.123Z"`.
+    #[serde(rename = "rfc3339")]
+    Rfc3339,
 }
 
 /// The consumer under test: the reference consumer (`roadtest ingest`, the default) with its
@@ -590,15 +702,16 @@ impl Scenario {
 }
 
 impl Scenario {
-    /// The hash of the load alone: the scenario without its name, description, seed and
-    /// consumer. Two scenarios with the same load hash send the same events and faults into
-    /// their pipelines (a consumer of the user's own against the reference consumer, say), so
-    /// `roadtest compare` may set their runs side by side.
+    /// The hash of the load alone: the scenario without its name, description, seed, consumer
+    /// and message format. Two scenarios with the same load hash send the same events and
+    /// faults into their pipelines (a consumer of the user's own against the reference
+    /// consumer, say), so `roadtest compare` may set their runs side by side.
     pub fn load_hash(&self) -> String {
         let mut load = self.clone();
         load.name = String::new();
         load.description = String::new();
         load.pipeline.consumer = ConsumerSettings::default();
+        load.pipeline.record = RecordSettings::default();
         load.hash()
     }
 }
@@ -694,7 +807,8 @@ vehicle_count = 3
     fn the_load_hash_ignores_the_consumer_and_names_but_not_the_load() {
         let reference = parse(MINIMAL).unwrap();
         let own = parse(&format!(
-            "{MINIMAL}\n[pipeline.consumer]\ncommand = [\"./consumer\"]\nbatch_size = 7\n"
+            "{MINIMAL}\n[pipeline.consumer]\ncommand = [\"./consumer\"]\nbatch_size = 7\n\
+             [pipeline.record]\nvehicle_id = \"vin\"\ntimestamp_encoding = \"rfc3339\"\n"
         ))
         .unwrap();
         let renamed = parse(&MINIMAL.replace("name = \"unit\"", "name = \"other\"")).unwrap();

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::faults;
 use crate::scenario::{
-    ConsumerSettings, DURATION_S_MAX, Region, Scenario, ScenarioError, VEHICLE_COUNT_MAX,
+    ConsumerSettings, DURATION_S_MAX, RecordSettings, Region, Scenario, ScenarioError,
+    VEHICLE_COUNT_MAX,
 };
 
 impl Scenario {
@@ -217,7 +218,106 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
         ConsumerSettings::SESSION_TIMEOUT_MS_MIN,
         ConsumerSettings::SESSION_TIMEOUT_MS_MAX,
     )?;
-    check_own_consumer(consumer)
+    check_own_consumer(consumer)?;
+    check_record(scenario)
+}
+
+/// The message format: names that JSON and a consumer can take, each once; vehicle and
+/// timestamp always sent; a key that is sent; and a consumer of the user's own to read it.
+fn check_record(scenario: &Scenario) -> Result<(), Problem> {
+    let pipeline = &scenario.pipeline;
+    let record = &pipeline.record;
+    if record.is_default() {
+        return Ok(());
+    }
+    if let Some(index) = scenario
+        .faults
+        .iter()
+        .position(|fault| fault.action == crate::scenario::FaultAction::Tamper)
+    {
+        return problem(
+            format!("faults[{index}]"),
+            "tamper faults work on roadtest's record only, not yet with a [pipeline.record] of \
+             your own",
+        );
+    }
+    if pipeline.consumer.is_reference() {
+        return problem(
+            "pipeline.record",
+            "the reference consumer reads roadtest's record only; a message format of your own \
+             needs a consumer of your own that reads it (pipeline.consumer.command)",
+        );
+    }
+    check_record_names(record)?;
+    let values = [
+        "seq",
+        "latitude",
+        "longitude",
+        "speed",
+        "temperature",
+        "humidity",
+    ];
+    if !record.format_version && !values.iter().any(|field| record.sends(field)) {
+        return problem(
+            "pipeline.record",
+            "sends nothing but vehicle_id and timestamp; verification needs at least one more \
+             field (its write time is the row's)",
+        );
+    }
+    if !RecordSettings::FIELDS.contains(&record.key.as_str()) || !record.sends(&record.key) {
+        return problem(
+            "pipeline.record.key",
+            format!(
+                "{:?} is not a field the message carries; use one of {} that is not left out",
+                record.key,
+                RecordSettings::FIELDS.join(", ")
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Each field's name in the message: usable in JSON without escaping, once; vehicle and
+/// timestamp never left out.
+fn check_record_names(record: &RecordSettings) -> Result<(), Problem> {
+    let mut seen: Vec<&str> = Vec::new();
+    if record.format_version {
+        seen.push("format_version");
+    }
+    for (field, name) in record.names() {
+        let key = format!("pipeline.record.{field}");
+        if name.is_empty() {
+            if matches!(field, "vehicle_id" | "timestamp") {
+                return problem(
+                    key,
+                    "cannot be left out: rows are found by vehicle and timestamp",
+                );
+            }
+            continue;
+        }
+        let valid = name.len() <= 64
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return problem(
+                key,
+                format!(
+                    "{name:?} is not a usable field name; use up to 64 of A-Z, a-z, 0-9, '_', \
+                     '-' and '.', starting with a letter or '_' (\"\" leaves the field out)"
+                ),
+            );
+        }
+        if seen.contains(&name) {
+            return problem(key, format!("{name:?} names two fields of the message"));
+        }
+        seen.push(name);
+    }
+    Ok(())
 }
 
 /// A consumer of the user's own: a program to run, and environment variables that do not take

@@ -8,6 +8,10 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+mod format;
+
+pub use format::RecordFormat;
+
 /// The version written into every record.
 pub const FORMAT_VERSION: u32 = 1;
 

@@ -664,3 +664,89 @@ fn an_own_consumer_that_cannot_run_exits_2_before_anything_starts() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("needs a real target"), "{stderr}");
 }
+
+/// smoke.toml with a consumer of the user's own and `record` as its `[pipeline.record]`.
+fn own_record(name: &str, record: &str) -> PathBuf {
+    own_consumer(
+        name,
+        &format!("command = [\"./consumer\"]\n\n[pipeline.record]\n{record}"),
+    )
+}
+
+#[test]
+fn a_bad_message_format_is_refused_naming_the_key() {
+    let reference = variant(
+        "record-ref",
+        "[expectations]",
+        "[pipeline.record]\nvehicle_id = \"vin\"\n\n[expectations]",
+    );
+    assert_rejected(
+        &reference,
+        &["pipeline.record", "needs a consumer of your own"],
+    );
+    for (name, record, needles) in [
+        (
+            "record-vehicle",
+            "vehicle_id = \"\"",
+            ["pipeline.record.vehicle_id", "cannot be left out"],
+        ),
+        (
+            "record-twice",
+            "seq = \"lat\"\nlatitude = \"lat\"",
+            ["pipeline.record.latitude", "names two fields"],
+        ),
+        (
+            "record-name",
+            "speed = \"speed kmh\"",
+            ["pipeline.record.speed", "not a usable field name"],
+        ),
+        (
+            "record-key",
+            "humidity = \"\"\nkey = \"humidity\"",
+            ["pipeline.record.key", "not a field the message carries"],
+        ),
+        (
+            "record-unknown",
+            "colour = \"red\"",
+            ["colour", "unknown field"],
+        ),
+        (
+            "record-encoding",
+            "timestamp_encoding = \"iso\"",
+            ["timestamp_encoding", "epoch_ms"],
+        ),
+        (
+            "record-empty",
+            "seq = \"\"\nlatitude = \"\"\nlongitude = \"\"\nspeed = \"\"\ntemperature = \"\"\nhumidity = \"\"\nformat_version = false",
+            ["pipeline.record", "at least one more field"],
+        ),
+    ] {
+        assert_rejected(&own_record(name, record), &needles);
+    }
+}
+
+#[test]
+fn events_are_printed_in_the_pipelines_message_format() {
+    let path = own_record(
+        "record-events",
+        "vehicle_id = \"vin\"\ntimestamp = \"at\"\ntimestamp_encoding = \"rfc3339\"\nhumidity = \"\"\nformat_version = false",
+    );
+    let output = roadtest(&["events", path.to_str().expect("utf-8 path"), "--limit", "1"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = String::from_utf8(output.stdout).expect("utf-8");
+    // The first event in time: some vehicle's first sample, in the first second.
+    assert!(line.starts_with("{\"vin\":\"veh-0000"), "{line}");
+    assert!(
+        line.contains("\",\"seq\":0,\"at\":\"2026-01-01T00:00:00."),
+        "{line}"
+    );
+    assert!(
+        !line.contains("humidity") && !line.contains("format_version"),
+        "{line}"
+    );
+}

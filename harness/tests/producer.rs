@@ -13,10 +13,11 @@ use std::time::Duration;
 use roadtest::Scenario;
 use roadtest::clients::KafkaConnection;
 use roadtest::clients::kafka::{ProducerSettings, create_topics};
-use roadtest::drive::{DriveCounters, DriveOutcome, drive};
+use roadtest::drive::{Destination, DriveCounters, DriveOutcome, drive};
 use roadtest::fleet::FleetPlan;
 use roadtest::measure::RunClock;
 use roadtest::targets::proxy::{FaultProxy, NetworkCondition};
+use roadtest::wire::RecordFormat;
 use support::{Tansu, free_port, loopback};
 
 const TOPIC: &str = "telemetry";
@@ -71,7 +72,12 @@ async fn drive_plan(
     let counters = Arc::new(DriveCounters::default());
     let stop = Arc::new(AtomicBool::new(false));
     tokio::task::spawn_blocking(move || {
-        drive(&plan, &kafka, TOPIC, settings, clock, counters, stop)
+        let format = RecordFormat::default();
+        let destination = Destination {
+            topic: TOPIC,
+            format: &format,
+        };
+        drive(&plan, &kafka, destination, settings, clock, counters, stop)
     })
     .await
     .expect("the producer thread")

@@ -409,12 +409,13 @@ fn events(args: &ScenarioArgs, limit: Option<u64>) -> Result<u8, String> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut scratch = Vec::with_capacity(256);
     let limit = limit.unwrap_or(u64::MAX);
+    let format = crate::wire::RecordFormat::new(&scenario.pipeline.record);
     let written: io::Result<()> = (|| {
         for event in plan
             .events()
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
         {
-            event.write_line(&mut out, &mut scratch)?;
+            format.write_line(&event, &mut out, &mut scratch)?;
         }
         out.flush()
     })();

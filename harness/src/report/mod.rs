@@ -58,7 +58,6 @@ mod html;
 mod junit;
 mod store;
 mod text;
-mod time;
 mod verdict;
 
 use std::collections::BTreeMap;
@@ -76,11 +75,11 @@ use crate::measure::{
 };
 use crate::scenario::Scenario;
 
+pub use crate::time::format_rfc3339;
 pub use bitmap::FONT_ENV;
 pub use charts::{LATENCY_PNG_FILE_NAME, LatencyPng, write_latency_png};
 pub use html::{HTML_FILE_NAME, render_html, write_html};
 pub use store::{REPORT_FILE_NAME, ReportError};
-pub use time::format_rfc3339;
 pub use verdict::{Comparison, ExpectationResult, evaluate_expectations};
 
 /// The value of `target.name` in a simulated run's report (the views label such runs).

@@ -12,7 +12,7 @@ use scylla::client::session::Session;
 use crate::assemble::RunFacts;
 use crate::clients::kafka::ProducerSettings;
 use crate::clients::{ClientError, cql, unique_suffix};
-use crate::drive::{DriveCounters, DriveOutcome, drive};
+use crate::drive::{Destination, DriveCounters, DriveOutcome, drive};
 use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
@@ -25,6 +25,7 @@ use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
 };
 use crate::verify::{VerifyOutcome, verify};
+use crate::wire::RecordFormat;
 
 mod consumer;
 mod faults;
@@ -373,10 +374,17 @@ async fn drive_and_watch(
         let kafka = prepared.endpoints.kafka.clone();
         let settings = ProducerSettings::new(target.capabilities().idempotent_producer);
         let topic = prepared.names.topic.clone();
+        let format = RecordFormat::new(&scenario.pipeline.record);
         let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer.0));
         std::thread::Builder::new()
             .name("roadtest-producer".into())
-            .spawn(move || drive(&plan, &kafka, &topic, settings, clock, counters, stop))
+            .spawn(move || {
+                let destination = Destination {
+                    topic: &topic,
+                    format: &format,
+                };
+                drive(&plan, &kafka, destination, settings, clock, counters, stop)
+            })
             .map_err(|e| RunError::Producer(e.to_string()))?
     };
     let mut errors = Vec::new();
@@ -458,7 +466,15 @@ async fn collect(
     let keyspace = &prepared.names.keyspace;
     // Tamper faults act now: nothing writes any more, so the rows they touch stay as they left them.
     let tampered = tamper::tamper(&session, keyspace, scenario, &driven.plan).await?;
-    let verified = verify(Arc::clone(&session), keyspace, &driven.plan, driven.clock).await?;
+    let format = RecordFormat::new(&scenario.pipeline.record);
+    let verified = verify(
+        Arc::clone(&session),
+        keyspace,
+        &driven.plan,
+        driven.clock,
+        &format,
+    )
+    .await?;
     let hlog = options.out_dir.join("e2e.hlog");
     let start_s = driven.clock.start_epoch_us as f64 / 1e6;
     if let Err(error) = verified.e2e.write_interval_log_file(&hlog, start_s) {

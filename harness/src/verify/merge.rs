@@ -16,7 +16,40 @@ use serde_json::Value;
 
 use super::VerifyOutcome;
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy};
-use crate::wire::{Event, FORMAT_VERSION, RowFields};
+use crate::wire::{Event, FORMAT_VERSION, RecordFormat, RowFields};
+
+/// Which of a row's fields the merge compares: those the message carries, since a field left
+/// out of the message cannot be stored (vehicle and timestamp are always sent: they find the row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked([bool; 7]);
+
+impl Checked {
+    /// The fields in the order [`Checked`] holds them.
+    pub const FIELDS: [&'static str; 7] = [
+        "seq",
+        "latitude",
+        "longitude",
+        "speed",
+        "temperature",
+        "humidity",
+        "format_version",
+    ];
+    /// Every field (roadtest's record).
+    pub const ALL: Checked = Checked([true; 7]);
+
+    /// The fields `format` sends.
+    pub fn of(format: &RecordFormat) -> Checked {
+        Checked(Checked::FIELDS.map(|field| format.sends(field)))
+    }
+
+    /// Whether `field` (one of [`Checked::FIELDS`]) is compared.
+    pub fn checks(self, field: &str) -> bool {
+        Checked::FIELDS
+            .iter()
+            .position(|name| *name == field)
+            .is_some_and(|index| self.0[index])
+    }
+}
 
 /// One stored row of a vehicle, as the merge reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,6 +80,7 @@ pub struct VehicleMerge<'a, E: Iterator<Item = Event>, T: Timeline> {
     expected: Peekable<E>,
     timeline: &'a T,
     outcome: &'a mut VerifyOutcome,
+    checked: Checked,
 }
 
 impl<'a, E: Iterator<Item = Event>, T: Timeline> VehicleMerge<'a, E, T> {
@@ -62,7 +96,14 @@ impl<'a, E: Iterator<Item = Event>, T: Timeline> VehicleMerge<'a, E, T> {
             expected: expected.peekable(),
             timeline,
             outcome,
+            checked: Checked::ALL,
         }
+    }
+
+    /// Compares only the `checked` fields (every field unless told).
+    pub fn checking(mut self, checked: Checked) -> Self {
+        self.checked = checked;
+        self
     }
 
     /// The vehicle's next row (timestamps ascending): the events before it that have no row are
@@ -101,7 +142,7 @@ impl<'a, E: Iterator<Item = Event>, T: Timeline> VehicleMerge<'a, E, T> {
     /// A row at an expected event's timestamp: found or corrupt, with its latency and write time.
     fn note_matched(&mut self, event: &Event, row: &FoundRow) {
         self.outcome.expected += 1;
-        compare_row(event, &row.fields, self.id, self.outcome);
+        compare_row(event, &row.fields, self.id, self.checked, self.outcome);
         let intended_us = self.timeline.intended_offset_us(event.timestamp_ms);
         self.outcome.e2e.record(
             row.written_us.saturating_sub(intended_us),
@@ -131,7 +172,13 @@ impl<'a, E: Iterator<Item = Event>, T: Timeline> VehicleMerge<'a, E, T> {
 
 /// Compares a row with the event of the same timestamp, exactly (floats bit for bit): counts it
 /// found or corrupt and notes every field that differs.
-fn compare_row(event: &Event, row: &RowFields, id: &str, outcome: &mut VerifyOutcome) {
+fn compare_row(
+    event: &Event,
+    row: &RowFields,
+    id: &str,
+    checked: Checked,
+    outcome: &mut VerifyOutcome,
+) {
     let checks: [(&str, Value, Value, bool); 7] = [
         (
             "seq",
@@ -153,7 +200,7 @@ fn compare_row(event: &Event, row: &RowFields, id: &str, outcome: &mut VerifyOut
     ];
     let mut corrupt = false;
     for (field, expected, found, same) in checks {
-        if !same {
+        if !same && checked.checks(field) {
             corrupt = true;
             note(outcome, id, event.seq, field, expected, found);
         }

@@ -438,3 +438,39 @@ fn discrepancies_are_listed_by_vehicle_then_seq_and_capped() {
     assert_eq!(order, expected);
     assert_eq!(counts(&total), [cap + 13, 1, cap + 12, 0, 1]);
 }
+
+#[test]
+fn fields_the_message_leaves_out_are_not_checked_and_a_null_in_a_sent_one_is_corrupt() {
+    let sent = events(3);
+    let settings = crate::scenario::RecordSettings {
+        humidity: String::new(),
+        format_version: false,
+        ..crate::scenario::RecordSettings::default()
+    };
+    let checked = Checked::of(&crate::wire::RecordFormat::new(&settings));
+    assert!(checked.checks("seq") && checked.checks("temperature"));
+    assert!(!checked.checks("humidity") && !checked.checks("format_version"));
+    let mut rows = rows_of(&sent);
+    // What a pipeline stores for fields it never received: nothing (read back as NaN and an
+    // out-of-range version).
+    for row in &mut rows {
+        row.fields.humidity = f64::NAN;
+        row.fields.format_version = u32::MAX;
+    }
+    // A sent field the consumer left empty.
+    rows[1].fields.temperature = f64::NAN;
+    let mut outcome = VerifyOutcome::default();
+    VehicleMerge::new(ID, sent.iter().copied(), &Plain, &mut outcome)
+        .checking(checked)
+        .merge_all(rows.iter().copied());
+    outcome.keep_first_discrepancies();
+    assert_eq!(counts(&outcome), [3, 2, 0, 1, 0]);
+    let fields: Vec<&str> = outcome
+        .discrepancies
+        .iter()
+        .map(|d| d.field.as_str())
+        .collect();
+    assert_eq!(fields, ["temperature"]);
+    // Checking every field, the same rows are all corrupt.
+    assert_eq!(counts(&merge(&sent, &rows)), [3, 0, 0, 3, 0]);
+}

@@ -22,10 +22,10 @@ use crate::clients::{BoxError, ClientError};
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries};
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
-use crate::wire::{Event, vehicle_id};
+use crate::wire::{Event, RecordFormat, vehicle_id};
 
 pub use crate::wire::RowFields;
-pub use merge::{FoundRow, Timeline, VehicleMerge};
+pub use merge::{Checked, FoundRow, Timeline, VehicleMerge};
 
 /// Vehicles verified at once.
 const VEHICLES_IN_FLIGHT: usize = 16;
@@ -99,17 +99,21 @@ impl Timeline for RunClock {
     }
 }
 
-/// Verifies every vehicle of `plan` against `keyspace.telemetry`.
+/// Verifies every vehicle of `plan` against `keyspace.telemetry`, comparing the fields `format`
+/// sends (a field left out of the message cannot be stored).
 pub async fn verify(
     session: Arc<Session>,
     keyspace: &str,
     plan: &FleetPlan,
     clock: RunClock,
+    format: &RecordFormat,
 ) -> Result<VerifyOutcome, ClientError> {
+    let checked = Checked::of(format);
     let statement = format!(
         "SELECT timestamp, seq, latitude, longitude, speed, temperature, humidity, \
-         format_version, WRITETIME(seq) FROM {keyspace}.telemetry WHERE vehicle_id = ? \
-         ORDER BY timestamp ASC"
+         format_version, WRITETIME({}) FROM {keyspace}.telemetry WHERE vehicle_id = ? \
+         ORDER BY timestamp ASC",
+        write_time_column(checked)
     );
     let mut prepared = session
         .prepare(statement)
@@ -123,9 +127,12 @@ pub async fn verify(
         while tasks.len() < VEHICLES_IN_FLIGHT && next_vehicle < plan.vehicle_count {
             let (session, prepared, plan) = (Arc::clone(&session), prepared.clone(), *plan);
             let vehicle = next_vehicle;
-            tasks.spawn(
-                async move { verify_vehicle(&session, &prepared, &plan, vehicle, clock).await },
-            );
+            let read = Read {
+                prepared,
+                clock,
+                checked,
+            };
+            tasks.spawn(async move { verify_vehicle(&session, &read, &plan, vehicle).await });
             next_vehicle += 1;
         }
         match tasks.join_next().await {
@@ -140,49 +147,80 @@ pub async fn verify(
             None => break,
         }
     }
-    verify_strangers(&session, keyspace, &prepared, plan, clock, &mut total).await?;
+    let read = Read {
+        prepared,
+        clock,
+        checked,
+    };
+    verify_strangers(&session, keyspace, &read, plan, &mut total).await?;
     total.keep_first_discrepancies();
     Ok(total)
 }
 
-/// A row as read back.
-type Row = (CqlTimestamp, i64, f64, f64, f64, f64, f64, i32, i64);
+/// The column whose write time is the row's: the first one the message carries after the
+/// keys (the scenario's rules require one).
+fn write_time_column(checked: Checked) -> &'static str {
+    Checked::FIELDS
+        .into_iter()
+        .find(|field| checked.checks(field))
+        .unwrap_or("seq")
+}
+
+/// How a vehicle's rows are read and compared.
+#[derive(Debug, Clone)]
+struct Read {
+    prepared: PreparedStatement,
+    clock: RunClock,
+    checked: Checked,
+}
+
+/// A row as read back: every column but the key may be null (a field the message leaves out,
+/// or a consumer that wrote nothing there).
+type Row = (
+    CqlTimestamp,
+    Option<i64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<i32>,
+    Option<i64>,
+);
 
 /// Reads the rows of one vehicle, in timestamp order, into its merge.
 async fn verify_vehicle(
     session: &Session,
-    prepared: &PreparedStatement,
+    read: &Read,
     plan: &FleetPlan,
     vehicle: u32,
-    clock: RunClock,
 ) -> Result<VerifyOutcome, ClientError> {
     let mut outcome = VerifyOutcome::default();
     let id = vehicle_id(vehicle);
     let expected = plan.vehicle(vehicle);
-    merge_rows(session, prepared, &id, expected, clock, &mut outcome).await?;
+    merge_rows(session, read, &id, expected, &mut outcome).await?;
     Ok(outcome)
 }
 
 /// Reads the rows of vehicle `id`, in timestamp order, into its merge against `expected`.
 async fn merge_rows(
     session: &Session,
-    prepared: &PreparedStatement,
+    read: &Read,
     id: &str,
     expected: impl Iterator<Item = Event>,
-    clock: RunClock,
     outcome: &mut VerifyOutcome,
 ) -> Result<(), ClientError> {
     let what = format!("read the rows of {id}");
     let pager = session
-        .execute_iter(prepared.clone(), (id,))
+        .execute_iter(read.prepared.clone(), (id,))
         .await
         .map_err(|e| cql_error(&what, e))?;
     let mut rows = pager
         .rows_stream::<Row>()
         .map_err(|e| cql_error(&what, e))?;
-    let mut merge = VehicleMerge::new(id, expected, &clock, outcome);
+    let mut merge = VehicleMerge::new(id, expected, &read.clock, outcome).checking(read.checked);
     while let Some(row) = rows.try_next().await.map_err(|e| cql_error(&what, e))? {
-        merge.push_row(&found_row(row, &clock));
+        merge.push_row(&found_row(row, &read.clock));
     }
     merge.finish();
     Ok(())
@@ -193,9 +231,8 @@ async fn merge_rows(
 async fn verify_strangers(
     session: &Session,
     keyspace: &str,
-    prepared: &PreparedStatement,
+    read: &Read,
     plan: &FleetPlan,
-    clock: RunClock,
     outcome: &mut VerifyOutcome,
 ) -> Result<(), ClientError> {
     let what = "list the vehicles with rows";
@@ -222,24 +259,22 @@ async fn verify_strangers(
     strangers.sort();
     for id in strangers {
         let nothing = std::iter::empty::<Event>();
-        merge_rows(session, prepared, &id, nothing, clock, outcome).await?;
+        merge_rows(session, read, &id, nothing, outcome).await?;
     }
     Ok(())
 }
 
-/// A row as the merge reads it: values out of range become ones that cannot match (a negative
-/// `seq` or `format_version` becomes the largest), a write time before the run's start 0.
+/// A row as the merge reads it: values out of range or null become ones that cannot match (a
+/// negative or null `seq` or `format_version` becomes the largest, a null float NaN), a write
+/// time before the run's start (or none) 0.
 fn found_row(row: Row, clock: &RunClock) -> FoundRow {
     let (timestamp, seq, latitude, longitude, speed, temperature, humidity, version, write_us) =
         row;
+    let floats = [latitude, longitude, speed, temperature, humidity].map(|v| v.unwrap_or(f64::NAN));
     FoundRow {
         timestamp_ms: timestamp.0,
-        fields: RowFields::from_columns(
-            seq,
-            [latitude, longitude, speed, temperature, humidity],
-            version,
-        ),
-        written_us: u64::try_from(write_us)
+        fields: RowFields::from_columns(seq.unwrap_or(-1), floats, version.unwrap_or(-1)),
+        written_us: u64::try_from(write_us.unwrap_or(0))
             .unwrap_or(0)
             .saturating_sub(clock.start_epoch_us),
     }

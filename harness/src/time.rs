@@ -1,4 +1,4 @@
-//! RFC 3339 timestamps in UTC with millisecond precision, from `SystemTime`, without a date library.
+//! RFC 3339 timestamps in UTC with millisecond precision, from `SystemTime` or milliseconds since the epoch, without a date library.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +18,12 @@ pub fn format_rfc3339(time: SystemTime) -> String {
             -(ms + i128::from(rounds_down))
         }
     };
+    format_rfc3339_ms(since_epoch_ms)
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 in UTC, like `2026-01-01T00:00:00.123Z`
+/// (always three digits of milliseconds; how a telemetry record may carry its timestamp).
+pub fn format_rfc3339_ms(since_epoch_ms: i128) -> String {
     let days = since_epoch_ms.div_euclid(MS_PER_DAY);
     let ms_of_day = since_epoch_ms.rem_euclid(MS_PER_DAY);
     let (year, month, day) = civil_from_days(days);
