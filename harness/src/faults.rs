@@ -353,6 +353,8 @@ pub fn complete_records(
     for (index, record) in records.iter_mut().enumerate() {
         let Some(at_s) = record.at_s else { continue };
         let window_end_s = starts.get(index + 1).copied().unwrap_or(f64::INFINITY);
+        // A slow second ending exactly at `at_s` would count as recovered after 0 s, as no slow
+        // second does: `>` against `>=` cannot change a record.
         let in_window = |second: usize| {
             let start = second as f64;
             start + 1.0 > at_s && start < window_end_s
@@ -552,6 +554,50 @@ at_s = 5
         assert!(first_overlap(&overlapping).is_some());
         let elsewhere = [fault(10.0, Service::Consumer), fault(12.0, Service::Broker)];
         assert!(first_overlap(&elsewhere).is_none());
+    }
+
+    #[test]
+    fn a_fault_window_starts_in_the_second_it_fires_and_ends_where_the_next_one_fires() {
+        let record = |at_s: f64| FaultRecord {
+            entry: 0,
+            action: FaultAction::Kill,
+            service: Service::Consumer,
+            trigger: Trigger::AtS(at_s),
+            duration_s: 1.0,
+            network: None,
+            at_s: Some(at_s),
+            recovery_started_at_s: None,
+            ready_after_s: None,
+            lag_before: None,
+            lag_recovered_after_s: None,
+            latency_recovered_after_s: None,
+            latency_threshold_ms: 100.0,
+            events_lost: 0,
+            error: None,
+        };
+        // The first fault fires half-way through second 10, the second exactly at 20 s.
+        let mut records = vec![record(10.5), record(20.0)];
+        let second = |start_s: u64, count: u64, p99_ms: f64| IntervalSummary {
+            start_s,
+            count,
+            p50_ms: 1.0,
+            p99_ms,
+            max_ms: p99_ms,
+        };
+        let mut intervals: Vec<IntervalSummary> = (0..25).map(|s| second(s, 10, 50.0)).collect();
+        intervals[10] = second(10, 10, 500.0); // slow in the second the first fault fires
+        intervals[15] = second(15, 0, 900.0); // no samples: not slow, whatever its p99
+        intervals[17] = second(17, 10, 100.0); // at the threshold: not slow
+        intervals[20] = second(20, 10, 500.0); // the second fault's own second
+        let mut lost = vec![0u64; 25];
+        lost[5] = 2; // before the first fault: its
+        lost[19] = 5; // the last second before the second fault: the first's
+        lost[20] = 3; // the second fault's
+        complete_records(&mut records, &intervals, &lost);
+        assert_eq!(records[0].latency_recovered_after_s, Some(0.5));
+        assert_eq!(records[1].latency_recovered_after_s, Some(1.0));
+        assert_eq!(records[0].events_lost, 7);
+        assert_eq!(records[1].events_lost, 3);
     }
 
     #[test]
