@@ -2,8 +2,9 @@
 
 It is written the way many such services are: confluent-kafka and the DataStax
 cassandra-driver, rows buffered and written in batches. Its messages have field names of their own
-(vin, sequence, recorded_at as RFC 3339, lat, lon, speed_kmh, temperature_c, humidity_pct); the
-scenarios beside it tell roadtest so in [pipeline.record]. It has two commit modes:
+(vin, sequence, recorded_at as RFC 3339, lat, lon, speed_kmh, temperature_c, humidity_pct), and it
+creates its own table at start (vehicle_readings: an int sequence, a float humidity); the scenarios
+beside it tell roadtest so in [pipeline.record] and [pipeline.table]. It has two commit modes:
 
   --commit after-write  offsets are committed once the batch is in Cassandra (at-least-once)
   --commit auto         the library's auto-commit (its default): offsets of polled messages are
@@ -78,14 +79,28 @@ def epoch_ms(text):
     return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
 
 
+def create_schema(session, keyspace, table):
+    """The pipeline's own init step: keyspace and table, if they are not there yet."""
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    session.execute(
+        f"CREATE TABLE IF NOT EXISTS {keyspace}.{table} (vin text, recorded_at timestamp, "
+        "sequence int, lat double, lon double, speed_kmh double, temperature_c double, "
+        "humidity_pct float, PRIMARY KEY ((vin), recorded_at)) "
+        "WITH CLUSTERING ORDER BY (recorded_at DESC)"
+    )
+
+
 class Writer:
     """Buffers decoded records and writes them as one round of concurrent inserts."""
 
     def __init__(self, session, keyspace, table):
         self.session = session
         self.insert = session.prepare(
-            f"INSERT INTO {keyspace}.{table} (vehicle_id, timestamp, seq, latitude, longitude, "
-            "speed, temperature, humidity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO {keyspace}.{table} (vin, recorded_at, sequence, lat, lon, speed_kmh, "
+            "temperature_c, humidity_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self.rows = []
         self.oldest = None
@@ -141,9 +156,13 @@ def main():
         # roadtest's scenario sets the session timeout; a short one makes the first join quick.
         "session.timeout.ms": int(os.environ.get("ROADTEST_SESSION_TIMEOUT_MS", "10000")),
         "heartbeat.interval.ms": 500,
+        # A topic created after the consumer subscribed is found within two seconds.
+        "topic.metadata.refresh.interval.ms": 2000,
     })
     cluster, session = connect_cassandra(environment("ROADTEST_CQL_CONTACT"))
-    writer = Writer(session, environment("ROADTEST_KEYSPACE"), environment("ROADTEST_TABLE"))
+    keyspace, table = environment("ROADTEST_KEYSPACE"), environment("ROADTEST_TABLE")
+    create_schema(session, keyspace, table)
+    writer = Writer(session, keyspace, table)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     consumer.subscribe([environment("ROADTEST_TOPIC")])

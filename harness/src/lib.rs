@@ -21,6 +21,7 @@ pub mod seed;
 pub mod services;
 pub mod shutdown;
 pub mod sim;
+pub mod table;
 pub mod targets;
 pub mod time;
 pub mod verify;

@@ -169,9 +169,17 @@ pub struct PipelineSettings {
     pub speedup: f64,
     #[serde(default)]
     pub consumer: ConsumerSettings,
+    /// `true` (the default): each run appends a unique suffix to `topic` and `keyspace`. `false`:
+    /// both are used as written (a real consumer listens to a fixed topic and writes a fixed
+    /// table), each run gets a time base of its own, and only its rows are verified.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub fresh_names: bool,
     /// The message format the pipeline expects; the default is roadtest's record, byte for byte.
     #[serde(default, skip_serializing_if = "RecordSettings::is_default")]
     pub record: RecordSettings,
+    /// The table the pipeline writes; the default is roadtest's `telemetry`, created by roadtest.
+    #[serde(default, skip_serializing_if = "TableSettings::is_default")]
+    pub table: TableSettings,
     /// Cassandra's commit-log durability on the local target: `periodic` (fsync every 10 s, the
     /// default: a kill -9 can lose acknowledged writes) or `batch` (fsync before acknowledging).
     #[serde(default)]
@@ -200,6 +208,14 @@ impl CommitlogSync {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
 fn default_topic() -> String {
     "telemetry".to_string()
 }
@@ -221,7 +237,9 @@ impl Default for PipelineSettings {
             keyspace: default_keyspace(),
             speedup: default_speedup(),
             consumer: ConsumerSettings::default(),
+            fresh_names: true,
             record: RecordSettings::default(),
+            table: TableSettings::default(),
             cassandra_commitlog_sync: CommitlogSync::default(),
         }
     }
@@ -320,6 +338,97 @@ impl Default for RecordSettings {
     }
 }
 
+/// The table the pipeline writes: its name, the column of each field (`""`: no column, so the
+/// field is not checked), and whether roadtest creates it (`create = false`: the system under
+/// test creates keyspace and table itself, and roadtest waits for them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableSettings {
+    pub name: String,
+    pub create: bool,
+    pub vehicle_id: String,
+    pub seq: String,
+    pub timestamp: String,
+    pub latitude: String,
+    pub longitude: String,
+    pub speed: String,
+    pub temperature: String,
+    pub humidity: String,
+    pub format_version: String,
+}
+
+impl TableSettings {
+    /// roadtest's names of the fields a table can hold, in the order of its columns.
+    pub const FIELDS: [&'static str; 9] = [
+        "vehicle_id",
+        "timestamp",
+        "seq",
+        "latitude",
+        "longitude",
+        "speed",
+        "temperature",
+        "humidity",
+        "format_version",
+    ];
+
+    /// Each field's roadtest name and its column (`""`: none), in [`TableSettings::FIELDS`] order.
+    pub fn columns(&self) -> [(&'static str, &str); 9] {
+        let columns = [
+            &self.vehicle_id,
+            &self.timestamp,
+            &self.seq,
+            &self.latitude,
+            &self.longitude,
+            &self.speed,
+            &self.temperature,
+            &self.humidity,
+            &self.format_version,
+        ];
+        std::array::from_fn(|i| (TableSettings::FIELDS[i], columns[i].as_str()))
+    }
+
+    /// The column of `field` (a roadtest name), if it has one.
+    pub fn column(&self, field: &str) -> Option<&str> {
+        self.columns()
+            .into_iter()
+            .find(|(name, column)| *name == field && !column.is_empty())
+            .map(|(_, column)| column)
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == TableSettings::default()
+    }
+}
+
+impl Default for TableSettings {
+    fn default() -> Self {
+        let [
+            vehicle_id,
+            timestamp,
+            seq,
+            latitude,
+            longitude,
+            speed,
+            temperature,
+            humidity,
+            format_version,
+        ] = TableSettings::FIELDS.map(str::to_string);
+        TableSettings {
+            name: "telemetry".to_string(),
+            create: true,
+            vehicle_id,
+            seq,
+            timestamp,
+            latitude,
+            longitude,
+            speed,
+            temperature,
+            humidity,
+            format_version,
+        }
+    }
+}
+
 /// How a record carries its timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum TimestampEncoding {
@@ -349,6 +458,11 @@ pub struct ConsumerSettings {
     /// and cannot be overridden here).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// `false`: the consumer already runs elsewhere (it reads `pipeline.topic` and writes
+    /// `pipeline.keyspace` as written, so `fresh_names = false`); roadtest starts and signals
+    /// nothing, and only produces, waits for the rows, verifies and measures.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub managed: bool,
     /// Rows written per batch (1..=10,000).
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
@@ -386,9 +500,9 @@ impl ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// Whether this is roadtest's reference consumer (no `command`).
+    /// Whether this is roadtest's reference consumer (no `command`, and roadtest runs it).
     pub fn is_reference(&self) -> bool {
-        self.command.is_empty()
+        self.command.is_empty() && self.managed
     }
 }
 
@@ -397,6 +511,7 @@ impl Default for ConsumerSettings {
         ConsumerSettings {
             command: Vec::new(),
             env: BTreeMap::new(),
+            managed: true,
             batch_size: default_batch_size(),
             max_in_flight: default_max_in_flight(),
             commit: CommitPolicy::default(),
@@ -598,6 +713,7 @@ pub struct Overrides {
     pub seed: Option<u64>,
     pub vehicle_count: Option<u32>,
     pub duration_s: Option<u64>,
+    pub start_timestamp_ms: Option<i64>,
 }
 
 impl Scenario {
@@ -651,6 +767,21 @@ impl Scenario {
         if let Some(duration_s) = overrides.duration_s {
             self.duration_s = duration_s;
         }
+        if let Some(start_ms) = overrides.start_timestamp_ms {
+            self.start_timestamp_ms = start_ms;
+        }
+    }
+
+    /// The scenario as a run with fixed names carries it out: with the default time base it gets
+    /// `now_ms` (rounded down to a whole second) instead, so its rows cannot be mistaken for an
+    /// earlier run's in the same table; its replay command names that time base. Unchanged with
+    /// fresh names, or a time base of the file's or the command line's.
+    pub fn with_run_time_base(&self, now_ms: i64) -> Scenario {
+        let mut scenario = self.clone();
+        if !self.pipeline.fresh_names && self.start_timestamp_ms == DEFAULT_START_TIMESTAMP_MS {
+            scenario.start_timestamp_ms = now_ms - now_ms.rem_euclid(1000);
+        }
+        scenario
     }
 
     /// Returns the same scenario with another root seed.
@@ -666,8 +797,13 @@ impl Scenario {
         let target = target
             .map(|name| format!(" --target {name}"))
             .unwrap_or_default();
+        let time_base = if self.start_timestamp_ms == DEFAULT_START_TIMESTAMP_MS {
+            String::new()
+        } else {
+            format!(" --start-timestamp-ms {}", self.start_timestamp_ms)
+        };
         format!(
-            "roadtest run {} --seed {} --vehicles {} --duration-s {}{target}{extra_flags}",
+            "roadtest run {} --seed {} --vehicles {} --duration-s {}{time_base}{target}{extra_flags}",
             path.display(),
             self.seed,
             self.fleet.vehicle_count,
@@ -689,11 +825,16 @@ impl Scenario {
         self.duration_s as i64 * 1000
     }
 
-    /// A stable hash of everything but the seed: the same content gives the same hash whatever
-    /// the key order, whitespace or comments, and runs of one scenario under many seeds share it.
+    /// A stable hash of everything but the seed (and, with fixed names, the run's time base): the
+    /// same content gives the same hash whatever the key order, whitespace or comments, and runs
+    /// of one scenario under many seeds share it.
     pub fn hash(&self) -> String {
         let mut without_seed = self.clone();
         without_seed.seed = 0;
+        // With fixed names each run has a time base of its own, like a seed of its own.
+        if !self.pipeline.fresh_names {
+            without_seed.start_timestamp_ms = DEFAULT_START_TIMESTAMP_MS;
+        }
         // Struct fields serialize in declaration order, so this JSON is canonical.
         let canonical = serde_json::to_vec(&without_seed).unwrap_or_default();
         let digest = Sha256::digest(&canonical);
@@ -702,8 +843,8 @@ impl Scenario {
 }
 
 impl Scenario {
-    /// The hash of the load alone: the scenario without its name, description, seed, consumer
-    /// and message format. Two scenarios with the same load hash send the same events and
+    /// The hash of the load alone: the scenario without its name, description, seed, consumer,
+    /// message format and table. Two scenarios with the same load hash send the same events and
     /// faults into their pipelines (a consumer of the user's own against the reference
     /// consumer, say), so `roadtest compare` may set their runs side by side.
     pub fn load_hash(&self) -> String {
@@ -712,6 +853,7 @@ impl Scenario {
         load.description = String::new();
         load.pipeline.consumer = ConsumerSettings::default();
         load.pipeline.record = RecordSettings::default();
+        load.pipeline.table = TableSettings::default();
         load.hash()
     }
 }
@@ -808,7 +950,8 @@ vehicle_count = 3
         let reference = parse(MINIMAL).unwrap();
         let own = parse(&format!(
             "{MINIMAL}\n[pipeline.consumer]\ncommand = [\"./consumer\"]\nbatch_size = 7\n\
-             [pipeline.record]\nvehicle_id = \"vin\"\ntimestamp_encoding = \"rfc3339\"\n"
+             [pipeline.record]\nvehicle_id = \"vin\"\ntimestamp_encoding = \"rfc3339\"\n\
+             [pipeline.table]\nname = \"readings\"\ncreate = false\n"
         ))
         .unwrap();
         let renamed = parse(&MINIMAL.replace("name = \"unit\"", "name = \"other\"")).unwrap();
@@ -903,8 +1046,46 @@ vehicle_count = 3
             seed: Some(7),
             vehicle_count: Some(0),
             duration_s: Some(60),
+            start_timestamp_ms: Some(1_800_000_000_000),
         });
         assert_eq!((scenario.seed, scenario.duration_s), (7, 60));
+        assert_eq!(scenario.start_timestamp_ms, 1_800_000_000_000);
         assert!(scenario.validate(Path::new("unit.toml")).is_err());
+    }
+
+    #[test]
+    fn fixed_names_give_each_run_its_own_time_base_and_the_replay_names_it() {
+        let fresh = parse(MINIMAL).unwrap();
+        let now_ms = 1_800_000_123_456;
+        assert_eq!(
+            fresh.with_run_time_base(now_ms),
+            fresh,
+            "fresh names keep the time base"
+        );
+        let fixed = parse(&format!("{MINIMAL}\n[pipeline]\nfresh_names = false\n")).unwrap();
+        let run = fixed.with_run_time_base(now_ms);
+        assert_eq!(run.start_timestamp_ms, 1_800_000_123_000);
+        let replay = run.replay_command(Path::new("x.toml"), Some("local"), "");
+        assert!(
+            replay.contains(" --start-timestamp-ms 1800000123000 --target local"),
+            "{replay}"
+        );
+        // The replay's explicit time base is kept, so it sends the very same events.
+        assert_eq!(run.with_run_time_base(now_ms + 60_000), run);
+        assert!(
+            !fresh
+                .replay_command(Path::new("x.toml"), None, "")
+                .contains("start")
+        );
+        assert_ne!(
+            fixed.hash(),
+            fresh.hash(),
+            "fixed names are another scenario"
+        );
+        assert_eq!(
+            run.hash(),
+            fixed.hash(),
+            "the time base, like the seed, is the run's"
+        );
     }
 }

@@ -219,7 +219,121 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
         ConsumerSettings::SESSION_TIMEOUT_MS_MAX,
     )?;
     check_own_consumer(consumer)?;
-    check_record(scenario)
+    check_record(scenario)?;
+    check_table(scenario)?;
+    check_unmanaged(scenario)
+}
+
+/// A consumer that runs elsewhere: nothing to start, a fixed topic to read, and no process of
+/// roadtest's to fault.
+fn check_unmanaged(scenario: &Scenario) -> Result<(), Problem> {
+    let consumer = &scenario.pipeline.consumer;
+    if consumer.managed {
+        return Ok(());
+    }
+    if !consumer.command.is_empty() || !consumer.env.is_empty() {
+        return problem(
+            "pipeline.consumer.managed",
+            "is false, so roadtest starts nothing: leave out command and env (or set managed = \
+             true to have roadtest start the command)",
+        );
+    }
+    if scenario.pipeline.fresh_names {
+        return problem(
+            "pipeline.consumer.managed",
+            "is false: a consumer that runs elsewhere reads a topic and writes a keyspace of its \
+             own, so set pipeline.fresh_names = false and give them as pipeline.topic and \
+             pipeline.keyspace",
+        );
+    }
+    let process_fault = scenario.faults.iter().position(|fault| {
+        fault.service == crate::scenario::Service::Consumer
+            && matches!(
+                fault.action,
+                crate::scenario::FaultAction::Kill
+                    | crate::scenario::FaultAction::Stop
+                    | crate::scenario::FaultAction::Pause
+            )
+    });
+    if let Some(index) = process_fault {
+        return problem(
+            format!("faults[{index}].service"),
+            "the consumer runs elsewhere (pipeline.consumer.managed = false): roadtest cannot \
+             kill, stop or pause it",
+        );
+    }
+    Ok(())
+}
+
+/// The table: CQL names, each column once, vehicle and timestamp columns present; a table of
+/// the user's own needs a consumer of the user's own.
+fn check_table(scenario: &Scenario) -> Result<(), Problem> {
+    let table = &scenario.pipeline.table;
+    if table.is_default() {
+        return Ok(());
+    }
+    if scenario.pipeline.consumer.is_reference() {
+        return problem(
+            "pipeline.table",
+            "the reference consumer writes roadtest's table only; a table of your own needs a \
+             consumer of your own that writes it (pipeline.consumer.command)",
+        );
+    }
+    if let Some(index) = first_tamper(scenario) {
+        return problem(
+            format!("faults[{index}]"),
+            "tamper faults work on roadtest's table only, not yet with a [pipeline.table] of \
+             your own",
+        );
+    }
+    let cql_name = |text: &str| {
+        text.len() <= 48
+            && text
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let allowed = "use up to 48 of a-z, 0-9 and '_', starting with a letter or '_'";
+    if !cql_name(&table.name) {
+        return problem(
+            "pipeline.table.name",
+            format!("{:?} is not a usable table name; {allowed}", table.name),
+        );
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (field, column) in table.columns() {
+        let key = format!("pipeline.table.{field}");
+        if column.is_empty() {
+            if matches!(field, "vehicle_id" | "timestamp") {
+                return problem(
+                    key,
+                    "needs a column: rows are found by vehicle and timestamp",
+                );
+            }
+            continue;
+        }
+        if !cql_name(column) {
+            return problem(
+                key,
+                format!("{column:?} is not a usable column name; {allowed} (\"\": no column)"),
+            );
+        }
+        if seen.contains(&column) {
+            return problem(key, format!("column {column:?} is given to two fields"));
+        }
+        seen.push(column);
+    }
+    Ok(())
+}
+
+fn first_tamper(scenario: &Scenario) -> Option<usize> {
+    scenario
+        .faults
+        .iter()
+        .position(|fault| fault.action == crate::scenario::FaultAction::Tamper)
 }
 
 /// The message format: names that JSON and a consumer can take, each once; vehicle and
@@ -230,11 +344,7 @@ fn check_record(scenario: &Scenario) -> Result<(), Problem> {
     if record.is_default() {
         return Ok(());
     }
-    if let Some(index) = scenario
-        .faults
-        .iter()
-        .position(|fault| fault.action == crate::scenario::FaultAction::Tamper)
-    {
+    if let Some(index) = first_tamper(scenario) {
         return problem(
             format!("faults[{index}]"),
             "tamper faults work on roadtest's record only, not yet with a [pipeline.record] of \

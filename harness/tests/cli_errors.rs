@@ -750,3 +750,84 @@ fn events_are_printed_in_the_pipelines_message_format() {
         "{line}"
     );
 }
+
+/// smoke.toml with a consumer of the user's own and `table` as its `[pipeline.table]`.
+fn own_table(name: &str, table: &str) -> PathBuf {
+    own_consumer(
+        name,
+        &format!("command = [\"./consumer\"]\n\n[pipeline.table]\n{table}"),
+    )
+}
+
+#[test]
+fn a_bad_table_mapping_is_refused_naming_the_key() {
+    let reference = variant(
+        "table-ref",
+        "[expectations]",
+        "[pipeline.table]\nname = \"readings\"\n\n[expectations]",
+    );
+    assert_rejected(
+        &reference,
+        &["pipeline.table", "writes roadtest's table only"],
+    );
+    for (name, table, needles) in [
+        (
+            "table-name",
+            "name = \"Readings\"",
+            ["pipeline.table.name", "not a usable table name"],
+        ),
+        (
+            "table-vehicle",
+            "vehicle_id = \"\"",
+            ["pipeline.table.vehicle_id", "needs a column"],
+        ),
+        (
+            "table-twice",
+            "seq = \"lat\"\nlatitude = \"lat\"",
+            ["pipeline.table.latitude", "given to two fields"],
+        ),
+        (
+            "table-column",
+            "speed = \"speed-kmh\"",
+            ["pipeline.table.speed", "not a usable column name"],
+        ),
+        (
+            "table-unknown",
+            "colour = \"red\"",
+            ["colour", "unknown field"],
+        ),
+        ("table-create", "create = \"no\"", ["create", "bool"]),
+    ] {
+        assert_rejected(&own_table(name, table), &needles);
+    }
+}
+
+#[test]
+fn a_consumer_running_elsewhere_needs_fixed_names_and_gets_no_process_faults() {
+    let fresh = own_consumer("elsewhere-fresh", "managed = false");
+    assert_rejected(
+        &fresh,
+        &["pipeline.consumer.managed", "fresh_names = false"],
+    );
+    let with_command = own_consumer("elsewhere-command", "managed = false\ncommand = [\"./c\"]");
+    assert_rejected(
+        &with_command,
+        &["pipeline.consumer.managed", "leave out command"],
+    );
+    let fixed = "[pipeline]\ntopic = \"telemetry\"";
+    let killed = variant(
+        "elsewhere-kill",
+        "commit = \"after-write\"",
+        "commit = \"after-write\"\nmanaged = false\n\n[[faults]]\naction = \"kill\"\nservice = \"consumer\"\nat_s = 5",
+    );
+    let text = std::fs::read_to_string(&killed).expect("variant");
+    std::fs::write(
+        &killed,
+        text.replacen(fixed, &format!("{fixed}\nfresh_names = false"), 1),
+    )
+    .expect("write");
+    assert_rejected(
+        &killed,
+        &["faults[0].service", "cannot kill, stop or pause it"],
+    );
+}

@@ -118,6 +118,7 @@ async fn kafka_and_cassandra_answer_take_faults_and_go_away() {
         &endpoints.cql_direct.address(),
         &keyspace,
         cql::REPLICATION_ONE,
+        &Default::default(),
     )
     .await
     .expect("the pipeline's schema");
@@ -197,6 +198,7 @@ async fn scylla_answers_cql_v4_without_a_bridge() {
         &endpoints.cql.address(),
         &keyspace,
         cql::REPLICATION_ONE,
+        &Default::default(),
     )
     .await
     .expect("the pipeline's schema");

@@ -30,42 +30,11 @@ use roadtest::targets::TargetKind;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
+mod services;
+use services::services;
+
 /// One run at a time (see the module docs).
 static RUNS: Mutex<()> = Mutex::const_new(());
-
-/// The services' Kafka bootstrap and CQL contact: the environment `ci/test` exports, else
-/// `$ROADTEST_HOME/services/services.env`. Panics with what to do when they do not answer.
-fn services() -> (String, String) {
-    let home = roadtest::targets::local::roadtest_home();
-    let file = std::fs::read_to_string(home.join("services/services.env")).unwrap_or_default();
-    let value = |key: &str| {
-        std::env::var(key).ok().or_else(|| {
-            file.lines()
-                .find_map(|line| line.strip_prefix(&format!("{key}=")).map(str::to_string))
-        })
-    };
-    let (Some(kafka), Some(cql)) = (
-        value("ROADTEST_KAFKA_BOOTSTRAP"),
-        value("ROADTEST_CQL_CONTACT"),
-    ) else {
-        panic!(
-            "the local services are not up (no services.env under {}); start them with \
-             `roadtest services install && roadtest services up`",
-            home.display()
-        );
-    };
-    for (name, address) in [("Tansu", &kafka), ("the CQL bridge", &cql)] {
-        let reachable = address
-            .parse::<SocketAddr>()
-            .ok()
-            .and_then(|a| StdTcpStream::connect_timeout(&a, Duration::from_secs(2)).ok());
-        assert!(
-            reachable.is_some(),
-            "{name} does not answer on {address}; start the services with `roadtest services up`"
-        );
-    }
-    (kafka, cql)
-}
 
 fn scenario(name: &str) -> (Scenario, PathBuf) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

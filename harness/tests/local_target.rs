@@ -519,9 +519,15 @@ async fn count_rows(session: &Session, keyspace: &str) -> Result<i64, String> {
 /// Check 2: schema, prepared inserts, a paged select in `timestamp DESC` order, COUNT(*).
 /// Returns how many rows were written.
 async fn check_cql_round_trip(session: &Session, contact: &str, keyspace: &str) -> i64 {
-    cql::create_schema(session, contact, keyspace, cql::REPLICATION_ONE)
-        .await
-        .unwrap_or_else(|error| panic!("schema init failed: {error}"));
+    cql::create_schema(
+        session,
+        contact,
+        keyspace,
+        cql::REPLICATION_ONE,
+        &Default::default(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("schema init failed: {error}"));
     let insert = session
         .prepare(cql::insert_statement(keyspace))
         .await

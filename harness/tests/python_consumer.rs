@@ -1,10 +1,13 @@
 //! A consumer of the user's own under test: the example Python consumer (examples/python-consumer) on the local target, started, killed and verified through roadtest's environment contract.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use roadtest::Scenario;
 use roadtest::report::Report;
 use roadtest::run::RunOptions;
+
+mod services;
 
 /// One full local target at a time (the tests of this file run on parallel threads).
 static ONE_TARGET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -20,13 +23,15 @@ fn example(name: &str) -> (Scenario, PathBuf) {
 /// Runs an example scenario on the local target; fails (never skips) when the services or the
 /// consumer's virtual environment are missing, saying how to install them.
 async fn run(name: &str) -> Report {
-    let _one = ONE_TARGET.lock().await;
+    let (scenario, path) = example(name);
+    run_scenario(name, &scenario, &path)
+        .await
+        .unwrap_or_else(|error| panic!("{name}: the run could not be carried out: {error}"))
+}
+
+/// Fails (never skips) when the example consumer's virtual environment is missing.
+fn require_venv() {
     let home = roadtest::targets::local::roadtest_home();
-    assert!(
-        home.join("bin/tansu").exists(),
-        "the local services are not installed under {}; run `roadtest services install` (or `ci/test`)",
-        home.display()
-    );
     let venv = std::env::var_os("PYTHON_CONSUMER_VENV")
         .map_or_else(|| home.join("python-consumer/venv"), PathBuf::from);
     assert!(
@@ -35,17 +40,48 @@ async fn run(name: &str) -> Report {
          examples/python-consumer/install (ci/test does)",
         venv.display()
     );
-    let (scenario, path) = example(name);
-    let mut options = RunOptions::new(&scenario, &path).expect("run options");
+}
+
+/// Runs a scenario on the external target: the shared services (`roadtest services up`).
+async fn run_external(
+    name: &str,
+    scenario: &Scenario,
+    path: &std::path::Path,
+    clusters: roadtest::run::ExternalClusters,
+) -> Result<Report, roadtest::run::RunError> {
+    let _one = ONE_TARGET.lock().await;
+    let mut options = RunOptions::new(scenario, path).expect("run options");
+    options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
+    options.target = Some(roadtest::targets::TargetKind::External);
+    options.external = Some(clusters);
+    options.out_dir =
+        std::env::temp_dir().join(format!("roadtest-python-{}-{name}", std::process::id()));
+    options.progress = false;
+    let report = scenario.run(options.clone()).await;
+    let _ = std::fs::remove_dir_all(&options.out_dir);
+    report
+}
+
+async fn run_scenario(
+    name: &str,
+    scenario: &Scenario,
+    path: &std::path::Path,
+) -> Result<Report, roadtest::run::RunError> {
+    let _one = ONE_TARGET.lock().await;
+    let home = roadtest::targets::local::roadtest_home();
+    assert!(
+        home.join("bin/tansu").exists(),
+        "the local services are not installed under {}; run `roadtest services install` (or `ci/test`)",
+        home.display()
+    );
+    require_venv();
+    let mut options = RunOptions::new(scenario, path).expect("run options");
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
     options.target = Some(roadtest::targets::TargetKind::Local);
     options.out_dir =
         std::env::temp_dir().join(format!("roadtest-python-{}-{name}", std::process::id()));
     options.progress = false;
-    let report = scenario
-        .run(options.clone())
-        .await
-        .unwrap_or_else(|error| panic!("{name}: the run could not be carried out: {error}"));
+    let report = scenario.run(options.clone()).await;
     let _ = std::fs::remove_dir_all(&options.out_dir);
     report
 }
@@ -125,4 +161,114 @@ async fn auto_commit_is_caught_losing_the_batch_it_held_when_killed() {
             "lost event {discrepancy:?} was sent after the consumer's kill"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_column_the_consumers_table_lacks_stops_the_run_before_any_load() {
+    // The consumer creates its table with `lat`; the scenario says the latitude is elsewhere.
+    let (mut scenario, path) = example("smoke");
+    scenario.pipeline.table.latitude = "latitude_deg".to_string();
+    let error = run_scenario("smoke-bad-column", &scenario, &path)
+        .await
+        .expect_err("the table check must stop the run")
+        .to_string();
+    assert!(
+        error.starts_with(
+            "pipeline.table.latitude: column `latitude_deg` is not in table `vehicle_readings` \
+             (its columns: "
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains("humidity_pct") && error.contains("recorded_at"),
+        "the table's real columns are listed: {error}"
+    );
+}
+
+/// The example consumer started as its operators would, outside roadtest: on the services'
+/// broker and database, reading the scenario's fixed topic and writing its fixed keyspace.
+struct RunningElsewhere(std::process::Child);
+
+impl RunningElsewhere {
+    fn start(scenario: &Scenario, kafka: &str, cql: &str, log: &std::path::Path) -> Self {
+        let program =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python-consumer/consumer");
+        let log = std::fs::File::create(log).expect("the consumer's log");
+        let child = std::process::Command::new(program)
+            .args(["--commit", "after-write"])
+            .env("ROADTEST_KAFKA_BOOTSTRAP", kafka)
+            .env("ROADTEST_TOPIC", &scenario.pipeline.topic)
+            .env("ROADTEST_GROUP", "python-consumer-elsewhere")
+            .env("ROADTEST_CQL_CONTACT", cql)
+            .env("ROADTEST_KEYSPACE", &scenario.pipeline.keyspace)
+            .env("ROADTEST_TABLE", &scenario.pipeline.table.name)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("the example consumer starts");
+        RunningElsewhere(child)
+    }
+}
+
+impl Drop for RunningElsewhere {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_running_elsewhere_on_fixed_names_is_verified_run_after_run() {
+    let (kafka, cql) = services::services();
+    require_venv();
+    let (scenario, path) = example("elsewhere");
+    let connection = roadtest::clients::KafkaConnection::plaintext(&kafka);
+    // The pipeline's topic exists before its consumer subscribes, as in production.
+    let topic = [(
+        scenario.pipeline.topic.as_str(),
+        scenario.pipeline.partitions,
+    )];
+    roadtest::clients::kafka::create_topics(&connection, &topic, 1, Duration::from_secs(30))
+        .await
+        .expect("the fixed topic");
+    let log = std::env::temp_dir().join(format!("roadtest-elsewhere-{}.log", std::process::id()));
+    let _consumer = RunningElsewhere::start(&scenario, &kafka, &cql, &log);
+    let clusters = roadtest::run::ExternalClusters {
+        kafka: connection,
+        cql: roadtest::clients::CqlConnection {
+            contact_points: vec![cql.clone()],
+            ..Default::default()
+        },
+        kafka_replication_factor: 1,
+        cql_replication: roadtest::clients::cql::REPLICATION_ONE.to_string(),
+    };
+    // Two runs into the same table: each verifies its own rows only.
+    let mut starts = Vec::new();
+    for round in ["first", "second"] {
+        let label = format!("elsewhere-{round}");
+        let report = run_external(&label, &scenario, &path, clusters.clone())
+            .await
+            .unwrap_or_else(|error| {
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("{round} run: {error}\nthe consumer's log:\n{tail}")
+            });
+        report.assert_no_loss();
+        report.assert_passed();
+        assert!(report.consumer.runs_elsewhere);
+        // 20 vehicles at 1 Hz for 20 s, give or take the jitter of the first samples; every
+        // one of this run's, none of the earlier run's (assert_no_loss: unexpected = 0).
+        let expected = report.verify.expected;
+        assert!((380..=420).contains(&expected), "{expected} events");
+        let start = report.scenario.resolved["start_timestamp_ms"].as_i64();
+        assert!(
+            report.replay_command.contains("--start-timestamp-ms"),
+            "{}",
+            report.replay_command
+        );
+        starts.push(start.expect("the run's time base"));
+    }
+    assert!(
+        starts[1] > starts[0],
+        "each run has a time base of its own: {starts:?}"
+    );
 }

@@ -195,6 +195,10 @@ struct ScenarioArgs {
     /// Scenario duration in seconds (overrides `duration_s`).
     #[arg(long, value_name = "SECONDS")]
     duration_s: Option<u64>,
+    /// Scenario time zero, ms since the Unix epoch (overrides `start_timestamp_ms`; the replay
+    /// command of a run with `fresh_names = false` names the one it ran with).
+    #[arg(long, value_name = "MS")]
+    start_timestamp_ms: Option<i64>,
 }
 
 impl ScenarioArgs {
@@ -205,6 +209,7 @@ impl ScenarioArgs {
                 seed: self.seed,
                 vehicle_count: self.vehicles,
                 duration_s: self.duration_s,
+                start_timestamp_ms: self.start_timestamp_ms,
             },
         )
     }

@@ -8,6 +8,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
 use super::{ClientError, CqlConnection, retry, retry_unless};
+use crate::scenario::TableSettings;
 
 /// The keyspace replication used unless the caller gives another: one replica (one node).
 pub const REPLICATION_ONE: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
@@ -67,24 +68,19 @@ fn refused(error: &str) -> bool {
 }
 
 /// The pipeline's init step: keyspace (with `replication`, a CQL map like [`REPLICATION_ONE`])
-/// and the `telemetry` table, partition key `vehicle_id`, clustering key `timestamp` newest
-/// first, every record field. Idempotent. `address` names the database in errors.
+/// and the table `table` describes (roadtest's `telemetry` by default: partition key
+/// `vehicle_id`, clustering key `timestamp` newest first, every record field; see
+/// [`crate::table::ddl`]). Idempotent. `address` names the database in errors.
 pub async fn create_schema(
     session: &Session,
     address: &str,
     keyspace: &str,
     replication: &str,
+    table: &TableSettings,
 ) -> Result<(), ClientError> {
     let statements = [
         format!("CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.telemetry (\
-             vehicle_id text, timestamp timestamp, seq bigint, \
-             latitude double, longitude double, speed double, \
-             temperature double, humidity double, format_version int, \
-             PRIMARY KEY ((vehicle_id), timestamp)) \
-             WITH CLUSTERING ORDER BY (timestamp DESC)"
-        ),
+        crate::table::ddl(table, keyspace),
     ];
     for statement in statements {
         // DDL can time out while Cassandra is busy flushing; retry it for a while.
@@ -99,25 +95,6 @@ pub async fn create_schema(
         })?;
     }
     Ok(())
-}
-
-/// How many rows the run's table holds, by a full scan (how a run follows a consumer of the
-/// user's own, which reports nothing itself). The error says why the count failed.
-pub async fn count_rows(
-    session: &Session,
-    keyspace: &str,
-    timeout: Duration,
-) -> Result<u64, String> {
-    let mut statement =
-        scylla::statement::Statement::new(format!("SELECT COUNT(*) FROM {keyspace}.telemetry"));
-    statement.set_request_timeout(Some(timeout));
-    let result = session
-        .query_unpaged(statement, ())
-        .await
-        .map_err(|e| e.to_string())?;
-    let rows = result.into_rows_result().map_err(|e| e.to_string())?;
-    let (count,) = rows.first_row::<(i64,)>().map_err(|e| e.to_string())?;
-    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 /// The upsert the consumer writes each record with.

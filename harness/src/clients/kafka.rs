@@ -193,7 +193,10 @@ pub async fn create_topics(
         .await
         .map_err(|e| kafka_error(bootstrap, &format!("create topics {}", names.join(", ")), e))?;
     for result in results {
-        if let Err((name, code)) = result {
+        // A fixed topic (`fresh_names = false`) may be there from an earlier run.
+        if let Err((name, code)) = result
+            && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+        {
             return Err(ClientError::Kafka {
                 address: bootstrap.to_string(),
                 what: format!("create topic {name}"),

@@ -206,3 +206,24 @@ fn bad_tamper_entries_are_refused_naming_the_key() {
         .unwrap();
     assert_eq!(planned[1].before_ms, thirtieth.timestamp_ms + 1);
 }
+
+#[test]
+fn a_row_written_at_the_trigger_itself_is_not_a_candidate() {
+    let scenario = scenario("").unwrap();
+    let fleet = FleetPlan::from_scenario(&scenario);
+    let plan = TamperPlan {
+        kind: TamperKind::Delete,
+        rows: 3,
+        ..plans(&scenario)[0]
+    };
+    let row = |timestamp_ms: i64| Candidate {
+        vehicle: 0,
+        timestamp_ms,
+        fields: RowFields::of_event(&fleet.vehicle(0).next().expect("an event")),
+    };
+    // Exactly at the trigger, and one millisecond before it.
+    let rows = vec![row(plan.before_ms), row(plan.before_ms - 1)];
+    let chosen = TamperDraw::new(scenario.seed, plan).choose(rows, &fleet, &[0], &BTreeSet::new());
+    let keys: Vec<_> = chosen.iter().map(|(op, _)| op.key()).collect();
+    assert_eq!(keys, [(0, plan.before_ms - 1)]);
+}

@@ -310,13 +310,15 @@ fn load_hash(report: &Report) -> Option<String> {
 
 /// Whether two runs sent the same load into different consumers.
 fn same_load_other_consumer(new: &Report, baseline: &Report) -> bool {
-    new.consumer.command != baseline.consumer.command
+    consumer_name(new) != consumer_name(baseline)
         && load_hash(new).is_some_and(|hash| Some(hash) == load_hash(baseline))
 }
 
 /// A consumer as a comparison names it.
 fn consumer_name(report: &Report) -> String {
-    if report.consumer.command.is_empty() {
+    if report.consumer.runs_elsewhere {
+        "a consumer running elsewhere".to_string()
+    } else if report.consumer.command.is_empty() {
         "the reference consumer".to_string()
     } else {
         format!("`{}`", report.consumer.command.join(" "))

@@ -75,6 +75,26 @@ figure svg { width: 100%; height: auto; display: block; border: 1px solid var(--
 footer { margin-top: 40px; color: var(--muted); font-size: 13px; }
 "#;
 
+/// A line naming a consumer other than the reference one (which reports nothing itself: no
+/// consume or write stages).
+fn write_consumer(out: &mut String, report: &Report) -> std::fmt::Result {
+    if report.consumer.runs_elsewhere {
+        writeln!(
+            out,
+            "<p class=\"meta\">consumer under test: runs elsewhere (managed = false; its rows \
+             were counted and verified)</p>"
+        )?;
+    } else if !report.consumer.command.is_empty() {
+        writeln!(
+            out,
+            "<p class=\"meta\">consumer under test: <code>{}</code> (its rows were counted and \
+             verified; it reports no stages of its own)</p>",
+            escape(&report.consumer.command.join(" "))
+        )?;
+    }
+    Ok(())
+}
+
 /// The whole page.
 pub fn render_html(report: &Report) -> String {
     let mut page = String::with_capacity(256 * 1024);
@@ -235,6 +255,7 @@ fn write_header(out: &mut String, report: &Report, verdict: &str, class: &str) -
             .collect();
         writeln!(out, "<p class=\"meta\">{}</p>", versions.join(" &middot; "))?;
     }
+    write_consumer(out, report)?;
     writeln!(
         out,
         "<p class=\"meta\">Replay this run (same events, same faults; timings differ):</p>\n\
@@ -617,8 +638,15 @@ mod tests {
 
     #[test]
     fn the_page_tells_verdict_expectations_faults_and_replay() {
-        let report = report_with_faults();
+        let mut report = report_with_faults();
         let html = render_html(&report);
+        assert!(
+            !html.contains("consumer under test"),
+            "the reference consumer is the default"
+        );
+        report.consumer.command = vec!["./consumer".into(), "--commit".into(), "a&b".into()];
+        let own = render_html(&report);
+        assert!(own.contains("consumer under test: <code>./consumer --commit a&amp;b</code>"));
         assert!(html.contains("<title>roadtest unit (seed 42): FAILED</title>"));
         assert!(html.contains("class=\"badge fail\">FAILED"));
         assert!(

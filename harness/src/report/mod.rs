@@ -94,6 +94,10 @@ pub struct ConsumerSection {
     /// consumer of the user's own reports nothing of itself; its rows are counted instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// The consumer ran elsewhere (`managed = false`): roadtest started nothing and counted its
+    /// rows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runs_elsewhere: bool,
     pub processes: Vec<ConsumerProcess>,
     /// Simulated runs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]

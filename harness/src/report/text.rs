@@ -16,6 +16,20 @@ impl Report {
         text
     }
 
+    /// The end of the throughput line: consumed/s from the reference consumer; a consumer of
+    /// the user's own reports nothing of what it consumed, so it is named instead.
+    fn write_consumer(&self, out: &mut impl Write) -> std::fmt::Result {
+        if self.consumer.runs_elsewhere {
+            writeln!(out)?;
+            writeln!(out, "consumer: runs elsewhere (managed = false)")
+        } else if self.consumer.command.is_empty() {
+            writeln!(out, ", {:.1} consumed/s", self.throughput.consumed_per_s)
+        } else {
+            writeln!(out)?;
+            writeln!(out, "consumer: {}", self.consumer.command.join(" "))
+        }
+    }
+
     fn write_summary(&self, out: &mut String) -> std::fmt::Result {
         let verdict = if self.passed { "PASSED" } else { "FAILED" };
         writeln!(
@@ -46,13 +60,7 @@ impl Report {
             "throughput: {:.1} written/s (peak {}/s), {:.1} produced/s",
             throughput.written_per_s, throughput.peak_written_per_s, throughput.produced_per_s,
         )?;
-        if self.consumer.command.is_empty() {
-            writeln!(out, ", {:.1} consumed/s", throughput.consumed_per_s)?;
-        } else {
-            // A consumer of the user's own reports nothing of what it consumed.
-            writeln!(out)?;
-            writeln!(out, "consumer: {}", self.consumer.command.join(" "))?;
-        }
+        self.write_consumer(out)?;
         if !self.memory.peak_rss_mb.is_empty() {
             let peaks: Vec<String> = self
                 .memory

@@ -10,16 +10,13 @@ use scylla::client::session::Session;
 
 use super::watch::consumer_error;
 use super::{CONSUMER_READY, RunError, RunNames};
-use crate::clients::cql;
 use crate::clients::kafka::GroupWatch;
 use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::ingest::service::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use crate::ingest::stats::ConsumerReport;
 use crate::scenario::{ConsumerSettings, Scenario};
+use crate::table::TableLayout;
 use crate::targets::{ConsumerLaunch, Endpoints, OwnConsumer, Target};
-
-/// The table every consumer writes, in the run's keyspace.
-pub const TABLE: &str = "telemetry";
 
 /// How often the rows of a consumer of the user's own are counted, and how long one count may take.
 const COUNT_EVERY: Duration = Duration::from_millis(500);
@@ -81,19 +78,22 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// How the run starts the scenario's consumer on the target, and how it will follow it.
+/// How the run starts the scenario's consumer on the target (`None`: it runs elsewhere).
 pub(super) fn launch(
     scenario: &Scenario,
     scenario_path: &Path,
     endpoints: &Endpoints,
     names: &RunNames,
     stats_dir: &Path,
-) -> Result<ConsumerLaunch, RunError> {
+) -> Result<Option<ConsumerLaunch>, RunError> {
     let consumer = &scenario.pipeline.consumer;
+    if !consumer.managed {
+        return Ok(None);
+    }
     let group = group_name(names);
     let Some((program, args)) = consumer.command.split_first() else {
         let args = consumer_args(endpoints, names, consumer, stats_dir);
-        return Ok(ConsumerLaunch::reference(args.to_args()));
+        return Ok(Some(ConsumerLaunch::reference(args.to_args())));
     };
     let folder = scenario_folder(scenario_path);
     let program = find_program(program, &folder).map_err(|problem| RunError::OwnConsumer {
@@ -115,7 +115,7 @@ pub(super) fn launch(
         ("ROADTEST_GROUP", group),
         ("ROADTEST_CQL_CONTACT", contact),
         ("ROADTEST_KEYSPACE", names.keyspace.clone()),
-        ("ROADTEST_TABLE", TABLE.to_string()),
+        ("ROADTEST_TABLE", scenario.pipeline.table.name.clone()),
         (
             "ROADTEST_SESSION_TIMEOUT_MS",
             consumer.session_timeout_ms.to_string(),
@@ -130,12 +130,12 @@ pub(super) fn launch(
             .iter()
             .map(|(name, value)| (name.into(), value.into())),
     );
-    Ok(ConsumerLaunch::Own(OwnConsumer {
+    Ok(Some(ConsumerLaunch::Own(OwnConsumer {
         program,
         args: args.iter().map(OsString::from).collect(),
         dir: folder,
         env,
-    }))
+    })))
 }
 
 /// The consumer group of the run (the reference consumer's and a user's consumer's alike).
@@ -187,7 +187,10 @@ impl ConsumerWatch {
     pub(super) fn totals(&self, running: Option<u32>) -> Totals {
         match self {
             ConsumerWatch::Stats(dir) => super::watch::consumer_totals(dir, running),
-            ConsumerWatch::Rows(count) => (count.latest(), 0, running.is_some(), 0),
+            ConsumerWatch::Rows(count) => {
+                let consuming = running.is_some() || count.elsewhere;
+                (count.latest(), 0, consuming, 0)
+            }
         }
     }
 
@@ -231,6 +234,13 @@ impl ConsumerWatch {
     ) -> Result<(), RunError> {
         let group = match self {
             ConsumerWatch::Stats(_) => None,
+            ConsumerWatch::Rows(count) if count.elsewhere => {
+                eprintln!(
+                    "roadtest: the consumer runs elsewhere (managed = false): roadtest starts \
+                     nothing and sends at once"
+                );
+                return Ok(());
+            }
             ConsumerWatch::Rows(_) => Some(GroupWatch::new(kafka, &group_name(names))?),
         };
         let started = Instant::now();
@@ -273,22 +283,29 @@ impl ConsumerWatch {
 pub(super) struct RowCount {
     session: Arc<Session>,
     keyspace: String,
+    layout: TableLayout,
+    /// The consumer runs elsewhere (`managed = false`): it has no process here, and is taken
+    /// to be consuming throughout.
+    elsewhere: bool,
     latest: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RowCount {
-    pub(super) fn start(session: Arc<Session>, keyspace: &str) -> RowCount {
+    pub(super) fn start(
+        session: Arc<Session>,
+        keyspace: &str,
+        layout: &TableLayout,
+        elsewhere: bool,
+    ) -> RowCount {
         let latest = Arc::new(AtomicU64::new(0));
         let task = {
-            let (session, keyspace, latest) = (
-                Arc::clone(&session),
-                keyspace.to_string(),
-                Arc::clone(&latest),
-            );
+            let (session, latest) = (Arc::clone(&session), Arc::clone(&latest));
+            let (keyspace, layout) = (keyspace.to_string(), layout.clone());
             tokio::spawn(async move {
                 loop {
-                    if let Ok(count) = cql::count_rows(&session, &keyspace, COUNT_TIMEOUT).await {
+                    let count = layout.count_rows(&session, &keyspace, COUNT_TIMEOUT);
+                    if let Ok(count) = count.await {
                         latest.store(count, Ordering::Relaxed);
                     }
                     tokio::time::sleep(COUNT_EVERY).await;
@@ -298,6 +315,8 @@ impl RowCount {
         RowCount {
             session,
             keyspace: keyspace.to_string(),
+            layout: layout.clone(),
+            elsewhere,
             latest,
             task,
         }
@@ -309,7 +328,10 @@ impl RowCount {
 
     /// A count made now (the latest one if it fails).
     async fn now(&self) -> u64 {
-        match cql::count_rows(&self.session, &self.keyspace, COUNT_TIMEOUT).await {
+        let count = self
+            .layout
+            .count_rows(&self.session, &self.keyspace, COUNT_TIMEOUT);
+        match count.await {
             Ok(count) => count,
             Err(_) => self.latest(),
         }

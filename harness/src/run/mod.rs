@@ -21,6 +21,7 @@ use crate::report::{
     ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
 };
 use crate::scenario::Scenario;
+use crate::table::TableLayout;
 use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
 };
@@ -46,6 +47,8 @@ const CONSUMER_READY: Duration = Duration::from_secs(60);
 const DRAIN_IDLE: Duration = Duration::from_secs(30);
 /// How long a run waits for Kafka and Cassandra clients at setup.
 const SERVICES_WAIT: Duration = Duration::from_secs(60);
+/// How long a run waits for a table the system under test creates (`create = false`).
+const TABLE_WAIT: Duration = Duration::from_secs(90);
 
 /// A run could not be carried out (exit code 2); a failed expectation is not an error.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,8 @@ pub enum RunError {
     Producer(String),
     #[error("{file}: pipeline.consumer.command: {problem}")]
     OwnConsumer { file: PathBuf, problem: String },
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
 }
 
 /// How to carry out a run.
@@ -148,6 +153,11 @@ pub fn replay_command(
 
 async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, RunError> {
     let started_at = SystemTime::now();
+    // Fixed names: this run's own time base, so its rows are told apart from earlier runs'.
+    let now_ms = started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64);
+    let scenario = &scenario.with_run_time_base(now_ms);
     // The consumer and the services run in folders of their own: a relative output folder (the
     // default, reports/runs/...) would point somewhere else for them.
     options.out_dir =
@@ -172,16 +182,10 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
         return Ok(crate::sim::simulate_into(scenario, path, &options.out_dir)?);
     };
     let mut prepared = prepare(kind, scenario, &options).await?;
-    let watch = start_consumer(&mut prepared, scenario, &options).await?;
+    let (watch, layout) = start_consumer(&mut prepared, scenario, &options).await?;
     let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &watch).await?;
-    let collected = collect(
-        &mut prepared,
-        scenario,
-        &options,
-        (driven, samplers),
-        &watch,
-    )
-    .await?;
+    let watched = (driven, samplers, &watch, &layout);
+    let collected = collect(&mut prepared, scenario, &options, watched).await?;
     let session = Arc::clone(&collected.session);
     let report = assemble(&prepared, scenario, &options, collected, started_at);
     report.write(&options.out_dir)?;
@@ -193,19 +197,32 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
 #[derive(Debug)]
 struct RunNames {
     suffix: String,
+    /// The scenario's own names (`fresh_names = false`): never deleted by roadtest.
+    fixed: bool,
     topic: String,
     dead_letter_topic: String,
     keyspace: String,
 }
 
 impl RunNames {
-    fn fresh(scenario: &Scenario) -> RunNames {
+    /// Fresh names (a unique suffix on the scenario's prefixes), or the scenario's names as
+    /// written with `fresh_names = false`; the consumer group is the run's own either way.
+    fn of(scenario: &Scenario) -> RunNames {
         let suffix = unique_suffix();
-        let topic = format!("{}-{suffix}", scenario.pipeline.topic);
+        let pipeline = &scenario.pipeline;
+        let (topic, keyspace) = if pipeline.fresh_names {
+            (
+                format!("{}-{suffix}", pipeline.topic),
+                format!("{}_{suffix}", pipeline.keyspace),
+            )
+        } else {
+            (pipeline.topic.clone(), pipeline.keyspace.clone())
+        };
         RunNames {
             dead_letter_topic: format!("{topic}-dead-letter"),
-            keyspace: format!("{}_{suffix}", scenario.pipeline.keyspace),
+            keyspace,
             topic,
+            fixed: !pipeline.fresh_names,
             suffix,
         }
     }
@@ -246,7 +263,7 @@ async fn prepare(
     );
     eprintln!("roadtest: replay with: {replay}");
     let endpoints = target.endpoints().clone();
-    let names = RunNames::fresh(scenario);
+    let names = RunNames::of(scenario);
     target
         .create_topics(
             &[
@@ -258,13 +275,18 @@ async fn prepare(
         .await?;
     // Set-up and verification bypass the fault proxies; the consumer goes through them.
     let session = cql::connect(&endpoints.cql_direct, SERVICES_WAIT).await?;
-    cql::create_schema(
-        &session,
-        &endpoints.cql_direct.address(),
-        &names.keyspace,
-        target.cql_replication(),
-    )
-    .await?;
+    // With `create = false` the system under test creates keyspace and table itself.
+    let table = &scenario.pipeline.table;
+    if table.create {
+        cql::create_schema(
+            &session,
+            &endpoints.cql_direct.address(),
+            &names.keyspace,
+            target.cql_replication(),
+            table,
+        )
+        .await?;
+    }
     Ok(Prepared {
         target,
         endpoints,
@@ -273,12 +295,14 @@ async fn prepare(
     })
 }
 
-/// Starts the consumer under test and waits until it consumes; returns how to follow it.
+/// Starts the consumer under test, checks the table it writes (waiting for it when the system
+/// under test creates it) and waits until the consumer consumes; returns how to follow it and
+/// how to read its table.
 async fn start_consumer(
     prepared: &mut Prepared,
     scenario: &Scenario,
     options: &RunOptions,
-) -> Result<ConsumerWatch, RunError> {
+) -> Result<(ConsumerWatch, TableLayout), RunError> {
     let stats_dir = options.out_dir.join("consumer-stats");
     std::fs::create_dir_all(&stats_dir).map_err(|source| TargetError::WorkDir {
         path: stats_dir.clone(),
@@ -291,18 +315,35 @@ async fn start_consumer(
         &prepared.names,
         &stats_dir,
     )?;
+    let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?);
+    let (keyspace, table) = (&prepared.names.keyspace, &scenario.pipeline.table);
+    let elsewhere = launch.is_none();
+    if let Some(launch) = launch {
+        prepared.target.start_consumer(launch)?;
+    }
+    let format = RecordFormat::new(&scenario.pipeline.record);
+    let wait = if table.create {
+        SERVICES_WAIT
+    } else {
+        TABLE_WAIT
+    };
+    let mut layout = crate::table::wait_and_check(&session, keyspace, table, &format, wait).await?;
+    if prepared.names.fixed {
+        // The table holds earlier runs' rows too: this run's are those of its time window.
+        let plan = FleetPlan::from_scenario(scenario);
+        layout.window = Some((plan.start_ms, plan.end_ms));
+    }
     let watch = if scenario.pipeline.consumer.is_reference() {
         ConsumerWatch::Stats(stats_dir)
     } else {
-        let session = cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?;
-        ConsumerWatch::Rows(RowCount::start(Arc::new(session), &prepared.names.keyspace))
+        let session = Arc::clone(&session);
+        ConsumerWatch::Rows(RowCount::start(session, keyspace, &layout, elsewhere))
     };
-    prepared.target.start_consumer(launch)?;
     let kafka = prepared.endpoints.kafka.clone();
     watch
         .wait_until_consuming(&mut prepared.target, &kafka, &prepared.names)
         .await?;
-    Ok(watch)
+    Ok((watch, layout))
 }
 
 /// What the producer phase left: its outcome, the faults it carried out, the samplers still
@@ -430,8 +471,7 @@ async fn collect(
     prepared: &mut Prepared,
     scenario: &Scenario,
     options: &RunOptions,
-    (mut driven, samplers): (Driven, Samplers),
-    consumer: &ConsumerWatch,
+    (mut driven, samplers, consumer, layout): (Driven, Samplers, &ConsumerWatch, &TableLayout),
 ) -> Result<Collected, RunError> {
     let target = &mut prepared.target;
     driven
@@ -452,8 +492,10 @@ async fn collect(
         driven.errors.push(problem.to_string());
     }
     driven.progress.finish();
-    // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0).
-    if !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
+    // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0); one that
+    // runs elsewhere is not roadtest's to stop.
+    let managed = scenario.pipeline.consumer.managed;
+    if managed && !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
         driven
             .errors
             .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
@@ -466,13 +508,12 @@ async fn collect(
     let keyspace = &prepared.names.keyspace;
     // Tamper faults act now: nothing writes any more, so the rows they touch stay as they left them.
     let tampered = tamper::tamper(&session, keyspace, scenario, &driven.plan).await?;
-    let format = RecordFormat::new(&scenario.pipeline.record);
     let verified = verify(
         Arc::clone(&session),
         keyspace,
         &driven.plan,
         driven.clock,
-        &format,
+        layout,
     )
     .await?;
     let hlog = options.out_dir.join("e2e.hlog");
@@ -530,6 +571,7 @@ fn assemble(
         written_by_consumer: stages.written,
         consumer: ConsumerSection {
             command: scenario.pipeline.consumer.command.clone(),
+            runs_elsewhere: !scenario.pipeline.consumer.managed,
             processes: consumers.iter().map(consumer_process).collect(),
             sim: None,
         },
@@ -621,7 +663,13 @@ fn memory_section(host: &ProcessSampler, containers: &ProcessSampler) -> MemoryS
 /// evidence), then stops the target. Clients close before the services they talk to.
 async fn clean_up(prepared: Prepared, session: Arc<Session>, passed: bool) {
     let Prepared { target, names, .. } = prepared;
-    if !target.capabilities().shared_clusters {
+    if names.fixed {
+        eprintln!(
+            "roadtest: kept topic {} and keyspace {}: fixed names (fresh_names = false) belong to \
+             the pipeline",
+            names.topic, names.keyspace
+        );
+    } else if !target.capabilities().shared_clusters {
         target.delete_topics().await;
     } else if passed {
         target.delete_topics().await;

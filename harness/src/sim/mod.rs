@@ -122,6 +122,7 @@ fn simulate_verified(
 fn consumer_section(outcome: &world::SimOutcome, latencies: serde_json::Value) -> ConsumerSection {
     ConsumerSection {
         command: Vec::new(),
+        runs_elsewhere: false,
         processes: outcome
             .consumers
             .iter()

@@ -16,12 +16,17 @@ use serde_json::Value;
 
 use super::VerifyOutcome;
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy};
+use crate::table::{ColumnType, TableLayout};
 use crate::wire::{Event, FORMAT_VERSION, RecordFormat, RowFields};
 
-/// Which of a row's fields the merge compares: those the message carries, since a field left
-/// out of the message cannot be stored (vehicle and timestamp are always sent: they find the row).
+/// Which of a row's fields the merge compares: those the message carries and the table has a
+/// column for (vehicle and timestamp always: they find the row); and which columns are `float`,
+/// holding the sent double rounded to single precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checked([bool; 7]);
+pub struct Checked {
+    compared: [bool; 7],
+    single: [bool; 7],
+}
 
 impl Checked {
     /// The fields in the order [`Checked`] holds them.
@@ -34,20 +39,42 @@ impl Checked {
         "humidity",
         "format_version",
     ];
-    /// Every field (roadtest's record).
-    pub const ALL: Checked = Checked([true; 7]);
+    /// Every field, exactly (roadtest's record into roadtest's table).
+    pub const ALL: Checked = Checked {
+        compared: [true; 7],
+        single: [false; 7],
+    };
 
-    /// The fields `format` sends.
+    /// The fields `format` sends (into columns that hold them exactly).
     pub fn of(format: &RecordFormat) -> Checked {
-        Checked(Checked::FIELDS.map(|field| format.sends(field)))
+        Checked {
+            compared: Checked::FIELDS.map(|field| format.sends(field)),
+            single: [false; 7],
+        }
+    }
+
+    /// The fields a table layout reads, `float` columns compared in single precision.
+    pub fn of_layout(layout: &TableLayout) -> Checked {
+        let column = |field: &str| layout.values.iter().find(|(name, _, _)| *name == field);
+        Checked {
+            compared: Checked::FIELDS.map(|field| column(field).is_some()),
+            single: Checked::FIELDS
+                .map(|field| column(field).is_some_and(|(_, _, kind)| *kind == ColumnType::Float)),
+        }
+    }
+
+    fn index(field: &str) -> Option<usize> {
+        Checked::FIELDS.iter().position(|name| *name == field)
     }
 
     /// Whether `field` (one of [`Checked::FIELDS`]) is compared.
     pub fn checks(self, field: &str) -> bool {
-        Checked::FIELDS
-            .iter()
-            .position(|name| *name == field)
-            .is_some_and(|index| self.0[index])
+        Checked::index(field).is_some_and(|index| self.compared[index])
+    }
+
+    /// Whether `field` is stored in single precision.
+    pub fn single(self, field: &str) -> bool {
+        Checked::index(field).is_some_and(|index| self.single[index])
     }
 }
 
@@ -186,11 +213,11 @@ fn compare_row(
             row.seq.into(),
             row.seq == event.seq,
         ),
-        float("latitude", event.latitude, row.latitude),
-        float("longitude", event.longitude, row.longitude),
-        float("speed", event.speed_kmh, row.speed),
-        float("temperature", event.temperature_c, row.temperature),
-        float("humidity", event.humidity_pct, row.humidity),
+        float("latitude", event.latitude, row.latitude, checked),
+        float("longitude", event.longitude, row.longitude, checked),
+        float("speed", event.speed_kmh, row.speed, checked),
+        float("temperature", event.temperature_c, row.temperature, checked),
+        float("humidity", event.humidity_pct, row.humidity, checked),
         (
             "format_version",
             FORMAT_VERSION.into(),
@@ -212,7 +239,19 @@ fn compare_row(
     }
 }
 
-fn float(field: &'static str, expected: f64, found: f64) -> (&'static str, Value, Value, bool) {
+/// A float field compared bit for bit; in a `float` column, against the sent value rounded to
+/// single precision (what such a column can hold).
+fn float(
+    field: &'static str,
+    sent: f64,
+    found: f64,
+    checked: Checked,
+) -> (&'static str, Value, Value, bool) {
+    let expected = if checked.single(field) {
+        f64::from(sent as f32)
+    } else {
+        sent
+    };
     (
         field,
         expected.into(),

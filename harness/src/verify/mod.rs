@@ -15,14 +15,15 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, CqlValue, Row};
 use tokio::task::JoinSet;
 
 use crate::clients::{BoxError, ClientError};
 use crate::fleet::FleetPlan;
 use crate::measure::{LatencyRecorder, RunClock, ThroughputSeries};
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
-use crate::wire::{Event, RecordFormat, vehicle_id};
+use crate::table::TableLayout;
+use crate::wire::{Event, vehicle_id};
 
 pub use crate::wire::RowFields;
 pub use merge::{Checked, FoundRow, Timeline, VehicleMerge};
@@ -99,22 +100,17 @@ impl Timeline for RunClock {
     }
 }
 
-/// Verifies every vehicle of `plan` against `keyspace.telemetry`, comparing the fields `format`
-/// sends (a field left out of the message cannot be stored).
+/// Verifies every vehicle of `plan` against the table `layout` describes in `keyspace`,
+/// comparing the fields it reads (those the message sends and the table has a column for).
 pub async fn verify(
     session: Arc<Session>,
     keyspace: &str,
     plan: &FleetPlan,
     clock: RunClock,
-    format: &RecordFormat,
+    layout: &TableLayout,
 ) -> Result<VerifyOutcome, ClientError> {
-    let checked = Checked::of(format);
-    let statement = format!(
-        "SELECT timestamp, seq, latitude, longitude, speed, temperature, humidity, \
-         format_version, WRITETIME({}) FROM {keyspace}.telemetry WHERE vehicle_id = ? \
-         ORDER BY timestamp ASC",
-        write_time_column(checked)
-    );
+    let checked = Checked::of_layout(layout);
+    let statement = layout.select(keyspace);
     let mut prepared = session
         .prepare(statement)
         .await
@@ -131,6 +127,7 @@ pub async fn verify(
                 prepared,
                 clock,
                 checked,
+                layout: layout.clone(),
             };
             tasks.spawn(async move { verify_vehicle(&session, &read, &plan, vehicle).await });
             next_vehicle += 1;
@@ -151,19 +148,11 @@ pub async fn verify(
         prepared,
         clock,
         checked,
+        layout: layout.clone(),
     };
     verify_strangers(&session, keyspace, &read, plan, &mut total).await?;
     total.keep_first_discrepancies();
     Ok(total)
-}
-
-/// The column whose write time is the row's: the first one the message carries after the
-/// keys (the scenario's rules require one).
-fn write_time_column(checked: Checked) -> &'static str {
-    Checked::FIELDS
-        .into_iter()
-        .find(|field| checked.checks(field))
-        .unwrap_or("seq")
 }
 
 /// How a vehicle's rows are read and compared.
@@ -172,21 +161,8 @@ struct Read {
     prepared: PreparedStatement,
     clock: RunClock,
     checked: Checked,
+    layout: TableLayout,
 }
-
-/// A row as read back: every column but the key may be null (a field the message leaves out,
-/// or a consumer that wrote nothing there).
-type Row = (
-    CqlTimestamp,
-    Option<i64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<i32>,
-    Option<i64>,
-);
 
 /// Reads the rows of one vehicle, in timestamp order, into its merge.
 async fn verify_vehicle(
@@ -211,16 +187,20 @@ async fn merge_rows(
     outcome: &mut VerifyOutcome,
 ) -> Result<(), ClientError> {
     let what = format!("read the rows of {id}");
-    let pager = session
-        .execute_iter(read.prepared.clone(), (id,))
-        .await
-        .map_err(|e| cql_error(&what, e))?;
+    let pager = match read.layout.window {
+        Some((start, end)) => {
+            let bounds = (id, CqlTimestamp(start), CqlTimestamp(end));
+            session.execute_iter(read.prepared.clone(), bounds).await
+        }
+        None => session.execute_iter(read.prepared.clone(), (id,)).await,
+    }
+    .map_err(|e| cql_error(&what, e))?;
     let mut rows = pager
         .rows_stream::<Row>()
         .map_err(|e| cql_error(&what, e))?;
     let mut merge = VehicleMerge::new(id, expected, &read.clock, outcome).checking(read.checked);
     while let Some(row) = rows.try_next().await.map_err(|e| cql_error(&what, e))? {
-        merge.push_row(&found_row(row, &read.clock));
+        merge.push_row(&found_row(row, &read.layout, &read.clock));
     }
     merge.finish();
     Ok(())
@@ -236,7 +216,11 @@ async fn verify_strangers(
     outcome: &mut VerifyOutcome,
 ) -> Result<(), ClientError> {
     let what = "list the vehicles with rows";
-    let listing = format!("SELECT DISTINCT vehicle_id FROM {keyspace}.telemetry");
+    let layout = &read.layout;
+    let listing = format!(
+        "SELECT DISTINCT {} FROM {keyspace}.{}",
+        layout.vehicle, layout.table
+    );
     let pager = session
         .query_iter(listing, ())
         .await
@@ -264,17 +248,52 @@ async fn verify_strangers(
     Ok(())
 }
 
-/// A row as the merge reads it: values out of range or null become ones that cannot match (a
-/// negative or null `seq` or `format_version` becomes the largest, a null float NaN), a write
-/// time before the run's start (or none) 0.
-fn found_row(row: Row, clock: &RunClock) -> FoundRow {
-    let (timestamp, seq, latitude, longitude, speed, temperature, humidity, version, write_us) =
-        row;
-    let floats = [latitude, longitude, speed, temperature, humidity].map(|v| v.unwrap_or(f64::NAN));
+/// A row as the merge reads it, by the layout's columns (timestamp, the compared fields, the
+/// write time): values out of range or null become ones that cannot match (a negative or null
+/// `seq` or `format_version` becomes the largest, a null float NaN; fields not read are never
+/// compared), a write time before the run's start (or none) 0.
+fn found_row(row: Row, layout: &TableLayout, clock: &RunClock) -> FoundRow {
+    let mut columns = row.columns.into_iter();
+    let timestamp_ms = match columns.next().flatten() {
+        Some(CqlValue::Timestamp(timestamp)) => timestamp.0,
+        _ => i64::MIN,
+    };
+    let (mut seq, mut floats, mut version) = (-1_i64, [f64::NAN; 5], -1_i32);
+    for (field, _, _) in &layout.values {
+        let value = columns.next().flatten();
+        let integer = match value {
+            Some(CqlValue::Int(v)) => Some(i64::from(v)),
+            Some(CqlValue::BigInt(v)) => Some(v),
+            _ => None,
+        };
+        let float = match value {
+            Some(CqlValue::Double(v)) => v,
+            Some(CqlValue::Float(v)) => f64::from(v),
+            _ => f64::NAN,
+        };
+        match *field {
+            "seq" => seq = integer.unwrap_or(-1),
+            "format_version" => {
+                version = integer.and_then(|v| i32::try_from(v).ok()).unwrap_or(-1);
+            }
+            other => {
+                let index = ["latitude", "longitude", "speed", "temperature", "humidity"]
+                    .iter()
+                    .position(|name| *name == other);
+                if let Some(index) = index {
+                    floats[index] = float;
+                }
+            }
+        }
+    }
+    let write_us = match columns.next().flatten() {
+        Some(CqlValue::BigInt(us)) => us,
+        _ => 0,
+    };
     FoundRow {
-        timestamp_ms: timestamp.0,
-        fields: RowFields::from_columns(seq.unwrap_or(-1), floats, version.unwrap_or(-1)),
-        written_us: u64::try_from(write_us.unwrap_or(0))
+        timestamp_ms,
+        fields: RowFields::from_columns(seq, floats, version),
+        written_us: u64::try_from(write_us)
             .unwrap_or(0)
             .saturating_sub(clock.start_epoch_us),
     }
