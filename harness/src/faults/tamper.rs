@@ -263,6 +263,8 @@ impl TamperDraw {
                 let vehicle = vehicles[self.rng.below(vehicles.len() as u64) as usize];
                 (vehicle, fleet.start_ms - 86_400_000, fleet.start_ms)
             } else {
+                // `max`: a guard for an empty run; scenarios last at least a second, so the
+                // end is always the larger (any change to `start_ms + 1` cannot matter).
                 (
                     fleet.vehicle_count,
                     fleet.start_ms,

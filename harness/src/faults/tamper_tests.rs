@@ -227,3 +227,84 @@ fn a_row_written_at_the_trigger_itself_is_not_a_candidate() {
     let keys: Vec<_> = chosen.iter().map(|(op, _)| op.key()).collect();
     assert_eq!(keys, [(0, plan.before_ms - 1)]);
 }
+
+#[test]
+fn each_field_is_nudged_alone_by_the_smallest_step_upwards() {
+    let scenario = scenario("").unwrap();
+    let fleet = FleetPlan::from_scenario(&scenario);
+    let base = RowFields::of_event(&fleet.vehicle(0).next().expect("an event"));
+    let up = |value: f64| f64::from_bits(value.to_bits() + 1);
+    for index in 0..7 {
+        let (name, nudged) = nudge(base, index);
+        assert_eq!(field_index(name), index, "{name}");
+        let mut expected = base;
+        match name {
+            "seq" => expected.seq += 1,
+            "latitude" => expected.latitude = up(base.latitude),
+            "longitude" => expected.longitude = up(base.longitude),
+            "speed" => expected.speed = up(base.speed),
+            "temperature" => expected.temperature = up(base.temperature),
+            "humidity" => expected.humidity = up(base.humidity),
+            _ => expected.format_version += 1,
+        }
+        // Bit for bit: every other field as it was.
+        assert_eq!(format!("{nudged:?}"), format!("{expected:?}"), "{name}");
+    }
+}
+
+#[test]
+fn a_partial_shuffle_draws_distinct_items_from_the_whole_list() {
+    let mut rng = rng_for(42, "tamper", 0);
+    let mut items: Vec<u32> = (0..100).collect();
+    partial_shuffle(&mut rng, &mut items, 10);
+    let mut drawn = items[..10].to_vec();
+    assert_ne!(
+        drawn,
+        (0..10).collect::<Vec<_>>(),
+        "not simply the first ten"
+    );
+    assert!(
+        drawn.iter().any(|&item| item >= 50),
+        "from the whole list: {drawn:?}"
+    );
+    drawn.sort_unstable();
+    drawn.dedup();
+    assert_eq!(drawn.len(), 10, "distinct");
+    items.sort_unstable();
+    assert_eq!(items, (0..100).collect::<Vec<_>>(), "a permutation");
+}
+
+#[test]
+fn a_quarter_of_the_inserts_are_strangers_within_the_run_the_rest_within_the_day_before() {
+    let scenario = scenario("").unwrap();
+    let fleet = FleetPlan::from_scenario(&scenario);
+    let plan = TamperPlan {
+        kind: TamperKind::Insert,
+        rows: 8,
+        ..plans(&scenario)[0]
+    };
+    let mut draw = TamperDraw::new(scenario.seed, plan);
+    let vehicles = draw.vehicles(fleet.vehicle_count);
+    let inserts = draw.choose(
+        candidates(&fleet, &vehicles),
+        &fleet,
+        &vehicles,
+        &BTreeSet::new(),
+    );
+    assert_eq!(inserts.len(), 8);
+    let (strangers, known): (Vec<_>, Vec<_>) = inserts
+        .iter()
+        .map(|(op, _)| op.key())
+        .partition(|(vehicle, _)| *vehicle == fleet.vehicle_count);
+    assert_eq!(strangers.len(), 2, "8 / 4");
+    for (_, timestamp_ms) in &strangers {
+        assert!(
+            (fleet.start_ms..fleet.end_ms).contains(timestamp_ms),
+            "{timestamp_ms}"
+        );
+    }
+    for (_, timestamp_ms) in &known {
+        let day_before = fleet.start_ms - 86_400_000..fleet.start_ms;
+        assert!(day_before.contains(timestamp_ms), "{timestamp_ms}");
+    }
+}
