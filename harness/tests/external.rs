@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
 mod services;
-use services::services;
+use services::{run_keyspaces, services};
 
 /// One run at a time (see the module docs).
 static RUNS: Mutex<()> = Mutex::const_new(());
@@ -83,32 +83,6 @@ fn plaintext(kafka: &str, cql: &str) -> ExternalClusters {
         kafka_replication_factor: 1,
         cql_replication: cql::REPLICATION_ONE.to_string(),
     }
-}
-
-/// The `roadtest_*` keyspaces of the services' Cassandra.
-async fn run_keyspaces(contact: &str) -> Vec<String> {
-    let connection = CqlConnection {
-        contact_points: vec![contact.to_string()],
-        ..CqlConnection::default()
-    };
-    let session = cql::connect(&connection, Duration::from_secs(30))
-        .await
-        .expect("CQL session");
-    let rows = session
-        .query_unpaged("SELECT keyspace_name FROM system.schema_keyspaces", ())
-        .await
-        .expect("keyspaces")
-        .into_rows_result()
-        .expect("rows");
-    let mut names: Vec<String> = rows
-        .rows::<(String,)>()
-        .expect("text rows")
-        .filter_map(Result::ok)
-        .map(|(name,)| name)
-        .filter(|name| name.starts_with("roadtest_"))
-        .collect();
-    names.sort();
-    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,10 +165,14 @@ async fn auto_commit_is_caught_losing_the_batch_it_held_when_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapped_column_the_consumers_table_lacks_stops_the_run_before_any_load() {
+    // On the shared services as existing clusters, where whatever a run leaves stays.
+    let (kafka, cql) = services::services();
+    require_venv();
+    let before = services::run_keyspaces(&cql).await;
     // The consumer creates its table with `lat`; the scenario says the latitude is elsewhere.
     let (mut scenario, path) = example("smoke");
     scenario.pipeline.table.latitude = "latitude_deg".to_string();
-    let error = run_scenario("smoke-bad-column", &scenario, &path)
+    let error = run_external("smoke-bad-column", &scenario, &path, clusters(&kafka, &cql))
         .await
         .expect_err("the table check must stop the run")
         .to_string();
@@ -183,6 +187,22 @@ async fn a_mapped_column_the_consumers_table_lacks_stops_the_run_before_any_load
         error.contains("humidity_pct") && error.contains("recorded_at"),
         "the table's real columns are listed: {error}"
     );
+    // Nothing the run created is left behind: its keyspace (made by the consumer it started)
+    // is dropped with its topics.
+    assert_eq!(services::run_keyspaces(&cql).await, before);
+}
+
+/// The shared services as the external target's clusters.
+fn clusters(kafka: &str, cql: &str) -> roadtest::run::ExternalClusters {
+    roadtest::run::ExternalClusters {
+        kafka: roadtest::clients::KafkaConnection::plaintext(kafka),
+        cql: roadtest::clients::CqlConnection {
+            contact_points: vec![cql.to_string()],
+            ..Default::default()
+        },
+        kafka_replication_factor: 1,
+        cql_replication: roadtest::clients::cql::REPLICATION_ONE.to_string(),
+    }
 }
 
 /// The example consumer started as its operators would, outside roadtest: on the services'
@@ -233,15 +253,7 @@ async fn a_consumer_running_elsewhere_on_fixed_names_is_verified_run_after_run()
         .expect("the fixed topic");
     let log = std::env::temp_dir().join(format!("roadtest-elsewhere-{}.log", std::process::id()));
     let _consumer = RunningElsewhere::start(&scenario, &kafka, &cql, &log);
-    let clusters = roadtest::run::ExternalClusters {
-        kafka: connection,
-        cql: roadtest::clients::CqlConnection {
-            contact_points: vec![cql.clone()],
-            ..Default::default()
-        },
-        kafka_replication_factor: 1,
-        cql_replication: roadtest::clients::cql::REPLICATION_ONE.to_string(),
-    };
+    let clusters = clusters(&kafka, &cql);
     // Two runs into the same table: each verifies its own rows only.
     let mut starts = Vec::new();
     for round in ["first", "second"] {

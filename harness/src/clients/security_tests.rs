@@ -252,6 +252,74 @@ fn the_consumer_gets_the_same_settings_through_its_flags() {
 }
 
 #[test]
+fn a_consumer_of_the_users_own_gets_the_same_settings_through_its_environment() {
+    let (ca, cert, key) = (
+        some_file("ca.pem"),
+        some_file("cert.pem"),
+        some_file("key.pem"),
+    );
+    let path = |p: &PathBuf| p.to_str().expect("utf-8 path").to_string();
+    let args = [
+        "--kafka-security-protocol".to_string(),
+        "sasl-ssl".into(),
+        "--kafka-sasl-mechanism".into(),
+        "scram-sha512".into(),
+        "--kafka-username".into(),
+        "alice".into(),
+        "--kafka-ca-file".into(),
+        path(&ca),
+        "--cql-username".into(),
+        "carol".into(),
+        "--cql-cert-file".into(),
+        path(&cert),
+        "--cql-key-file".into(),
+        path(&key),
+    ];
+    let passwords = env(&[(KAFKA_PASSWORD_ENV, "k"), (CQL_PASSWORD_ENV, "c")]);
+    let flags = parse(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let kafka = flags.kafka.resolve(&passwords).expect("valid");
+    let cql = flags.cql.resolve(&passwords).expect("valid");
+    let handed: HashMap<String, String> = kafka
+        .to_env()
+        .into_iter()
+        .chain(cql.to_env())
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let expected: HashMap<String, String> = [
+        ("ROADTEST_KAFKA_SECURITY_PROTOCOL", "sasl_ssl".to_string()),
+        ("ROADTEST_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512".into()),
+        ("ROADTEST_KAFKA_USERNAME", "alice".into()),
+        ("ROADTEST_KAFKA_PASSWORD", "k".into()),
+        ("ROADTEST_KAFKA_CA_FILE", path(&ca)),
+        ("ROADTEST_CQL_USERNAME", "carol".into()),
+        ("ROADTEST_CQL_PASSWORD", "c".into()),
+        ("ROADTEST_CQL_TLS", "1".into()),
+        ("ROADTEST_CQL_CERT_FILE", path(&cert)),
+        ("ROADTEST_CQL_KEY_FILE", path(&key)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(handed, expected);
+    // Plaintext without a login: the protocol alone.
+    let plain = parse(&[]);
+    let kafka = plain.kafka.resolve(&passwords).expect("valid");
+    let cql = plain.cql.resolve(&passwords).expect("valid");
+    let names: Vec<String> = kafka
+        .to_env()
+        .into_iter()
+        .chain(cql.to_env())
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    assert_eq!(names, ["ROADTEST_KAFKA_SECURITY_PROTOCOL=plaintext"]);
+}
+
+#[test]
 fn a_cql_ca_that_is_not_pem_is_a_tls_error_naming_the_file() {
     let bad = some_file("garbage-ca.pem");
     let security = CqlSecurity {

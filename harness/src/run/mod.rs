@@ -182,7 +182,14 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
         return Ok(crate::sim::simulate_into(scenario, path, &options.out_dir)?);
     };
     let mut prepared = prepare(kind, scenario, &options).await?;
-    let (watch, layout) = start_consumer(&mut prepared, scenario, &options).await?;
+    let (watch, layout) = match start_consumer(&mut prepared, scenario, &options).await {
+        Ok(started) => started,
+        Err(error) => {
+            // Before any load: nothing of the run is worth keeping, so nothing is left behind.
+            discard(prepared).await;
+            return Err(error);
+        }
+    };
     let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &watch).await?;
     let watched = (driven, samplers, &watch, &layout);
     let collected = collect(&mut prepared, scenario, &options, watched).await?;
@@ -657,6 +664,20 @@ fn memory_section(host: &ProcessSampler, containers: &ProcessSampler) -> MemoryS
         .extend(containers.peak_cpu_percent());
     memory.timelines.extend(containers.timelines());
     memory
+}
+
+/// Removes what a run that could not start created (its topics; on shared clusters its
+/// keyspace) and shuts the target down; best effort.
+async fn discard(prepared: Prepared) {
+    match cql::connect(&prepared.endpoints.cql_direct, Duration::from_secs(10)).await {
+        Ok(session) => clean_up(prepared, Arc::new(session), true).await,
+        Err(_) => {
+            if !prepared.names.fixed {
+                prepared.target.delete_topics().await;
+            }
+            prepared.target.shutdown().await;
+        }
+    }
 }
 
 /// Removes what the run created where the clusters outlive it (a failed run keeps it there as

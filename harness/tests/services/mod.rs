@@ -36,3 +36,29 @@ pub fn services() -> (String, String) {
     }
     (kafka, cql)
 }
+
+/// The `roadtest_*` keyspaces of the services' Cassandra.
+pub async fn run_keyspaces(contact: &str) -> Vec<String> {
+    let connection = roadtest::clients::CqlConnection {
+        contact_points: vec![contact.to_string()],
+        ..Default::default()
+    };
+    let session = roadtest::clients::cql::connect(&connection, Duration::from_secs(30))
+        .await
+        .expect("CQL session");
+    let rows = session
+        .query_unpaged("SELECT keyspace_name FROM system.schema_keyspaces", ())
+        .await
+        .expect("keyspaces")
+        .into_rows_result()
+        .expect("rows");
+    let mut names: Vec<String> = rows
+        .rows::<(String,)>()
+        .expect("text rows")
+        .filter_map(Result::ok)
+        .map(|(name,)| name)
+        .filter(|name| name.starts_with("roadtest_"))
+        .collect();
+    names.sort();
+    names
+}
