@@ -357,6 +357,18 @@ pub struct TableSettings {
     pub format_version: String,
 }
 
+/// The fields of a row besides its keys (vehicle and timestamp), in the order verification
+/// compares them.
+pub const VALUE_FIELDS: [&str; 7] = [
+    "seq",
+    "latitude",
+    "longitude",
+    "speed",
+    "temperature",
+    "humidity",
+    "format_version",
+];
+
 impl TableSettings {
     /// roadtest's names of the fields a table can hold, in the order of its columns.
     pub const FIELDS: [&'static str; 9] = [

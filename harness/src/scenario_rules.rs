@@ -359,15 +359,10 @@ fn check_record(scenario: &Scenario) -> Result<(), Problem> {
         );
     }
     check_record_names(record)?;
-    let values = [
-        "seq",
-        "latitude",
-        "longitude",
-        "speed",
-        "temperature",
-        "humidity",
-    ];
-    if !record.format_version && !values.iter().any(|field| record.sends(field)) {
+    if !crate::scenario::VALUE_FIELDS
+        .iter()
+        .any(|field| record.sends(field))
+    {
         return problem(
             "pipeline.record",
             "sends nothing but vehicle_id and timestamp; verification needs at least one more \

@@ -8,16 +8,7 @@ use scylla::value::CqlTimestamp;
 use crate::scenario::TableSettings;
 use crate::wire::RecordFormat;
 
-/// The value fields a layout may check, in the order verification compares them.
-pub const VALUE_FIELDS: [&str; 7] = [
-    "seq",
-    "latitude",
-    "longitude",
-    "speed",
-    "temperature",
-    "humidity",
-    "format_version",
-];
+pub use crate::scenario::VALUE_FIELDS;
 
 /// A column's CQL type, as far as verification cares.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -232,7 +232,8 @@ impl RowFields {
 mod tests {
     use super::*;
 
-    fn sample() -> Event {
+    /// An event with a float that needs all its digits and one that is not exact (0.1 + 0.2).
+    pub(super) fn sample() -> Event {
         Event {
             vehicle_index: 42,
             seq: 7,

@@ -49,25 +49,16 @@ async fn run_external(
     path: &std::path::Path,
     clusters: roadtest::run::ExternalClusters,
 ) -> Result<Report, roadtest::run::RunError> {
-    let _one = ONE_TARGET.lock().await;
-    let mut options = RunOptions::new(scenario, path).expect("run options");
-    options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
-    options.target = Some(roadtest::targets::TargetKind::External);
-    options.external = Some(clusters);
-    options.out_dir =
-        std::env::temp_dir().join(format!("roadtest-python-{}-{name}", std::process::id()));
-    options.progress = false;
-    let report = scenario.run(options.clone()).await;
-    let _ = std::fs::remove_dir_all(&options.out_dir);
-    report
+    let target = roadtest::targets::TargetKind::External;
+    run_on(name, scenario, path, target, Some(clusters)).await
 }
 
+/// Runs a scenario on the local target; fails (never skips) when its services are missing.
 async fn run_scenario(
     name: &str,
     scenario: &Scenario,
     path: &std::path::Path,
 ) -> Result<Report, roadtest::run::RunError> {
-    let _one = ONE_TARGET.lock().await;
     let home = roadtest::targets::local::roadtest_home();
     assert!(
         home.join("bin/tansu").exists(),
@@ -75,9 +66,23 @@ async fn run_scenario(
         home.display()
     );
     require_venv();
+    let target = roadtest::targets::TargetKind::Local;
+    run_on(name, scenario, path, target, None).await
+}
+
+/// One run at a time, through the library, its output folder removed afterwards.
+async fn run_on(
+    name: &str,
+    scenario: &Scenario,
+    path: &std::path::Path,
+    target: roadtest::targets::TargetKind,
+    clusters: Option<roadtest::run::ExternalClusters>,
+) -> Result<Report, roadtest::run::RunError> {
+    let _one = ONE_TARGET.lock().await;
     let mut options = RunOptions::new(scenario, path).expect("run options");
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
-    options.target = Some(roadtest::targets::TargetKind::Local);
+    options.target = Some(target);
+    options.external = clusters;
     options.out_dir =
         std::env::temp_dir().join(format!("roadtest-python-{}-{name}", std::process::id()));
     options.progress = false;

@@ -103,15 +103,7 @@ fn changes_are_the_smallest_and_only_before_the_trigger() {
 }
 
 fn field_index(name: &str) -> usize {
-    let names = [
-        "seq",
-        "latitude",
-        "longitude",
-        "speed",
-        "temperature",
-        "humidity",
-        "format_version",
-    ];
+    let names = crate::scenario::VALUE_FIELDS;
     names.iter().position(|n| *n == name).unwrap()
 }
 

@@ -30,15 +30,7 @@ pub struct Checked {
 
 impl Checked {
     /// The fields in the order [`Checked`] holds them.
-    pub const FIELDS: [&'static str; 7] = [
-        "seq",
-        "latitude",
-        "longitude",
-        "speed",
-        "temperature",
-        "humidity",
-        "format_version",
-    ];
+    pub const FIELDS: [&'static str; 7] = crate::scenario::VALUE_FIELDS;
     /// Every field, exactly (roadtest's record into roadtest's table).
     pub const ALL: Checked = Checked {
         compared: [true; 7],

@@ -131,18 +131,7 @@ fn write_timestamp(timestamp_ms: i64, encoding: TimestampEncoding, out: &mut Vec
 mod tests {
     use super::*;
 
-    fn sample() -> Event {
-        Event {
-            vehicle_index: 42,
-            seq: 7,
-            timestamp_ms: 1_767_225_600_123,
-            latitude: 52.520_008_123_456_78,
-            longitude: 13.404_954,
-            speed_kmh: 0.1 + 0.2,
-            temperature_c: -3.5,
-            humidity_pct: 61.0,
-        }
-    }
+    use crate::wire::tests::sample;
 
     fn encoded(settings: &RecordSettings) -> (String, String) {
         let format = RecordFormat::new(settings);
