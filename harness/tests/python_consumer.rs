@@ -289,3 +289,24 @@ async fn a_consumer_running_elsewhere_on_fixed_names_is_verified_run_after_run()
         "each run has a time base of its own: {starts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_exits_while_starting_is_reported_with_its_status_and_log() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
+    let mut scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    scenario.pipeline.consumer.command = ["sh", "-c", "echo cannot reach the broker >&2; exit 3"]
+        .map(String::from)
+        .to_vec();
+    let error = run_scenario("exits-at-start", &scenario, &path)
+        .await
+        .expect_err("a consumer that exits at once cannot be run")
+        .to_string();
+    assert!(
+        error.contains("exited while starting (exit status: 3)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("cannot reach the broker"),
+        "its log's tail: {error}"
+    );
+}
