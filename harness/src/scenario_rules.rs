@@ -303,29 +303,19 @@ fn check_table(scenario: &Scenario) -> Result<(), Problem> {
             format!("{:?} is not a usable table name; {allowed}", table.name),
         );
     }
-    let mut seen: Vec<&str> = Vec::new();
-    for (field, column) in table.columns() {
-        let key = format!("pipeline.table.{field}");
-        if column.is_empty() {
-            if matches!(field, "vehicle_id" | "timestamp") {
-                return problem(
-                    key,
-                    "needs a column: rows are found by vehicle and timestamp",
-                );
-            }
-            continue;
-        }
-        if !cql_name(column) {
-            return problem(
-                key,
-                format!("{column:?} is not a usable column name; {allowed} (\"\": no column)"),
-            );
-        }
-        if seen.contains(&column) {
-            return problem(key, format!("column {column:?} is given to two fields"));
-        }
-        seen.push(column);
-    }
+    let naming = Naming {
+        prefix: "pipeline.table",
+        usable: cql_name,
+        left_out: "needs a column: rows are found by vehicle and timestamp",
+        unusable: |name| {
+            format!(
+                "{name:?} is not a usable column name; use up to 48 of a-z, 0-9 and '_', \
+                 starting with a letter or '_' (\"\": no column)"
+            )
+        },
+        twice: |name| format!("column {name:?} is given to two fields"),
+    };
+    check_names(&table.columns(), Vec::new(), &naming)?;
     Ok(())
 }
 
@@ -385,42 +375,67 @@ fn check_record(scenario: &Scenario) -> Result<(), Problem> {
 /// Each field's name in the message: usable in JSON without escaping, once; vehicle and
 /// timestamp never left out.
 fn check_record_names(record: &RecordSettings) -> Result<(), Problem> {
-    let mut seen: Vec<&str> = Vec::new();
-    if record.format_version {
-        seen.push("format_version");
-    }
-    for (field, name) in record.names() {
-        let key = format!("pipeline.record.{field}");
+    let naming = Naming {
+        prefix: "pipeline.record",
+        usable: |name| {
+            name.len() <= 64
+                && name
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        },
+        left_out: "cannot be left out: rows are found by vehicle and timestamp",
+        unusable: |name| {
+            format!(
+                "{name:?} is not a usable field name; use up to 64 of A-Z, a-z, 0-9, '_', \
+                 '-' and '.', starting with a letter or '_' (\"\" leaves the field out)"
+            )
+        },
+        twice: |name| format!("{name:?} names two fields of the message"),
+    };
+    let taken = if record.format_version {
+        vec!["format_version"]
+    } else {
+        Vec::new()
+    };
+    check_names(&record.names(), taken, &naming)
+}
+
+/// How one mapping (message fields or table columns) names roadtest's fields: the key prefix,
+/// the rule a name must follow and the words of each problem.
+struct Naming {
+    prefix: &'static str,
+    usable: fn(&str) -> bool,
+    left_out: &'static str,
+    unusable: fn(&str) -> String,
+    twice: fn(&str) -> String,
+}
+
+/// Each (field, name) of a mapping: vehicle and timestamp named, every name usable and used once
+/// (`taken`: names already in use). `""` leaves a field out.
+fn check_names<'a>(
+    pairs: &[(&'static str, &'a str)],
+    mut taken: Vec<&'a str>,
+    naming: &Naming,
+) -> Result<(), Problem> {
+    for &(field, name) in pairs {
+        let key = format!("{}.{field}", naming.prefix);
         if name.is_empty() {
             if matches!(field, "vehicle_id" | "timestamp") {
-                return problem(
-                    key,
-                    "cannot be left out: rows are found by vehicle and timestamp",
-                );
+                return problem(key, naming.left_out);
             }
             continue;
         }
-        let valid = name.len() <= 64
-            && name
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !valid {
-            return problem(
-                key,
-                format!(
-                    "{name:?} is not a usable field name; use up to 64 of A-Z, a-z, 0-9, '_', \
-                     '-' and '.', starting with a letter or '_' (\"\" leaves the field out)"
-                ),
-            );
+        if !(naming.usable)(name) {
+            return problem(key, (naming.unusable)(name));
         }
-        if seen.contains(&name) {
-            return problem(key, format!("{name:?} names two fields of the message"));
+        if taken.contains(&name) {
+            return problem(key, (naming.twice)(name));
         }
-        seen.push(name);
+        taken.push(name);
     }
     Ok(())
 }
