@@ -369,6 +369,9 @@ pub const VALUE_FIELDS: [&str; 7] = [
     "format_version",
 ];
 
+/// The value fields that are doubles, in [`VALUE_FIELDS`] order.
+pub const FLOAT_FIELDS: [&str; 5] = ["latitude", "longitude", "speed", "temperature", "humidity"];
+
 impl TableSettings {
     /// roadtest's names of the fields a table can hold, in the order of its columns.
     pub const FIELDS: [&'static str; 9] = [

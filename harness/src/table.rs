@@ -3,10 +3,11 @@
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, CqlValue};
 
+pub use crate::scenario::FLOAT_FIELDS;
 use crate::scenario::TableSettings;
-use crate::wire::RecordFormat;
+use crate::wire::{RecordFormat, RowFields};
 
 pub use crate::scenario::VALUE_FIELDS;
 
@@ -71,6 +72,57 @@ pub struct SchemaColumn {
     pub name: String,
     pub kind: ColumnKind,
     pub column_type: ColumnType,
+}
+
+/// Which of a row's fields the merge compares: those the message carries and the table has a
+/// column for (vehicle and timestamp always: they find the row); and which columns are `float`,
+/// holding the sent double rounded to single precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    compared: [bool; 7],
+    single: [bool; 7],
+}
+
+impl Checked {
+    /// The fields in the order [`Checked`] holds them.
+    pub const FIELDS: [&'static str; 7] = VALUE_FIELDS;
+    /// Every field, exactly (roadtest's record into roadtest's table).
+    pub const ALL: Checked = Checked {
+        compared: [true; 7],
+        single: [false; 7],
+    };
+
+    /// The fields `format` sends (into columns that hold them exactly).
+    pub fn of(format: &RecordFormat) -> Checked {
+        Checked {
+            compared: Checked::FIELDS.map(|field| format.sends(field)),
+            single: [false; 7],
+        }
+    }
+
+    /// The fields a table layout reads, `float` columns compared in single precision.
+    pub fn of_layout(layout: &TableLayout) -> Checked {
+        let column = |field: &str| layout.values.iter().find(|(name, _, _)| *name == field);
+        Checked {
+            compared: Checked::FIELDS.map(|field| column(field).is_some()),
+            single: Checked::FIELDS
+                .map(|field| column(field).is_some_and(|(_, _, kind)| *kind == ColumnType::Float)),
+        }
+    }
+
+    fn index(field: &str) -> Option<usize> {
+        Checked::FIELDS.iter().position(|name| *name == field)
+    }
+
+    /// Whether `field` (one of [`Checked::FIELDS`]) is compared.
+    pub fn checks(self, field: &str) -> bool {
+        Checked::index(field).is_some_and(|index| self.compared[index])
+    }
+
+    /// Whether `field` is stored in single precision.
+    pub fn single(self, field: &str) -> bool {
+        Checked::index(field).is_some_and(|index| self.single[index])
+    }
 }
 
 /// The table does not hold what the scenario says, or never appeared: exit 2, naming the
@@ -209,6 +261,102 @@ impl TableLayout {
             Some(_) => format!(" AND {0} >= ? AND {0} < ?", self.timestamp),
             None => String::new(),
         }
+    }
+
+    /// The value fields of a row whose next columns are the compared ones, in layout order:
+    /// values out of range or null become ones that cannot match (a negative or null `seq` or
+    /// `format_version` becomes the largest, a null float NaN; fields not read are never
+    /// compared).
+    pub fn read_values(&self, columns: &mut impl Iterator<Item = Option<CqlValue>>) -> RowFields {
+        let (mut seq, mut floats, mut version) = (-1_i64, [f64::NAN; 5], -1_i32);
+        for (field, _, _) in &self.values {
+            let value = columns.next().flatten();
+            let integer = match value {
+                Some(CqlValue::Int(v)) => Some(i64::from(v)),
+                Some(CqlValue::BigInt(v)) => Some(v),
+                _ => None,
+            };
+            let float = match value {
+                Some(CqlValue::Double(v)) => v,
+                Some(CqlValue::Float(v)) => f64::from(v),
+                _ => f64::NAN,
+            };
+            match *field {
+                "seq" => seq = integer.unwrap_or(-1),
+                "format_version" => {
+                    version = integer.and_then(|v| i32::try_from(v).ok()).unwrap_or(-1);
+                }
+                other => {
+                    if let Some(index) = FLOAT_FIELDS.iter().position(|name| *name == other) {
+                        floats[index] = float;
+                    }
+                }
+            }
+        }
+        RowFields::from_columns(seq, floats, version)
+    }
+
+    /// The newest rows of one vehicle before a timestamp (bound: vehicle, timestamp), at most
+    /// `limit`: the timestamp, then the compared columns.
+    pub fn select_before(&self, keyspace: &str, limit: usize) -> String {
+        let columns: Vec<&str> = self.values.iter().map(|(_, c, _)| c.as_str()).collect();
+        format!(
+            "SELECT {}, {} FROM {keyspace}.{} WHERE {} = ? AND {} < ? ORDER BY {} DESC LIMIT {limit}",
+            self.timestamp,
+            columns.join(", "),
+            self.table,
+            self.vehicle,
+            self.timestamp,
+            self.timestamp
+        )
+    }
+
+    /// Writes one row's vehicle, timestamp and compared columns (bound: [`TableLayout::row`]);
+    /// columns it does not name keep what they hold.
+    pub fn upsert(&self, keyspace: &str) -> String {
+        let columns: Vec<&str> = self.values.iter().map(|(_, c, _)| c.as_str()).collect();
+        let marks = vec!["?"; columns.len() + 2];
+        format!(
+            "INSERT INTO {keyspace}.{} ({}, {}, {}) VALUES ({})",
+            self.table,
+            self.vehicle,
+            self.timestamp,
+            columns.join(", "),
+            marks.join(", ")
+        )
+    }
+
+    /// Removes one row (bound: vehicle, timestamp).
+    pub fn delete(&self, keyspace: &str) -> String {
+        format!(
+            "DELETE FROM {keyspace}.{} WHERE {} = ? AND {} = ?",
+            self.table, self.vehicle, self.timestamp
+        )
+    }
+
+    /// The values [`TableLayout::upsert`] binds, each in its column's type (an integer out of
+    /// an `int` column's range is stored as its largest value).
+    pub fn row(&self, vehicle_id: &str, timestamp_ms: i64, fields: &RowFields) -> Vec<CqlValue> {
+        let mut row = vec![
+            CqlValue::Text(vehicle_id.to_string()),
+            CqlValue::Timestamp(CqlTimestamp(timestamp_ms)),
+        ];
+        let float = |field: &str| fields.float(field).unwrap_or(f64::NAN);
+        for (field, _, column_type) in &self.values {
+            let integer = match *field {
+                "seq" => Some(fields.seq),
+                "format_version" => Some(u64::from(fields.format_version)),
+                _ => None,
+            };
+            let value = match (integer, column_type) {
+                (Some(v), ColumnType::Int) => CqlValue::Int(i32::try_from(v).unwrap_or(i32::MAX)),
+                (Some(v), _) => CqlValue::BigInt(i64::try_from(v).unwrap_or(i64::MAX)),
+                (None, ColumnType::Float) => CqlValue::Float(float(field) as f32),
+                (None, _) => CqlValue::Double(float(field)),
+            };
+            row.push(value);
+        }
+        row
     }
 
     /// How many of the run's rows the table holds (a full scan; filtered to the window).

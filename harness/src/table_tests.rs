@@ -172,3 +172,59 @@ fn roadtests_table_is_created_as_it_always_was() {
          PRIMARY KEY ((vin), recorded_at)) WITH CLUSTERING ORDER BY (recorded_at DESC)"
     );
 }
+
+#[test]
+fn tamper_statements_name_the_users_columns() {
+    let (settings, columns) = readings();
+    let layout = TableLayout::check(&settings, &all_sent(), &columns).expect("a valid table");
+    assert_eq!(
+        layout.select_before("ks", 100),
+        "SELECT recorded_at, sequence, lat, lon, speed, temperature, humidity FROM ks.readings \
+         WHERE vin = ? AND recorded_at < ? ORDER BY recorded_at DESC LIMIT 100"
+    );
+    assert_eq!(
+        layout.upsert("ks"),
+        "INSERT INTO ks.readings (vin, recorded_at, sequence, lat, lon, speed, temperature, \
+         humidity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    assert_eq!(
+        layout.delete("ks"),
+        "DELETE FROM ks.readings WHERE vin = ? AND recorded_at = ?"
+    );
+}
+
+#[test]
+fn a_row_is_written_in_each_columns_type_and_reads_back_the_same() {
+    let (settings, columns) = readings();
+    let layout = TableLayout::check(&settings, &all_sent(), &columns).expect("a valid table");
+    let fields = RowFields::from_columns(7, [52.5, 13.4, 31.25, -2.5, 0.1], 1);
+    let row = layout.row("veh-0003", 1_767_225_600_123, &fields);
+    assert_eq!(
+        row,
+        vec![
+            CqlValue::Text("veh-0003".into()),
+            CqlValue::Timestamp(CqlTimestamp(1_767_225_600_123)),
+            CqlValue::Int(7),
+            CqlValue::Double(52.5),
+            CqlValue::Double(13.4),
+            CqlValue::Double(31.25),
+            CqlValue::Double(-2.5),
+            CqlValue::Float(0.1),
+        ]
+    );
+    let mut values = row.into_iter().skip(2).map(Some);
+    let read = layout.read_values(&mut values);
+    // format_version has no column: never compared, read as the value that cannot match.
+    let expected = RowFields {
+        humidity: f64::from(0.1_f32),
+        format_version: u32::MAX,
+        ..fields
+    };
+    assert_eq!(format!("{read:?}"), format!("{expected:?}"));
+    // A seq beyond an int column's range is stored as its largest value, never wrapped.
+    let big = RowFields {
+        seq: u64::from(u32::MAX),
+        ..fields
+    };
+    assert_eq!(layout.row("v", 0, &big)[2], CqlValue::Int(i32::MAX));
+}

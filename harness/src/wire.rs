@@ -226,6 +226,25 @@ impl RowFields {
             format_version: u32::try_from(format_version).unwrap_or(u32::MAX),
         }
     }
+
+    /// The double field named `field`; `None` for `seq`, `format_version` or a name that is no
+    /// field.
+    pub fn float(mut self, field: &str) -> Option<f64> {
+        self.float_mut(field).copied()
+    }
+
+    /// The double field named `field`, to change; `None` for `seq`, `format_version`
+    /// or a name that is no field.
+    pub fn float_mut(&mut self, field: &str) -> Option<&mut f64> {
+        match field {
+            "latitude" => Some(&mut self.latitude),
+            "longitude" => Some(&mut self.longitude),
+            "speed" => Some(&mut self.speed),
+            "temperature" => Some(&mut self.temperature),
+            "humidity" => Some(&mut self.humidity),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,23 @@ fn bad_tamper_faults() {
             "not supported for tamper",
         ],
     );
+    let path = variant(
+        "tamper-fixed-names",
+        "[fleet]",
+        &tamper("cassandra", "at_s = 1\nkind = \"change\"\nrows = 3"),
+    );
+    let text = std::fs::read_to_string(&path).expect("variant");
+    let fixed = text.replacen("[pipeline]\n", "[pipeline]\nfresh_names = false\n", 1);
+    assert_ne!(fixed, text, "smoke.toml has a [pipeline] table");
+    std::fs::write(&path, fixed).expect("write");
+    assert_rejected(
+        &path,
+        &[
+            "tamper-fixed-names.toml",
+            "faults[0].action",
+            "tamper needs fresh names",
+        ],
+    );
 }
 
 #[test]

@@ -19,8 +19,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::FleetPlan;
+use crate::scenario::FLOAT_FIELDS;
 use crate::scenario::{FaultAction, FaultSpec, Scenario, Service, TamperKind};
 use crate::seed::{SimRng, rng_for};
+use crate::table::Checked;
 use crate::wire::RowFields;
 use crate::wire::vehicle_id;
 
@@ -160,6 +162,7 @@ pub(crate) fn check_spec(spec: &FaultSpec) -> Result<(), (&'static str, String)>
 pub struct TamperDraw {
     plan: TamperPlan,
     rng: SimRng,
+    checked: Checked,
 }
 
 impl TamperDraw {
@@ -167,7 +170,15 @@ impl TamperDraw {
         TamperDraw {
             plan,
             rng: rng_for(seed, "tamper", plan.entry as u64),
+            checked: Checked::ALL,
         }
+    }
+
+    /// Changes only the fields verification compares in `checked` (a table of the user's own
+    /// may hold fewer), by the smallest step its column holds; [`Checked::ALL`] by default.
+    pub fn changing(mut self, checked: Checked) -> TamperDraw {
+        self.checked = checked;
+        self
     }
 
     /// The fault's plan.
@@ -218,16 +229,28 @@ impl TamperDraw {
 
     fn change(&mut self, candidates: Vec<Candidate>) -> Vec<(TamperOp, TamperRecord)> {
         let chosen = self.pick(candidates);
+        let checked = self.checked;
+        let fields: Vec<&'static str> = Checked::FIELDS
+            .into_iter()
+            .filter(|field| checked.checks(field))
+            .collect();
+        let doubles: Vec<&'static str> = FLOAT_FIELDS
+            .into_iter()
+            .filter(|field| checked.checks(field))
+            .collect();
         let mut done = Vec::with_capacity(chosen.len());
         for (index, row) in chosen.into_iter().enumerate() {
             // The first change is to a double: the smallest change verification must catch.
-            let field = if index == 0 {
-                1 + self.rng.below(5) as usize
+            let among = if index == 0 && !doubles.is_empty() {
+                &doubles
             } else {
-                self.rng.below(7) as usize
+                &fields
             };
-            let (name, fields) = nudge(row.fields, field);
-            let record = self.record(&row, TamperKind::Change, Some(name));
+            let Some(&field) = among.get(self.rng.below(among.len() as u64) as usize) else {
+                break;
+            };
+            let fields = nudge(row.fields, field, checked.single(field));
+            let record = self.record(&row, TamperKind::Change, Some(field));
             done.push((TamperOp::Write(Candidate { fields, ..row }), record));
         }
         done
@@ -323,41 +346,23 @@ fn partial_shuffle<T>(rng: &mut SimRng, items: &mut [T], wanted: usize) {
     }
 }
 
-/// The smallest change of field `field` (0 seq, 1..=5 the doubles, 6 format_version): one ulp
-/// for a double, 1 for an integer. Returns the field's name as verification reports it.
-fn nudge(mut fields: RowFields, field: usize) -> (&'static str, RowFields) {
-    let ulp = |value: f64| f64::from_bits(value.to_bits() + 1);
-    let name = match field {
-        0 => {
-            fields.seq += 1;
-            "seq"
-        }
-        1 => {
-            fields.latitude = ulp(fields.latitude);
-            "latitude"
-        }
-        2 => {
-            fields.longitude = ulp(fields.longitude);
-            "longitude"
-        }
-        3 => {
-            fields.speed = ulp(fields.speed);
-            "speed"
-        }
-        4 => {
-            fields.temperature = ulp(fields.temperature);
-            "temperature"
-        }
-        5 => {
-            fields.humidity = ulp(fields.humidity);
-            "humidity"
-        }
+/// The smallest change of `field`: 1 for an integer, one ulp for a double (of its single
+/// precision value when the column is a `float`, so the change survives the column).
+fn nudge(mut fields: RowFields, field: &str, single: bool) -> RowFields {
+    match field {
+        "seq" => fields.seq += 1,
+        "format_version" => fields.format_version += 1,
         _ => {
-            fields.format_version += 1;
-            "format_version"
+            if let Some(value) = fields.float_mut(field) {
+                *value = if single {
+                    f64::from(f32::from_bits((*value as f32).to_bits() + 1))
+                } else {
+                    f64::from_bits(value.to_bits() + 1)
+                };
+            }
         }
-    };
-    (name, fields)
+    }
+    fields
 }
 
 #[cfg(test)]

@@ -94,17 +94,11 @@ fn changes_are_the_smallest_and_only_before_the_trigger() {
         if index == 0 {
             assert!(!matches!(field, "seq" | "format_version"), "{field}");
         }
-        let (name, nudged) = nudge(old.fields, field_index(field));
-        assert_eq!((name, nudged), (field, row.fields));
+        assert_eq!(nudge(old.fields, field, false), row.fields);
         assert_ne!(old.fields, row.fields);
     }
     let ulp = f64::from_bits(1.5f64.to_bits() + 1);
     assert_eq!(ulp - 1.5, f64::EPSILON, "one ulp above 1.5");
-}
-
-fn field_index(name: &str) -> usize {
-    let names = crate::scenario::VALUE_FIELDS;
-    names.iter().position(|n| *n == name).unwrap()
 }
 
 #[test]
@@ -226,9 +220,8 @@ fn each_field_is_nudged_alone_by_the_smallest_step_upwards() {
     let fleet = FleetPlan::from_scenario(&scenario);
     let base = RowFields::of_event(&fleet.vehicle(0).next().expect("an event"));
     let up = |value: f64| f64::from_bits(value.to_bits() + 1);
-    for index in 0..7 {
-        let (name, nudged) = nudge(base, index);
-        assert_eq!(field_index(name), index, "{name}");
+    for name in crate::scenario::VALUE_FIELDS {
+        let nudged = nudge(base, name, false);
         let mut expected = base;
         match name {
             "seq" => expected.seq += 1,
@@ -241,6 +234,96 @@ fn each_field_is_nudged_alone_by_the_smallest_step_upwards() {
         }
         // Bit for bit: every other field as it was.
         assert_eq!(format!("{nudged:?}"), format!("{expected:?}"), "{name}");
+    }
+}
+
+#[test]
+fn a_float_column_is_nudged_by_one_single_precision_step() {
+    for value in [52.520_008_123_456_78, -13.404_954_1, 0.0, -0.0, 1e-3] {
+        let fields = RowFields {
+            humidity: value,
+            ..RowFields::from_columns(1, [0.0; 5], 1)
+        };
+        let stored = f64::from(value as f32);
+        let nudged = nudge(fields, "humidity", true).humidity;
+        // What a float column holds after the change: exactly the nudged value, one step away
+        // from what it held, so verification (which rounds the sent value the same way) sees it.
+        assert_eq!(
+            f64::from(nudged as f32).to_bits(),
+            nudged.to_bits(),
+            "{value}"
+        );
+        assert_ne!(
+            (nudged as f32).to_bits(),
+            stored.to_bits() as u32,
+            "{value}"
+        );
+        assert_eq!(
+            (nudged as f32).to_bits(),
+            (value as f32).to_bits() + 1,
+            "{value}"
+        );
+    }
+}
+
+/// `rows` changes of the unit scenario's candidates, comparing what `settings` sends.
+fn changes_sending(
+    settings: &crate::scenario::RecordSettings,
+    rows: u32,
+) -> Vec<(TamperOp, TamperRecord)> {
+    let scenario = scenario("").unwrap();
+    let fleet = FleetPlan::from_scenario(&scenario);
+    let plan = TamperPlan {
+        rows,
+        ..plans(&scenario)[0]
+    };
+    let checked = Checked::of(&crate::wire::RecordFormat::new(settings));
+    let mut draw = TamperDraw::new(scenario.seed, plan).changing(checked);
+    let vehicles = draw.vehicles(fleet.vehicle_count);
+    let rows = candidates(&fleet, &vehicles);
+    draw.choose(rows, &fleet, &vehicles, &BTreeSet::new())
+}
+
+#[test]
+fn a_change_alters_only_fields_the_table_holds_and_first_a_double() {
+    let settings = crate::scenario::RecordSettings {
+        format_version: false,
+        latitude: String::new(),
+        ..crate::scenario::RecordSettings::default()
+    };
+    let changes = changes_sending(&settings, 200);
+    let fields: BTreeSet<&str> = changes
+        .iter()
+        .filter_map(|(_, record)| record.field.as_deref())
+        .collect();
+    let expected = ["humidity", "longitude", "seq", "speed", "temperature"];
+    assert_eq!(
+        fields,
+        BTreeSet::from(expected),
+        "each compared field, no other"
+    );
+    let first = changes[0].1.field.as_deref();
+    assert!(matches!(
+        first,
+        Some("humidity" | "longitude" | "speed" | "temperature")
+    ));
+}
+
+#[test]
+fn a_change_with_no_double_compared_alters_an_integer() {
+    let settings = crate::scenario::RecordSettings {
+        latitude: String::new(),
+        longitude: String::new(),
+        speed: String::new(),
+        temperature: String::new(),
+        humidity: String::new(),
+        ..crate::scenario::RecordSettings::default()
+    };
+    let changes = changes_sending(&settings, 5);
+    assert_eq!(changes.len(), 5);
+    for (_, record) in changes {
+        let field = record.field.as_deref();
+        assert!(matches!(field, Some("seq" | "format_version")), "{field:?}");
     }
 }
 

@@ -514,7 +514,7 @@ async fn collect(
     let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?);
     let keyspace = &prepared.names.keyspace;
     // Tamper faults act now: nothing writes any more, so the rows they touch stay as they left them.
-    let tampered = tamper::tamper(&session, keyspace, scenario, &driven.plan).await?;
+    let tampered = tamper::tamper(&session, keyspace, layout, scenario, &driven.plan).await?;
     let verified = verify(
         Arc::clone(&session),
         keyspace,

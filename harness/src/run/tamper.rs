@@ -1,19 +1,19 @@
-//! Tamper faults on the real database: after the drain and the consumer's stop, roadtest changes, deletes or inserts the seeded rows through its own CQL session, before verification.
+//! Tamper faults on the real database: after the drain and the consumer's stop, roadtest changes, deletes or inserts the seeded rows through its own CQL session and the table's layout (roadtest's table or the user's own), before verification.
 
 use std::collections::BTreeSet;
 
 use futures_util::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, CqlValue, Row};
 
-use crate::clients::{ClientError, cql};
+use crate::clients::ClientError;
 use crate::faults::tamper::{
     Candidate, ROWS_PER_VEHICLE, TamperDraw, TamperOp, TamperRecord, plans,
 };
 use crate::fleet::FleetPlan;
 use crate::scenario::Scenario;
-use crate::wire::RowFields;
+use crate::table::{Checked, TableLayout};
 use crate::wire::vehicle_id;
 
 /// The statements a tamper fault uses.
@@ -23,14 +23,13 @@ struct Statements {
     delete: PreparedStatement,
 }
 
-/// A row as the candidate query reads it.
-type Row = (CqlTimestamp, i64, f64, f64, f64, f64, f64, i32);
-
-/// Carries out the scenario's tamper faults on `keyspace.telemetry`, in the file's order; returns
-/// what they did. Call when no consumer writes any more.
+/// Carries out the scenario's tamper faults on the table `layout` describes, in the file's
+/// order, through its columns (only fields verification compares are changed); returns what
+/// they did. Call when no consumer writes any more.
 pub async fn tamper(
     session: &Session,
     keyspace: &str,
+    layout: &TableLayout,
     scenario: &Scenario,
     fleet: &FleetPlan,
 ) -> Result<Vec<TamperRecord>, ClientError> {
@@ -38,19 +37,20 @@ pub async fn tamper(
     if plans.is_empty() {
         return Ok(Vec::new());
     }
-    let statements = prepare(session, keyspace).await?;
+    let statements = prepare(session, keyspace, layout).await?;
     let mut touched = BTreeSet::new();
     let mut records = Vec::new();
     for plan in plans {
-        let mut draw = TamperDraw::new(scenario.seed, plan);
+        let mut draw = TamperDraw::new(scenario.seed, plan).changing(Checked::of_layout(layout));
         let vehicles = draw.vehicles(fleet.vehicle_count);
         let mut candidates = Vec::new();
         for &vehicle in &vehicles {
-            candidates.extend(read(session, &statements, vehicle, plan.before_ms).await?);
+            let rows = read(session, &statements, layout, vehicle, plan.before_ms).await?;
+            candidates.extend(rows);
         }
         for (op, record) in draw.choose(candidates, fleet, &vehicles, &touched) {
             touched.insert(op.key());
-            apply(session, &statements, op).await?;
+            apply(session, &statements, layout, op).await?;
             records.push(record);
         }
         tracing::info!(entry = plan.entry, kind = ?plan.kind, rows = records.len(), "tampered");
@@ -58,15 +58,15 @@ pub async fn tamper(
     Ok(records)
 }
 
-async fn prepare(session: &Session, keyspace: &str) -> Result<Statements, ClientError> {
+async fn prepare(
+    session: &Session,
+    keyspace: &str,
+    layout: &TableLayout,
+) -> Result<Statements, ClientError> {
     let texts = [
-        format!(
-            "SELECT timestamp, seq, latitude, longitude, speed, temperature, humidity, \
-             format_version FROM {keyspace}.telemetry WHERE vehicle_id = ? AND timestamp < ? \
-             LIMIT {ROWS_PER_VEHICLE}"
-        ),
-        cql::insert_statement(keyspace),
-        format!("DELETE FROM {keyspace}.telemetry WHERE vehicle_id = ? AND timestamp = ?"),
+        layout.select_before(keyspace, ROWS_PER_VEHICLE),
+        layout.upsert(keyspace),
+        layout.delete(keyspace),
     ];
     let mut prepared = Vec::with_capacity(texts.len());
     for text in texts {
@@ -85,10 +85,11 @@ async fn prepare(session: &Session, keyspace: &str) -> Result<Statements, Client
     })
 }
 
-/// The newest stored rows of `vehicle` before `before_ms` (the clustering order is newest first).
+/// The newest stored rows of `vehicle` before `before_ms`.
 async fn read(
     session: &Session,
     statements: &Statements,
+    layout: &TableLayout,
     vehicle: u32,
     before_ms: i64,
 ) -> Result<Vec<Candidate>, ClientError> {
@@ -107,18 +108,18 @@ async fn read(
         .try_collect()
         .await
         .map_err(|e| error(&what, e))?;
-    let candidate =
-        |(timestamp, seq, latitude, longitude, speed, temperature, humidity, version): Row| {
-            Candidate {
-                vehicle,
-                timestamp_ms: timestamp.0,
-                fields: RowFields::from_columns(
-                    seq,
-                    [latitude, longitude, speed, temperature, humidity],
-                    version,
-                ),
-            }
+    let candidate = |row: Row| {
+        let mut columns = row.columns.into_iter();
+        let timestamp_ms = match columns.next().flatten() {
+            Some(CqlValue::Timestamp(timestamp)) => timestamp.0,
+            _ => i64::MAX,
         };
+        Candidate {
+            vehicle,
+            timestamp_ms,
+            fields: layout.read_values(&mut columns),
+        }
+    };
     Ok(rows.into_iter().map(candidate).collect())
 }
 
@@ -126,23 +127,13 @@ async fn read(
 async fn apply(
     session: &Session,
     statements: &Statements,
+    layout: &TableLayout,
     op: TamperOp,
 ) -> Result<(), ClientError> {
     match op {
         TamperOp::Write(row) => {
             let id = vehicle_id(row.vehicle);
-            let fields = row.fields;
-            let values = (
-                id.as_str(),
-                CqlTimestamp(row.timestamp_ms),
-                i64::try_from(fields.seq).unwrap_or(i64::MAX),
-                fields.latitude,
-                fields.longitude,
-                fields.speed,
-                fields.temperature,
-                fields.humidity,
-                i32::try_from(fields.format_version).unwrap_or(i32::MAX),
-            );
+            let values = layout.row(&id, row.timestamp_ms, &row.fields);
             session
                 .execute_unpaged(&statements.write, values)
                 .await

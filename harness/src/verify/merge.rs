@@ -16,59 +16,8 @@ use serde_json::Value;
 
 use super::VerifyOutcome;
 use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy};
-use crate::table::{ColumnType, TableLayout};
-use crate::wire::{Event, FORMAT_VERSION, RecordFormat, RowFields};
-
-/// Which of a row's fields the merge compares: those the message carries and the table has a
-/// column for (vehicle and timestamp always: they find the row); and which columns are `float`,
-/// holding the sent double rounded to single precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checked {
-    compared: [bool; 7],
-    single: [bool; 7],
-}
-
-impl Checked {
-    /// The fields in the order [`Checked`] holds them.
-    pub const FIELDS: [&'static str; 7] = crate::scenario::VALUE_FIELDS;
-    /// Every field, exactly (roadtest's record into roadtest's table).
-    pub const ALL: Checked = Checked {
-        compared: [true; 7],
-        single: [false; 7],
-    };
-
-    /// The fields `format` sends (into columns that hold them exactly).
-    pub fn of(format: &RecordFormat) -> Checked {
-        Checked {
-            compared: Checked::FIELDS.map(|field| format.sends(field)),
-            single: [false; 7],
-        }
-    }
-
-    /// The fields a table layout reads, `float` columns compared in single precision.
-    pub fn of_layout(layout: &TableLayout) -> Checked {
-        let column = |field: &str| layout.values.iter().find(|(name, _, _)| *name == field);
-        Checked {
-            compared: Checked::FIELDS.map(|field| column(field).is_some()),
-            single: Checked::FIELDS
-                .map(|field| column(field).is_some_and(|(_, _, kind)| *kind == ColumnType::Float)),
-        }
-    }
-
-    fn index(field: &str) -> Option<usize> {
-        Checked::FIELDS.iter().position(|name| *name == field)
-    }
-
-    /// Whether `field` (one of [`Checked::FIELDS`]) is compared.
-    pub fn checks(self, field: &str) -> bool {
-        Checked::index(field).is_some_and(|index| self.compared[index])
-    }
-
-    /// Whether `field` is stored in single precision.
-    pub fn single(self, field: &str) -> bool {
-        Checked::index(field).is_some_and(|index| self.single[index])
-    }
-}
+use crate::table::Checked;
+use crate::wire::{Event, FORMAT_VERSION, RowFields};
 
 /// One stored row of a vehicle, as the merge reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::measure::{IntervalSummary, LatencySummary};
+use crate::scenario::FLOAT_FIELDS;
 
 /// Scenario time zero of the tests.
 const START_MS: i64 = 1_700_000_000_000;
@@ -244,8 +245,6 @@ fn float_fields_named(outcome: &VerifyOutcome) -> Vec<&str> {
         .map(|d| d.field.as_str())
         .collect()
 }
-
-const FLOAT_FIELDS: [&str; 5] = ["latitude", "longitude", "speed", "temperature", "humidity"];
 
 #[test]
 fn negative_zero_against_zero_is_corrupt() {

@@ -25,8 +25,9 @@ use crate::report::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
 use crate::table::TableLayout;
 use crate::wire::{Event, vehicle_id};
 
+pub use crate::table::Checked;
 pub use crate::wire::RowFields;
-pub use merge::{Checked, FoundRow, Timeline, VehicleMerge};
+pub use merge::{FoundRow, Timeline, VehicleMerge};
 
 /// Vehicles verified at once.
 const VEHICLES_IN_FLIGHT: usize = 16;
@@ -249,50 +250,22 @@ async fn verify_strangers(
 }
 
 /// A row as the merge reads it, by the layout's columns (timestamp, the compared fields, the
-/// write time): values out of range or null become ones that cannot match (a negative or null
-/// `seq` or `format_version` becomes the largest, a null float NaN; fields not read are never
-/// compared), a write time before the run's start (or none) 0.
+/// write time, values read by [`TableLayout::read_values`]): a write time before the run's start
+/// (or none) is 0.
 fn found_row(row: Row, layout: &TableLayout, clock: &RunClock) -> FoundRow {
     let mut columns = row.columns.into_iter();
     let timestamp_ms = match columns.next().flatten() {
         Some(CqlValue::Timestamp(timestamp)) => timestamp.0,
         _ => i64::MIN,
     };
-    let (mut seq, mut floats, mut version) = (-1_i64, [f64::NAN; 5], -1_i32);
-    for (field, _, _) in &layout.values {
-        let value = columns.next().flatten();
-        let integer = match value {
-            Some(CqlValue::Int(v)) => Some(i64::from(v)),
-            Some(CqlValue::BigInt(v)) => Some(v),
-            _ => None,
-        };
-        let float = match value {
-            Some(CqlValue::Double(v)) => v,
-            Some(CqlValue::Float(v)) => f64::from(v),
-            _ => f64::NAN,
-        };
-        match *field {
-            "seq" => seq = integer.unwrap_or(-1),
-            "format_version" => {
-                version = integer.and_then(|v| i32::try_from(v).ok()).unwrap_or(-1);
-            }
-            other => {
-                let index = ["latitude", "longitude", "speed", "temperature", "humidity"]
-                    .iter()
-                    .position(|name| *name == other);
-                if let Some(index) = index {
-                    floats[index] = float;
-                }
-            }
-        }
-    }
+    let fields = layout.read_values(&mut columns);
     let write_us = match columns.next().flatten() {
         Some(CqlValue::BigInt(us)) => us,
         _ => 0,
     };
     FoundRow {
         timestamp_ms,
-        fields: RowFields::from_columns(seq, floats, version),
+        fields,
         written_us: u64::try_from(write_us)
             .unwrap_or(0)
             .saturating_sub(clock.start_epoch_us),
