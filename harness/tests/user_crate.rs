@@ -1,8 +1,10 @@
 //! roadtest from a user's own crate: a fresh crate outside this workspace, with roadtest as a path
 //! dev-dependency and the README's `cargo test` example pasted in verbatim (read from the README,
-//! so the two cannot drift), is built and run twice: on the local services with `roadtest` on
-//! `PATH`, and with nothing installed (simulated). Needs the services installed
-//! (`roadtest services install`); fails, never skips, without them.
+//! so the two cannot drift), is built and run three times, each time on the default target: with
+//! Docker and the images (containers), without Docker on the local services with `roadtest` on
+//! `PATH`, and with nothing installed (simulated). Needs the services installed (`roadtest
+//! services install`), a Docker daemon and the images (`ci/docker up`, `ci/images build`); fails,
+//! never skips, without them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -56,26 +58,38 @@ fn user_crate(dir: &Path) {
     std::fs::copy(repo().join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
 }
 
+/// Where the user's machine has Docker: the daemon this machine has, or none.
+#[derive(Clone, Copy)]
+enum Docker {
+    Here,
+    Nowhere,
+}
+
 /// `cargo test` in the user's crate, with `home` as ROADTEST_HOME and `path` as PATH.
-fn cargo_test(dir: &Path, home: &Path, path: &str) -> Output {
+fn cargo_test(dir: &Path, home: &Path, path: &str, docker: Docker) -> Output {
     let target = roadtest::targets::local::roadtest_home().join("user-crate-target");
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
         .args(["test", "--offline", "--quiet", "--", "--nocapture"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
         .env("ROADTEST_HOME", home)
         .env("PATH", path)
         .env_remove("ROADTEST_BIN")
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("cargo runs")
+        .env_remove("ROADTEST_KAFKA_IMAGE")
+        .env_remove("ROADTEST_CASSANDRA_IMAGE");
+    match docker {
+        Docker::Here => command.env_remove("DOCKER_HOST"),
+        Docker::Nowhere => command.env("DOCKER_HOST", "unix:///nonexistent/roadtest/docker.sock"),
+    };
+    command.output().expect("cargo runs")
 }
 
-/// Runs the user's test with `home` and `path`; it must pass, and its run must say it went to
-/// `target`.
-fn passes_on(dir: &Path, home: &Path, path: &str, target: &str) {
+/// Runs the user's test with `home`, `path` and `docker`; it must pass, and its run must say it
+/// went to `target`.
+fn passes_on(dir: &Path, home: &Path, path: &str, docker: Docker, target: &str) {
     let started = Instant::now();
-    let output = cargo_test(dir, home, path);
+    let output = cargo_test(dir, home, path, docker);
     eprintln!(
         "user crate: {target} run (with any build) in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -99,11 +113,16 @@ fn text(output: &Output) -> String {
 }
 
 #[test]
-fn the_readme_example_passes_in_a_fresh_crate_on_the_local_services_and_simulated() {
+fn the_readme_example_passes_in_a_fresh_crate_on_containers_local_services_and_simulated() {
     let home = roadtest::targets::local::roadtest_home();
     assert!(
         home.join("bin/tansu").exists() && home.join("bin/cassandra-node").exists(),
         "the local services are not installed under {}; run `roadtest services install`",
+        home.display()
+    );
+    assert!(
+        home.join("images.env").exists(),
+        "no images.env under {}: run `ci/docker up` and `ci/images build`",
         home.display()
     );
     let dir = std::env::temp_dir().join(format!("roadtest-user-crate-{}", std::process::id()));
@@ -115,8 +134,13 @@ fn the_readme_example_passes_in_a_fresh_crate_on_the_local_services_and_simulate
     let system_path = std::env::var("PATH").unwrap_or_default();
     let with_roadtest = format!("{}:{system_path}", binary_dir.display());
 
-    passes_on(&dir, &home, &with_roadtest, "local");
+    // Docker with the images (ROADTEST_HOME's images.env names roadtest's local ones): the
+    // default target is containers.
+    passes_on(&dir, &home, &with_roadtest, Docker::Here, "containers");
+    // No Docker: the local services.
+    passes_on(&dir, &home, &with_roadtest, Docker::Nowhere, "local");
     // Nothing installed and no roadtest on PATH: the same test passes, simulated, and says why.
-    passes_on(&dir, &dir.join("empty-home"), &system_path, "sim");
+    let empty = dir.join("empty-home");
+    passes_on(&dir, &empty, &system_path, Docker::Nowhere, "sim");
     let _ = std::fs::remove_dir_all(&dir);
 }

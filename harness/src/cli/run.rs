@@ -8,7 +8,7 @@ use super::{EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_log
 use crate::Scenario;
 use crate::shutdown::termination;
 use crate::targets::TargetKind;
-use crate::targets::containers::{choose_target, docker_ping, local_installed};
+use crate::targets::containers::{choose_target, docker_ping, images_available, local_installed};
 
 /// `--target`: where the pipeline runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -126,7 +126,7 @@ fn choose(target: Option<TargetArg>, external_flags: bool) -> (Destination, Opti
             Destination::Real(TargetKind::External),
             Some("--kafka-bootstrap / --cql-contact given: the clusters there".into()),
         ),
-        None => match choose_target(None, docker_ping, local_installed()) {
+        None => match choose_target(None, docker_ping, images_available, local_installed()) {
             Ok((kind, why)) => (Destination::Real(kind), Some(why)),
             Err(error) => (
                 Destination::Sim,

@@ -2,7 +2,7 @@
 
 use super::{RunError, RunOptions};
 use crate::Scenario;
-use crate::targets::containers::{docker_ping, local_installed};
+use crate::targets::containers::{docker_ping, images_available, local_installed};
 use crate::targets::{StartSettings, Target, TargetKind};
 
 /// Picks the target: the one asked for, else the default; says which and why on stderr.
@@ -17,7 +17,12 @@ pub(super) async fn choose_target(options: &RunOptions) -> Result<Option<TargetK
         }
         None => {
             let choice = tokio::task::spawn_blocking(|| {
-                crate::targets::containers::choose_target(None, docker_ping, local_installed())
+                crate::targets::containers::choose_target(
+                    None,
+                    docker_ping,
+                    images_available,
+                    local_installed(),
+                )
             })
             .await
             .map_err(|e| RunError::Producer(e.to_string()))?;

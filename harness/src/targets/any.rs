@@ -135,7 +135,10 @@ impl Target {
 
     /// What this target can do.
     pub fn capabilities(&self) -> Capabilities {
-        Capabilities::of(self.kind())
+        match &self.running {
+            Running::Containers(target) => target.capabilities(),
+            _ => Capabilities::of(self.kind()),
+        }
     }
 
     /// Creates the run's topics `(name, partitions)` with the target's replication, waiting up

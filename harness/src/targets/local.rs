@@ -414,39 +414,10 @@ impl LocalTarget {
             Role::Cassandra => CASSANDRA_READY,
             Role::CqlBridge | Role::Consumer => BRIDGE_READY,
         };
-        let mut backoff = Duration::from_millis(20);
-        loop {
-            let process = self.process(role)?;
-            if let Some(status) = process.exited() {
-                return Err(TargetError::Exited {
-                    role,
-                    status: status.to_string(),
-                    log: process.log_path().to_path_buf(),
-                    tail: process.log_tail(20),
-                });
-            }
-            let attempt = tokio::time::timeout(
-                Duration::from_millis(500),
-                tokio::net::TcpStream::connect(address),
-            )
-            .await;
-            if let Ok(Ok(_)) = attempt {
-                self.ready_after.insert(role, started.elapsed());
-                return Ok(());
-            }
-            if started.elapsed() >= deadline {
-                let process = self.process(role)?;
-                return Err(TargetError::NotReady {
-                    role,
-                    address,
-                    waited: started.elapsed(),
-                    log: process.log_path().to_path_buf(),
-                    tail: process.log_tail(20),
-                });
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 3 / 2).min(Duration::from_millis(500));
-        }
+        let process = self.process(role)?;
+        super::process::wait_accepting(process, role, address, started, deadline).await?;
+        self.ready_after.insert(role, started.elapsed());
+        Ok(())
     }
 }
 

@@ -6,12 +6,15 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use super::{Role, TargetError};
 
 /// How to start one service process.
 #[derive(Debug, Clone)]
@@ -150,6 +153,47 @@ impl ServiceProcess {
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Waits until `process` (the `role`) accepts TCP connections at `address`, retrying quietly
+/// with backoff; fails when it exits, or when `deadline` has passed since `started`.
+pub async fn wait_accepting(
+    process: &mut ServiceProcess,
+    role: Role,
+    address: SocketAddr,
+    started: Instant,
+    deadline: Duration,
+) -> Result<(), TargetError> {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        if let Some(status) = process.exited() {
+            return Err(TargetError::Exited {
+                role,
+                status: status.to_string(),
+                log: process.log_path().to_path_buf(),
+                tail: process.log_tail(20),
+            });
+        }
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await;
+        if let Ok(Ok(_)) = attempt {
+            return Ok(());
+        }
+        if started.elapsed() >= deadline {
+            return Err(TargetError::NotReady {
+                role,
+                address,
+                waited: started.elapsed(),
+                log: process.log_path().to_path_buf(),
+                tail: process.log_tail(20),
+            });
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 3 / 2).min(Duration::from_millis(500));
     }
 }
 

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use testcontainers::bollard::Docker;
 
+use super::options::ContainersOptions;
+use super::readiness::pull_if_missing;
+use crate::targets::Role;
+
 /// How long the Docker daemon has to answer the ping that picks the default target.
 pub const DOCKER_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -62,6 +66,13 @@ pub enum TargetChoiceError {
          start Docker and use --target containers"
     )]
     LocalNotInstalled,
+    /// No `--target`, a daemon, but an image that cannot be had, and no local services.
+    #[error(
+        "no target can run the pipeline: Docker answered, but {reason}; and the local services \
+         are not installed (no bin/tansu under ROADTEST_HOME, default ~/.cache/roadtest): run \
+         `roadtest services install` for --target local"
+    )]
+    NoImages { reason: String },
     /// No `--target`, no daemon and no local services.
     #[error(
         "no target can run the pipeline: no Docker daemon answered ({docker}), and the local \
@@ -79,10 +90,12 @@ pub enum TargetChoiceError {
 /// - `requested` = `Some(Local)`: local if installed (Docker is not asked), else an error.
 /// - `requested` = `Some(External)`: external (its flags are checked by the caller).
 /// - `requested` = `None`: containers when the daemon answers the ping (given
-///   [`DOCKER_PING_TIMEOUT`]), else local when installed, else an error naming both.
+///   [`DOCKER_PING_TIMEOUT`]) and `images` says the containers' images are here (or pulled), else
+///   local when installed, else an error naming what is missing.
 pub fn choose_target(
     requested: Option<TargetKind>,
     docker_ping: impl FnOnce(Duration) -> Result<(), String>,
+    images: impl FnOnce() -> Result<(), String>,
     local_installed: bool,
 ) -> Result<(TargetKind, String), TargetChoiceError> {
     match requested {
@@ -102,11 +115,18 @@ pub fn choose_target(
             )),
             Err(reason) => Err(TargetChoiceError::DockerUnavailable { reason }),
         },
-        None => match docker_ping(DOCKER_PING_TIMEOUT) {
-            Ok(()) => Ok((
+        None => match docker_ping(DOCKER_PING_TIMEOUT).map(|()| images()) {
+            Ok(Ok(())) => Ok((
                 TargetKind::Containers,
-                "default: a Docker daemon answered, so the services run in containers".to_string(),
+                "default: a Docker daemon answered and the images are here, so the services run \
+                 in containers"
+                    .to_string(),
             )),
+            Ok(Err(reason)) if local_installed => Ok((
+                TargetKind::Local,
+                format!("default: Docker answered, but {reason}; the local services are installed"),
+            )),
+            Ok(Err(reason)) => Err(TargetChoiceError::NoImages { reason }),
             Err(reason) if local_installed => Ok((
                 TargetKind::Local,
                 format!(
@@ -165,21 +185,52 @@ pub fn endpoint_from(
 }
 
 /// Pings the Docker daemon at [`docker_endpoint`] within `timeout`. Blocking; callable from
-/// anywhere, inside a tokio runtime or not (it runs on its own thread and runtime).
+/// anywhere, inside a tokio runtime or not.
 pub fn docker_ping(timeout: Duration) -> Result<(), String> {
     let endpoint = docker_endpoint();
+    on_own_runtime("roadtest-docker-ping", async move {
+        ping_endpoint(&endpoint, timeout).await
+    })
+}
+
+/// Whether the containers target's images ([`ContainersOptions::from_env`]) are on this host,
+/// pulling a missing one (bounded by the pull timeout); the error names the image and what to
+/// do. Blocking, like [`docker_ping`].
+pub fn images_available() -> Result<(), String> {
+    let options = ContainersOptions::from_env().map_err(|error| error.to_string())?;
+    let endpoint = docker_endpoint();
+    on_own_runtime("roadtest-docker-images", async move {
+        let docker = connect(&endpoint).map_err(|e| e.to_string())?;
+        for (role, image) in [
+            (Role::Broker, &options.kafka_image),
+            (Role::Cassandra, options.database_image()),
+        ] {
+            pull_if_missing(&docker, role, image, options.pull_timeout)
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `work` on a thread and a runtime of its own and waits for it, so that a blocking caller
+/// may be inside a tokio runtime or not.
+fn on_own_runtime(
+    name: &str,
+    work: impl Future<Output = Result<(), String>> + Send + 'static,
+) -> Result<(), String> {
     std::thread::Builder::new()
-        .name("roadtest-docker-ping".into())
+        .name(name.into())
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start a runtime to ping Docker: {e}"))?;
-            runtime.block_on(ping_endpoint(&endpoint, timeout))
+                .map_err(|e| format!("cannot start a runtime to ask Docker: {e}"))?;
+            runtime.block_on(work)
         })
-        .map_err(|e| format!("cannot start a thread to ping Docker: {e}"))?
+        .map_err(|e| format!("cannot start a thread to ask Docker: {e}"))?
         .join()
-        .map_err(|_| "the Docker ping panicked".to_string())?
+        .map_err(|_| "the question to Docker panicked".to_string())?
 }
 
 /// Pings the daemon at `endpoint` (`unix:///path`, `tcp://host:port`, `http://host:port`) within
@@ -228,18 +279,55 @@ mod tests {
         panic!("--target local must not ask Docker")
     }
 
+    fn images_here() -> Result<(), String> {
+        Ok(())
+    }
+
+    fn images_missing() -> Result<(), String> {
+        Err(
+            "the broker image apache/kafka-native:3.8.0 is not on this host and could not be \
+             pulled: no registry"
+                .into(),
+        )
+    }
+
+    fn never_asked() -> Result<(), String> {
+        panic!("the images are asked about only when Docker answers and no target was requested")
+    }
+
     #[test]
     fn default_is_containers_when_docker_answers() {
         for local_installed in [false, true] {
-            let (kind, why) = choose_target(None, docker_up, local_installed).expect("containers");
+            let (kind, why) =
+                choose_target(None, docker_up, images_here, local_installed).expect("containers");
             assert_eq!(kind, TargetKind::Containers);
             assert!(why.contains("Docker daemon answered"), "{why}");
         }
     }
 
     #[test]
+    fn default_falls_back_to_local_when_an_image_cannot_be_had_and_says_why() {
+        let (kind, why) = choose_target(None, docker_up, images_missing, true).expect("local");
+        assert_eq!(kind, TargetKind::Local);
+        assert!(
+            why.contains("Docker answered") && why.contains("apache/kafka-native:3.8.0"),
+            "{why}"
+        );
+        let error = choose_target(None, docker_up, images_missing, false).unwrap_err();
+        assert!(matches!(error, TargetChoiceError::NoImages { .. }));
+        let message = error.to_string();
+        for needed in ["apache/kafka-native:3.8.0", "roadtest services install"] {
+            assert!(message.contains(needed), "{needed} missing from: {message}");
+        }
+        // Asked for by name, the images are not checked here: starting names the missing one.
+        let (kind, _) =
+            choose_target(Some(TargetKind::Containers), docker_up, never_asked, true).expect("ok");
+        assert_eq!(kind, TargetKind::Containers);
+    }
+
+    #[test]
     fn default_falls_back_to_local_and_says_why() {
-        let (kind, why) = choose_target(None, docker_down, true).expect("local");
+        let (kind, why) = choose_target(None, docker_down, never_asked, true).expect("local");
         assert_eq!(kind, TargetKind::Local);
         assert!(
             why.contains("/var/run/docker.sock") && why.contains("installed"),
@@ -249,7 +337,7 @@ mod tests {
 
     #[test]
     fn default_without_docker_or_local_services_is_an_error_saying_what_to_do() {
-        let error = choose_target(None, docker_down, false).unwrap_err();
+        let error = choose_target(None, docker_down, never_asked, false).unwrap_err();
         assert!(matches!(error, TargetChoiceError::NothingAvailable { .. }));
         let message = error.to_string();
         for needed in [
@@ -264,9 +352,11 @@ mod tests {
 
     #[test]
     fn requested_containers_needs_docker() {
-        let (kind, _) = choose_target(Some(TargetKind::Containers), docker_up, false).expect("ok");
+        let (kind, _) =
+            choose_target(Some(TargetKind::Containers), docker_up, never_asked, false).expect("ok");
         assert_eq!(kind, TargetKind::Containers);
-        let error = choose_target(Some(TargetKind::Containers), docker_down, true).unwrap_err();
+        let error = choose_target(Some(TargetKind::Containers), docker_down, never_asked, true)
+            .unwrap_err();
         assert!(matches!(error, TargetChoiceError::DockerUnavailable { .. }));
         let message = error.to_string();
         for needed in [
@@ -283,10 +373,11 @@ mod tests {
     #[test]
     fn requested_local_never_pings_docker() {
         let (kind, why) =
-            choose_target(Some(TargetKind::Local), never_pinged, true).expect("local");
+            choose_target(Some(TargetKind::Local), never_pinged, never_asked, true).expect("local");
         assert_eq!(kind, TargetKind::Local);
         assert!(why.contains("--target local"), "{why}");
-        let error = choose_target(Some(TargetKind::Local), never_pinged, false).unwrap_err();
+        let error =
+            choose_target(Some(TargetKind::Local), never_pinged, never_asked, false).unwrap_err();
         assert_eq!(error, TargetChoiceError::LocalNotInstalled);
         assert!(error.to_string().contains("roadtest services install"));
     }
@@ -294,7 +385,8 @@ mod tests {
     #[test]
     fn requested_external_needs_neither_docker_nor_local_services() {
         let (kind, why) =
-            choose_target(Some(TargetKind::External), never_pinged, false).expect("external");
+            choose_target(Some(TargetKind::External), never_pinged, never_asked, false)
+                .expect("external");
         assert_eq!(kind, TargetKind::External);
         assert!(why.contains("--target external"), "{why}");
     }

@@ -38,18 +38,20 @@ use testcontainers::bollard::query_parameters::{
 use testcontainers::{ContainerAsync, GenericImage, TestcontainersError};
 
 pub use self::choice::{
-    DOCKER_PING_TIMEOUT, TargetChoiceError, TargetKind, choose_target, docker_ping, local_installed,
+    DOCKER_PING_TIMEOUT, TargetChoiceError, TargetKind, choose_target, docker_ping,
+    images_available, local_installed,
 };
 use self::docker::LogFollower;
 pub use self::docker::{ContainerUsage, UsageProbe};
-pub use self::options::{ContainersOptions, Database, ImageRef};
+pub use self::options::{ContainersOptions, Database, ImageRef, KafkaFamily};
 use self::readiness::{
     docker_error, is_not_modified, is_not_running, probe, start_service, wait_for_ready_line,
 };
 use self::spec::ContainerSpec;
 use super::consumer::{ConsumerLaunch, HostConsumer};
+use super::process::{ProcessSpec, ServiceProcess, wait_accepting};
 use super::proxy::{FaultProxy, NetworkCondition};
-use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
+use super::{Capabilities, Endpoints, Role, TargetError, free_port, fresh_run_dir};
 use crate::clients::unique_suffix;
 use crate::clients::{CqlConnection, KafkaConnection};
 
@@ -64,7 +66,7 @@ pub enum ContainersError {
     #[error("containers target setting {key}: {problem}")]
     Options { key: &'static str, problem: String },
     #[error(
-        "cannot pull {image} for the {role} within {waited:?}: {problem}; check the image name and tag and the network (or `docker pull {image}` by hand)"
+        "the {role} image {image} is not on this host and could not be pulled (after {waited:?}): {problem}; check the name, the tag and the network (`docker pull {image}`), or build roadtest's local images with `ci/images build` (it writes ROADTEST_KAFKA_IMAGE and ROADTEST_CASSANDRA_IMAGE to $ROADTEST_HOME/images.env, which this target reads)"
     )]
     Pull {
         role: Role,
@@ -119,6 +121,8 @@ pub struct ContainersTarget {
     docker: Docker,
     endpoints: Endpoints,
     services: BTreeMap<Role, Service>,
+    /// The CQL bridge on the host, in front of a database that speaks CQL v3 only.
+    bridge: Option<ServiceProcess>,
     consumer: HostConsumer,
     proxies: BTreeMap<Role, FaultProxy>,
     ready_after: BTreeMap<Role, Duration>,
@@ -139,21 +143,18 @@ impl ContainersTarget {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(work_dir_error)?;
-        let kafka_port = free_port().map_err(work_dir_error)?;
-        let cql_port = free_port().map_err(work_dir_error)?;
-        let localhost = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let broker_proxy =
-            FaultProxy::start("broker", localhost(0), localhost(kafka_port), options.seed)
-                .await
-                .map_err(TargetError::from)?;
-        let cassandra_proxy =
-            FaultProxy::start("cassandra", localhost(0), localhost(cql_port), options.seed)
-                .await
-                .map_err(TargetError::from)?;
-        let endpoints = Endpoints {
-            kafka: KafkaConnection::plaintext(broker_proxy.local_addr().to_string()),
-            cql: CqlConnection::plain(cassandra_proxy.local_addr()),
-            cql_direct: CqlConnection::plain(localhost(cql_port)),
+        let ports = HostPorts {
+            kafka: free_port().map_err(work_dir_error)?,
+            cql: free_port().map_err(work_dir_error)?,
+            bridge: match options.database_needs_bridge() {
+                true => Some(free_port().map_err(work_dir_error)?),
+                false => None,
+            },
+        };
+        let (broker_proxy, cassandra_proxy, endpoints) = front(&options, ports).await?;
+        let bridge = match ports.bridge {
+            Some(port) => Some(start_bridge(&options, &dir, port, ports.cql).await?),
+            None => None,
         };
         let run_id = unique_suffix();
         let owner_host = docker::host_name();
@@ -161,12 +162,17 @@ impl ContainersTarget {
         let kafka_spec = spec::kafka_spec(
             &options,
             &run_id,
-            kafka_port,
+            ports.kafka,
             broker_proxy.local_addr(),
             labels(Role::Broker),
         );
-        let database_spec =
-            spec::database_spec(&options, &run_id, cql_port, labels(Role::Cassandra));
+        let database_spec = spec::database_spec(
+            &options,
+            &run_id,
+            ports.cql,
+            ports.bridge,
+            labels(Role::Cassandra),
+        );
         let (broker, database) = tokio::join!(
             start_service(&docker, &options, &dir, kafka_spec),
             start_service(&docker, &options, &dir, database_spec),
@@ -180,6 +186,7 @@ impl ContainersTarget {
             docker,
             endpoints,
             services: BTreeMap::from([(Role::Broker, broker), (Role::Cassandra, database)]),
+            bridge,
             consumer,
             proxies: BTreeMap::from([
                 (Role::Broker, broker_proxy),
@@ -190,6 +197,17 @@ impl ContainersTarget {
                 (Role::Cassandra, database_ready),
             ]),
         })
+    }
+
+    /// What this target can do: with roadtest's Tansu image the broker keeps nothing across a
+    /// restart (memory storage) and takes no idempotent producer, as on the local target.
+    pub fn capabilities(&self) -> Capabilities {
+        let apache = self.options.kafka_family() != KafkaFamily::Tansu;
+        Capabilities {
+            broker_keeps_data: apache,
+            idempotent_producer: apache,
+            ..Capabilities::of(TargetKind::Containers)
+        }
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -226,9 +244,13 @@ impl ContainersTarget {
             );
         }
         if let Some(database) = self.services.get(&Role::Cassandra) {
+            let bridged = match self.bridge {
+                Some(_) => ", behind cql-bridge",
+                None => "",
+            };
             let detail = match self.options.database {
                 Database::Cassandra => format!(
-                    ", heap {} MB, commitlog_sync {}",
+                    ", heap {} MB, commitlog_sync {}{bridged}",
                     self.options.cassandra_heap_mb,
                     self.options.commitlog_sync.name()
                 ),
@@ -245,10 +267,17 @@ impl ContainersTarget {
         versions
     }
 
-    /// (name, pid) of the host processes of this target (the consumer, while it runs), for
-    /// /proc sampling; the containers are measured through [`ContainersTarget::usage_probe`].
+    /// (name, pid) of the host processes of this target (the consumer, while it runs; the CQL
+    /// bridge), for /proc sampling; the containers are measured through
+    /// [`ContainersTarget::usage_probe`].
     pub fn processes(&mut self) -> Vec<(String, u32)> {
-        self.consumer.processes()
+        let mut processes = self.consumer.processes();
+        if let Some(bridge) = &self.bridge
+            && let Some(pid) = bridge.pid()
+        {
+            processes.push((bridge.name().to_string(), pid));
+        }
+        processes
     }
 
     /// Samples memory and CPU of the containers (see [`UsageProbe::sample`]).
@@ -397,7 +426,7 @@ impl ContainersTarget {
         let remaining = deadline
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(5));
-        probe(role, service.spec.host_address(), remaining)
+        probe(role, service.spec.client_address, remaining)
             .await
             .map_err(|error| not_ready(error.to_string()))?;
         let elapsed = started.elapsed();
@@ -408,6 +437,9 @@ impl ContainersTarget {
     /// Stops the consumer (SIGTERM, 10 s) and removes the containers now (instead of on drop).
     pub async fn remove(mut self) {
         self.consumer.terminate(Duration::from_secs(10));
+        if let Some(mut bridge) = self.bridge.take() {
+            bridge.kill();
+        }
         for (_, service) in std::mem::take(&mut self.services) {
             if let Err(error) = service.container.rm().await {
                 tracing::warn!(%error, "cannot remove a container");
@@ -432,6 +464,75 @@ impl Drop for ContainersTarget {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The host ports of one target, chosen before anything starts.
+#[derive(Debug, Clone, Copy)]
+struct HostPorts {
+    /// Kafka's client port, bound to the broker container's.
+    kafka: u16,
+    /// The CQL port, bound to the database container's.
+    cql: u16,
+    /// The CQL bridge in front of `cql`, for a database that speaks CQL v3 only.
+    bridge: Option<u16>,
+}
+
+/// The fault proxies in front of the broker and the database (through the bridge when there is
+/// one), and the endpoints clients use.
+async fn front(
+    options: &ContainersOptions,
+    ports: HostPorts,
+) -> Result<(FaultProxy, FaultProxy, Endpoints), ContainersError> {
+    let localhost = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let cql_client = localhost(ports.bridge.unwrap_or(ports.cql));
+    let kafka = localhost(ports.kafka);
+    let broker_proxy = FaultProxy::start("broker", localhost(0), kafka, options.seed)
+        .await
+        .map_err(TargetError::from)?;
+    let cassandra_proxy = FaultProxy::start("cassandra", localhost(0), cql_client, options.seed)
+        .await
+        .map_err(TargetError::from)?;
+    let endpoints = Endpoints {
+        kafka: KafkaConnection::plaintext(broker_proxy.local_addr().to_string()),
+        cql: CqlConnection::plain(cassandra_proxy.local_addr()),
+        cql_direct: CqlConnection::plain(cql_client),
+    };
+    Ok((broker_proxy, cassandra_proxy, endpoints))
+}
+
+/// Starts `roadtest cql-bridge` on the host (CQL v4 on `port`, v3 to the container's bound
+/// `upstream` port; it connects upstream per client, so the database need not be up yet) and
+/// waits until it accepts connections.
+async fn start_bridge(
+    options: &ContainersOptions,
+    dir: &Path,
+    port: u16,
+    upstream: u16,
+) -> Result<ServiceProcess, ContainersError> {
+    let role = Role::CqlBridge;
+    let program = options.roadtest_binary.clone();
+    let spec = ProcessSpec {
+        name: role.name().to_string(),
+        program: program.clone(),
+        args: [
+            "cql-bridge".to_string(),
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--upstream".to_string(),
+            format!("127.0.0.1:{upstream}"),
+        ]
+        .map(Into::into)
+        .to_vec(),
+        dir: dir.join(role.name()),
+        log: dir.join(format!("{}.log", role.name())),
+        env: Vec::new(),
+    };
+    let mut bridge =
+        ServiceProcess::spawn(spec).map_err(|source| TargetError::spawn(role, program, source))?;
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Duration::from_secs(30);
+    wait_accepting(&mut bridge, role, address, Instant::now(), deadline).await?;
+    Ok(bridge)
 }
 
 /// Connects to the Docker daemon (pinged under a timeout) and removes the containers left by

@@ -16,6 +16,57 @@ pub use crate::scenario::CommitlogSync;
 pub const CASSANDRA_IMAGE: &str = "cassandra";
 pub const CASSANDRA_TAG: &str = "5.0.4";
 
+/// roadtest's own images, built by `ci/images build` from the local target's artifacts (no
+/// registry needed): Tansu in a Kafka image, Cassandra 2.1 with its node script.
+pub const LOCAL_KAFKA_IMAGE: &str = "roadtest-local/kafka";
+pub const LOCAL_CASSANDRA_IMAGE: &str = "roadtest-local/cassandra";
+/// The file `ci/images build` writes: `ROADTEST_*_IMAGE=NAME:TAG` lines, read by
+/// [`ContainersOptions::from_env`] for each variable the environment does not set.
+pub const IMAGES_ENV_FILE: &str = "images.env";
+
+/// How a Kafka image is run: each family has its own settings and ready line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaFamily {
+    /// `apache/kafka-native` (GraalVM native image): the module's KRaft settings.
+    ApacheNative,
+    /// `apache/kafka` and other JVM images: the same, plus a heap within the memory cap.
+    ApacheJvm,
+    /// [`LOCAL_KAFKA_IMAGE`]: the Tansu binary alone, started with its own flags.
+    Tansu,
+}
+
+impl KafkaFamily {
+    pub fn of(image: &ImageRef) -> KafkaFamily {
+        if image.name == LOCAL_KAFKA_IMAGE {
+            KafkaFamily::Tansu
+        } else if image.name.ends_with("-native") {
+            KafkaFamily::ApacheNative
+        } else {
+            KafkaFamily::ApacheJvm
+        }
+    }
+}
+
+/// How a Cassandra image is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CassandraFamily {
+    /// The Docker Hub `cassandra` image: its entrypoint, heap from the environment, CQL v4.
+    Official,
+    /// [`LOCAL_CASSANDRA_IMAGE`]: Cassandra 2.1 run by `cassandra-node`; it speaks CQL v3, so the
+    /// CQL bridge runs on the host in front of it, as on the local target.
+    Local,
+}
+
+impl CassandraFamily {
+    pub fn of(image: &ImageRef) -> CassandraFamily {
+        if image.name == LOCAL_CASSANDRA_IMAGE {
+            CassandraFamily::Local
+        } else {
+            CassandraFamily::Official
+        }
+    }
+}
+
 /// Memory a Cassandra container needs beyond its heap (metaspace, direct buffers, thread stacks).
 pub const CASSANDRA_OFF_HEAP_MB: u32 = 512;
 /// Memory a ScyllaDB container keeps outside Scylla's own `--memory` (the supervisor, the OS).
@@ -175,13 +226,32 @@ impl ContainersOptions {
         }
     }
 
-    /// Defaults plus the environment: the roadtest binary as the local target finds it, `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`,
-    /// `ROADTEST_SCYLLA_IMAGE` (each `NAME:TAG`) and `ROADTEST_DATABASE` (`cassandra` | `scylla`).
+    /// Defaults plus the environment: the roadtest binary as the local target finds it,
+    /// `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`, `ROADTEST_SCYLLA_IMAGE` (each
+    /// `NAME:TAG`) and `ROADTEST_DATABASE` (`cassandra` | `scylla`); a variable the environment
+    /// does not set is taken from `$ROADTEST_HOME/images.env` when that file sets it.
     pub fn from_env() -> Result<ContainersOptions, ContainersError> {
         let binary = crate::targets::local::find_roadtest_binary();
         let mut options = ContainersOptions::new(binary);
-        options.apply_env(|key| std::env::var(key).ok())?;
+        let path = crate::targets::local::roadtest_home().join(IMAGES_ENV_FILE);
+        let file = std::fs::read_to_string(&path).unwrap_or_default();
+        let from_file = parse_env_file(&file);
+        options.apply_env(|key| {
+            let set = std::env::var(key).ok().filter(|value| !value.is_empty());
+            set.or_else(|| from_file.get(key).cloned())
+        })?;
         Ok(options)
+    }
+
+    /// The Kafka image's family.
+    pub fn kafka_family(&self) -> KafkaFamily {
+        KafkaFamily::of(&self.kafka_image)
+    }
+
+    /// Whether the database speaks only CQL v3 and needs the CQL bridge on the host.
+    pub fn database_needs_bridge(&self) -> bool {
+        self.database == Database::Cassandra
+            && CassandraFamily::of(&self.cassandra_image) == CassandraFamily::Local
     }
 
     /// Applies the `ROADTEST_*` overrides that `lookup` finds.
@@ -284,4 +354,22 @@ impl ContainersOptions {
         }
         Ok(())
     }
+}
+
+/// `NAME=VALUE` lines (blank lines and `#` comments skipped, one level of quotes removed).
+pub fn parse_env_file(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| {
+            let value = value.trim();
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            (name.trim().to_string(), unquoted.to_string())
+        })
+        .collect()
 }

@@ -56,7 +56,7 @@ pub(super) async fn start_service(
     .await
     .map_err(|_| start_error(TestcontainersError::other("no answer from Docker in time")))?
     .map_err(start_error)?;
-    probe(role, spec.host_address(), PROBE_TIMEOUT)
+    probe(role, spec.client_address, PROBE_TIMEOUT)
         .await
         .map_err(|error| ContainersError::NotReady {
             role,
@@ -78,7 +78,8 @@ pub(super) async fn start_service(
     ))
 }
 
-async fn pull_if_missing(
+/// Pulls `image` unless Docker has it, bounded by `timeout`.
+pub(super) async fn pull_if_missing(
     docker: &Docker,
     role: Role,
     image: &ImageRef,

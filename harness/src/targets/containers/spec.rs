@@ -11,7 +11,10 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::{ContainerRequest, GenericImage, Image, ImageExt};
 use testcontainers_modules::kafka::apache::Kafka;
 
-use super::options::{CommitlogSync, ContainersOptions, Database, ImageRef, SCYLLA_RESERVE_MB};
+use super::options::{
+    CassandraFamily, CommitlogSync, ContainersOptions, Database, ImageRef, KafkaFamily,
+    SCYLLA_RESERVE_MB,
+};
 use crate::targets::Role;
 
 /// The Kafka listener clients use, inside the container (testcontainers-modules' `KAFKA_PORT`).
@@ -55,6 +58,11 @@ pub const KAFKA_READY: ReadyLine = ReadyLine {
     text: "Kafka Server started",
     stream: LogStream::Stdout,
 };
+/// Logged by Tansu once it serves (`ready in 5ms`).
+pub const TANSU_READY: ReadyLine = ReadyLine {
+    text: "ready in",
+    stream: LogStream::Stdout,
+};
 /// Logged by Cassandra once its native transport listens.
 pub const CASSANDRA_READY: ReadyLine = ReadyLine {
     text: "Starting listening for CQL clients",
@@ -79,6 +87,9 @@ pub struct ContainerSpec {
     /// up front so that it stays the same across a stop/start (Docker would pick a new one).
     pub container_port: u16,
     pub host_port: u16,
+    /// Where clients reach the service on the host: the bound port, or the CQL bridge in front
+    /// of it (a database that speaks CQL v3 only).
+    pub client_address: SocketAddr,
     /// Memory cap (swap included: no swap), MB.
     pub memory_limit_mb: u32,
     pub ready_line: ReadyLine,
@@ -140,10 +151,10 @@ pub fn labels(
     ])
 }
 
-/// The broker: testcontainers-modules' Apache Kafka settings (KRaft, one node), except that it
-/// advertises `advertised` (the fault proxy in front of it) instead of its own port, so every
-/// client connection goes through the proxy; the module's start-script trick is not needed
-/// because the port is known before the container is created.
+/// The broker, advertising `advertised` (the fault proxy in front of it) instead of its own
+/// port, so every client connection goes through the proxy. Apache images: testcontainers-modules'
+/// Kafka settings (KRaft, one node; the module's start-script trick is not needed because the
+/// port is known before the container is created). Tansu: its own flags, memory storage.
 pub fn kafka_spec(
     options: &ContainersOptions,
     run_id: &str,
@@ -151,6 +162,36 @@ pub fn kafka_spec(
     advertised: SocketAddr,
     labels: BTreeMap<String, String>,
 ) -> ContainerSpec {
+    let family = options.kafka_family();
+    let (env, cmd, ready_line) = match family {
+        KafkaFamily::Tansu => (BTreeMap::new(), tansu_cmd(advertised), TANSU_READY),
+        _ => (
+            apache_kafka_env(options, advertised),
+            Vec::new(),
+            KAFKA_READY,
+        ),
+    };
+    ContainerSpec {
+        role: Role::Broker,
+        container_name: format!("roadtest-{run_id}-broker"),
+        image: options.kafka_image.clone(),
+        env,
+        cmd,
+        container_port: KAFKA_CONTAINER_PORT,
+        host_port,
+        client_address: SocketAddr::from(([127, 0, 0, 1], host_port)),
+        memory_limit_mb: options.broker_memory_mb,
+        ready_line,
+        labels,
+    }
+}
+
+/// testcontainers-modules' Apache Kafka environment, advertising `advertised`; a JVM image gets
+/// a heap of half its memory cap.
+fn apache_kafka_env(
+    options: &ContainersOptions,
+    advertised: SocketAddr,
+) -> BTreeMap<String, String> {
     let module = Kafka::default();
     let mut env: BTreeMap<String, String> = module
         .env_vars()
@@ -168,7 +209,7 @@ pub fn kafka_spec(
         "1".into(),
     );
     env.insert("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR".into(), "1".into());
-    if !options.kafka_image.name.ends_with("-native") {
+    if options.kafka_family() == KafkaFamily::ApacheJvm {
         // A JVM broker defaults to a 1 GB heap whatever the cap: size it to half the cap.
         let heap_mb = options.broker_memory_mb / 2;
         env.insert(
@@ -176,34 +217,49 @@ pub fn kafka_spec(
             format!("-Xms{heap_mb}m -Xmx{heap_mb}m"),
         );
     }
-    ContainerSpec {
-        role: Role::Broker,
-        container_name: format!("roadtest-{run_id}-broker"),
-        image: options.kafka_image.clone(),
-        env,
-        cmd: Vec::new(),
-        container_port: KAFKA_CONTAINER_PORT,
-        host_port,
-        memory_limit_mb: options.broker_memory_mb,
-        ready_line: KAFKA_READY,
-        labels,
-    }
+    env
+}
+
+/// Tansu listening on every address of the container, advertising `advertised`, memory storage
+/// (as on the local target).
+pub fn tansu_cmd(advertised: SocketAddr) -> Vec<String> {
+    [
+        "/bin/tansu",
+        "broker",
+        "--listener-url",
+        &format!("tcp://0.0.0.0:{KAFKA_CONTAINER_PORT}"),
+        "--advertised-listener-url",
+        &format!("tcp://{advertised}"),
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// The database: Cassandra (heap set, commit-log mode applied) or ScyllaDB (one shard, memory
-/// within the cap), its CQL port bound to `host_port`.
+/// within the cap), its CQL port bound to `host_port`; `bridge`: the host port of the CQL bridge
+/// in front of a database that speaks CQL v3 only.
 pub fn database_spec(
     options: &ContainersOptions,
     run_id: &str,
     host_port: u16,
+    bridge: Option<u16>,
     labels: BTreeMap<String, String>,
 ) -> ContainerSpec {
     let (env, cmd, ready_line) = match options.database {
-        Database::Cassandra => (
-            cassandra_env(options.cassandra_heap_mb),
-            cassandra_cmd(options.commitlog_sync),
-            CASSANDRA_READY,
-        ),
+        Database::Cassandra => match CassandraFamily::of(&options.cassandra_image) {
+            CassandraFamily::Official => (
+                cassandra_env(options.cassandra_heap_mb),
+                cassandra_cmd(options.commitlog_sync),
+                CASSANDRA_READY,
+            ),
+            CassandraFamily::Local => (
+                BTreeMap::new(),
+                cassandra_node_cmd(options.cassandra_heap_mb, options.commitlog_sync),
+                CASSANDRA_READY,
+            ),
+        },
         Database::Scylla => (
             BTreeMap::new(),
             scylla_cmd(options.database_memory_mb),
@@ -218,10 +274,40 @@ pub fn database_spec(
         cmd,
         container_port: CQL_CONTAINER_PORT,
         host_port,
+        client_address: SocketAddr::from(([127, 0, 0, 1], bridge.unwrap_or(host_port))),
         memory_limit_mb: options.database_memory_mb,
         ready_line,
         labels,
     }
+}
+
+/// roadtest's Cassandra 2.1 image: `cassandra-node` (the local target's script) listening for
+/// CQL on every address of the container, data under `/var/lib/cassandra`.
+pub fn cassandra_node_cmd(heap_mb: u32, commitlog_sync: CommitlogSync) -> Vec<String> {
+    [
+        "cassandra-node",
+        "--dir",
+        "/var/lib/cassandra/node",
+        "--native-port",
+        &CQL_CONTAINER_PORT.to_string(),
+        "--rpc-address",
+        "0.0.0.0",
+        // Cassandra's own ports: inside the container, nothing else takes them.
+        "--storage-port",
+        "7000",
+        "--ssl-storage-port",
+        "7001",
+        "--jmx-port",
+        "7199",
+        "--heap-mb",
+        &heap_mb.to_string(),
+        "--commitlog-sync",
+        commitlog_sync.name(),
+        "--cassandra-home",
+        "/opt/cassandra-2.1.0",
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// Heap settings (the image's cassandra-env.sh wants both or neither), one token, no wait for

@@ -12,10 +12,13 @@ use testcontainers_modules::kafka::apache::KAFKA_PORT;
 use testcontainers_modules::scylladb::ScyllaDB;
 
 use super::choice::docker_endpoint;
-use super::options::{CommitlogSync, ContainersOptions, Database, ImageRef};
+use super::options::{
+    CassandraFamily, CommitlogSync, ContainersOptions, Database, ImageRef, KafkaFamily,
+    LOCAL_CASSANDRA_IMAGE, LOCAL_KAFKA_IMAGE, parse_env_file,
+};
 use super::spec::{
     self, CASSANDRA_READY, CQL_CONTAINER_PORT, ContainerSpec, KAFKA_CONTAINER_PORT, KAFKA_READY,
-    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_ROLE, LABEL_RUN, LogStream, SCYLLA_READY,
+    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_ROLE, LABEL_RUN, LogStream, SCYLLA_READY, TANSU_READY,
 };
 use super::{ContainersError, ContainersTarget};
 use crate::targets::Role;
@@ -141,7 +144,7 @@ fn the_request_carries_image_env_port_memory_cap_and_ready_line() {
 #[test]
 fn cassandra_is_pinned_with_heap_env_memory_cap_and_ready_line() {
     let options = options();
-    let spec = spec::database_spec(&options, "run1", 40_003, labels(Role::Cassandra));
+    let spec = spec::database_spec(&options, "run1", 40_003, None, labels(Role::Cassandra));
     assert_eq!(spec.image.to_string(), "cassandra:5.0.4");
     assert_ne!(spec.image.tag, "latest");
     assert_eq!(spec.container_name, "roadtest-run1-cassandra");
@@ -178,7 +181,7 @@ fn cassandra_heap_follows_the_options() {
     let mut options = options();
     options.cassandra_heap_mb = 256;
     options.database_memory_mb = 1024;
-    let spec = spec::database_spec(&options, "run1", 40_003, labels(Role::Cassandra));
+    let spec = spec::database_spec(&options, "run1", 40_003, None, labels(Role::Cassandra));
     assert_eq!(spec.env["MAX_HEAP_SIZE"], "256M");
     assert_eq!(spec.env["HEAP_NEWSIZE"], "64M");
     assert_eq!(host_config(&spec).memory, Some(1024 * MIB));
@@ -188,7 +191,7 @@ fn cassandra_heap_follows_the_options() {
 fn batch_commitlog_edits_cassandra_yaml_then_runs_the_entrypoint() {
     let mut options = options();
     options.commitlog_sync = CommitlogSync::Batch;
-    let spec = spec::database_spec(&options, "run1", 40_003, labels(Role::Cassandra));
+    let spec = spec::database_spec(&options, "run1", 40_003, None, labels(Role::Cassandra));
     assert_eq!(spec.cmd[..2], ["bash".to_string(), "-c".to_string()]);
     let script = &spec.cmd[2];
     assert!(script.contains("s/^commitlog_sync: periodic$/commitlog_sync: batch/"));
@@ -208,7 +211,7 @@ fn scylla_uses_the_modules_image_one_shard_and_memory_within_the_cap() {
     let mut options = options();
     options.database = Database::Scylla;
     let module = ScyllaDB::default();
-    let spec = spec::database_spec(&options, "run1", 40_004, labels(Role::Cassandra));
+    let spec = spec::database_spec(&options, "run1", 40_004, None, labels(Role::Cassandra));
     assert_eq!(spec.image, ImageRef::new(module.name(), module.tag()));
     assert_eq!(spec.image.to_string(), "scylladb/scylla:2025.1.0");
     assert_eq!(spec.container_name, "roadtest-run1-scylla");
@@ -239,6 +242,99 @@ fn scylla_uses_the_modules_image_one_shard_and_memory_within_the_cap() {
         "{ready}"
     );
     assert_eq!(host_config(&spec).memory, Some(2048 * MIB));
+}
+
+#[test]
+fn roadtests_tansu_image_runs_tansu_advertising_its_proxy() {
+    let mut options = options();
+    options.kafka_image = ImageRef::new(LOCAL_KAFKA_IMAGE, "tansu-0.6.0");
+    assert_eq!(options.kafka_family(), KafkaFamily::Tansu);
+    let spec = spec::kafka_spec(&options, "run1", 40_001, proxy(), labels(Role::Broker));
+    assert_eq!(
+        spec.cmd,
+        [
+            "/bin/tansu",
+            "broker",
+            "--listener-url",
+            "tcp://0.0.0.0:9092",
+            "--advertised-listener-url",
+            "tcp://127.0.0.1:40002",
+            "--storage-engine",
+            "memory://tansu/"
+        ]
+    );
+    assert!(spec.env.is_empty(), "no Kafka settings: {:?}", spec.env);
+    assert_eq!(spec.ready_line, TANSU_READY);
+    assert_eq!(spec.client_address, spec.host_address());
+    assert_eq!(host_config(&spec).memory, Some(1024 * MIB));
+}
+
+#[test]
+fn roadtests_cassandra_image_runs_cassandra_node_behind_the_bridge() {
+    let mut options = options();
+    options.cassandra_image = ImageRef::new(LOCAL_CASSANDRA_IMAGE, "2.1.0");
+    options.commitlog_sync = CommitlogSync::Batch;
+    assert!(options.database_needs_bridge());
+    let spec = spec::database_spec(
+        &options,
+        "run1",
+        40_003,
+        Some(40_005),
+        labels(Role::Cassandra),
+    );
+    assert_eq!(spec.cmd[0], "cassandra-node");
+    let flag = |name: &str| {
+        let at = spec.cmd.iter().position(|arg| arg == name).expect(name);
+        spec.cmd[at + 1].clone()
+    };
+    assert_eq!(flag("--native-port"), "9042");
+    assert_eq!(flag("--rpc-address"), "0.0.0.0");
+    assert_eq!(flag("--heap-mb"), "768");
+    assert_eq!(flag("--commitlog-sync"), "batch");
+    assert_eq!(spec.ready_line, CASSANDRA_READY);
+    assert_eq!(
+        spec.host_address(),
+        SocketAddr::from(([127, 0, 0, 1], 40_003))
+    );
+    assert_eq!(
+        spec.client_address,
+        SocketAddr::from(([127, 0, 0, 1], 40_005))
+    );
+    // Docker Hub images speak CQL v4: no bridge.
+    assert!(!self::options().database_needs_bridge());
+    let mut scylla = self::options();
+    scylla.database = Database::Scylla;
+    scylla.cassandra_image = options.cassandra_image.clone();
+    assert!(!scylla.database_needs_bridge());
+}
+
+#[test]
+fn image_families_follow_the_image_name() {
+    let family = |name: &str| KafkaFamily::of(&ImageRef::new(name, "1"));
+    assert_eq!(family("apache/kafka-native"), KafkaFamily::ApacheNative);
+    assert_eq!(family("apache/kafka"), KafkaFamily::ApacheJvm);
+    assert_eq!(family("confluentinc/cp-kafka"), KafkaFamily::ApacheJvm);
+    assert_eq!(family(LOCAL_KAFKA_IMAGE), KafkaFamily::Tansu);
+    let family = |name: &str| CassandraFamily::of(&ImageRef::new(name, "1"));
+    assert_eq!(family("cassandra"), CassandraFamily::Official);
+    assert_eq!(family(LOCAL_CASSANDRA_IMAGE), CassandraFamily::Local);
+}
+
+#[test]
+fn the_images_file_is_read_as_shell_assignments() {
+    let text = "# written by ci/images build\n\nROADTEST_KAFKA_IMAGE=roadtest-local/kafka:tansu-0.6.0\n\
+                ROADTEST_CASSANDRA_IMAGE=\"roadtest-local/cassandra:2.1.0\"\n  ROADTEST_DATABASE = 'cassandra' \n";
+    let values = parse_env_file(text);
+    assert_eq!(values.len(), 3, "{values:?}");
+    assert_eq!(
+        values["ROADTEST_KAFKA_IMAGE"],
+        "roadtest-local/kafka:tansu-0.6.0"
+    );
+    assert_eq!(
+        values["ROADTEST_CASSANDRA_IMAGE"],
+        "roadtest-local/cassandra:2.1.0"
+    );
+    assert_eq!(values["ROADTEST_DATABASE"], "cassandra");
 }
 
 #[test]
