@@ -340,3 +340,80 @@ fn an_image_that_cannot_be_had_fails_when_asked_for_and_is_passed_over_by_defaul
     }
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn the_daemon_answers_the_ping_well_within_its_timeout() {
+    let endpoint = docker_endpoint();
+    let started = std::time::Instant::now();
+    let result = roadtest::targets::containers::docker_ping(
+        roadtest::targets::containers::DOCKER_PING_TIMEOUT,
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        result.is_ok(),
+        "no Docker daemon answered at {endpoint}: {result:?}; start one with `ci/docker up`"
+    );
+    // A local daemon answers in milliseconds; the timeout only bounds a hung one.
+    assert!(elapsed < Duration::from_millis(500), "took {elapsed:?}");
+}
+
+/// The ids of the containers whose owner label is `pid`.
+async fn containers_of(docker: &testcontainers::bollard::Docker, pid: u32) -> Vec<String> {
+    let owner = format!("roadtest.owner-pid={pid}");
+    let filters = std::collections::HashMap::from([("label", vec![owner.as_str()])]);
+    let options = testcontainers::bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let listed = docker.list_containers(Some(options)).await;
+    let listed = listed.unwrap_or_else(|error| panic!("docker ps: {error}"));
+    listed.into_iter().filter_map(|c| c.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_of_a_killed_roadtest_are_removed_as_orphans() {
+    let _guard = CONTAINERS.lock().await;
+    let smoke = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
+    let out = std::env::temp_dir().join(format!("roadtest-orphans-{}", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .arg("run")
+        .arg(&smoke)
+        .args(["--target", "containers", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("roadtest starts");
+    let docker = connect(&docker_endpoint()).expect("a Docker client");
+    let started = std::time::Instant::now();
+    let ids = loop {
+        let ids = containers_of(&docker, child.id()).await;
+        if ids.len() == 2 {
+            break ids;
+        }
+        let exited = child.try_wait().expect("the child's status");
+        assert!(
+            exited.is_none(),
+            "roadtest exited before its containers ran: {exited:?}"
+        );
+        assert!(
+            started.elapsed() < CLIENT_WAIT,
+            "no two containers after {CLIENT_WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // SIGKILL: nothing of roadtest's runs to remove them.
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    for id in &ids {
+        assert!(
+            docker.inspect_container(id, None).await.is_ok(),
+            "{id} left behind"
+        );
+    }
+    // The next start on this host removes them (it calls this first).
+    let removed = roadtest::targets::containers::docker::remove_orphans(&docker).await;
+    assert!(removed.len() >= 2, "{removed:?}");
+    assert_removed(&ids).await;
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -131,6 +131,28 @@ async fn the_python_consumer_passes_smoke_with_nothing_lost() {
     );
 }
 
+/// The same consumer on the containers target (roadtest's images where no registry answers):
+/// started on the host beside the containers, its own table created in the Cassandra container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_consumer_passes_smoke_on_containers_with_nothing_lost() {
+    let (scenario, path) = example("smoke");
+    require_venv();
+    let target = roadtest::targets::TargetKind::Containers;
+    let report = run_on("containers-smoke", &scenario, &path, target, None)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "smoke on containers could not be carried out: {error}\n(`ci/docker up` and \
+                 `ci/images build` give a daemon and images)"
+            )
+        });
+    report.assert_no_loss();
+    report.assert_passed();
+    assert_eq!(report.target.name, "containers");
+    assert_the_python_consumer_ran(&report, "after-write");
+    assert_eq!(report.verify.expected, 600, "20 vehicles at 1 Hz for 30 s");
+}
+
 /// Tampering goes through the consumer's own table: each of its columns (an `int`, doubles, a
 /// `float`) is changed by one step at least once and caught, the counts exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

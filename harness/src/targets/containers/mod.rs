@@ -133,7 +133,7 @@ impl ContainersTarget {
     /// missing images, starts broker and database together and waits until both are ready.
     pub async fn start(options: ContainersOptions) -> Result<ContainersTarget, ContainersError> {
         options.validate()?;
-        let docker = connect_docker().await?;
+        let docker = connect_docker(&choice::docker_endpoint()).await?;
         let dir = match &options.work_dir {
             Some(dir) => dir.clone(),
             None => fresh_run_dir("roadtest-containers"),
@@ -535,14 +535,13 @@ async fn start_bridge(
     Ok(bridge)
 }
 
-/// Connects to the Docker daemon (pinged under a timeout) and removes the containers left by
-/// roadtest processes that are gone.
-async fn connect_docker() -> Result<Docker, ContainersError> {
-    let endpoint = choice::docker_endpoint();
-    choice::ping_endpoint(&endpoint, DOCKER_PING_TIMEOUT)
+/// Connects to the Docker daemon at `endpoint` (pinged under a timeout) and removes the
+/// containers left by roadtest processes that are gone.
+async fn connect_docker(endpoint: &str) -> Result<Docker, ContainersError> {
+    choice::ping_endpoint(endpoint, DOCKER_PING_TIMEOUT)
         .await
         .map_err(|reason| ContainersError::NoDocker { reason })?;
-    let docker = choice::connect(&endpoint).map_err(|e| ContainersError::NoDocker {
+    let docker = choice::connect(endpoint).map_err(|e| ContainersError::NoDocker {
         reason: format!("{endpoint}: {e}"),
     })?;
     for name in docker::remove_orphans(&docker).await {

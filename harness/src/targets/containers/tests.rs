@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use testcontainers::Image;
@@ -11,7 +11,6 @@ use testcontainers::core::IntoContainerPort;
 use testcontainers_modules::kafka::apache::KAFKA_PORT;
 use testcontainers_modules::scylladb::ScyllaDB;
 
-use super::choice::docker_endpoint;
 use super::options::{
     CassandraFamily, CommitlogSync, ContainersOptions, Database, ImageRef, KafkaFamily,
     LOCAL_CASSANDRA_IMAGE, LOCAL_KAFKA_IMAGE, parse_env_file,
@@ -477,24 +476,20 @@ async fn starting_checks_options_first_then_docker() {
         "{error}"
     );
 
-    let endpoint = docker_endpoint();
-    let socket_missing = endpoint
-        .strip_prefix("unix://")
-        .is_some_and(|path| !Path::new(path).exists());
-    if socket_missing {
-        let started = Instant::now();
-        let error = ContainersTarget::start(options()).await.unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "took {:?}",
-            started.elapsed()
-        );
-        assert!(matches!(error, ContainersError::NoDocker { .. }), "{error}");
-        let message = error.to_string();
-        eprintln!("starting without Docker: {message}");
-        assert!(
-            message.contains(&endpoint) && message.contains("--target local"),
-            "{message}"
-        );
-    }
+    // No daemon at the endpoint (a socket that cannot exist): a NoDocker error at once, naming
+    // the socket and the way out. (With a daemon, tests/containers.rs starts the target.)
+    let endpoint = "unix:///nonexistent/roadtest/docker.sock";
+    let started = Instant::now();
+    let error = super::connect_docker(endpoint).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(error, ContainersError::NoDocker { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(endpoint) && message.contains("--target local"),
+        "{message}"
+    );
 }
