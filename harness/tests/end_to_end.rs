@@ -130,7 +130,7 @@ fn a_failed_expectation_exits_1_with_the_report_written() {
     let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
         .arg("run")
         .arg(&scenario)
-        .args(["--duration-s", "5", "--quiet", "--out"])
+        .args(["--target", "local", "--duration-s", "5", "--quiet", "--out"])
         .arg(&out)
         .output()
         .expect("roadtest runs");

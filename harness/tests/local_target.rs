@@ -801,7 +801,7 @@ impl RunProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_roadtest"))
             .arg("run")
             .arg(repository.join("scenarios/smoke.toml"))
-            .arg("--quiet")
+            .args(["--target", "local", "--quiet"])
             .arg("--out")
             .arg(&out_dir)
             .stdin(Stdio::null())

@@ -104,7 +104,16 @@ where
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(20);
     loop {
-        match attempt().await {
+        // Each attempt is bounded too: a client that never answers must not outlive the deadline.
+        let remaining = deadline
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let outcome = tokio::time::timeout(remaining, attempt()).await;
+        let Ok(outcome) = outcome else {
+            let waited = started.elapsed();
+            return Err((waited, format!("no answer within {waited:?}")));
+        };
+        match outcome {
             Ok(value) => return Ok(value),
             Err(error) if hopeless(&error) || started.elapsed() + backoff >= deadline => {
                 return Err((started.elapsed(), error.to_string()));

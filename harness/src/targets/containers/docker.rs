@@ -305,6 +305,19 @@ pub fn is_orphan(
     }
 }
 
+/// Bound on one Docker API call that answers at once (inspect, list, kill, pause, start, remove).
+pub const DOCKER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `call` bounded by `limit`: a daemon that never answers is an error, not a hang.
+pub async fn bounded<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, testcontainers::bollard::errors::Error>>,
+) -> Result<T, testcontainers::bollard::errors::Error> {
+    tokio::time::timeout(limit, call).await.unwrap_or(Err(
+        testcontainers::bollard::errors::Error::RequestTimeoutError,
+    ))
+}
+
 /// Removes (forcefully) the containers of earlier roadtest processes of this host that are gone;
 /// returns their names. Best effort: errors are ignored.
 pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
@@ -318,7 +331,8 @@ pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
         .all(true)
         .filters(&filters)
         .build();
-    let Ok(containers) = docker.list_containers(Some(options)).await else {
+    let listed = bounded(DOCKER_CALL_TIMEOUT, docker.list_containers(Some(options))).await;
+    let Ok(containers) = listed else {
         return Vec::new();
     };
     let alive = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
@@ -334,7 +348,8 @@ pub async fn remove_orphans(docker: &Docker) -> Vec<String> {
             .force(true)
             .v(true)
             .build();
-        if docker.remove_container(&id, Some(options)).await.is_ok() {
+        let removal = docker.remove_container(&id, Some(options));
+        if bounded(DOCKER_CALL_TIMEOUT, removal).await.is_ok() {
             let name = container
                 .names
                 .and_then(|names| names.into_iter().next())

@@ -9,7 +9,7 @@ use testcontainers::bollard::errors::Error as DockerError;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt, TestcontainersError};
 
-use super::docker::{self, LogFollower};
+use super::docker::{self, DOCKER_CALL_TIMEOUT, LogFollower, bounded};
 use super::options::{ContainersOptions, ImageRef};
 use super::spec::ContainerSpec;
 use super::{ContainersError, Service};
@@ -85,7 +85,11 @@ pub(super) async fn pull_if_missing(
     image: &ImageRef,
     timeout: Duration,
 ) -> Result<(), ContainersError> {
-    if docker.inspect_image(&image.to_string()).await.is_ok() {
+    let name = image.to_string();
+    if bounded(DOCKER_CALL_TIMEOUT, docker.inspect_image(&name))
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
     tracing::info!(%image, "pulling the image (once; later runs reuse it)");
@@ -116,8 +120,7 @@ pub(super) async fn wait_for_ready_line(
         if follower.is_ready() {
             return Ok(());
         }
-        let state = docker
-            .inspect_container(id, None)
+        let state = bounded(DOCKER_CALL_TIMEOUT, docker.inspect_container(id, None))
             .await
             .ok()
             .and_then(|inspect| inspect.state);
