@@ -9,6 +9,7 @@ use crate::faults::{FaultRecord, complete_records};
 use crate::measure::{LatencyRecorder, LatencySummary, ThroughputSeries};
 use crate::report::{ConsumerSection, MemorySection, Report, format_rfc3339};
 use crate::scenario::Scenario;
+use crate::targets::containers::OomKill;
 use crate::verify::VerifyOutcome;
 
 /// What a run measured, whoever ran it.
@@ -40,6 +41,8 @@ pub struct RunFacts<'a> {
     pub faults: Vec<FaultRecord>,
     /// What the tamper faults did to the stored rows.
     pub tampered: Vec<TamperRecord>,
+    /// Containers the kernel killed for lack of memory; losses are completed here.
+    pub oom_kills: Vec<OomKill>,
     pub errors: Vec<String>,
 }
 
@@ -79,6 +82,14 @@ pub fn assemble(
     );
     report.faults = faults;
     report.tampered = facts.tampered;
+    report.oom_kills = facts.oom_kills;
+    let lost_per_second = verified.lost_by_intended_second.per_second();
+    let starts: Vec<f64> = report.oom_kills.iter().map(|kill| kill.at_s).collect();
+    for (index, kill) in report.oom_kills.iter_mut().enumerate() {
+        let from_s = if index == 0 { 0.0 } else { kill.at_s };
+        let to_s = starts.get(index + 1).copied().unwrap_or(f64::INFINITY);
+        kill.events_lost = crate::faults::lost_in_window(&lost_per_second, from_s, to_s);
+    }
     report.errors = facts.errors;
     report.check_expectations(&scenario.expectations);
     report

@@ -369,16 +369,21 @@ pub fn complete_records(
         // Losses are charged to the fault nearest before them, and those before the first fault
         // to the first (a database crash loses writes acknowledged before it).
         let loss_from_s = if index == 0 { 0.0 } else { at_s };
-        record.events_lost = lost_per_second
-            .iter()
-            .enumerate()
-            .filter(|(second, _)| {
-                let start = *second as f64;
-                start + 1.0 > loss_from_s && start < window_end_s
-            })
-            .map(|(_, lost)| lost)
-            .sum();
+        record.events_lost = lost_in_window(lost_per_second, loss_from_s, window_end_s);
     }
+}
+
+/// Lost events intended in the seconds that overlap `[from_s, to_s)`.
+pub fn lost_in_window(lost_per_second: &[u64], from_s: f64, to_s: f64) -> u64 {
+    lost_per_second
+        .iter()
+        .enumerate()
+        .filter(|(second, _)| {
+            let start = *second as f64;
+            start + 1.0 > from_s && start < to_s
+        })
+        .map(|(_, lost)| lost)
+        .sum()
 }
 
 #[cfg(test)]

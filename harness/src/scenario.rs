@@ -184,6 +184,64 @@ pub struct PipelineSettings {
     /// default: a kill -9 can lose acknowledged writes) or `batch` (fsync before acknowledging).
     #[serde(default)]
     pub cassandra_commitlog_sync: CommitlogSync,
+    /// Memory caps and the database's restart policy on the containers target.
+    #[serde(default, skip_serializing_if = "ContainersSettings::is_default")]
+    pub containers: ContainersSettings,
+}
+
+/// The containers target's memory caps (MB, swap included: none beyond them), Cassandra's heap
+/// and what Docker does when the database container exits on its own. Unset: the target's
+/// defaults (broker 1024 MB, database 2048 MB, heap 768 MB, no restart). Other targets ignore
+/// them (and say so on stderr).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainersSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_memory_mb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_memory_mb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cassandra_heap_mb: Option<u32>,
+    /// `no` (the default) or `on-failure`: Docker starts the database container again when it
+    /// exits with an error (an OOM kill included), up to [`DatabaseRestart::RETRIES_MAX`] times.
+    #[serde(skip_serializing_if = "DatabaseRestart::is_no")]
+    pub database_restart: DatabaseRestart,
+}
+
+impl ContainersSettings {
+    /// The containers target's defaults, MB.
+    pub const BROKER_MEMORY_MB_DEFAULT: u32 = 1024;
+    pub const DATABASE_MEMORY_MB_DEFAULT: u32 = 2048;
+    pub const CASSANDRA_HEAP_MB_DEFAULT: u32 = 768;
+
+    pub fn is_default(&self) -> bool {
+        *self == ContainersSettings::default()
+    }
+}
+
+/// What Docker does when the database container exits on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseRestart {
+    #[default]
+    No,
+    OnFailure,
+}
+
+impl DatabaseRestart {
+    /// Restarts Docker makes at most with `on-failure`.
+    pub const RETRIES_MAX: i64 = 10;
+
+    pub fn is_no(&self) -> bool {
+        *self == DatabaseRestart::No
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DatabaseRestart::No => "no",
+            DatabaseRestart::OnFailure => "on-failure",
+        }
+    }
 }
 
 /// Cassandra's commit-log durability.
@@ -241,6 +299,7 @@ impl Default for PipelineSettings {
             record: RecordSettings::default(),
             table: TableSettings::default(),
             cassandra_commitlog_sync: CommitlogSync::default(),
+            containers: ContainersSettings::default(),
         }
     }
 }
@@ -859,9 +918,9 @@ impl Scenario {
 
 impl Scenario {
     /// The hash of the load alone: the scenario without its name, description, seed, consumer,
-    /// message format and table. Two scenarios with the same load hash send the same events and
-    /// faults into their pipelines (a consumer of the user's own against the reference
-    /// consumer, say), so `roadtest compare` may set their runs side by side.
+    /// message format, table and container settings. Two scenarios with the same load hash send
+    /// the same events and faults into their pipelines (a consumer of the user's own against the
+    /// reference consumer, say), so `roadtest compare` may set their runs side by side.
     pub fn load_hash(&self) -> String {
         let mut load = self.clone();
         load.name = String::new();
@@ -869,6 +928,7 @@ impl Scenario {
         load.pipeline.consumer = ConsumerSettings::default();
         load.pipeline.record = RecordSettings::default();
         load.pipeline.table = TableSettings::default();
+        load.pipeline.containers = ContainersSettings::default();
         load.hash()
     }
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::faults;
 use crate::scenario::{
-    ConsumerSettings, DURATION_S_MAX, RecordSettings, Region, Scenario, ScenarioError,
-    VEHICLE_COUNT_MAX,
+    ConsumerSettings, ContainersSettings, DURATION_S_MAX, RecordSettings, Region, Scenario,
+    ScenarioError, VEHICLE_COUNT_MAX,
 };
 
 impl Scenario {
@@ -219,9 +219,40 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
         ConsumerSettings::SESSION_TIMEOUT_MS_MAX,
     )?;
     check_own_consumer(consumer)?;
+    check_containers(&pipeline.containers)?;
     check_record(scenario)?;
     check_table(scenario)?;
     check_unmanaged(scenario)
+}
+
+/// The containers target's memory settings: caps and heap in range, a heap that fits its
+/// container (one that leaves too little off-heap room is allowed: the target warns).
+fn check_containers(settings: &ContainersSettings) -> Result<(), Problem> {
+    let key = |name: &str| format!("pipeline.containers.{name}");
+    for (name, value) in [
+        ("broker_memory_mb", settings.broker_memory_mb),
+        ("database_memory_mb", settings.database_memory_mb),
+    ] {
+        if let Some(value) = value {
+            in_range(&key(name), value, 256, 1_048_576)?;
+        }
+    }
+    if let Some(heap_mb) = settings.cassandra_heap_mb {
+        in_range(&key("cassandra_heap_mb"), heap_mb, 128, 524_288)?;
+        let database_mb = settings
+            .database_memory_mb
+            .unwrap_or(ContainersSettings::DATABASE_MEMORY_MB_DEFAULT);
+        if heap_mb >= database_mb {
+            return problem(
+                key("cassandra_heap_mb"),
+                format!(
+                    "a {heap_mb} MB heap does not fit a {database_mb} MB container \
+                     (pipeline.containers.database_memory_mb); lower the heap or raise the cap"
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A consumer that runs elsewhere: nothing to start, a fixed topic to read, and no process of

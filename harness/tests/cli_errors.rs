@@ -848,3 +848,34 @@ fn a_consumer_running_elsewhere_needs_fixed_names_and_gets_no_process_faults() {
         &["faults[0].service", "cannot kill, stop or pause it"],
     );
 }
+
+#[test]
+fn container_memory_settings_are_checked_naming_the_key() {
+    let containers = |name: &str, keys: &str| {
+        variant(
+            name,
+            "[fleet]",
+            &format!("[pipeline.containers]\n{keys}\n\n[fleet]"),
+        )
+    };
+    let small = containers("containers-small", "database_memory_mb = 100");
+    assert_rejected(
+        &small,
+        &["pipeline.containers.database_memory_mb", "256 to 1048576"],
+    );
+    let heap = containers(
+        "containers-heap",
+        "database_memory_mb = 512\ncassandra_heap_mb = 512",
+    );
+    assert_rejected(
+        &heap,
+        &[
+            "pipeline.containers.cassandra_heap_mb",
+            "does not fit a 512 MB container",
+        ],
+    );
+    let policy = containers("containers-restart", "database_restart = \"always\"");
+    assert_rejected(&policy, &["database_restart", "on-failure"]);
+    let unknown = containers("containers-unknown", "swap_mb = 10");
+    assert_rejected(&unknown, &["swap_mb", "unknown field"]);
+}

@@ -238,27 +238,40 @@ async fn scylla_answers_cql_v4_without_a_bridge() {
     assert_removed(&ids).await;
 }
 
-/// Runs a scenario of `scenarios/` on the containers target through the library.
-async fn run_scenario(name: &str) -> Report {
+/// A scenario of `scenarios/` and its path.
+fn scenario(name: &str) -> (Scenario, PathBuf) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios")
         .join(format!("{name}.toml"));
     let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let mut options = RunOptions::new(&scenario, &path).expect("run options");
+    (scenario, path)
+}
+
+/// Runs `scenario` on the containers target through the library.
+async fn run_on_containers(scenario: &Scenario, path: &std::path::Path, label: &str) -> Report {
+    let mut options = RunOptions::new(scenario, path).expect("run options");
     options.containers = self::options(Database::Cassandra);
     options.local.roadtest_binary = PathBuf::from(env!("CARGO_BIN_EXE_roadtest"));
     options.target = Some(TargetKind::Containers);
-    options.out_dir =
-        std::env::temp_dir().join(format!("roadtest-containers-{}-{name}", std::process::id()));
+    options.out_dir = std::env::temp_dir().join(format!(
+        "roadtest-containers-{}-{label}",
+        std::process::id()
+    ));
     options.progress = false;
     let report = scenario.run(options.clone()).await.unwrap_or_else(|error| {
         panic!(
-            "{name} on containers could not be carried out: {error}\n(`ci/docker up` and \
+            "{label} on containers could not be carried out: {error}\n(`ci/docker up` and \
              `ci/images build` give a daemon and images)"
         )
     });
     let _ = std::fs::remove_dir_all(&options.out_dir);
     report
+}
+
+/// Runs a scenario of `scenarios/` on the containers target.
+async fn run_scenario(name: &str) -> Report {
+    let (scenario, path) = scenario(name);
+    run_on_containers(&scenario, &path, name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,4 +429,63 @@ async fn containers_of_a_killed_roadtest_are_removed_as_orphans() {
     assert!(removed.len() >= 2, "{removed:?}");
     assert_removed(&ids).await;
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The memory-pressure scenario with its caps, or with the target's defaults (enough memory).
+async fn run_memory_pressure(enough_memory: bool) -> Report {
+    let (mut scenario, path) = scenario("memory-pressure-ci");
+    if enough_memory {
+        scenario.pipeline.containers = Default::default();
+    }
+    let label = if enough_memory {
+        "memory-enough"
+    } else {
+        "memory-capped"
+    };
+    run_on_containers(&scenario, &path, label).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cassandra_with_too_little_memory_is_oom_killed_reported_and_recovers() {
+    let _guard = CONTAINERS.lock().await;
+    let report = run_memory_pressure(false).await;
+    let kills = &report.oom_kills;
+    assert!(
+        !kills.is_empty(),
+        "no OOM kill in a 268 MB container: {report:?}"
+    );
+    for kill in kills {
+        assert_eq!(kill.service, "cassandra", "{kills:?}");
+        assert_eq!(kill.exit_code, Some(137), "{kills:?}");
+        // Docker's restart policy brought it back, within seconds.
+        let restarted = kill.restarted_at_s.expect("restarted by Docker");
+        assert!(
+            restarted > kill.at_s && restarted < kill.at_s + 30.0,
+            "{kills:?}"
+        );
+    }
+    let first = &kills[0];
+    assert!(first.events_before > 0 && first.at_s > 0.0, "{first:?}");
+    assert!(
+        report.target.service_versions["cassandra"].contains("268 MB cap, heap 256 MB"),
+        "{:?}",
+        report.target.service_versions
+    );
+    // Batch commit log: every acknowledged write survived the kills.
+    report.assert_no_loss();
+    report.assert_passed();
+    let text = report.summary_text();
+    assert!(
+        text.contains("out of memory: cassandra killed by the kernel"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_load_with_enough_memory_is_never_oom_killed() {
+    let _guard = CONTAINERS.lock().await;
+    let report = run_memory_pressure(true).await;
+    assert!(report.oom_kills.is_empty(), "{:?}", report.oom_kills);
+    report.assert_no_loss();
+    report.assert_passed();
 }

@@ -518,6 +518,13 @@ fn write_faults(out: &mut String, report: &Report) -> std::fmt::Result {
         "<section id=\"faults\">\n<h2>Faults ({})</h2>",
         report.faults.len()
     )?;
+    for kill in &report.oom_kills {
+        writeln!(
+            out,
+            "<p class=\"oom\"><strong>Out of memory:</strong> {}</p>",
+            escape(&super::text::oom_kill_text(kill))
+        )?;
+    }
     if report.faults.is_empty() {
         return writeln!(out, "<p>No fault was injected.</p>\n</section>");
     }

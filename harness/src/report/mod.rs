@@ -45,6 +45,7 @@
 //! | `verify.discrepancies[]` | list | Up to 20 examples: `vehicle_id`, `seq`, `field`, `expected`, `found`. |
 //! | `faults[]` | list of objects | Each planned fault as executed, real and simulated alike: `entry`, `action`, `service`, `trigger`, `duration_s`, `network`, `at_s` (null: never fired), `recovery_started_at_s`, `ready_after_s`, `lag_before`, `lag_recovered_after_s`, `latency_recovered_after_s`, `latency_threshold_ms`, `events_lost`, `error`. |
 //! | `tampered[]` | list of objects | Rows `tamper` faults changed, deleted or inserted after the drain: `entry`, `vehicle_id`, `timestamp_ms`, `seq`, `kind` (`change`, `delete`, `insert`), `field` (for `change`). Absent in older reports (read as empty). |
+//! | `oom_kills[]` | list of objects | Containers the kernel killed for lack of memory during the run (containers target; from Docker's events): `service`, `at_s`, `exit_code` (137), `restarted_at_s` (by Docker's restart policy; null: it stayed down), `events_before` (events meant to be sent by then), `events_lost` (lost events intended from it until the next). Absent when there were none. |
 //! | `errors[]` | list of strings | Outages and problems met during the run. |
 //! | `expectations[]` | list | **gate** One per expectation: `name`, `comparison` (`at_most`/`at_least`), `threshold`, `value`, `passed`. |
 //! | `passed` | bool | **gate** The verdict: every expectation held. |
@@ -74,6 +75,7 @@ use crate::measure::{
     ThroughputSeries,
 };
 use crate::scenario::Scenario;
+use crate::targets::containers::OomKill;
 
 pub use crate::time::format_rfc3339;
 pub use bitmap::FONT_ENV;
@@ -188,6 +190,9 @@ pub struct Report {
     /// each as corrupt, lost or unexpected).
     #[serde(default)]
     pub tampered: Vec<TamperRecord>,
+    /// Containers the kernel killed for lack of memory during the run (containers target).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oom_kills: Vec<OomKill>,
     /// Outages and problems met during the run.
     pub errors: Vec<String>,
     /// Every expectation of the scenario, checked.
@@ -364,6 +369,7 @@ impl Report {
             verify: VerifySection::default(),
             faults: Vec::new(),
             tampered: Vec::new(),
+            oom_kills: Vec::new(),
             errors: Vec::new(),
             expectations: Vec::new(),
             passed: false,

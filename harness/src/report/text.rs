@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::Report;
 use super::verdict::Comparison;
 use crate::faults::tamper::TamperRecord;
+use crate::targets::containers::OomKill;
 
 impl Report {
     /// A compact summary: verdict, events, latency, throughput, peak memory, each expectation
@@ -87,6 +88,9 @@ impl Report {
         if !self.tampered.is_empty() {
             writeln!(out, "tampered: {}", tampered_counts(&self.tampered))?;
         }
+        for kill in &self.oom_kills {
+            writeln!(out, "out of memory: {}", oom_kill_text(kill))?;
+        }
         if let Some(first) = self.errors.first() {
             writeln!(out, "errors: {} (first: {first})", self.errors.len())?;
         }
@@ -95,6 +99,22 @@ impl Report {
 }
 
 /// Whole numbers without decimals, others with two.
+/// "cassandra killed at 12.5 s (exit 137) after 250 events; restarted at 13.0 s; 40 events
+/// lost": one OOM kill, as the summary and the page say it.
+pub(super) fn oom_kill_text(kill: &OomKill) -> String {
+    let exit = kill
+        .exit_code
+        .map_or_else(String::new, |code| format!(" (exit {code})"));
+    let restart = kill.restarted_at_s.map_or_else(
+        || "it stayed down".to_string(),
+        |at_s| format!("restarted by Docker at {at_s:.1} s"),
+    );
+    format!(
+        "{} killed by the kernel at {:.1} s{exit} after {} events; {restart}; {} events lost",
+        kill.service, kill.at_s, kill.events_before, kill.events_lost
+    )
+}
+
 /// "12 rows (change 5, delete 3, insert 4)": what tamper faults did, by kind.
 pub(super) fn tampered_counts(tampered: &[TamperRecord]) -> String {
     let mut by_kind = std::collections::BTreeMap::new();
@@ -119,6 +139,29 @@ fn number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{sample_report, sample_tampered};
+    use crate::targets::containers::OomKill;
+
+    #[test]
+    fn the_summary_says_each_oom_kill_when_there_are_some() {
+        let mut report = sample_report();
+        assert!(!report.summary_text().contains("out of memory"));
+        report.oom_kills = vec![OomKill {
+            service: "cassandra".into(),
+            at_s: 12.53,
+            exit_code: Some(137),
+            restarted_at_s: Some(15.0),
+            events_before: 250,
+            events_lost: 40,
+        }];
+        let text = report.summary_text();
+        assert!(
+            text.contains(
+                "out of memory: cassandra killed by the kernel at 12.5 s (exit 137) after 250 \
+                 events; restarted by Docker at 15.0 s; 40 events lost"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_summary_counts_tampered_rows_by_kind_and_only_when_there_are_some() {

@@ -22,6 +22,7 @@ use crate::report::{
 };
 use crate::scenario::Scenario;
 use crate::table::TableLayout;
+use crate::targets::containers::OomKill;
 use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
 };
@@ -467,6 +468,7 @@ struct Collected {
     verified: VerifyOutcome,
     /// What the tamper faults did after the drain.
     tampered: Vec<TamperRecord>,
+    oom_kills: Vec<OomKill>,
     consumers: Vec<(PathBuf, ConsumerReport)>,
     host: ProcessSampler,
     containers: ProcessSampler,
@@ -508,6 +510,7 @@ async fn collect(
             .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
     }
     let (host, containers) = samplers.finish().await;
+    let oom_kills = oom_kills(target, &driven).await;
     eprintln!("roadtest: verifying every event against Cassandra...");
     // A fresh session: the set-up one may have lived through database faults, and a driver's
     // pool that is still reconnecting would fail the verification's first request.
@@ -534,6 +537,7 @@ async fn collect(
         driven,
         verified,
         tampered,
+        oom_kills,
         consumers: consumer.reports(),
         host,
         containers,
@@ -553,6 +557,7 @@ fn assemble(
         driven,
         verified,
         tampered,
+        oom_kills,
         consumers,
         host,
         containers,
@@ -585,9 +590,25 @@ fn assemble(
         memory: memory_section(&host, &containers),
         faults: driven.faults.into_records(),
         tampered,
+        oom_kills,
         errors,
     };
     crate::assemble::assemble(scenario, &options.scenario_path, facts, &verified)
+}
+
+/// The containers the kernel killed for lack of memory during the run, each with the events
+/// the fleet was meant to have sent by then.
+async fn oom_kills(target: &Target, driven: &Driven) -> Vec<OomKill> {
+    let clock = driven.clock;
+    let start = std::time::UNIX_EPOCH + Duration::from_micros(clock.start_epoch_us);
+    let mut kills = target.oom_kills(start).await;
+    for kill in &mut kills {
+        let before =
+            |timestamp_ms: i64| clock.intended_offset_us(timestamp_ms) as f64 / 1e6 < kill.at_s;
+        let events = driven.plan.events();
+        kill.events_before = events.filter(|event| before(event.timestamp_ms)).count() as u64;
+    }
+    kills
 }
 
 /// The problems the run met: the watch's and drain's, failed deliveries, and a broker that lost

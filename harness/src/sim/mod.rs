@@ -112,6 +112,7 @@ fn simulate_verified(
         memory: Default::default(),
         faults: outcome.faults,
         tampered,
+        oom_kills: Vec::new(),
         errors: outcome.errors,
     };
     let report = crate::assemble::assemble(scenario, scenario_path, facts, &verified);

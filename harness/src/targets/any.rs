@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::consumer::ConsumerLaunch;
-use super::containers::{ContainersTarget, TargetKind, UsageProbe};
+use super::containers::{ContainersTarget, OomKill, TargetKind, UsageProbe};
 use super::external::ExternalTarget;
 use super::external::{ExternalClusters, ExternalOptions};
 use super::proxy::NetworkCondition;
@@ -86,6 +86,12 @@ impl Target {
             ..
         } = settings;
         let binary = settings.local.roadtest_binary.clone();
+        if kind != TargetKind::Containers && !scenario.pipeline.containers.is_default() {
+            eprintln!(
+                "roadtest: note: [pipeline.containers] (memory caps, heap, restart) applies to \
+                 the containers target only; the {kind} target ignores it"
+            );
+        }
         Ok(match kind {
             TargetKind::Local => {
                 let mut local = settings.local.clone();
@@ -118,6 +124,7 @@ impl Target {
                 containers.work_dir = Some(services_dir);
                 containers.keep_work_dir = true;
                 containers.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
+                containers.apply_scenario(&scenario.pipeline.containers);
                 containers.seed = scenario.seed;
                 eprintln!("roadtest: starting Kafka and the database in containers...");
                 ContainersTarget::start(containers).await?.into()
@@ -217,6 +224,15 @@ impl Target {
         match &self.running {
             Running::Local(_) | Running::External(_) => None,
             Running::Containers(target) => Some(target.usage_probe()),
+        }
+    }
+
+    /// Containers the kernel killed for lack of memory since `since` (the containers target
+    /// only: elsewhere nothing caps a service's memory).
+    pub async fn oom_kills(&self, since: std::time::SystemTime) -> Vec<OomKill> {
+        match &self.running {
+            Running::Containers(target) => target.oom_kills(since).await,
+            Running::Local(_) | Running::External(_) => Vec::new(),
         }
     }
 

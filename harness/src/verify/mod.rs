@@ -11,6 +11,7 @@
 pub mod merge;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use scylla::client::session::Session;
@@ -101,6 +102,9 @@ impl Timeline for RunClock {
     }
 }
 
+/// How long one vehicle's read is tried again after it failed.
+pub const READ_RETRY_FOR: Duration = Duration::from_secs(120);
+
 /// Verifies every vehicle of `plan` against the table `layout` describes in `keyspace`,
 /// comparing the fields it reads (those the message sends and the table has a column for).
 pub async fn verify(
@@ -151,7 +155,13 @@ pub async fn verify(
         checked,
         layout: layout.clone(),
     };
-    verify_strangers(&session, keyspace, &read, plan, &mut total).await?;
+    let strangers = read_again_on_failure("the vehicles outside the fleet", || async {
+        let mut outcome = VerifyOutcome::default();
+        verify_strangers(&session, keyspace, &read, plan, &mut outcome).await?;
+        Ok(outcome)
+    })
+    .await?;
+    total.merge(strangers);
     total.keep_first_discrepancies();
     Ok(total)
 }
@@ -172,11 +182,39 @@ async fn verify_vehicle(
     plan: &FleetPlan,
     vehicle: u32,
 ) -> Result<VerifyOutcome, ClientError> {
-    let mut outcome = VerifyOutcome::default();
     let id = vehicle_id(vehicle);
-    let expected = plan.vehicle(vehicle);
-    merge_rows(session, read, &id, expected, &mut outcome).await?;
-    Ok(outcome)
+    read_again_on_failure(&id, || async {
+        let mut outcome = VerifyOutcome::default();
+        let expected = plan.vehicle(vehicle);
+        merge_rows(session, read, &id, expected, &mut outcome).await?;
+        Ok(outcome)
+    })
+    .await
+}
+
+/// Runs `attempt`; one that fails (the database restarted under it, say) runs again from the
+/// start, for up to [`READ_RETRY_FOR`]: reading is idempotent, and no consumer writes any more.
+async fn read_again_on_failure<F, Fut>(
+    what: &str,
+    mut attempt: F,
+) -> Result<VerifyOutcome, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<VerifyOutcome, ClientError>>,
+{
+    let started = std::time::Instant::now();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(outcome) => return Ok(outcome),
+            Err(error) if started.elapsed() < READ_RETRY_FOR => {
+                tracing::warn!(%error, what, "reading again after {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// Reads the rows of vehicle `id`, in timestamp order, into its merge against `expected`.

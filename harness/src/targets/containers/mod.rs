@@ -10,7 +10,8 @@
 //!   a CQL query), each under a deadline; at start and after every restart. Never a sleep.
 //! - Faults: kill = `docker kill`, stop = `docker stop` (grace, then SIGKILL), pause/resume =
 //!   `docker pause`/`unpause`, restart = `docker start`; data survives, as on a real node.
-//! - Memory and CPU per container come from the Docker stats API ([`UsageProbe`]).
+//! - Memory and CPU per container come from the Docker stats API ([`UsageProbe`]); kills for lack
+//!   of memory, and the restarts Docker's restart policy made, from its event log ([`history`]).
 //! - Logs: `DIR/broker.log`, `DIR/cassandra.log`, `DIR/consumer.log`.
 //! - Containers are removed when the target is dropped (inside a tokio runtime) or by
 //!   [`ContainersTarget::remove`]; those of a roadtest killed with SIGKILL are removed by the next
@@ -18,6 +19,7 @@
 
 pub mod choice;
 pub mod docker;
+pub mod history;
 pub mod options;
 mod readiness;
 pub mod spec;
@@ -41,8 +43,9 @@ pub use self::choice::{
     DOCKER_PING_TIMEOUT, TargetChoiceError, TargetKind, choose_target, docker_ping,
     images_available, local_installed,
 };
-use self::docker::LogFollower;
 pub use self::docker::{ContainerUsage, UsageProbe};
+use self::docker::{DOCKER_CALL_TIMEOUT, LogFollower, bounded};
+pub use self::history::OomKill;
 pub use self::options::{ContainersOptions, Database, ImageRef, KafkaFamily};
 use self::readiness::{
     docker_error, is_not_modified, is_not_running, probe, start_service, wait_for_ready_line,
@@ -133,6 +136,9 @@ impl ContainersTarget {
     /// missing images, starts broker and database together and waits until both are ready.
     pub async fn start(options: ContainersOptions) -> Result<ContainersTarget, ContainersError> {
         options.validate()?;
+        if let Some(warning) = options.memory_warning() {
+            eprintln!("roadtest: warning: {warning}");
+        }
         let docker = connect_docker(&choice::docker_endpoint()).await?;
         let dir = match &options.work_dir {
             Some(dir) => dir.clone(),
@@ -280,6 +286,24 @@ impl ContainersTarget {
         processes
     }
 
+    /// The containers' OOM kills since `since` (the run's start), with times relative to it, in
+    /// time order ([`history`]).
+    pub async fn oom_kills(&self, since: std::time::SystemTime) -> Vec<OomKill> {
+        let since_ns = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+            });
+        let mut kills = Vec::new();
+        for (role, service) in &self.services {
+            let id = service.container.id();
+            let events = history::container_events(&self.docker, id, since).await;
+            kills.extend(history::oom_kills(role.name(), &events, since_ns));
+        }
+        kills.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        kills
+    }
+
     /// Samples memory and CPU of the containers (see [`UsageProbe::sample`]).
     pub fn usage_probe(&self) -> UsageProbe {
         UsageProbe::new(
@@ -309,9 +333,10 @@ impl ContainersTarget {
             return Ok(self.consumer.kill()?);
         }
         let id = self.service(role)?.container.id().to_string();
-        let _ = self.docker.unpause_container(&id).await;
+        let _ = bounded(DOCKER_CALL_TIMEOUT, self.docker.unpause_container(&id)).await;
         let options = KillContainerOptionsBuilder::new().signal("KILL").build();
-        match self.docker.kill_container(&id, Some(options)).await {
+        let killed = self.docker.kill_container(&id, Some(options));
+        match bounded(DOCKER_CALL_TIMEOUT, killed).await {
             Err(error) if !is_not_running(&error) => Err(docker_error(role, "kill", error)),
             _ => Ok(()),
         }
@@ -324,21 +349,23 @@ impl ContainersTarget {
             return Ok(self.consumer.stop(grace)?);
         }
         let id = self.service(role)?.container.id().to_string();
-        let _ = self.docker.unpause_container(&id).await;
+        let _ = bounded(DOCKER_CALL_TIMEOUT, self.docker.unpause_container(&id)).await;
         let grace_s = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::new().t(grace_s).build();
-        match self.docker.stop_container(&id, Some(options)).await {
+        let stopped = self.docker.stop_container(&id, Some(options));
+        match bounded(grace + DOCKER_CALL_TIMEOUT, stopped).await {
             Err(error) if !is_not_running(&error) => {
                 return Err(docker_error(role, "stop", error));
             }
             _ => {}
         }
-        let state = self
-            .docker
-            .inspect_container(&id, None)
-            .await
-            .map_err(|error| docker_error(role, "inspect", error))?
-            .state;
+        let state = bounded(
+            DOCKER_CALL_TIMEOUT,
+            self.docker.inspect_container(&id, None),
+        )
+        .await
+        .map_err(|error| docker_error(role, "inspect", error))?
+        .state;
         let exit_code = state.as_ref().and_then(|state| state.exit_code);
         let oom_killed = state.and_then(|state| state.oom_killed) == Some(true);
         Ok(!oom_killed && matches!(exit_code, Some(0 | 143)))
@@ -350,8 +377,7 @@ impl ContainersTarget {
             return Ok(self.consumer.pause()?);
         }
         let id = self.service(role)?.container.id().to_string();
-        self.docker
-            .pause_container(&id)
+        bounded(DOCKER_CALL_TIMEOUT, self.docker.pause_container(&id))
             .await
             .map_err(|error| docker_error(role, "pause", error))
     }
@@ -362,8 +388,7 @@ impl ContainersTarget {
             return Ok(self.consumer.resume()?);
         }
         let id = self.service(role)?.container.id().to_string();
-        self.docker
-            .unpause_container(&id)
+        bounded(DOCKER_CALL_TIMEOUT, self.docker.unpause_container(&id))
             .await
             .map_err(|error| docker_error(role, "unpause", error))
     }
@@ -399,7 +424,7 @@ impl ContainersTarget {
             .ok_or(TargetError::NotRunning { role })?;
         let id = service.container.id().to_string();
         service.follower = None;
-        match docker.start_container(&id, None).await {
+        match bounded(DOCKER_CALL_TIMEOUT, docker.start_container(&id, None)).await {
             Err(error) if !is_not_modified(&error) => {
                 return Err(docker_error(role, "start", error));
             }

@@ -10,7 +10,7 @@ use testcontainers_modules::kafka::apache::Kafka;
 use testcontainers_modules::scylladb::ScyllaDB;
 
 use super::ContainersError;
-pub use crate::scenario::CommitlogSync;
+pub use crate::scenario::{CommitlogSync, ContainersSettings, DatabaseRestart};
 
 /// The Cassandra image used unless overridden: a pinned release, never `latest`.
 pub const CASSANDRA_IMAGE: &str = "cassandra";
@@ -193,6 +193,8 @@ pub struct ContainersOptions {
     pub cassandra_heap_mb: u32,
     /// Cassandra's commit-log durability (`batch` rewrites cassandra.yaml before start).
     pub commitlog_sync: CommitlogSync,
+    /// Whether Docker starts the database container again when it exits on its own.
+    pub database_restart: DatabaseRestart,
     /// Bound on pulling one missing image.
     pub pull_timeout: Duration,
     /// Bound on one container's start: from `docker start` until its ready line is logged and
@@ -216,10 +218,11 @@ impl ContainersOptions {
             database: Database::Cassandra,
             cassandra_image: ImageRef::new(CASSANDRA_IMAGE, CASSANDRA_TAG),
             scylla_image: ImageRef::new(scylla.name(), scylla.tag()),
-            broker_memory_mb: 1024,
-            database_memory_mb: 2048,
-            cassandra_heap_mb: 768,
+            broker_memory_mb: ContainersSettings::BROKER_MEMORY_MB_DEFAULT,
+            database_memory_mb: ContainersSettings::DATABASE_MEMORY_MB_DEFAULT,
+            cassandra_heap_mb: ContainersSettings::CASSANDRA_HEAP_MB_DEFAULT,
             commitlog_sync: CommitlogSync::Periodic,
+            database_restart: DatabaseRestart::No,
             pull_timeout: Duration::from_secs(900),
             ready_timeout: Duration::from_secs(240),
             seed: 0,
@@ -241,6 +244,20 @@ impl ContainersOptions {
             set.or_else(|| from_file.get(key).cloned())
         })?;
         Ok(options)
+    }
+
+    /// The scenario's `[pipeline.containers]`: each cap and the heap it sets, and the
+    /// database's restart policy.
+    pub fn apply_scenario(&mut self, settings: &ContainersSettings) {
+        let set = |value: Option<u32>, into: &mut u32| {
+            if let Some(value) = value {
+                *into = value;
+            }
+        };
+        set(settings.broker_memory_mb, &mut self.broker_memory_mb);
+        set(settings.database_memory_mb, &mut self.database_memory_mb);
+        set(settings.cassandra_heap_mb, &mut self.cassandra_heap_mb);
+        self.database_restart = settings.database_restart;
     }
 
     /// The Kafka image's family.
@@ -284,6 +301,20 @@ impl ContainersOptions {
         }
     }
 
+    /// A database container smaller than Cassandra's heap plus its off-heap needs can be killed
+    /// by the kernel for lack of memory (what a memory-pressure scenario may want): said, not
+    /// refused.
+    pub fn memory_warning(&self) -> Option<String> {
+        let needs = self.cassandra_heap_mb + CASSANDRA_OFF_HEAP_MB;
+        (self.database == Database::Cassandra && needs > self.database_memory_mb).then(|| {
+            format!(
+                "the database container's {} MB cap is below its {} MB heap plus {CASSANDRA_OFF_HEAP_MB} MB \
+                 off-heap: the kernel may kill it for lack of memory (exit 137, OOMKilled)",
+                self.database_memory_mb, self.cassandra_heap_mb
+            )
+        })
+    }
+
     /// Checks images, memory caps and heap; the error names the setting and the fix.
     pub fn validate(&self) -> Result<(), ContainersError> {
         let invalid =
@@ -319,15 +350,13 @@ impl ContainersOptions {
                         ),
                     ));
                 }
-                if self.cassandra_heap_mb + CASSANDRA_OFF_HEAP_MB > self.database_memory_mb {
+                if self.cassandra_heap_mb >= self.database_memory_mb {
                     return Err(invalid(
                         "cassandra_heap_mb",
                         format!(
-                            "a {} MB heap needs a container of at least {} MB (heap + {CASSANDRA_OFF_HEAP_MB} \
-                             off-heap), and database_memory_mb is {}; lower the heap or raise the cap",
-                            self.cassandra_heap_mb,
-                            self.cassandra_heap_mb + CASSANDRA_OFF_HEAP_MB,
-                            self.database_memory_mb
+                            "a {} MB heap does not fit a {} MB container (database_memory_mb); \
+                             give the heap and {CASSANDRA_OFF_HEAP_MB} MB off-heap, or lower the heap",
+                            self.cassandra_heap_mb, self.database_memory_mb
                         ),
                     ));
                 }

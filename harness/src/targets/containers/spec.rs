@@ -6,14 +6,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use testcontainers::bollard::models::{HostConfig, PortBinding};
+use testcontainers::bollard::models::{
+    HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::{ContainerRequest, GenericImage, Image, ImageExt};
 use testcontainers_modules::kafka::apache::Kafka;
 
 use super::options::{
-    CassandraFamily, CommitlogSync, ContainersOptions, Database, ImageRef, KafkaFamily,
-    SCYLLA_RESERVE_MB,
+    CassandraFamily, CommitlogSync, ContainersOptions, Database, DatabaseRestart, ImageRef,
+    KafkaFamily, SCYLLA_RESERVE_MB,
 };
 use crate::targets::Role;
 
@@ -92,6 +94,9 @@ pub struct ContainerSpec {
     pub client_address: SocketAddr,
     /// Memory cap (swap included: no swap), MB.
     pub memory_limit_mb: u32,
+    /// Docker starts the container again when it exits with an error (an OOM kill included),
+    /// up to [`DatabaseRestart::RETRIES_MAX`] times.
+    pub restart_on_failure: bool,
     pub ready_line: ReadyLine,
     pub labels: BTreeMap<String, String>,
 }
@@ -114,11 +119,16 @@ impl ContainerSpec {
             request = request.with_cmd(self.cmd.clone());
         }
         let memory_bytes = i64::from(self.memory_limit_mb) * 1024 * 1024;
+        let restart_policy = self.restart_on_failure.then_some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: Some(DatabaseRestart::RETRIES_MAX),
+        });
         let port_key = format!("{}/tcp", self.container_port);
         let host_port = self.host_port.to_string();
         request.with_host_config_modifier(move |host: &mut HostConfig| {
             host.memory = Some(memory_bytes);
             host.memory_swap = Some(memory_bytes);
+            host.restart_policy = restart_policy.clone();
             host.publish_all_ports = Some(false);
             host.port_bindings = Some(HashMap::from([(
                 port_key.clone(),
@@ -181,6 +191,7 @@ pub fn kafka_spec(
         host_port,
         client_address: SocketAddr::from(([127, 0, 0, 1], host_port)),
         memory_limit_mb: options.broker_memory_mb,
+        restart_on_failure: false,
         ready_line,
         labels,
     }
@@ -276,6 +287,7 @@ pub fn database_spec(
         host_port,
         client_address: SocketAddr::from(([127, 0, 0, 1], bridge.unwrap_or(host_port))),
         memory_limit_mb: options.database_memory_mb,
+        restart_on_failure: options.database_restart == DatabaseRestart::OnFailure,
         ready_line,
         labels,
     }

@@ -427,12 +427,21 @@ fn the_environment_overrides_images_and_database() {
 #[test]
 fn validation_names_the_setting_and_the_fix() {
     let mut options = options();
-    options.cassandra_heap_mb = 1800;
+    options.cassandra_heap_mb = 2048;
     let error = options.validate().unwrap_err().to_string();
     assert!(
-        error.contains("cassandra_heap_mb") && error.contains("2312 MB"),
+        error.contains("cassandra_heap_mb") && error.contains("2048 MB container"),
         "{error}"
     );
+    // A heap that fits but leaves too little off-heap room is a warning: it may be the point.
+    options.cassandra_heap_mb = 1800;
+    options.validate().expect("valid, with a warning");
+    let warning = options.memory_warning().expect("a warning");
+    assert!(
+        warning.contains("2048 MB cap") && warning.contains("1800 MB heap"),
+        "{warning}"
+    );
+    assert_eq!(self::options().memory_warning(), None, "the defaults fit");
 
     let mut options = self::options();
     options.broker_memory_mb = 100;
