@@ -358,13 +358,7 @@ impl LocalTarget {
             ),
             Role::CqlBridge => (
                 self.options.roadtest_binary.clone(),
-                vec![
-                    arg("cql-bridge".into()),
-                    arg("--listen".into()),
-                    arg(format!("127.0.0.1:{}", ports.bridge)),
-                    arg("--upstream".into()),
-                    arg(format!("127.0.0.1:{}", ports.cassandra_native)),
-                ],
+                super::cql_bridge_args(ports.bridge, ports.cassandra_native),
             ),
             Role::Consumer => (self.options.roadtest_binary.clone(), Vec::new()),
         };

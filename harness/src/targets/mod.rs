@@ -172,6 +172,20 @@ impl From<containers::ContainersError> for TargetError {
     }
 }
 
+/// The arguments of the CQL bridge (`roadtest cql-bridge`) listening on 127.0.0.1:`listen`, in
+/// front of a CQL v3 database on 127.0.0.1:`upstream`; the local and containers targets run it.
+pub(crate) fn cql_bridge_args(listen: u16, upstream: u16) -> Vec<std::ffi::OsString> {
+    [
+        "cql-bridge".to_string(),
+        "--listen".to_string(),
+        format!("127.0.0.1:{listen}"),
+        "--upstream".to_string(),
+        format!("127.0.0.1:{upstream}"),
+    ]
+    .map(Into::into)
+    .to_vec()
+}
+
 /// A new directory `PREFIX-PID-NANOS` under the system temp dir, unique per process and call.
 pub(crate) fn fresh_run_dir(prefix: &str) -> PathBuf {
     let nanos = SystemTime::now()

@@ -539,15 +539,7 @@ async fn start_bridge(
     let spec = ProcessSpec {
         name: role.name().to_string(),
         program: program.clone(),
-        args: [
-            "cql-bridge".to_string(),
-            "--listen".to_string(),
-            format!("127.0.0.1:{port}"),
-            "--upstream".to_string(),
-            format!("127.0.0.1:{upstream}"),
-        ]
-        .map(Into::into)
-        .to_vec(),
+        args: super::cql_bridge_args(port, upstream),
         dir: dir.join(role.name()),
         log: dir.join(format!("{}.log", role.name())),
         env: Vec::new(),
