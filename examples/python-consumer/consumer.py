@@ -14,7 +14,8 @@ beside it tell roadtest so in [pipeline.record] and [pipeline.table]. It has two
 Everything it needs comes from roadtest's environment contract (README, "Your own consumer"):
 ROADTEST_KAFKA_BOOTSTRAP, ROADTEST_TOPIC, ROADTEST_GROUP, ROADTEST_CQL_CONTACT,
 ROADTEST_KEYSPACE, ROADTEST_TABLE and ROADTEST_SESSION_TIMEOUT_MS. SIGTERM flushes, commits and
-exits 0. LOG_LEVEL (default INFO) sets how much it logs.
+exits 0. LOG_LEVEL (default INFO) sets how much it logs; COMMIT (after-write or auto) is the
+default of --commit, for its image (Dockerfile), whose arguments a scenario does not set.
 """
 
 import argparse
@@ -139,7 +140,12 @@ class Writer:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commit", choices=["after-write", "auto"], default="after-write")
+    parser.add_argument(
+        "--commit",
+        choices=["after-write", "auto"],
+        default=os.environ.get("COMMIT", "after-write"),
+        help="when offsets are committed (default: $COMMIT, else after-write)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG (else $LOG_LEVEL)")
     args = parser.parse_args()
     logging.basicConfig(

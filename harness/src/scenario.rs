@@ -528,8 +528,14 @@ pub struct ConsumerSettings {
     /// looked up in PATH. Empty: the reference consumer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// Added to the environment of `command` (roadtest's own `ROADTEST_*` variables come first
-    /// and cannot be overridden here).
+    /// A consumer of the user's own as a Docker image (`NAME:TAG`), run as a container beside
+    /// the services of the containers target, on the host's network, with the same environment
+    /// as `command`; its memory and CPU come from Docker's stats and its faults go through
+    /// Docker. One of `command` and `image`. Empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    /// Added to the environment of `command` or `image` (roadtest's own `ROADTEST_*` variables
+    /// come first and cannot be overridden here).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// `false`: the consumer already runs elsewhere (it reads `pipeline.topic` and writes
@@ -574,9 +580,10 @@ impl ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// Whether this is roadtest's reference consumer (no `command`, and roadtest runs it).
+    /// Whether this is roadtest's reference consumer (no `command` or `image`, and roadtest
+    /// runs it).
     pub fn is_reference(&self) -> bool {
-        self.command.is_empty() && self.managed
+        self.command.is_empty() && self.image.is_empty() && self.managed
     }
 }
 
@@ -584,6 +591,7 @@ impl Default for ConsumerSettings {
     fn default() -> Self {
         ConsumerSettings {
             command: Vec::new(),
+            image: String::new(),
             env: BTreeMap::new(),
             managed: true,
             batch_size: default_batch_size(),

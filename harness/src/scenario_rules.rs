@@ -262,11 +262,11 @@ fn check_unmanaged(scenario: &Scenario) -> Result<(), Problem> {
     if consumer.managed {
         return Ok(());
     }
-    if !consumer.command.is_empty() || !consumer.env.is_empty() {
+    if !consumer.command.is_empty() || !consumer.image.is_empty() || !consumer.env.is_empty() {
         return problem(
             "pipeline.consumer.managed",
-            "is false, so roadtest starts nothing: leave out command and env (or set managed = \
-             true to have roadtest start the command)",
+            "is false, so roadtest starts nothing: leave out command, image and env (or set \
+             managed = true to have roadtest start the command or the image)",
         );
     }
     if scenario.pipeline.fresh_names {
@@ -470,11 +470,26 @@ fn check_own_consumer(consumer: &ConsumerSettings) -> Result<(), Problem> {
             "the first item is the program to run and cannot be empty",
         );
     }
+    if !consumer.image.is_empty() {
+        if !consumer.command.is_empty() {
+            return problem(
+                "pipeline.consumer.image",
+                "and `command` are both set; a consumer is a program (`command`) or a Docker \
+                 image (`image`): keep one (the image's own entrypoint and command run)",
+            );
+        }
+        if let Err(message) = consumer
+            .image
+            .parse::<crate::targets::containers::ImageRef>()
+        {
+            return problem("pipeline.consumer.image", message);
+        }
+    }
     if !consumer.env.is_empty() && consumer.is_reference() {
         return problem(
             "pipeline.consumer.env",
-            "is for a consumer of your own; add `command` (the reference consumer takes its \
-             settings as keys of [pipeline.consumer])",
+            "is for a consumer of your own; add `command` or `image` (the reference consumer \
+             takes its settings as keys of [pipeline.consumer])",
         );
     }
     for name in consumer.env.keys() {

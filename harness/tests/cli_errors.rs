@@ -625,6 +625,12 @@ fn a_bad_own_consumer_is_refused_naming_the_key() {
     assert_rejected(&path, &["pipeline.consumer.command", "cannot be empty"]);
     let path = own_consumer("own-env-only", "env = { LOG_LEVEL = \"debug\" }");
     assert_rejected(&path, &["pipeline.consumer.env", "add `command`"]);
+    let path = own_consumer("own-both", "command = [\"./c\"]\nimage = \"my/consumer:1\"");
+    assert_rejected(&path, &["pipeline.consumer.image", "both set"]);
+    let path = own_consumer("own-untagged", "image = \"my/consumer\"");
+    assert_rejected(&path, &["pipeline.consumer.image", "no tag"]);
+    let path = own_consumer("own-latest", "image = \"my/consumer:latest\"");
+    assert_rejected(&path, &["pipeline.consumer.image", "pin a release tag"]);
     let path = own_consumer(
         "own-var",
         "command = [\"./c\"]\nenv = { \"LOG-LEVEL\" = \"x\" }",
@@ -680,6 +686,18 @@ fn an_own_consumer_that_cannot_run_exits_2_before_anything_starts() {
     let (code, stderr) = run_refused(&path, "sim");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("needs a real target"), "{stderr}");
+    // An image runs on the containers target only.
+    let path = own_consumer("own-image", "image = \"my/consumer:1.0\"");
+    let (code, stderr) = run_refused(&path, "local");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("own-image.toml: pipeline.consumer.image: my/consumer:1.0")
+            && stderr.contains("--target containers"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_refused(&path, "sim");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("`command` or `image`"), "{stderr}");
 }
 
 /// smoke.toml with a consumer of the user's own and `record` as its `[pipeline.record]`.
@@ -830,6 +848,11 @@ fn a_consumer_running_elsewhere_needs_fixed_names_and_gets_no_process_faults() {
     assert_rejected(
         &with_command,
         &["pipeline.consumer.managed", "leave out command"],
+    );
+    let with_image = own_consumer("elsewhere-image", "managed = false\nimage = \"my/c:1\"");
+    assert_rejected(
+        &with_image,
+        &["pipeline.consumer.managed", "leave out command, image"],
     );
     let fixed = "[pipeline]\ntopic = \"telemetry\"";
     let killed = variant(

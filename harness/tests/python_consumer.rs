@@ -1,4 +1,4 @@
-//! A consumer of the user's own under test: the example Python consumer (examples/python-consumer) on the local target, started, killed and verified through roadtest's environment contract.
+//! A consumer of the user's own under test: the example Python consumer (examples/python-consumer) on the local and containers targets, as a program and as an image, started, killed and verified through roadtest's environment contract.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,6 +151,70 @@ async fn the_python_consumer_passes_smoke_on_containers_with_nothing_lost() {
     assert_eq!(report.target.name, "containers");
     assert_the_python_consumer_ran(&report, "after-write");
     assert_eq!(report.verify.expected, 600, "20 vehicles at 1 Hz for 30 s");
+}
+
+/// Fails (never skips) when a Docker image is missing, saying how to build it.
+fn require_image(image: &str) {
+    let inspected = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output();
+    assert!(
+        inspected
+            .as_ref()
+            .is_ok_and(|output| output.status.success()),
+        "the image {image} is not on this host's Docker ({inspected:?}); build it with \
+         `ci/docker up && ci/images build && examples/python-consumer/image` (ci/test does)"
+    );
+}
+
+/// The same consumer as a Docker image (examples/python-consumer/image) on the containers
+/// target: a container on the host's network with roadtest's environment, killed with `docker
+/// kill` while Cassandra is down and started again with `docker start`, nothing lost; its
+/// memory is the container's, from Docker's stats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_consumer_as_an_image_is_killed_and_started_again_through_docker() {
+    let (scenario, path) = example("container");
+    require_image(&scenario.pipeline.consumer.image);
+    let target = roadtest::targets::TargetKind::Containers;
+    let report = run_on("container", &scenario, &path, target, None)
+        .await
+        .unwrap_or_else(|error| panic!("container.toml could not be carried out: {error}"));
+    report.assert_no_loss();
+    report.assert_passed();
+    assert_eq!(report.target.name, "containers");
+    assert_eq!(
+        report.consumer.image, "roadtest-local/python-consumer:example",
+        "the report names the image under test"
+    );
+    assert!(report.consumer.command.is_empty(), "{:?}", report.consumer);
+    assert_eq!(report.faults.len(), 2, "{:?}", report.faults);
+    for fault in &report.faults {
+        assert!(fault.at_s.is_some() && fault.error.is_none(), "{fault:?}");
+        assert!(fault.recovery_started_at_s.is_some(), "{fault:?}");
+    }
+    // The interpreter with its two drivers, as Docker counts the container's memory.
+    let rss = report.memory.peak_rss_mb.get("consumer").copied();
+    assert!(rss.is_some_and(|mb| mb > 20.0), "consumer memory {rss:?}");
+}
+
+/// An image whose program ends at once (the Python base runs `python3` with no input) is
+/// reported with its exit status, seen through Docker's wait, before any load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_image_that_exits_while_starting_is_reported_with_its_status() {
+    let (mut scenario, path) = example("container");
+    let base = "roadtest-local/python:3.11-bookworm";
+    require_image(base);
+    scenario.pipeline.consumer.image = base.to_string();
+    scenario.faults.clear();
+    let target = roadtest::targets::TargetKind::Containers;
+    let error = run_on("image-exits", &scenario, &path, target, None)
+        .await
+        .expect_err("a consumer that exits at once cannot be run")
+        .to_string();
+    assert!(
+        error.contains("exited while starting (exit status: 0)"),
+        "{error}"
+    );
 }
 
 /// Tampering goes through the consumer's own table: each of its columns (an `int`, doubles, a

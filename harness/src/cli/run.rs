@@ -77,19 +77,26 @@ impl RunPlan {
             false => None,
         };
         let (destination, reason) = choose(flags.target, external_flags);
-        // A consumer of the user's own: its program must exist, and it needs a real target.
-        crate::run::check_consumer_program(&scenario, &args.path).map_err(|e| e.to_string())?;
-        if destination == Destination::Sim && !scenario.pipeline.consumer.is_reference() {
-            let why = reason
-                .as_deref()
-                .map_or_else(String::new, |why| format!(" ({why})"));
-            return Err(format!(
-                "{}: pipeline.consumer.command: a consumer of your own needs a real target, and \
-                 this run would be simulated{why}; the simulation runs roadtest's reference \
-                 consumer only. Use --target local (install its services with `roadtest \
-                 services install`), containers or external",
-                args.path.display()
-            ));
+        // A consumer of the user's own needs a real target (an image, the containers target),
+        // and its program must exist.
+        let why = reason
+            .as_deref()
+            .map_or_else(String::new, |why| format!(" ({why})"));
+        match destination {
+            Destination::Real(kind) => {
+                crate::run::check_consumer_program(&scenario, &args.path, kind)
+                    .map_err(|e| format!("{e}{why}"))?;
+            }
+            Destination::Sim if !scenario.pipeline.consumer.is_reference() => {
+                return Err(format!(
+                    "{}: pipeline.consumer: a consumer of your own (`command` or `image`) needs \
+                     a real target, and this run would be simulated{why}; the simulation runs \
+                     roadtest's reference consumer only. Use --target local (install its \
+                     services with `roadtest services install`), containers or external",
+                    args.path.display()
+                ));
+            }
+            Destination::Sim => {}
         }
         let out_dir = flags.out.map_or_else(
             || default_out_dir(&scenario, destination),

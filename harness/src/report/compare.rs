@@ -318,10 +318,11 @@ fn same_load_other_consumer(new: &Report, baseline: &Report) -> bool {
 fn consumer_name(report: &Report) -> String {
     if report.consumer.runs_elsewhere {
         "a consumer running elsewhere".to_string()
-    } else if report.consumer.command.is_empty() {
-        "the reference consumer".to_string()
     } else {
-        format!("`{}`", report.consumer.command.join(" "))
+        report.consumer.own_name().map_or_else(
+            || "the reference consumer".to_string(),
+            |name| format!("`{name}`"),
+        )
     }
 }
 

@@ -84,12 +84,12 @@ fn write_consumer(out: &mut String, report: &Report) -> std::fmt::Result {
             "<p class=\"meta\">consumer under test: runs elsewhere (managed = false; its rows \
              were counted and verified)</p>"
         )?;
-    } else if !report.consumer.command.is_empty() {
+    } else if let Some(name) = report.consumer.own_name() {
         writeln!(
             out,
             "<p class=\"meta\">consumer under test: <code>{}</code> (its rows were counted and \
              verified; it reports no stages of its own)</p>",
-            escape(&report.consumer.command.join(" "))
+            escape(&name)
         )?;
     }
     Ok(())

@@ -96,6 +96,10 @@ pub struct ConsumerSection {
     /// consumer of the user's own reports nothing of itself; its rows are counted instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// A consumer of the user's own as a Docker image (`NAME:TAG`), run as a container; its
+    /// memory and CPU are the container's (`memory`, `cpu` under `consumer`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
     /// The consumer ran elsewhere (`managed = false`): roadtest started nothing and counted its
     /// rows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -104,6 +108,22 @@ pub struct ConsumerSection {
     /// Simulated runs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim: Option<SimSection>,
+}
+
+impl ConsumerSection {
+    /// How a consumer of the user's own is named (its command, or `image NAME:TAG`); `None`
+    /// for the reference consumer and for one that runs elsewhere.
+    pub fn own_name(&self) -> Option<String> {
+        if self.runs_elsewhere {
+            None
+        } else if !self.image.is_empty() {
+            Some(format!("image {}", self.image))
+        } else if !self.command.is_empty() {
+            Some(self.command.join(" "))
+        } else {
+            None
+        }
+    }
 }
 
 /// One consumer process (a restart starts another).

@@ -23,11 +23,11 @@ impl Report {
         if self.consumer.runs_elsewhere {
             writeln!(out)?;
             writeln!(out, "consumer: runs elsewhere (managed = false)")
-        } else if self.consumer.command.is_empty() {
-            writeln!(out, ", {:.1} consumed/s", self.throughput.consumed_per_s)
-        } else {
+        } else if let Some(name) = self.consumer.own_name() {
             writeln!(out)?;
-            writeln!(out, "consumer: {}", self.consumer.command.join(" "))
+            writeln!(out, "consumer: {name}")
+        } else {
+            writeln!(out, ", {:.1} consumed/s", self.throughput.consumed_per_s)
         }
     }
 

@@ -16,11 +16,13 @@ use crate::ingest::service::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use crate::ingest::stats::ConsumerReport;
 use crate::scenario::{ConsumerSettings, Scenario};
 use crate::table::TableLayout;
-use crate::targets::{ConsumerLaunch, Endpoints, OwnConsumer, Target};
+use crate::targets::{ConsumerLaunch, Endpoints, ImageConsumer, OwnConsumer, Target, TargetKind};
 
 /// How often the rows of a consumer of the user's own are counted, and how long one count may take.
 const COUNT_EVERY: Duration = Duration::from_millis(500);
 const COUNT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often a wait at the consumer's start looks whether it has exited.
+const EXIT_CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// A program of the user's own that cannot be run: found before anything is created.
 pub(super) fn resolve_program(scenario: &Scenario, scenario_path: &Path) -> Result<(), RunError> {
@@ -31,8 +33,32 @@ pub(super) fn resolve_program(scenario: &Scenario, scenario_path: &Path) -> Resu
         .map(|_| ())
         .map_err(|problem| RunError::OwnConsumer {
             file: scenario_path.to_path_buf(),
+            key: "command",
             problem,
         })
+}
+
+/// A consumer image runs as a container beside the services: on the containers target only.
+pub(super) fn check_image_target(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    target: TargetKind,
+) -> Result<(), RunError> {
+    let image = &scenario.pipeline.consumer.image;
+    if image.is_empty() || target == TargetKind::Containers {
+        return Ok(());
+    }
+    Err(RunError::OwnConsumer {
+        file: scenario_path.to_path_buf(),
+        key: "image",
+        problem: format!(
+            "{image} runs the consumer as a Docker container beside the services, which only \
+             the containers target does, and this run's target is {}; use --target containers \
+             (a Docker daemon: `ci/docker up`; roadtest's images: `ci/images build`), or give \
+             the consumer as a program with `command`",
+            target.name()
+        ),
+    })
 }
 
 /// The folder a consumer of the user's own runs in: the scenario's.
@@ -90,16 +116,40 @@ pub(super) fn launch(
     if !consumer.managed {
         return Ok(None);
     }
-    let group = group_name(names);
-    let Some((program, args)) = consumer.command.split_first() else {
+    if consumer.is_reference() {
         let args = consumer_args(endpoints, names, consumer, stats_dir);
         return Ok(Some(ConsumerLaunch::reference(args.to_args())));
+    }
+    let env = contract_env(scenario, endpoints, names);
+    let Some((program, args)) = consumer.command.split_first() else {
+        let image = ImageConsumer {
+            image: consumer.image.clone(),
+            env,
+        };
+        return Ok(Some(ConsumerLaunch::Image(image)));
     };
     let folder = scenario_folder(scenario_path);
     let program = find_program(program, &folder).map_err(|problem| RunError::OwnConsumer {
         file: scenario_path.to_path_buf(),
+        key: "command",
         problem,
     })?;
+    Ok(Some(ConsumerLaunch::Own(OwnConsumer {
+        program,
+        args: args.iter().map(OsString::from).collect(),
+        dir: folder,
+        env,
+    })))
+}
+
+/// roadtest's environment contract with a consumer of the user's own (README, "Your own
+/// consumer"), then the scenario's `env`.
+fn contract_env(
+    scenario: &Scenario,
+    endpoints: &Endpoints,
+    names: &RunNames,
+) -> Vec<(OsString, OsString)> {
+    let consumer = &scenario.pipeline.consumer;
     let contact = endpoints
         .cql
         .contact_points
@@ -112,7 +162,7 @@ pub(super) fn launch(
             endpoints.kafka.bootstrap.clone(),
         ),
         ("ROADTEST_TOPIC", names.topic.clone()),
-        ("ROADTEST_GROUP", group),
+        ("ROADTEST_GROUP", group_name(names)),
         ("ROADTEST_CQL_CONTACT", contact),
         ("ROADTEST_KEYSPACE", names.keyspace.clone()),
         ("ROADTEST_TABLE", scenario.pipeline.table.name.clone()),
@@ -130,12 +180,7 @@ pub(super) fn launch(
             .iter()
             .map(|(name, value)| (name.into(), value.into())),
     );
-    Ok(Some(ConsumerLaunch::Own(OwnConsumer {
-        program,
-        args: args.iter().map(OsString::from).collect(),
-        dir: folder,
-        env,
-    })))
+    env
 }
 
 /// The consumer group of the run (the reference consumer's and a user's consumer's alike).
@@ -167,6 +212,27 @@ fn consumer_args(
         stats_dir: Some(stats_dir.to_path_buf()),
         kafka_security: KafkaSecurityArgs::default(),
         cql_security: CqlSecurityArgs::default(),
+    }
+}
+
+/// Awaits `step` (waiting for the table the consumer creates, say), failing at once when the
+/// consumer exits meanwhile: one that dies at start would otherwise be waited for until the
+/// step's own deadline, and the error would name the step instead of the consumer.
+pub(super) async fn unless_it_exits<T, E: Into<RunError>>(
+    target: &mut Target,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, RunError> {
+    tokio::pin!(step);
+    loop {
+        tokio::select! {
+            outcome = &mut step => return outcome.map_err(Into::into),
+            () = tokio::time::sleep(EXIT_CHECK_EVERY) => {
+                if let Some(status) = target.consumer_exited() {
+                    let problem = format!("exited while starting ({status})");
+                    return Err(consumer_error(target, problem));
+                }
+            }
+        }
     }
 }
 
@@ -250,7 +316,7 @@ impl ConsumerWatch {
                 return Err(consumer_error(target, problem));
             }
             let consuming = match &group {
-                None => self.totals(super::watch::consumer_pid(target)).2,
+                None => self.totals(target.consumer_pid()).2,
                 Some(group) => group
                     .state(Duration::from_millis(500))
                     .is_some_and(|state| state.eq_ignore_ascii_case("stable")),

@@ -38,7 +38,7 @@ mod watch;
 use self::consumer::{ConsumerWatch, RowCount};
 use self::faults::FaultExecutor;
 
-use self::watch::{Progress, Watched, consumer_pid, drain, follow, own_and};
+use self::watch::{Progress, Watched, drain, follow, own_and};
 pub use crate::targets::external::ExternalClusters;
 
 /// How long the consumer may take to join its group and get partitions.
@@ -74,8 +74,13 @@ pub enum RunError {
     Sim(#[from] crate::sim::SimError),
     #[error("the producer thread failed: {0}")]
     Producer(String),
-    #[error("{file}: pipeline.consumer.command: {problem}")]
-    OwnConsumer { file: PathBuf, problem: String },
+    #[error("{file}: pipeline.consumer.{key}: {problem}")]
+    OwnConsumer {
+        file: PathBuf,
+        /// `command` or `image`.
+        key: &'static str,
+        problem: String,
+    },
     #[error(transparent)]
     Table(#[from] crate::table::TableError),
 }
@@ -134,10 +139,16 @@ impl Scenario {
     }
 }
 
-/// Checks that the program of a consumer of the user's own can be run (nothing to check for
-/// the reference consumer); [`Scenario::run`] checks it too, before anything starts.
-pub fn check_consumer_program(scenario: &Scenario, scenario_path: &Path) -> Result<(), RunError> {
-    consumer::resolve_program(scenario, scenario_path)
+/// Checks that a consumer of the user's own can be run on `target` (nothing to check for the
+/// reference consumer): its program exists, and an image runs on the containers target only.
+/// [`Scenario::run`] checks it too, before anything starts.
+pub fn check_consumer_program(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    target: TargetKind,
+) -> Result<(), RunError> {
+    consumer::resolve_program(scenario, scenario_path)?;
+    consumer::check_image_target(scenario, scenario_path, target)
 }
 
 /// The command that replays a run (on `target`, when known; for the external target with the
@@ -182,6 +193,7 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
         eprintln!("roadtest: replay with: {replay}");
         return Ok(crate::sim::simulate_into(scenario, path, &options.out_dir)?);
     };
+    consumer::check_image_target(scenario, &options.scenario_path, kind)?;
     let mut prepared = prepare(kind, scenario, &options).await?;
     let (watch, layout) = match start_consumer(&mut prepared, scenario, &options).await {
         Ok(started) => started,
@@ -327,7 +339,7 @@ async fn start_consumer(
     let (keyspace, table) = (&prepared.names.keyspace, &scenario.pipeline.table);
     let elsewhere = launch.is_none();
     if let Some(launch) = launch {
-        prepared.target.start_consumer(launch)?;
+        prepared.target.start_consumer(launch).await?;
     }
     let format = RecordFormat::new(&scenario.pipeline.record);
     let wait = if table.create {
@@ -335,7 +347,8 @@ async fn start_consumer(
     } else {
         TABLE_WAIT
     };
-    let mut layout = crate::table::wait_and_check(&session, keyspace, table, &format, wait).await?;
+    let table = crate::table::wait_and_check(&session, keyspace, table, &format, wait);
+    let mut layout = consumer::unless_it_exits(&mut prepared.target, table).await?;
     if prepared.names.fixed {
         // The table holds earlier runs' rows too: this run's are those of its time window.
         let plan = FleetPlan::from_scenario(scenario);
@@ -486,7 +499,7 @@ async fn collect(
     driven
         .faults
         .finish(target, driven.clock.start, |target| {
-            consumer.totals(consumer_pid(target)).2
+            consumer.totals(target.consumer_pid()).2
         })
         .await;
     let drained = drain(
@@ -583,6 +596,7 @@ fn assemble(
         written_by_consumer: stages.written,
         consumer: ConsumerSection {
             command: scenario.pipeline.consumer.command.clone(),
+            image: scenario.pipeline.consumer.image.clone(),
             runs_elsewhere: !scenario.pipeline.consumer.managed,
             processes: consumers.iter().map(consumer_process).collect(),
             sim: None,

@@ -17,7 +17,7 @@ use crate::Scenario;
 use crate::drive::{DriveCounters, DriveOutcome};
 use crate::ingest::stats::ConsumerReport;
 use crate::measure::RunClock;
-use crate::targets::{Role, Target};
+use crate::targets::Target;
 
 /// This process plus every process of the target.
 pub(super) fn own_and(target: &mut Target) -> Vec<(String, u32)> {
@@ -31,18 +31,6 @@ pub(super) fn own_and(target: &mut Target) -> Vec<(String, u32)> {
 /// high watermarks, which not every broker reports reliably.
 pub(super) fn pipeline_lag(acknowledged: u64, written: u64) -> i64 {
     i64::try_from(acknowledged.saturating_sub(written)).unwrap_or(i64::MAX)
-}
-
-/// The running consumer's pid.
-pub(super) fn consumer_pid(target: &mut Target) -> Option<u32> {
-    consumer_pid_in(&target.processes())
-}
-
-/// The consumer's pid in a list of (name, pid).
-fn consumer_pid_in(processes: &[(String, u32)]) -> Option<u32> {
-    processes
-        .iter()
-        .find_map(|(name, pid)| (name == Role::Consumer.name()).then_some(*pid))
 }
 
 /// (rows written by every consumer process so far, batches in flight, consuming, lag) — the last
@@ -103,7 +91,7 @@ pub(super) async fn follow(
         // One look at the processes and one read of the consumers' stats per tick serve the
         // sampler, the faults and the progress line.
         let running = own_and(target);
-        let consumer = consumer_pid_in(&running);
+        let consumer = target.consumer_pid();
         if let Ok(mut list) = processes.lock() {
             *list = running;
         }
@@ -194,7 +182,7 @@ pub(super) async fn drain(
     // broker acknowledged but no longer holds (a restart on memory storage) will never come.
     let mut idle_since: Option<(Instant, u64)> = None;
     loop {
-        let (written, in_flight, consuming, consumer_lag) = consumer.totals(consumer_pid(target));
+        let (written, in_flight, consuming, consumer_lag) = consumer.totals(target.consumer_pid());
         if written >= outcome.acknowledged && in_flight == 0 {
             return Ok(());
         }

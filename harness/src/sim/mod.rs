@@ -123,6 +123,7 @@ fn simulate_verified(
 fn consumer_section(outcome: &world::SimOutcome, latencies: serde_json::Value) -> ConsumerSection {
     ConsumerSection {
         command: Vec::new(),
+        image: String::new(),
         runs_elsewhere: false,
         processes: outcome
             .consumers

@@ -172,9 +172,9 @@ impl World {
     pub fn new(scenario: &Scenario, latencies: SimLatencies) -> Result<World, String> {
         if !scenario.pipeline.consumer.is_reference() {
             return Err(
-                "pipeline.consumer.command: the simulation runs roadtest's reference consumer, \
-                 not a program of your own; run this scenario on a real target (--target local, \
-                 containers or external)"
+                "pipeline.consumer: the simulation runs roadtest's reference consumer, not a \
+                 consumer of your own (`command` or `image`); run this scenario on a real \
+                 target (--target local, containers or external)"
                     .to_string(),
             );
         }

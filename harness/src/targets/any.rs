@@ -252,11 +252,24 @@ impl Target {
         }
     }
 
-    pub fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
+    /// Starts the consumer under test (an image only on the containers target).
+    pub async fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
         match &mut self.running {
             Running::Local(target) => target.start_consumer(launch),
-            Running::Containers(target) => Ok(target.start_consumer(launch)?),
+            Running::Containers(target) => Ok(target.start_consumer(launch).await?),
             Running::External(target) => target.start_consumer(launch),
+        }
+    }
+
+    /// The consumer's pid while it runs (on the containers target, a consumer container's
+    /// first process as the host sees it).
+    pub fn consumer_pid(&mut self) -> Option<u32> {
+        match &mut self.running {
+            Running::Containers(target) => target.consumer_pid(),
+            Running::Local(_) | Running::External(_) => self
+                .processes()
+                .into_iter()
+                .find_map(|(name, pid)| (name == Role::Consumer.name()).then_some(pid)),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The consumer under test as a child process on this host: how it is launched (the reference consumer, `roadtest ingest`, or a program of the user's own), and the process itself for the targets whose services run elsewhere (containers, external).
+//! The consumer under test: how it is launched (the reference consumer, `roadtest ingest`; a program of the user's own; an image of the user's own, which the containers target runs), and, as a child process on this host, the process itself for the targets whose services run elsewhere (containers, external).
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -21,6 +21,17 @@ pub enum ConsumerLaunch {
     },
     /// A program of the user's own with roadtest's contract in its environment.
     Own(OwnConsumer),
+    /// A Docker image of the user's own, run as a container (the containers target only).
+    Image(ImageConsumer),
+}
+
+/// A consumer of the user's own as a Docker image: what runs, with which environment.
+#[derive(Debug, Clone)]
+pub struct ImageConsumer {
+    /// `NAME:TAG`, checked by the scenario.
+    pub image: String,
+    /// roadtest's `ROADTEST_*` variables and the scenario's `env`: the container's environment.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// A consumer of the user's own: what runs, where, and with which environment.
@@ -59,15 +70,21 @@ impl ConsumerLaunch {
                 env.extend(reference_env);
             }
             ConsumerLaunch::Own(own) => own.env.extend(contract_env),
+            ConsumerLaunch::Image(image) => image.env.extend(contract_env),
         }
         self
     }
 
-    /// The process to spawn: the program named `consumer`, its log `target_dir/consumer.log`.
-    pub fn spec(self, roadtest_binary: &Path, target_dir: &Path) -> ProcessSpec {
+    /// The process to spawn: the program named `consumer`, its log `target_dir/consumer.log`;
+    /// an image is not a process of this host (the containers target runs it).
+    pub fn spec(
+        self,
+        roadtest_binary: &Path,
+        target_dir: &Path,
+    ) -> Result<ProcessSpec, TargetError> {
         let name = Role::Consumer.name().to_string();
         let log = target_dir.join("consumer.log");
-        match self {
+        Ok(match self {
             ConsumerLaunch::Reference { args, env } => ProcessSpec {
                 name,
                 program: roadtest_binary.to_path_buf(),
@@ -86,7 +103,10 @@ impl ConsumerLaunch {
                 log,
                 env: own.env,
             },
-        }
+            ConsumerLaunch::Image(ImageConsumer { image, .. }) => {
+                return Err(TargetError::ConsumerImage { image });
+            }
+        })
     }
 }
 
@@ -112,7 +132,7 @@ impl HostConsumer {
     /// Starts the consumer (killing a previous one) with roadtest's environment plus the
     /// launch's (how passwords are handed over: never as arguments).
     pub fn start(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
-        let spec = launch.spec(&self.roadtest_binary, &self.dir);
+        let spec = launch.spec(&self.roadtest_binary, &self.dir)?;
         if let Some(mut old) = self.process.take() {
             old.kill();
         }

@@ -231,7 +231,7 @@ impl LocalTarget {
 
     /// Starts the consumer under test as a service of this target.
     pub fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), TargetError> {
-        let spec = launch.spec(&self.options.roadtest_binary, &self.dir);
+        let spec = launch.spec(&self.options.roadtest_binary, &self.dir)?;
         self.spawn_spec(Role::Consumer, spec)
     }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 pub use any::{StartSettings, Target};
 pub use capabilities::Capabilities;
-pub use consumer::{ConsumerLaunch, OwnConsumer};
+pub use consumer::{ConsumerLaunch, ImageConsumer, OwnConsumer};
 pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
 pub use external::{ExternalOptions, ExternalTarget};
 pub use local::{LocalOptions, LocalTarget};
@@ -126,6 +126,12 @@ pub enum TargetError {
     NoClusters,
     #[error("the {role} is not running")]
     NotRunning { role: Role },
+    #[error(
+        "pipeline.consumer.image ({image}) runs the consumer as a Docker container, which only \
+         the containers target does; use --target containers, or give the consumer as a \
+         program with `command`"
+    )]
+    ConsumerImage { image: String },
     #[error("network faults need a proxy in front of the {role}, and it has none")]
     NoProxy { role: Role },
     #[error(transparent)]

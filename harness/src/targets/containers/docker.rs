@@ -43,7 +43,7 @@ pub fn file_log_consumer(
 }
 
 /// Follows a (re)started container's output from `since`: appends it to the log file and
-/// raises a flag when the ready line appears. Stops when the container stops or on drop.
+/// raises a flag when the ready line (if any) appears. Stops when the container stops or on drop.
 #[derive(Debug)]
 pub struct LogFollower {
     task: JoinHandle<()>,
@@ -56,7 +56,7 @@ impl LogFollower {
         container_id: String,
         since_unix_s: i64,
         log: PathBuf,
-        ready_line: ReadyLine,
+        ready_line: Option<ReadyLine>,
     ) -> LogFollower {
         let (ready_sender, ready) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -72,7 +72,7 @@ impl LogFollower {
                 .append(true)
                 .open(&log)
                 .ok();
-            let mut matcher = LineMatcher::new(ready_line.text);
+            let mut matcher = ready_line.map(|line| (line.stream, LineMatcher::new(line.text)));
             while let Some(Ok(output)) = stream.next().await {
                 let (stream_of, message) = match output {
                     LogOutput::StdOut { message } | LogOutput::Console { message } => {
@@ -84,7 +84,10 @@ impl LogFollower {
                 if let Some(file) = file.as_mut() {
                     let _ = file.write_all(&message);
                 }
-                if stream_of == ready_line.stream && matcher.feed(&message) {
+                if let Some((stream, matcher)) = matcher.as_mut()
+                    && stream_of == *stream
+                    && matcher.feed(&message)
+                {
                     let _ = ready_sender.send(true);
                 }
             }

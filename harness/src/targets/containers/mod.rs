@@ -1,4 +1,4 @@
-//! The containers target: real Kafka and Cassandra (or ScyllaDB) in Docker containers started by testcontainers; the consumer on the host.
+//! The containers target: real Kafka and Cassandra (or ScyllaDB) in Docker containers started by testcontainers; the consumer on the host, or in a container of the user's image.
 //!
 //! - Kafka: testcontainers-modules' Apache Kafka image (`apache/kafka-native:3.8.0`, KRaft, one
 //!   node) with the module's settings, advertising the fault proxy in front of it.
@@ -12,12 +12,16 @@
 //!   `docker pause`/`unpause`, restart = `docker start`; data survives, as on a real node.
 //! - Memory and CPU per container come from the Docker stats API ([`UsageProbe`]); kills for lack
 //!   of memory, and the restarts Docker's restart policy made, from its event log ([`history`]).
+//! - A consumer image of the user's own (`[pipeline.consumer] image`) runs as a container on
+//!   the host's network ([`consumer`]), faulted through Docker like the services and sampled
+//!   through Docker's stats; any other consumer is a child process on the host.
 //! - Logs: `DIR/broker.log`, `DIR/cassandra.log`, `DIR/consumer.log`.
 //! - Containers are removed when the target is dropped (inside a tokio runtime) or by
 //!   [`ContainersTarget::remove`]; those of a roadtest killed with SIGKILL are removed by the next
 //!   start on the same host (labels `roadtest.owner-*`).
 
 pub mod choice;
+pub mod consumer;
 pub mod docker;
 pub mod history;
 pub mod options;
@@ -43,6 +47,7 @@ pub use self::choice::{
     DOCKER_PING_TIMEOUT, TargetChoiceError, TargetKind, choose_target, docker_ping,
     images_available, local_installed,
 };
+use self::consumer::ContainerConsumer;
 pub use self::docker::{ContainerUsage, UsageProbe};
 use self::docker::{DOCKER_CALL_TIMEOUT, LogFollower, bounded};
 pub use self::history::OomKill;
@@ -116,17 +121,22 @@ struct Service {
     follower: Option<LogFollower>,
 }
 
-/// Kafka and the database in containers, the reference consumer as a child process.
+/// Kafka and the database in containers; the consumer as a child process, or a container of
+/// the user's image.
 #[derive(Debug)]
 pub struct ContainersTarget {
     options: ContainersOptions,
     dir: PathBuf,
     docker: Docker,
+    /// In every container's name and labels.
+    run_id: String,
     endpoints: Endpoints,
     services: BTreeMap<Role, Service>,
     /// The CQL bridge on the host, in front of a database that speaks CQL v3 only.
     bridge: Option<ServiceProcess>,
     consumer: HostConsumer,
+    /// The consumer, when it is an image of the user's own (then `consumer` never starts).
+    consumer_container: Option<ContainerConsumer>,
     proxies: BTreeMap<Role, FaultProxy>,
     ready_after: BTreeMap<Role, Duration>,
 }
@@ -149,14 +159,7 @@ impl ContainersTarget {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(work_dir_error)?;
-        let ports = HostPorts {
-            kafka: free_port().map_err(work_dir_error)?,
-            cql: free_port().map_err(work_dir_error)?,
-            bridge: match options.database_needs_bridge() {
-                true => Some(free_port().map_err(work_dir_error)?),
-                false => None,
-            },
-        };
+        let ports = HostPorts::choose(options.database_needs_bridge()).map_err(work_dir_error)?;
         let (broker_proxy, cassandra_proxy, endpoints) = front(&options, ports).await?;
         let bridge = match ports.bridge {
             Some(port) => Some(start_bridge(&options, &dir, port, ports.cql).await?),
@@ -190,10 +193,12 @@ impl ContainersTarget {
             options,
             dir,
             docker,
+            run_id,
             endpoints,
             services: BTreeMap::from([(Role::Broker, broker), (Role::Cassandra, database)]),
             bridge,
             consumer,
+            consumer_container: None,
             proxies: BTreeMap::from([
                 (Role::Broker, broker_proxy),
                 (Role::Cassandra, cassandra_proxy),
@@ -273,9 +278,9 @@ impl ContainersTarget {
         versions
     }
 
-    /// (name, pid) of the host processes of this target (the consumer, while it runs; the CQL
-    /// bridge), for /proc sampling; the containers are measured through
-    /// [`ContainersTarget::usage_probe`].
+    /// (name, pid) of the host processes of this target (the consumer, while it runs as one;
+    /// the CQL bridge), for /proc sampling; the containers, the consumer's included, are
+    /// measured through [`ContainersTarget::usage_probe`].
     pub fn processes(&mut self) -> Vec<(String, u32)> {
         let mut processes = self.consumer.processes();
         if let Some(bridge) = &self.bridge
@@ -284,6 +289,15 @@ impl ContainersTarget {
             processes.push((bridge.name().to_string(), pid));
         }
         processes
+    }
+
+    /// The consumer's pid while it runs: a child process's, or the host pid of the first
+    /// process of its container.
+    pub fn consumer_pid(&mut self) -> Option<u32> {
+        match &self.consumer_container {
+            Some(container) => container.pid(),
+            None => self.consumer.processes().first().map(|(_, pid)| *pid),
+        }
     }
 
     /// The containers' OOM kills since `since` (the run's start), with times relative to it, in
@@ -306,33 +320,58 @@ impl ContainersTarget {
 
     /// Samples memory and CPU of the containers (see [`UsageProbe::sample`]).
     pub fn usage_probe(&self) -> UsageProbe {
+        let services = self
+            .services
+            .iter()
+            .map(|(role, service)| (*role, service.container.id()));
+        let consumer = self
+            .consumer_container
+            .iter()
+            .map(|consumer| (Role::Consumer, consumer.id()));
         UsageProbe::new(
             self.docker.clone(),
-            self.services
-                .iter()
-                .map(|(role, service)| {
-                    (role.name().to_string(), service.container.id().to_string())
-                })
+            services
+                .chain(consumer)
+                .map(|(role, id)| (role.name().to_string(), id.to_string()))
                 .collect(),
         )
     }
 
-    /// Starts the consumer under test on the host.
-    pub fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), ContainersError> {
-        Ok(self.consumer.start(launch)?)
+    /// Starts the consumer under test: an image as a container beside the services (replacing
+    /// an earlier one), anything else as a process on the host.
+    pub async fn start_consumer(&mut self, launch: ConsumerLaunch) -> Result<(), ContainersError> {
+        let ConsumerLaunch::Image(image) = launch else {
+            return Ok(self.consumer.start(launch)?);
+        };
+        if let Some(old) = self.consumer_container.take() {
+            old.remove().await;
+        }
+        let labels = spec::labels(
+            &self.run_id,
+            Role::Consumer,
+            std::process::id(),
+            &docker::host_name(),
+        );
+        let consumer =
+            ContainerConsumer::start(&self.docker, &self.options, &self.dir, image, labels).await?;
+        self.consumer_container = Some(consumer);
+        Ok(())
     }
 
     /// The consumer's exit status if it has exited (reaping it).
     pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.consumer.exited()
+        match &self.consumer_container {
+            Some(container) => container.exited(),
+            None => self.consumer.exited(),
+        }
     }
 
     /// SIGKILL the service (`docker kill` for a container; a paused one is unpaused first).
     pub async fn kill(&mut self, role: Role) -> Result<(), ContainersError> {
-        if role == Role::Consumer {
+        if self.is_host_consumer(role) {
             return Ok(self.consumer.kill()?);
         }
-        let id = self.service(role)?.container.id().to_string();
+        let id = self.container_id_of(role)?;
         let _ = bounded(DOCKER_CALL_TIMEOUT, self.docker.unpause_container(&id)).await;
         let options = KillContainerOptionsBuilder::new().signal("KILL").build();
         let killed = self.docker.kill_container(&id, Some(options));
@@ -345,10 +384,10 @@ impl ContainersTarget {
     /// SIGTERM the service and wait up to `grace` for it to exit (then SIGKILL). Returns whether
     /// it exited by itself cleanly: status 0, or (the JVM's way) 143.
     pub async fn stop(&mut self, role: Role, grace: Duration) -> Result<bool, ContainersError> {
-        if role == Role::Consumer {
+        if self.is_host_consumer(role) {
             return Ok(self.consumer.stop(grace)?);
         }
-        let id = self.service(role)?.container.id().to_string();
+        let id = self.container_id_of(role)?;
         let _ = bounded(DOCKER_CALL_TIMEOUT, self.docker.unpause_container(&id)).await;
         let grace_s = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::new().t(grace_s).build();
@@ -373,10 +412,10 @@ impl ContainersTarget {
 
     /// Freezes the service (`docker pause`; SIGSTOP for the consumer).
     pub async fn pause(&mut self, role: Role) -> Result<(), ContainersError> {
-        if role == Role::Consumer {
+        if self.is_host_consumer(role) {
             return Ok(self.consumer.pause()?);
         }
-        let id = self.service(role)?.container.id().to_string();
+        let id = self.container_id_of(role)?;
         bounded(DOCKER_CALL_TIMEOUT, self.docker.pause_container(&id))
             .await
             .map_err(|error| docker_error(role, "pause", error))
@@ -384,10 +423,10 @@ impl ContainersTarget {
 
     /// Thaws the service (`docker unpause`; SIGCONT for the consumer).
     pub async fn resume(&mut self, role: Role) -> Result<(), ContainersError> {
-        if role == Role::Consumer {
+        if self.is_host_consumer(role) {
             return Ok(self.consumer.resume()?);
         }
-        let id = self.service(role)?.container.id().to_string();
+        let id = self.container_id_of(role)?;
         bounded(DOCKER_CALL_TIMEOUT, self.docker.unpause_container(&id))
             .await
             .map_err(|error| docker_error(role, "unpause", error))
@@ -412,7 +451,10 @@ impl ContainersTarget {
     pub async fn restart(&mut self, role: Role) -> Result<Duration, ContainersError> {
         let started = Instant::now();
         if role == Role::Consumer {
-            self.consumer.restart()?;
+            match self.consumer_container.as_mut() {
+                Some(container) => container.restart().await?,
+                None => self.consumer.restart()?,
+            }
             return Ok(started.elapsed());
         }
         let since = docker::unix_now_s();
@@ -435,7 +477,7 @@ impl ContainersTarget {
             id.clone(),
             since,
             service.log.clone(),
-            service.spec.ready_line,
+            Some(service.spec.ready_line),
         );
         let waited = wait_for_ready_line(&docker, &id, &mut follower, deadline).await;
         service.follower = Some(follower);
@@ -462,6 +504,9 @@ impl ContainersTarget {
     /// Stops the consumer (SIGTERM, 10 s) and removes the containers now (instead of on drop).
     pub async fn remove(mut self) {
         self.consumer.terminate(Duration::from_secs(10));
+        if let Some(consumer) = self.consumer_container.take() {
+            consumer.remove().await;
+        }
         if let Some(mut bridge) = self.bridge.take() {
             bridge.kill();
         }
@@ -472,11 +517,19 @@ impl ContainersTarget {
         }
     }
 
-    fn service(&self, role: Role) -> Result<&Service, ContainersError> {
-        Ok(self
-            .services
-            .get(&role)
-            .ok_or(TargetError::NotRunning { role })?)
+    /// Whether `role` is the consumer running as a process of this host.
+    fn is_host_consumer(&self, role: Role) -> bool {
+        role == Role::Consumer && self.consumer_container.is_none()
+    }
+
+    /// The container of a service, or of the consumer when it runs as one.
+    fn container_id_of(&self, role: Role) -> Result<String, ContainersError> {
+        let id = match (&self.consumer_container, self.services.get(&role)) {
+            (Some(consumer), _) if role == Role::Consumer => Some(consumer.id()),
+            (_, Some(service)) => Some(service.container.id()),
+            _ => None,
+        };
+        Ok(id.ok_or(TargetError::NotRunning { role })?.to_string())
     }
 }
 
@@ -500,6 +553,20 @@ struct HostPorts {
     cql: u16,
     /// The CQL bridge in front of `cql`, for a database that speaks CQL v3 only.
     bridge: Option<u16>,
+}
+
+impl HostPorts {
+    /// Free ports for the broker, the database and, when it is needed, the bridge.
+    fn choose(needs_bridge: bool) -> std::io::Result<HostPorts> {
+        Ok(HostPorts {
+            kafka: free_port()?,
+            cql: free_port()?,
+            bridge: match needs_bridge {
+                true => Some(free_port()?),
+                false => None,
+            },
+        })
+    }
 }
 
 /// The fault proxies in front of the broker and the database (through the bridge when there is
