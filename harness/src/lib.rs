@@ -12,6 +12,7 @@ pub mod faults;
 pub mod fleet;
 pub mod gate_settings;
 pub mod ingest;
+pub mod knee;
 pub mod measure;
 pub mod report;
 pub mod run;

@@ -902,3 +902,36 @@ fn container_memory_settings_are_checked_naming_the_key() {
     let unknown = containers("containers-unknown", "swap_mb = 10");
     assert_rejected(&unknown, &["swap_mb", "unknown field"]);
 }
+
+#[test]
+fn bad_knee_flags_exit_2_naming_the_flag() {
+    let smoke = smoke();
+    let smoke = smoke.to_str().expect("utf-8 path");
+    for (flags, needle) in [
+        (&["--p99-ms", "0"][..], "--p99-ms 0"),
+        (
+            &["--p99-ms", "100", "--min-rate", "0.5"][..],
+            "--min-rate 0.5",
+        ),
+        (
+            &["--p99-ms", "100", "--min-rate", "500", "--max-rate", "100"][..],
+            "--max-rate 100 is below --min-rate 500",
+        ),
+        (&["--p99-ms", "100", "--hold-s", "2"][..], "--hold-s 2"),
+        (
+            &["--p99-ms", "100", "--settle-s", "86400"][..],
+            "over the longest run",
+        ),
+    ] {
+        let mut args = vec!["knee", smoke, "--target", "sim"];
+        args.extend_from_slice(flags);
+        let output = roadtest(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(needle), "{flags:?}: {stderr}");
+    }
+    let output = roadtest(&["knee", smoke, "--target", "sim"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--p99-ms"), "{stderr}");
+}

@@ -1,4 +1,4 @@
-//! The sim target: same seed, same report; explore independent of threads; it catches unsafe commits and finds no loss with the safe one.
+//! The sim target: same seed, same report; explore independent of threads; it catches unsafe commits and finds no loss with the safe one; `roadtest knee` finds a simulated database's capacity.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -306,4 +306,84 @@ fn tampered_simulated_rows_are_counted_exactly_and_named() {
     .expect("simulates");
     assert_ne!(report.tampered, other.tampered);
     other.assert_tampering_counted();
+}
+
+/// `roadtest knee` on the simulation whose database stores 1,200 rows/s (a latencies file with
+/// `database_rows_per_s`): it prints the curve, ends with the knee, exits 0 and writes knee.json
+/// and knee.svg; with --min-rate above the capacity it says the knee is below and exits 1.
+#[test]
+fn knee_on_the_simulation_finds_the_databases_capacity_and_says_when_it_is_below_the_range() {
+    let out = out_dir("knee");
+    let latencies = out.with_extension("latencies.json");
+    std::fs::create_dir_all(out.parent().expect("parent")).expect("temp dir");
+    let capacity = roadtest::sim::SimLatencies {
+        database_rows_per_s: Some(1_200.0),
+        ..roadtest::sim::SimLatencies::default()
+    };
+    std::fs::write(&latencies, serde_json::to_string(&capacity).expect("json")).expect("writes");
+    let knee = |min_rate: &str, out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_roadtest"))
+            .args([
+                "knee",
+                scenario_path("smoke.toml").to_str().expect("utf-8"),
+                "--target",
+                "sim",
+            ])
+            .args([
+                "--p99-ms",
+                "250",
+                "--settle-s",
+                "5",
+                "--hold-s",
+                "10",
+                "--quiet",
+            ])
+            .args([
+                "--min-rate",
+                min_rate,
+                "--out",
+                out.to_str().expect("utf-8"),
+            ])
+            .env("ROADTEST_SIM_LATENCIES", &latencies)
+            .output()
+            .expect("roadtest runs")
+    };
+    let output = knee("100", &out);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("sustained") && stdout.contains("not sustained"),
+        "{stdout}"
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("knee.json")).expect("knee.json"))
+            .expect("json");
+    let found = result["knee_events_per_s"].as_f64().expect("a knee");
+    assert!((found - 1_200.0).abs() <= 120.0, "{found}: {stdout}");
+    assert!(
+        stdout.contains(&format!("knee: {found:.0} events/s sustained")),
+        "{stdout}"
+    );
+    let steps = result["steps"].as_array().expect("steps");
+    for key in ["rate_events_per_s", "p99_ms", "written_per_s", "sustained"] {
+        assert!(
+            steps.iter().all(|step| step.get(key).is_some()),
+            "{key} in every step"
+        );
+    }
+    assert!(out.join("knee.svg").exists());
+    let below = out.with_extension("below");
+    let output = knee("5000", &below);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("knee: below 5000 events/s"), "{stdout}");
+    for dir in [&out, &below] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(&latencies);
 }

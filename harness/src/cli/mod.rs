@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod gate;
+mod knee;
 mod run;
 
 use self::run::{RunFlags, TargetArg, run_scenario, write_views};
@@ -126,6 +127,19 @@ enum Command {
         #[arg(long, value_name = "DIR", requires = "shrink")]
         out: Option<PathBuf>,
     },
+    /// Find the highest rate (events/s) the pipeline sustains: open-loop steps, doubling, then bisection.
+    ///
+    /// Each step runs the scenario at one rate (its vehicles at the rate each needs; no ramp,
+    /// no faults, speed-up 1) for --settle-s seconds, not judged, and --hold-s seconds, judged:
+    /// the rate is sustained when the broker acknowledged 95% of it or more, 98% of that was
+    /// written, the pipeline's lag did not grow (its trend at most 1% of the rate per second, or
+    /// twice its standard error) and the end-to-end p99 of the hold stayed within --p99-ms.
+    /// Prints the curve as it goes; writes OUT/knee.json (knee_events_per_s, steps[]),
+    /// OUT/knee.svg and each step's run in OUT/steps/.
+    ///
+    /// Exit codes: 0 a rate was sustained; 1 not even --min-rate was; 2 the search could not
+    /// run (bad flags, a step that could not be carried out).
+    Knee(Box<knee::KneeArgs>),
     /// Derive the sim's latency parameters from a real run's report.json (JSON on stdout; hand
     /// the file to the sim with ROADTEST_SIM_LATENCIES=FILE).
     Calibrate {
@@ -263,6 +277,7 @@ fn run(command: Command) -> u8 {
             out,
         } => explore(&scenario, &seeds, jobs, shrink, out.as_deref()),
         Command::Calibrate { report } => calibrate(&report),
+        Command::Knee(args) => knee::knee(&args),
         Command::Ingest(args) => ingest(*args),
         Command::Report { run_dir } => report_views(&run_dir),
         Command::Compare(args) => gate::compare(&args),

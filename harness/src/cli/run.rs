@@ -35,7 +35,7 @@ pub(super) struct RunFlags<'a> {
 
 /// Where a run goes, chosen once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Destination {
+pub(super) enum Destination {
     Real(TargetKind),
     Sim,
 }
@@ -43,20 +43,20 @@ enum Destination {
 /// The checked settings of one `roadtest run`: the scenario, where it runs and why, and the
 /// output folder, all decided before anything starts.
 #[derive(Debug)]
-struct RunPlan {
-    scenario: Scenario,
-    destination: Destination,
+pub(super) struct RunPlan {
+    pub(super) scenario: Scenario,
+    pub(super) destination: Destination,
     /// Why the destination was chosen, when roadtest chose it.
-    reason: Option<String>,
-    out_dir: PathBuf,
-    external: Option<crate::run::ExternalClusters>,
+    pub(super) reason: Option<String>,
+    pub(super) out_dir: PathBuf,
+    pub(super) external: Option<crate::run::ExternalClusters>,
 }
 
 impl RunPlan {
     /// Raw flags -> checked plan: loads the scenario, resolves the external clusters, chooses
     /// the target (the default: external when its flags are given, else containers when Docker
     /// answers, else local when installed, else sim) and fixes the output folder.
-    fn check(args: &ScenarioArgs, flags: RunFlags<'_>) -> Result<RunPlan, String> {
+    pub(super) fn check(args: &ScenarioArgs, flags: RunFlags<'_>) -> Result<RunPlan, String> {
         let external_flags = flags.external.is_set();
         if external_flags && flags.target.is_some_and(|t| t != TargetArg::External) {
             return Err(format!(

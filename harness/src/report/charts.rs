@@ -25,21 +25,21 @@ const PNG_SIZE: (u32, u32) = (1200, 520);
 /// Width of every SVG chart in pixels (the page scales them to its width).
 const SVG_WIDTH: u32 = 1000;
 
-const P50: RGBColor = RGBColor(31, 119, 180);
-const P99: RGBColor = RGBColor(255, 127, 14);
-const MAX: RGBColor = RGBColor(214, 39, 40);
-const PRODUCED: RGBColor = RGBColor(31, 119, 180);
+pub(super) const P50: RGBColor = RGBColor(31, 119, 180);
+pub(super) const P99: RGBColor = RGBColor(255, 127, 14);
+pub(super) const MAX: RGBColor = RGBColor(214, 39, 40);
+pub(super) const PRODUCED: RGBColor = RGBColor(31, 119, 180);
 const CONSUMED: RGBColor = RGBColor(44, 160, 44);
-const WRITTEN: RGBColor = RGBColor(255, 127, 14);
+pub(super) const WRITTEN: RGBColor = RGBColor(255, 127, 14);
 const MEMORY: RGBColor = RGBColor(23, 190, 207);
 const FAULT: RGBColor = RGBColor(148, 103, 189);
-const GRID: RGBColor = RGBColor(234, 234, 234);
-const INK: RGBColor = RGBColor(51, 51, 51);
+pub(super) const GRID: RGBColor = RGBColor(234, 234, 234);
+pub(super) const INK: RGBColor = RGBColor(51, 51, 51);
 
-type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-type Drawn = Result<(), String>;
+pub(super) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(super) type Drawn = Result<(), String>;
 
-fn fail(error: impl Display) -> String {
+pub(super) fn fail(error: impl Display) -> String {
     error.to_string()
 }
 
@@ -84,7 +84,7 @@ pub fn write_latency_png(report: &Report, dir: &Path) -> Result<LatencyPng, Repo
 }
 
 /// An SVG document of `size` drawn by `draw` on a white canvas.
-fn svg(
+pub(super) fn svg(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn,
 ) -> Result<String, String> {
@@ -187,7 +187,7 @@ fn time_span_s(report: &Report) -> f64 {
 }
 
 /// An axis tick without trailing zeros: 800, 2.5, 0.25.
-fn tick(value: &f64) -> String {
+pub(super) fn tick(value: &f64) -> String {
     if (value - value.round()).abs() < 1e-9 {
         format!("{value:.0}")
     } else {
@@ -196,11 +196,11 @@ fn tick(value: &f64) -> String {
     }
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+pub(super) fn font(size: u32) -> TextStyle<'static> {
     ("sans-serif", size).into_font().color(&INK)
 }
 
-fn no_data<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, message: &str) -> Drawn {
+pub(super) fn no_data<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, message: &str) -> Drawn {
     let (width, height) = root.dim_in_pixel();
     let style = font(20).pos(Pos::new(HPos::Center, VPos::Center));
     root.draw(&Text::new(
@@ -271,7 +271,7 @@ fn segments<T>(items: &[T], point: impl Fn(&T) -> Option<(f64, f64)>) -> Vec<Vec
 }
 
 /// Draws `runs` as one logical series named `name`: lines, and dots for lone points.
-fn draw_runs<'a, DB: DrawingBackend + 'a>(
+pub(super) fn draw_runs<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     runs: Vec<Vec<(f64, f64)>>,
     name: &str,
@@ -297,7 +297,7 @@ fn draw_runs<'a, DB: DrawingBackend + 'a>(
     Ok(())
 }
 
-fn draw_legend<'a, DB: DrawingBackend + 'a>(
+pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     position: SeriesLabelPosition,
 ) -> Drawn {

@@ -57,6 +57,7 @@ pub mod compare;
 pub mod gate;
 mod html;
 mod junit;
+mod knee_chart;
 mod store;
 mod text;
 mod verdict;
@@ -81,6 +82,7 @@ pub use crate::time::format_rfc3339;
 pub use bitmap::FONT_ENV;
 pub use charts::{LATENCY_PNG_FILE_NAME, LatencyPng, write_latency_png};
 pub use html::{HTML_FILE_NAME, render_html, write_html};
+pub use knee_chart::{KneePoint, knee_svg};
 pub use store::{REPORT_FILE_NAME, ReportError};
 pub use verdict::{Comparison, ExpectationResult, evaluate_expectations};
 

@@ -37,6 +37,12 @@ pub enum CalibrateError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "{}: database_rows_per_s is {rate}: give the database's capacity in rows per second, \
+         1 or more (or leave the key out for no limit)",
+        path.display()
+    )]
+    Capacity { path: PathBuf, rate: f64 },
 }
 
 /// Derives the sim's latencies from a real run's report.
@@ -66,6 +72,8 @@ pub fn from_report(report: &Report) -> Result<SimLatencies, CalibrateError> {
         fetch: model(fetch_min_ms, fetch_mean_ms),
         write: model(write.min_ms, write_mean_ms),
         write_per_row_us: 0,
+        // A real run shows latencies, not the database's capacity.
+        database_rows_per_s: None,
     })
 }
 
@@ -83,15 +91,40 @@ pub fn read(file: &Path) -> Result<SimLatencies, CalibrateError> {
         path: file.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| CalibrateError::Parse {
-        path: file.to_path_buf(),
-        source,
-    })
+    let latencies: SimLatencies =
+        serde_json::from_str(&text).map_err(|source| CalibrateError::Parse {
+            path: file.to_path_buf(),
+            source,
+        })?;
+    match latencies.database_rows_per_s {
+        Some(rate) if !(rate.is_finite() && rate >= 1.0) => Err(CalibrateError::Capacity {
+            path: file.to_path_buf(),
+            rate,
+        }),
+        _ => Ok(latencies),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_capacity_in_a_latencies_file_is_read_and_a_bad_one_named() {
+        let dir = std::env::temp_dir().join(format!("roadtest-capacity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("latencies.json");
+        let with = |rate: f64| SimLatencies {
+            database_rows_per_s: Some(rate),
+            ..SimLatencies::default()
+        };
+        std::fs::write(&file, serde_json::to_string(&with(1_500.0)).expect("json")).expect("w");
+        assert_eq!(read(&file).expect("reads"), with(1_500.0));
+        std::fs::write(&file, serde_json::to_string(&with(0.0)).expect("json")).expect("w");
+        let error = read(&file).expect_err("no capacity").to_string();
+        assert!(error.contains("database_rows_per_s is 0"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_real_report_calibrates_to_its_stage_minimums_and_means() {

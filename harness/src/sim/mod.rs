@@ -164,11 +164,21 @@ pub fn simulate_into(
     scenario_path: &Path,
     out_dir: &Path,
 ) -> Result<Report, SimError> {
+    let latencies = calibrate::latencies_from_env()?;
+    simulate_into_with(scenario, scenario_path, out_dir, latencies)
+}
+
+/// [`simulate_into`] with these latencies instead of the environment's.
+pub fn simulate_into_with(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    out_dir: &Path,
+    latencies: SimLatencies,
+) -> Result<Report, SimError> {
     std::fs::create_dir_all(out_dir).map_err(|source| SimError::OutDir {
         path: out_dir.to_path_buf(),
         source,
     })?;
-    let latencies = calibrate::latencies_from_env()?;
     let (report, verified) = simulate_verified(scenario, scenario_path, latencies)?;
     report.write(out_dir)?;
     let hlog = out_dir.join("e2e.hlog");

@@ -44,6 +44,13 @@ pub struct SimLatencies {
     pub write: LatencyModel,
     /// Added to a write per row, in µs.
     pub write_per_row_us: u64,
+    /// A database of finite capacity: rows it stores per second, one batch after another (a
+    /// queue in front of one server); a write waits for the batches before it, then takes its
+    /// rows' share of a second, then `write`'s latency. `None` (the default): no queue, any
+    /// number of writes at once. With it the pipeline's highest sustainable rate is known,
+    /// which is how `roadtest knee` is tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_rows_per_s: Option<f64>,
 }
 
 impl Default for SimLatencies {
@@ -64,6 +71,7 @@ impl Default for SimLatencies {
                 mean_extra_us: 2_000.0,
             },
             write_per_row_us: 5,
+            database_rows_per_s: None,
         }
     }
 }

@@ -153,6 +153,8 @@ pub struct World {
     broker_condition: Condition,
     store: SimStore,
     database: Condition,
+    /// When the database (of finite capacity) has served every write queued so far, µs.
+    database_free_at_us: u64,
     batch_sync: bool,
     consumer: Consumer,
     faults: Vec<PlannedFault>,
@@ -210,6 +212,7 @@ impl World {
                 scenario.pipeline.cassandra_commitlog_sync,
             ),
             database: Condition::default(),
+            database_free_at_us: 0,
             batch_sync: scenario.pipeline.cassandra_commitlog_sync
                 == crate::scenario::CommitlogSync::Batch,
             consumer: Consumer::default(),
@@ -547,9 +550,23 @@ impl World {
             if self.batch_sync {
                 latency += BATCH_WINDOW_US;
             }
-            self.now_us.max(self.database.stalled_until_us) + latency
+            let start_us = self.now_us.max(self.database.stalled_until_us);
+            self.queue_for_capacity(start_us, write.rows.len()) + latency
         };
         self.schedule(at_us, Happening::WriteDone(Box::new(write)));
+    }
+
+    /// When a write of `rows` that can start at `start_us` has been served by a database of
+    /// finite capacity (after the writes queued before it), and the queue's new end; `start_us`
+    /// itself without a capacity.
+    fn queue_for_capacity(&mut self, start_us: u64, rows: usize) -> u64 {
+        let Some(rows_per_s) = self.latencies.database_rows_per_s else {
+            return start_us;
+        };
+        let service_us = (rows as f64 * 1e6 / rows_per_s).round() as u64;
+        let served_us = start_us.max(self.database_free_at_us) + service_us;
+        self.database_free_at_us = served_us;
+        served_us
     }
 
     fn write_done(&mut self, write: WriteInFlight) {
