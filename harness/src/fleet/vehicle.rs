@@ -4,7 +4,7 @@ use std::f64::consts::PI;
 
 use super::motion::{self, HIGHWAY, MotionProfile, URBAN};
 use crate::scenario::{MotionModel, Region};
-use crate::seed::{SimRng, rng_for};
+use crate::seed::{ParkedRng, SimRng};
 use crate::wire::Event;
 
 /// Everything a vehicle needs to know about the scenario, shared by the whole fleet.
@@ -35,15 +35,57 @@ enum Phase {
 /// The sample stream of one vehicle; an iterator of its events in seq order.
 #[derive(Debug, Clone)]
 pub struct Vehicle {
-    index: u32,
-    rng: SimRng,
-    profile: MotionProfile,
+    state: VehicleState,
     region: Region,
     end_ms: i64,
+}
+
+/// What a vehicle keeps from one sample to the next, and no more (208 bytes, plus its whole
+/// generator on the heap in fleets of up to [`WHOLE_GENERATORS_MAX`] vehicles: a million
+/// vehicles take about 210 MB): the sample due next as the state it is made from, its motion
+/// profile by reference. The region and the end of the run, the same for the whole fleet, are
+/// the caller's.
+#[derive(Debug, Clone)]
+pub(super) struct VehicleState {
+    index: u32,
+    rng: VehicleRng,
     interval_ms: f64,
     jitter_ms: f64,
     seq: u64,
     timestamp_ms: i64,
+    /// Average speed since the previous sample: the speed of the sample due at `timestamp_ms`.
+    average_speed_mps: f64,
+    motion: Motion,
+}
+
+/// Fleets of up to this many vehicles keep each vehicle's generator whole (304 bytes more per
+/// vehicle, on the heap); larger ones park it (see [`VehicleRng`]).
+pub const WHOLE_GENERATORS_MAX: u32 = 100_000;
+
+/// A vehicle's generator: whole, or parked as its seed and position (40 bytes instead of 304;
+/// resuming it costs one ChaCha refill per sample, about 80 ns). Both draw the same numbers.
+#[derive(Debug, Clone)]
+enum VehicleRng {
+    Whole(Box<SimRng>),
+    Parked(ParkedRng),
+}
+
+impl VehicleRng {
+    /// `rng`, resumed from `start`, kept whole or parked where it stands.
+    fn keep(rng: SimRng, mut start: ParkedRng, park: bool) -> VehicleRng {
+        if park {
+            start.park(&rng);
+            VehicleRng::Parked(start)
+        } else {
+            VehicleRng::Whole(Box::new(rng))
+        }
+    }
+}
+
+/// Where a vehicle is, how it moves and what its sensors read.
+#[derive(Debug, Clone)]
+struct Motion {
+    profile: &'static MotionProfile,
     latitude: f64,
     longitude: f64,
     heading_rad: f64,
@@ -56,8 +98,6 @@ pub struct Vehicle {
     temperature_mean_c: f64,
     humidity_pct: f64,
     humidity_mean_pct: f64,
-    /// The sample to hand out next (None when the run is over).
-    next: Option<Event>,
 }
 
 /// Temperature reverts to its vehicle's mean over about ten minutes.
@@ -86,12 +126,47 @@ pub(crate) fn join_offset_ms(plan: &FleetPlan, index: u32) -> i64 {
 impl Vehicle {
     /// The generator of vehicle `index`; depends only on the plan and the index.
     pub fn new(plan: &FleetPlan, index: u32) -> Vehicle {
-        let mut rng = rng_for(plan.seed, "vehicle", u64::from(index));
+        Vehicle {
+            state: VehicleState::new(plan, index),
+            region: plan.region,
+            end_ms: plan.end_ms,
+        }
+    }
+
+    /// The timestamp of the sample `next()` returns, if any.
+    pub fn peek_timestamp_ms(&self) -> Option<i64> {
+        self.state.peek_timestamp_ms(self.end_ms)
+    }
+
+    /// The fleet index of this vehicle.
+    pub fn index(&self) -> u32 {
+        self.state.index
+    }
+}
+
+impl Iterator for Vehicle {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        self.state.next_event(&self.region, self.end_ms)
+    }
+}
+
+impl VehicleState {
+    /// Vehicle `index` before its first sample; depends only on the plan and the index.
+    pub(super) fn new(plan: &FleetPlan, index: u32) -> VehicleState {
+        Self::with_generator(plan, index, plan.vehicle_count > WHOLE_GENERATORS_MAX)
+    }
+
+    /// [`VehicleState::new`] with the generator parked or whole, as asked.
+    fn with_generator(plan: &FleetPlan, index: u32, parked: bool) -> VehicleState {
+        let start = ParkedRng::new(plan.seed, "vehicle", u64::from(index));
+        let mut rng = start.resume();
         let profile = match plan.model {
-            MotionModel::Urban => URBAN,
-            MotionModel::Highway => HIGHWAY,
-            MotionModel::Mixed if rng.chance(0.7) => URBAN,
-            MotionModel::Mixed => HIGHWAY,
+            MotionModel::Urban => &URBAN,
+            MotionModel::Highway => &HIGHWAY,
+            MotionModel::Mixed if rng.chance(0.7) => &URBAN,
+            MotionModel::Mixed => &HIGHWAY,
         };
         let region = plan.region;
         let pad = EDGE_MARGIN * 1.5;
@@ -125,16 +200,8 @@ impl Vehicle {
         let temperature_c = temperature_mean_c + rng.noise() * 2.0;
         let humidity_pct = (humidity_mean_pct + rng.noise() * 5.0)
             .clamp(HUMIDITY_RANGE_PCT.0, HUMIDITY_RANGE_PCT.1);
-        let mut vehicle = Vehicle {
-            index,
-            rng,
+        let motion = Motion {
             profile,
-            region,
-            end_ms: plan.end_ms,
-            interval_ms,
-            jitter_ms,
-            seq: 0,
-            timestamp_ms: plan.start_ms + join_ms + phase_ms,
             latitude,
             longitude,
             heading_rad,
@@ -147,49 +214,92 @@ impl Vehicle {
             temperature_mean_c,
             humidity_pct,
             humidity_mean_pct,
-            next: None,
         };
-        vehicle.next = vehicle.sample(speed_mps);
-        vehicle
-    }
-
-    /// The timestamp of the sample `next()` returns, if any.
-    pub fn peek_timestamp_ms(&self) -> Option<i64> {
-        self.next.map(|event| event.timestamp_ms)
+        VehicleState {
+            index,
+            rng: VehicleRng::keep(rng, start, parked),
+            interval_ms,
+            jitter_ms,
+            seq: 0,
+            timestamp_ms: plan.start_ms + join_ms + phase_ms,
+            average_speed_mps: speed_mps,
+            motion,
+        }
     }
 
     /// The fleet index of this vehicle.
-    pub fn index(&self) -> u32 {
+    pub(super) fn index(&self) -> u32 {
         self.index
     }
 
-    fn sample(&self, average_speed_mps: f64) -> Option<Event> {
-        (self.timestamp_ms < self.end_ms).then_some(Event {
+    /// The timestamp of the sample due next, if it comes before `end_ms`.
+    pub(super) fn peek_timestamp_ms(&self, end_ms: i64) -> Option<i64> {
+        (self.timestamp_ms < end_ms).then_some(self.timestamp_ms)
+    }
+
+    /// The sample due next (none at or after `end_ms`), the vehicle moved on to the one after.
+    pub(super) fn next_event(&mut self, region: &Region, end_ms: i64) -> Option<Event> {
+        let event = self.sample(end_ms)?;
+        self.advance(region);
+        Some(event)
+    }
+
+    fn sample(&self, end_ms: i64) -> Option<Event> {
+        (self.timestamp_ms < end_ms).then_some(Event {
             vehicle_index: self.index,
             seq: self.seq,
             timestamp_ms: self.timestamp_ms,
-            latitude: self.latitude,
-            longitude: self.longitude,
-            speed_kmh: average_speed_mps * 3.6,
-            temperature_c: self.temperature_c,
-            humidity_pct: self.humidity_pct,
+            latitude: self.motion.latitude,
+            longitude: self.motion.longitude,
+            speed_kmh: self.average_speed_mps * 3.6,
+            temperature_c: self.motion.temperature_c,
+            humidity_pct: self.motion.humidity_pct,
         })
     }
 
-    /// Advances the vehicle to its next sample time and prepares that sample.
-    fn advance(&mut self) {
-        let interval_ms = self.interval_ms + self.jitter_ms * self.rng.signed_unit();
-        let dt_ms = (interval_ms.round() as i64).max(1);
-        let dt_s = dt_ms as f64 / 1000.0;
-        let average_speed_mps = self.drive(dt_s);
-        self.sense(dt_s);
+    /// Advances the vehicle to its next sample time: its motion and sensors over the interval,
+    /// drawn from its generator (a parked one resumed for the step and parked again).
+    fn advance(&mut self, region: &Region) {
+        let (dt_ms, average_speed_mps) = match &mut self.rng {
+            VehicleRng::Whole(rng) => {
+                self.motion
+                    .step(rng, region, self.interval_ms, self.jitter_ms)
+            }
+            VehicleRng::Parked(parked) => {
+                let mut rng = parked.resume();
+                let step = self
+                    .motion
+                    .step(&mut rng, region, self.interval_ms, self.jitter_ms);
+                parked.park(&rng);
+                step
+            }
+        };
+        self.average_speed_mps = average_speed_mps;
         self.seq += 1;
         self.timestamp_ms += dt_ms;
-        self.next = self.sample(average_speed_mps);
+    }
+}
+
+impl Motion {
+    /// One interval of `interval_ms` moved by up to `jitter_ms`: the vehicle driven and its
+    /// sensors read; returns the interval's length in ms and the average speed over it.
+    fn step(
+        &mut self,
+        rng: &mut SimRng,
+        region: &Region,
+        interval_ms: f64,
+        jitter_ms: f64,
+    ) -> (i64, f64) {
+        let interval_ms = interval_ms + jitter_ms * rng.signed_unit();
+        let dt_ms = (interval_ms.round() as i64).max(1);
+        let dt_s = dt_ms as f64 / 1000.0;
+        let average_speed_mps = self.drive(rng, region, dt_s);
+        self.sense(rng, dt_s);
+        (dt_ms, average_speed_mps)
     }
 
     /// Moves the vehicle for `dt_s` seconds; returns the average speed over that time.
-    fn drive(&mut self, dt_s: f64) -> f64 {
+    fn drive(&mut self, rng: &mut SimRng, region: &Region, dt_s: f64) -> f64 {
         let profile = self.profile;
         let target_mps = match self.phase {
             Phase::Stopped { remaining_s } if remaining_s > dt_s => {
@@ -200,21 +310,19 @@ impl Vehicle {
             }
             Phase::Stopped { .. } => {
                 self.phase = Phase::Driving;
-                self.cruise_mps = self
-                    .rng
-                    .uniform(profile.cruise_speed_mps.0, profile.cruise_speed_mps.1);
+                self.cruise_mps =
+                    rng.uniform(profile.cruise_speed_mps.0, profile.cruise_speed_mps.1);
                 self.cruise_mps
             }
             Phase::Braking => 0.0,
             Phase::Driving => {
-                if self.rng.chance(profile.stop_rate_per_s * dt_s) {
+                if rng.chance(profile.stop_rate_per_s * dt_s) {
                     self.phase = Phase::Braking;
                     0.0
                 } else {
-                    if self.rng.chance(profile.speed_change_rate_per_s * dt_s) {
-                        self.cruise_mps = self
-                            .rng
-                            .uniform(profile.cruise_speed_mps.0, profile.cruise_speed_mps.1);
+                    if rng.chance(profile.speed_change_rate_per_s * dt_s) {
+                        self.cruise_mps =
+                            rng.uniform(profile.cruise_speed_mps.0, profile.cruise_speed_mps.1);
                     }
                     self.cruise_mps
                 }
@@ -230,18 +338,17 @@ impl Vehicle {
         self.speed_mps = new_speed_mps;
         if self.phase == Phase::Braking && new_speed_mps == 0.0 {
             self.phase = Phase::Stopped {
-                remaining_s: self.rng.uniform(profile.stop_s.0, profile.stop_s.1),
+                remaining_s: rng.uniform(profile.stop_s.0, profile.stop_s.1),
             };
         }
         let distance_m = average_speed_mps * dt_s;
         if distance_m > 0.0 {
-            self.steer(dt_s);
+            self.steer(rng, region, dt_s);
             let (mut latitude, mut longitude) =
                 motion::step_position(self.latitude, self.longitude, self.heading_rad, distance_m);
-            if !motion::inside(&self.region, latitude, longitude, 0.0) {
+            if !motion::inside(region, latitude, longitude, 0.0) {
                 // About to leave the region: turn straight for its centre and take the step that way.
-                self.heading_rad =
-                    motion::bearing_to_centre(&self.region, self.latitude, self.longitude);
+                self.heading_rad = motion::bearing_to_centre(region, self.latitude, self.longitude);
                 self.turn_remaining_rad = 0.0;
                 self.heading_rate = 0.0;
                 (latitude, longitude) = motion::step_position(
@@ -258,11 +365,11 @@ impl Vehicle {
     }
 
     /// Heading changes: a bounded drift, sharp turns now and then, and a turn home near the edge.
-    fn steer(&mut self, dt_s: f64) {
+    fn steer(&mut self, rng: &mut SimRng, region: &Region, dt_s: f64) {
         let profile = self.profile;
         let turn_max = profile.turn_speed_max_rad_per_s * dt_s;
-        if !motion::inside(&self.region, self.latitude, self.longitude, EDGE_MARGIN) {
-            let wanted = motion::bearing_to_centre(&self.region, self.latitude, self.longitude);
+        if !motion::inside(region, self.latitude, self.longitude, EDGE_MARGIN) {
+            let wanted = motion::bearing_to_centre(region, self.latitude, self.longitude);
             let mut difference = (wanted - self.heading_rad) % (2.0 * PI);
             if difference > PI {
                 difference -= 2.0 * PI;
@@ -270,9 +377,8 @@ impl Vehicle {
                 difference += 2.0 * PI;
             }
             self.turn_remaining_rad = difference;
-        } else if self.turn_remaining_rad == 0.0 && self.rng.chance(profile.turn_rate_per_s * dt_s)
-        {
-            let side = if self.rng.chance(0.5) { 1.0 } else { -1.0 };
+        } else if self.turn_remaining_rad == 0.0 && rng.chance(profile.turn_rate_per_s * dt_s) {
+            let side = if rng.chance(0.5) { 1.0 } else { -1.0 };
             self.turn_remaining_rad = side * PI / 2.0;
         }
         let change = if self.turn_remaining_rad != 0.0 {
@@ -283,36 +389,57 @@ impl Vehicle {
             }
             change
         } else {
-            self.heading_rate = 0.9 * self.heading_rate
-                + profile.heading_drift_rad * dt_s.sqrt() * self.rng.noise();
+            self.heading_rate =
+                0.9 * self.heading_rate + profile.heading_drift_rad * dt_s.sqrt() * rng.noise();
             (self.heading_rate * dt_s).clamp(-turn_max, turn_max)
         };
         self.heading_rad = (self.heading_rad + change).rem_euclid(2.0 * PI);
     }
 
     /// Temperature and humidity: mean-reverting random walks inside plausible ranges.
-    fn sense(&mut self, dt_s: f64) {
+    fn sense(&mut self, rng: &mut SimRng, dt_s: f64) {
         let root_dt = dt_s.sqrt();
         let temperature_pull = (self.temperature_mean_c - self.temperature_c)
             * (TEMPERATURE_REVERSION_PER_S * dt_s).min(1.0);
-        self.temperature_c = (self.temperature_c
-            + temperature_pull
-            + TEMPERATURE_SPREAD_C * root_dt * self.rng.noise())
-        .clamp(TEMPERATURE_RANGE_C.0, TEMPERATURE_RANGE_C.1);
+        self.temperature_c =
+            (self.temperature_c + temperature_pull + TEMPERATURE_SPREAD_C * root_dt * rng.noise())
+                .clamp(TEMPERATURE_RANGE_C.0, TEMPERATURE_RANGE_C.1);
         let humidity_pull = (self.humidity_mean_pct - self.humidity_pct)
             * (HUMIDITY_REVERSION_PER_S * dt_s).min(1.0);
         self.humidity_pct =
-            (self.humidity_pct + humidity_pull + HUMIDITY_SPREAD_PCT * root_dt * self.rng.noise())
+            (self.humidity_pct + humidity_pull + HUMIDITY_SPREAD_PCT * root_dt * rng.noise())
                 .clamp(HUMIDITY_RANGE_PCT.0, HUMIDITY_RANGE_PCT.1);
     }
 }
 
-impl Iterator for Vehicle {
-    type Item = Event;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
 
-    fn next(&mut self) -> Option<Event> {
-        let event = self.next?;
-        self.advance();
-        Some(event)
+    #[test]
+    fn a_parked_generator_gives_the_same_samples_as_a_whole_one() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/golden.toml");
+        let scenario = Scenario::load(&path).expect("golden.toml loads");
+        let plan = FleetPlan::from_scenario(&scenario);
+        for index in 0..40 {
+            let mut whole = VehicleState::with_generator(&plan, index, false);
+            let mut parked = VehicleState::with_generator(&plan, index, true);
+            assert!(matches!(parked.rng, VehicleRng::Parked(_)));
+            let mut count = 0;
+            loop {
+                let (a, b) = (
+                    whole.next_event(&plan.region, plan.end_ms),
+                    parked.next_event(&plan.region, plan.end_ms),
+                );
+                assert_eq!(a, b, "vehicle {index}, sample {count}");
+                if a.is_none() {
+                    break;
+                }
+                count += 1;
+            }
+            assert!(count > 100, "{count}");
+        }
     }
 }
