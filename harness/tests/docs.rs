@@ -1,4 +1,4 @@
-//! The docs name only what exists: every repository path and `roadtest` subcommand shown in README.md, CONTRIBUTING.md and docs/*.md, and every relative link (with its #anchor) between them.
+//! The docs name only what exists: every repository path and `roadtest` subcommand shown in README.md, CONTRIBUTING.md and docs/*.md, and every relative link (with its #anchor) between them; and every scenario file the repository ships loads.
 //!
 //! What counts as a repository path: a word inside backticks (inline or a fenced block) that
 //! starts with one of the repository's top-level folders (`harness/`, `scenarios/`,
@@ -347,4 +347,26 @@ fn the_rules_skip_placeholders_and_find_paths() {
         resolve("docs/targets.md", "../CONTRIBUTING.md"),
         "CONTRIBUTING.md"
     );
+}
+
+/// Every scenario file the repository ships (scenarios/, benches/scenarios/, examples/) loads
+/// and validates: a user copying one never starts from a broken file.
+#[test]
+fn every_shipped_scenario_loads() {
+    let root = repository();
+    let mut checked = Vec::new();
+    for folder in ["scenarios", "benches/scenarios", "examples/python-consumer"] {
+        let entries = std::fs::read_dir(root.join(folder)).expect("the folder exists");
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "toml")
+            {
+                roadtest::Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
+                checked.push(path);
+            }
+        }
+    }
+    assert!(checked.len() >= 20, "{checked:?}");
 }
