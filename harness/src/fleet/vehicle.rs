@@ -60,7 +60,7 @@ pub(super) struct VehicleState {
 
 /// Fleets of up to this many vehicles keep each vehicle's generator whole (304 bytes more per
 /// vehicle, on the heap); larger ones park it (see [`VehicleRng`]).
-pub const WHOLE_GENERATORS_MAX: u32 = 100_000;
+pub const WHOLE_GENERATORS_MAX: u32 = 10_000;
 
 /// A vehicle's generator: whole, or parked as its seed and position (40 bytes instead of 304;
 /// resuming it costs one ChaCha refill per sample, about 80 ns). Both draw the same numbers.
