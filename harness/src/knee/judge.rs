@@ -182,6 +182,16 @@ mod tests {
         to_s: 15,
     };
 
+    /// A step at 1,000/s judged over `HOLD` against a p99 target of 50 ms.
+    fn judged(produced: &[u64], written: &[u64], latency: Option<&Histogram<u64>>) -> StepFigures {
+        judge(1_000.0, HOLD, produced, written, latency, 50.0)
+    }
+
+    fn assert_missed(figures: &StepFigures, index: usize, start: &str) {
+        let missed = &figures.missed;
+        assert!(missed[index].starts_with(start), "{missed:?}");
+    }
+
     fn histogram(p99_ms: u64) -> Histogram<u64> {
         let mut histogram = Histogram::new(2).expect("histogram");
         histogram.auto(true);
@@ -196,7 +206,7 @@ mod tests {
     #[test]
     fn a_pipeline_that_keeps_up_is_sustained() {
         let steady = vec![1_000u64; 15];
-        let figures = judge(1_000.0, HOLD, &steady, &steady, Some(&histogram(1)), 50.0);
+        let figures = judged(&steady, &steady, Some(&histogram(1)));
         assert!(figures.sustained, "{figures:?}");
         assert_eq!(
             (figures.sent_per_s, figures.written_per_s),
@@ -209,55 +219,25 @@ mod tests {
     fn a_growing_backlog_fails_on_the_written_share_and_the_lag_trend() {
         let produced = vec![1_000u64; 15];
         let written = vec![900u64; 15];
-        let figures = judge(
-            1_000.0,
-            HOLD,
-            &produced,
-            &written,
-            Some(&histogram(1)),
-            50.0,
-        );
+        let figures = judged(&produced, &written, Some(&histogram(1)));
         assert!(!figures.sustained);
         assert!(
             (figures.lag_slope_per_s - 100.0).abs() < 1e-9,
             "{figures:?}"
         );
         assert_eq!(figures.missed.len(), 2, "{:?}", figures.missed);
-        assert!(
-            figures.missed[0].starts_with("wrote 900/s"),
-            "{:?}",
-            figures.missed
-        );
-        assert!(
-            figures.missed[1].starts_with("lag grew 100.0"),
-            "{:?}",
-            figures.missed
-        );
+        assert_missed(&figures, 0, "wrote 900/s");
+        assert_missed(&figures, 1, "lag grew 100.0");
     }
 
     #[test]
     fn a_short_send_and_a_slow_p99_are_each_named() {
         let produced = vec![900u64; 15];
-        let figures = judge(
-            1_000.0,
-            HOLD,
-            &produced,
-            &produced,
-            Some(&histogram(80)),
-            50.0,
-        );
+        let figures = judged(&produced, &produced, Some(&histogram(80)));
         assert!(!figures.sustained);
-        assert!(
-            figures.missed[0].starts_with("sent 900/s"),
-            "{:?}",
-            figures.missed
-        );
-        assert!(
-            figures.missed[1].starts_with("e2e p99 80"),
-            "{:?}",
-            figures.missed
-        );
-        let none = judge(1_000.0, HOLD, &produced, &produced, None, 50.0);
+        assert_missed(&figures, 0, "sent 900/s");
+        assert_missed(&figures, 1, "e2e p99 80");
+        let none = judged(&produced, &produced, None);
         assert!(
             none.missed.iter().any(|m| m.contains("arrived")),
             "{none:?}"
@@ -272,14 +252,7 @@ mod tests {
             .map(|s| if s % 2 == 0 { 1_400 } else { 600 })
             .collect();
         let (slope, _) = lag_trend(&produced, &written, HOLD);
-        let figures = judge(
-            1_000.0,
-            HOLD,
-            &produced,
-            &written,
-            Some(&histogram(1)),
-            50.0,
-        );
+        let figures = judged(&produced, &written, Some(&histogram(1)));
         assert!(
             slope.abs() <= figures.lag_slope_allowed_per_s,
             "{figures:?}"
