@@ -48,6 +48,9 @@ const CONSUMER_READY: Duration = Duration::from_secs(60);
 const DRAIN_IDLE: Duration = Duration::from_secs(30);
 /// How long a run waits for Kafka and Cassandra clients at setup.
 const SERVICES_WAIT: Duration = Duration::from_secs(60);
+/// How long verification waits for a database that was killed for lack of memory and is being
+/// restarted by Docker (the containers target's readiness deadline).
+const RECOVERY_WAIT: Duration = Duration::from_secs(240);
 /// How long a run waits for a table the system under test creates (`create = false`).
 const TABLE_WAIT: Duration = Duration::from_secs(90);
 
@@ -527,7 +530,8 @@ async fn collect(
     eprintln!("roadtest: verifying every event against Cassandra...");
     // A fresh session: the set-up one may have lived through database faults, and a driver's
     // pool that is still reconnecting would fail the verification's first request.
-    let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?);
+    let wait = verification_wait(&oom_kills);
+    let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, wait).await?);
     let keyspace = &prepared.names.keyspace;
     // Tamper faults act now: nothing writes any more, so the rows they touch stay as they left them.
     let tampered = tamper::tamper(&session, keyspace, layout, scenario, &driven.plan).await?;
@@ -555,6 +559,16 @@ async fn collect(
         host,
         containers,
     })
+}
+
+/// How long verification waits for the database to answer: a database the kernel killed for
+/// lack of memory may still be on its way back under Docker's restart policy, whose delay
+/// doubles with each restart, and gets as long as a start may take.
+fn verification_wait(oom_kills: &[OomKill]) -> Duration {
+    match oom_kills.is_empty() {
+        true => SERVICES_WAIT,
+        false => RECOVERY_WAIT,
+    }
 }
 
 /// Builds the report from what the run collected.
