@@ -8,7 +8,6 @@ use crate::Scenario;
 use crate::knee::search::SearchBounds;
 use crate::knee::{KneeSettings, SimSteps, StepRunner, find_knee, step_line};
 use crate::report::Report;
-use crate::shutdown::termination;
 use crate::targets::TargetKind;
 
 /// The flags of `roadtest knee`.
@@ -112,14 +111,7 @@ impl StepRunner for RealSteps {
         options.progress = self.progress;
         options.target = Some(self.kind);
         options.external = self.external.clone();
-        self.runtime
-            .block_on(async {
-                tokio::select! {
-                    report = scenario.run(options) => report,
-                    _ = termination() => Err(crate::run::RunError::Interrupted),
-                }
-            })
-            .map_err(|e| e.to_string())
+        super::run::run_until_stopped(&self.runtime, scenario, options).map_err(|e| e.to_string())
     }
 }
 

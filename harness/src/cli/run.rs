@@ -190,22 +190,26 @@ fn run_real(
     options.target = Some(kind);
     options.target_reason = plan.reason.clone();
     options.external = plan.external.clone();
-    runtime()?
-        .block_on(async {
-            tokio::select! {
-                report = scenario.run(options) => report,
-                _ = termination() => Err(crate::run::RunError::Interrupted),
-            }
-        })
-        .map_err(|e| {
-            let replay = crate::run::replay_command(
-                scenario,
-                &args.path,
-                Some(kind),
-                plan.external.as_ref(),
-            );
-            format!("{e}\nreplay with: {replay}")
-        })
+    run_until_stopped(&runtime()?, scenario, options).map_err(|e| {
+        let replay =
+            crate::run::replay_command(scenario, &args.path, Some(kind), plan.external.as_ref());
+        format!("{e}\nreplay with: {replay}")
+    })
+}
+
+/// Runs a scenario on a real target until it ends or Ctrl-C / SIGTERM stops it (and everything
+/// it started).
+pub(super) fn run_until_stopped(
+    runtime: &tokio::runtime::Runtime,
+    scenario: &Scenario,
+    options: crate::run::RunOptions,
+) -> Result<crate::report::Report, crate::run::RunError> {
+    runtime.block_on(async {
+        tokio::select! {
+            report = scenario.run(options) => report,
+            _ = termination() => Err(crate::run::RunError::Interrupted),
+        }
+    })
 }
 
 /// Prints the summary (or the whole report with `json`), writes the views and returns the exit
