@@ -318,7 +318,19 @@ fn time_chart<'a, DB: DrawingBackend>(
     caption: Option<&str>,
     y_max: f64,
     y_desc: &str,
-) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
+) -> Result<Chart<'a, DB>, String> {
+    let x = (time_span_s(report), "seconds since the run started");
+    xy_chart(root, caption, x, (y_max, y_desc))
+}
+
+/// A chart from 0 to `x.0` and 0 to `y.0`, each axis described by its `.1`, with the house's
+/// mesh, labels and margins.
+pub(super) fn xy_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: Option<&str>,
+    (x_max, x_desc): (f64, &str),
+    (y_max, y_desc): (f64, &str),
+) -> Result<Chart<'a, DB>, String> {
     let mut builder = ChartBuilder::on(root);
     if let Some(caption) = caption {
         builder.caption(caption, font(22));
@@ -327,7 +339,7 @@ fn time_chart<'a, DB: DrawingBackend>(
         .margin(14)
         .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..time_span_s(report), 0.0..y_max)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(fail)?;
     chart
         .configure_mesh()
@@ -337,7 +349,7 @@ fn time_chart<'a, DB: DrawingBackend>(
         .axis_desc_style(font(18))
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
-        .x_desc("seconds since the run started")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .draw()
         .map_err(fail)?;

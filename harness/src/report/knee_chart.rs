@@ -4,8 +4,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::charts::{
-    Chart, Drawn, GRID, INK, MAX, P50, P99, PRODUCED, WRITTEN, draw_legend, draw_runs, fail, font,
-    no_data, svg, tick,
+    Chart, Drawn, INK, MAX, P50, P99, PRODUCED, WRITTEN, draw_legend, draw_runs, fail, no_data,
+    svg, xy_chart,
 };
 
 /// One step of a knee search, as the chart draws it.
@@ -33,46 +33,20 @@ pub fn knee_svg(
         if points.is_empty() {
             return no_data(root, "no step ran");
         }
+        let x_max = points.iter().map(|p| p.rate).fold(1.0, f64::max) * 1.08;
         let (top, bottom) = root.split_vertically(360);
-        draw_latency(&top, &points, p99_target_ms, knee)?;
-        draw_written(&bottom, &points, knee)
+        draw_latency(&top, &points, x_max, p99_target_ms, knee)?;
+        draw_written(&bottom, &points, x_max, knee)
     })
 }
 
-/// A chart over the offered rate (x, from 0 to the highest step plus a margin).
-fn rate_chart<'a, DB: DrawingBackend>(
-    root: &'a DrawingArea<DB, Shift>,
-    points: &[KneePoint],
-    y_max: f64,
-    y_desc: &str,
-    caption: &str,
-) -> Result<Chart<'a, DB>, String> {
-    let x_max = points.iter().map(|p| p.rate).fold(1.0, f64::max) * 1.08;
-    let mut chart = ChartBuilder::on(root)
-        .caption(caption, font(20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(fail)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE)
-        .bold_line_style(GRID)
-        .label_style(font(16))
-        .axis_desc_style(font(17))
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .x_desc("offered rate (events per second)")
-        .y_desc(y_desc)
-        .draw()
-        .map_err(fail)?;
-    Ok(chart)
-}
+/// The x axis of both panels, drawn from 0 to the highest step plus a margin.
+const RATE_AXIS: &str = "offered rate (events per second)";
 
 fn draw_latency<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     points: &[KneePoint],
+    x_max: f64,
     target_ms: f64,
     knee: Option<f64>,
 ) -> Drawn {
@@ -81,12 +55,12 @@ fn draw_latency<DB: DrawingBackend>(
         .filter_map(|p| p.p99_ms)
         .fold(target_ms, f64::max);
     let y_max = highest.min(target_ms * 4.0) * 1.1;
-    let mut chart = rate_chart(
+    let caption = Some("latency against offered rate");
+    let mut chart = xy_chart(
         root,
-        points,
-        y_max,
-        "e2e latency (ms)",
-        "latency against offered rate",
+        caption,
+        (x_max, RATE_AXIS),
+        (y_max, "e2e latency (ms)"),
     )?;
     let capped = |value: f64| value.min(y_max);
     for (name, color, pick) in [
@@ -103,7 +77,6 @@ fn draw_latency<DB: DrawingBackend>(
             .collect();
         draw_runs(&mut chart, vec![line], name, color, 2)?;
     }
-    let x_max = points.iter().map(|p| p.rate).fold(1.0, f64::max) * 1.08;
     chart
         .draw_series(LineSeries::new(
             [(0.0, target_ms), (x_max, target_ms)],
@@ -120,6 +93,7 @@ fn draw_latency<DB: DrawingBackend>(
 fn draw_written<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     points: &[KneePoint],
+    x_max: f64,
     knee: Option<f64>,
 ) -> Drawn {
     let highest = points
@@ -127,14 +101,13 @@ fn draw_written<DB: DrawingBackend>(
         .map(|p| p.rate.max(p.written_per_s))
         .fold(1.0, f64::max);
     let y_max = highest * 1.1;
-    let mut chart = rate_chart(
+    let caption = Some("throughput against offered rate");
+    let mut chart = xy_chart(
         root,
-        points,
-        y_max,
-        "written (events/s)",
-        "throughput against offered rate",
+        caption,
+        (x_max, RATE_AXIS),
+        (y_max, "written (events/s)"),
     )?;
-    let x_max = points.iter().map(|p| p.rate).fold(1.0, f64::max) * 1.08;
     chart
         .draw_series(LineSeries::new(
             [(0.0, 0.0), (x_max, x_max)],
