@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::ContainersError;
 use super::docker::{self, DOCKER_CALL_TIMEOUT, LogFollower, bounded};
 use super::options::{ContainersOptions, ImageRef};
-use super::readiness::{docker_error, is_not_modified, pull_if_missing};
+use super::readiness::{pull_if_missing, start_again};
 use crate::targets::Role;
 use crate::targets::consumer::ImageConsumer;
 
@@ -117,13 +117,7 @@ impl ContainerConsumer {
     /// `docker start` of the same container, its output followed from now on.
     pub async fn restart(&mut self) -> Result<(), ContainersError> {
         let id = self.id().to_string();
-        let since = docker::unix_now_s();
-        match bounded(DOCKER_CALL_TIMEOUT, self.docker.start_container(&id, None)).await {
-            Err(error) if !is_not_modified(&error) => {
-                return Err(docker_error(Role::Consumer, "start", error));
-            }
-            _ => {}
-        }
+        let since = start_again(&self.docker, Role::Consumer, &id).await?;
         self.follower = LogFollower::spawn(
             self.docker.clone(),
             id.clone(),

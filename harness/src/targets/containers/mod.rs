@@ -53,7 +53,7 @@ use self::docker::{DOCKER_CALL_TIMEOUT, LogFollower, bounded};
 pub use self::history::OomKill;
 pub use self::options::{ContainersOptions, Database, ImageRef, KafkaFamily};
 use self::readiness::{
-    docker_error, is_not_modified, is_not_running, probe, start_service, wait_for_ready_line,
+    docker_error, is_not_running, probe, start_again, start_service, wait_for_ready_line,
 };
 use self::spec::ContainerSpec;
 use super::consumer::{ConsumerLaunch, HostConsumer};
@@ -457,7 +457,6 @@ impl ContainersTarget {
             }
             return Ok(started.elapsed());
         }
-        let since = docker::unix_now_s();
         let docker = self.docker.clone();
         let deadline = self.options.ready_timeout;
         let service = self
@@ -466,12 +465,7 @@ impl ContainersTarget {
             .ok_or(TargetError::NotRunning { role })?;
         let id = service.container.id().to_string();
         service.follower = None;
-        match bounded(DOCKER_CALL_TIMEOUT, docker.start_container(&id, None)).await {
-            Err(error) if !is_not_modified(&error) => {
-                return Err(docker_error(role, "start", error));
-            }
-            _ => {}
-        }
+        let since = start_again(&docker, role, &id).await?;
         let mut follower = LogFollower::spawn(
             docker.clone(),
             id.clone(),

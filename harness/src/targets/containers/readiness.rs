@@ -172,6 +172,20 @@ pub(super) async fn probe(
     }
 }
 
+/// Starts `role`'s stopped or killed container again (a start of one that runs, Docker's 304, is
+/// not an error) and returns the Unix second from which its new log lines count.
+pub(super) async fn start_again(
+    docker: &Docker,
+    role: Role,
+    id: &str,
+) -> Result<i64, ContainersError> {
+    let since = docker::unix_now_s();
+    match bounded(DOCKER_CALL_TIMEOUT, docker.start_container(id, None)).await {
+        Err(error) if !is_not_modified(&error) => Err(docker_error(role, "start", error)),
+        _ => Ok(since),
+    }
+}
+
 /// Docker answers 304 to a start of a running container and to a stop of a stopped one.
 pub(super) fn is_not_modified(error: &DockerError) -> bool {
     matches!(
