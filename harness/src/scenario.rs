@@ -187,6 +187,25 @@ pub struct PipelineSettings {
     /// Memory caps and the database's restart policy on the containers target.
     #[serde(default, skip_serializing_if = "ContainersSettings::is_default")]
     pub containers: ContainersSettings,
+    /// What roadtest's producer may hold that the broker has not acknowledged, MB of keys and
+    /// payloads (1..=1024); a send waits while the buffer is full.
+    #[serde(
+        default = "default_producer_buffer_mb",
+        skip_serializing_if = "is_default_producer_buffer_mb"
+    )]
+    pub producer_buffer_mb: u32,
+}
+
+/// The producer's buffer unless a scenario says otherwise: 4 MB, about 18,000 of roadtest's
+/// records (docs/benchmarks.md, the harness's own footprint).
+pub const PRODUCER_BUFFER_MB_DEFAULT: u32 = 4;
+
+fn default_producer_buffer_mb() -> u32 {
+    PRODUCER_BUFFER_MB_DEFAULT
+}
+
+fn is_default_producer_buffer_mb(mb: &u32) -> bool {
+    *mb == PRODUCER_BUFFER_MB_DEFAULT
 }
 
 /// The containers target's memory caps (MB, swap included: none beyond them), Cassandra's heap
@@ -300,6 +319,7 @@ impl Default for PipelineSettings {
             table: TableSettings::default(),
             cassandra_commitlog_sync: CommitlogSync::default(),
             containers: ContainersSettings::default(),
+            producer_buffer_mb: PRODUCER_BUFFER_MB_DEFAULT,
         }
     }
 }
@@ -1082,6 +1102,11 @@ vehicle_count = 3
             "sample_interval_ms = 500\nrate_hz = 2.0",
         ));
         assert!(both.contains("fleet.rate_hz"), "{both}");
+        let buffer = error_of(&format!("{MINIMAL}[pipeline]\nproducer_buffer_mb = 0\n"));
+        assert!(
+            buffer.contains("pipeline.producer_buffer_mb") && buffer.contains("1 to 1024"),
+            "{buffer}"
+        );
     }
 
     #[test]

@@ -198,6 +198,12 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
         );
     }
     in_range("pipeline.partitions", pipeline.partitions, 1, 1024)?;
+    in_range(
+        "pipeline.producer_buffer_mb",
+        pipeline.producer_buffer_mb,
+        1,
+        1024,
+    )?;
     in_range("pipeline.speedup", pipeline.speedup, 0.01, 1000.0)?;
     let consumer = &pipeline.consumer;
     in_range(

@@ -1,6 +1,6 @@
 //! The producer (`roadtest::drive`) against a real broker: it keeps its schedule at a modest rate,
-//! and it counts the deliveries that fail when the broker stays unreachable past the message
-//! timeout. Each test runs its own Tansu behind a fault proxy; Tansu advertises the proxy, so every
+//! it counts the deliveries that fail when the broker stays unreachable past the message
+//! timeout, and it holds no more than its buffer while the broker does not answer. Each test runs its own Tansu behind a fault proxy; Tansu advertises the proxy, so every
 //! connection of the producer passes through it.
 
 mod support;
@@ -123,8 +123,8 @@ async fn deliveries_past_the_message_timeout_in_a_blackhole_are_counted_failed()
     let doomed = plan_events_between(&plan, BLACKHOLE_FROM_S, doomed_until_s);
     let slack = plan_events_between(&plan, 0, 1) * 3 / 4;
     let settings = ProducerSettings {
-        idempotent: false,
         message_timeout: timeout,
+        ..ProducerSettings::new(false)
     };
     let producing = drive_plan(plan, &broker.kafka, settings);
     let partition = async {
@@ -162,6 +162,39 @@ async fn deliveries_past_the_message_timeout_in_a_blackhole_are_counted_failed()
             .all(|error| error.contains("timed out")),
         "{:?}",
         outcome.first_errors
+    );
+    broker.tansu.remove_log();
+}
+
+/// With the broker blackholed, acknowledgements stop: once the records waiting for one fill the
+/// producer's buffer (1 MB, about 4,400 records, 2.2 s of this plan), each send waits, so sends
+/// fall seconds behind schedule instead of piling up in memory; nothing is lost once it heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_makes_sends_wait_instead_of_holding_more() {
+    const BLACKHOLE_FROM_S: u64 = 3;
+    const BLACKHOLE_FOR_S: u64 = 6;
+    let broker = broker("producer-buffer").await;
+    let plan = plan(20, 100.0, 12);
+    let expected = plan.expected_events_by(i64::MAX);
+    let settings = ProducerSettings::new(false).with_buffer_mb(1);
+    let producing = drive_plan(plan, &broker.kafka, settings);
+    let partition = async {
+        tokio::time::sleep(Duration::from_secs(BLACKHOLE_FROM_S)).await;
+        broker.proxy.set(NetworkCondition::Blackhole);
+        tokio::time::sleep(Duration::from_secs(BLACKHOLE_FOR_S)).await;
+        broker.proxy.clear();
+    };
+    let (outcome, ()) = tokio::join!(producing, partition);
+    let behind = outcome.behind_schedule.summary();
+    eprintln!("producer: {expected} events, behind schedule {behind:?}");
+    assert_eq!(outcome.sent, expected);
+    assert_eq!(outcome.acknowledged, expected, "{:?}", outcome.first_errors);
+    assert_eq!(outcome.failed_deliveries, 0);
+    // Unbounded, the producer would have sent everything on time (the first test); bounded, it
+    // waited for most of the blackhole's last 3.8 s.
+    assert!(
+        behind.max_ms >= 2_000.0,
+        "no send waited 2 s for room in a 1 MB buffer during a 6 s blackhole: {behind:?}"
     );
     broker.tansu.remove_log();
 }

@@ -12,7 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use super::security::KafkaProtocol;
 use super::{ClientError, KafkaConnection, retry};
 
-/// What a producer is allowed: idempotence, and how long one message may wait for delivery.
+/// What a producer is allowed: idempotence, how long one message may wait for delivery, and how
+/// much it may hold that the broker has not acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerSettings {
     /// Idempotent produce, when the broker supports it (the target says: Tansu 0.6 does not,
@@ -20,6 +21,9 @@ pub struct ProducerSettings {
     pub idempotent: bool,
     /// librdkafka's `message.timeout.ms`: a message not acknowledged by then fails its delivery.
     pub message_timeout: Duration,
+    /// librdkafka's `queue.buffering.max.kbytes`: keys and payloads not yet acknowledged, at
+    /// most; a send waits while they would exceed it (and the run shows it as lateness).
+    pub buffer_kb: u32,
 }
 
 impl ProducerSettings {
@@ -30,6 +34,15 @@ impl ProducerSettings {
         ProducerSettings {
             idempotent,
             message_timeout: ProducerSettings::MESSAGE_TIMEOUT,
+            buffer_kb: crate::scenario::PRODUCER_BUFFER_MB_DEFAULT * 1024,
+        }
+    }
+
+    /// The same settings, holding at most `mb` MB the broker has not acknowledged.
+    pub fn with_buffer_mb(self, mb: u32) -> ProducerSettings {
+        ProducerSettings {
+            buffer_kb: mb.saturating_mul(1024),
+            ..self
         }
     }
 }
@@ -43,6 +56,7 @@ pub fn producer_config(kafka: &KafkaConnection, settings: ProducerSettings) -> C
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", settings.buffer_kb.to_string())
         .set(
             "message.timeout.ms",
             settings.message_timeout.as_millis().to_string(),

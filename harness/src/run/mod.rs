@@ -437,7 +437,8 @@ async fn drive_and_watch(
     let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let producer = {
         let kafka = prepared.endpoints.kafka.clone();
-        let settings = ProducerSettings::new(target.capabilities().idempotent_producer);
+        let settings = ProducerSettings::new(target.capabilities().idempotent_producer)
+            .with_buffer_mb(scenario.pipeline.producer_buffer_mb);
         let topic = prepared.names.topic.clone();
         let format = RecordFormat::new(&scenario.pipeline.record);
         let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop_producer.0));
