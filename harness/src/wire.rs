@@ -68,7 +68,10 @@ pub enum DecodeError {
 
 /// The vehicle id of a fleet index: `veh-000042`.
 pub fn vehicle_id(index: u32) -> String {
-    format!("veh-{index:06}")
+    let mut id = Vec::with_capacity(11);
+    write_vehicle_id(&mut id, index);
+    // Only ASCII was written.
+    String::from_utf8(id).unwrap_or_default()
 }
 
 /// The fleet index of a vehicle id, if it is one roadtest makes.
@@ -349,10 +352,10 @@ mod tests {
     fn vehicle_ids_round_trip() {
         for index in [0, 42, 999_999, 1_000_000, u32::MAX] {
             assert_eq!(vehicle_index(&vehicle_id(index)), Some(index));
-            let mut out = Vec::new();
-            write_vehicle_id(&mut out, index);
-            assert_eq!(out, vehicle_id(index).into_bytes());
         }
+        assert_eq!(vehicle_id(0), "veh-000000");
+        assert_eq!(vehicle_id(42), "veh-000042");
+        assert_eq!(vehicle_id(1_000_000), "veh-1000000");
         assert_eq!(vehicle_index("veh-42"), None);
         assert_eq!(vehicle_index("veh-00004x"), None);
     }

@@ -46,6 +46,13 @@ impl FleetPlan {
         EventStream::new(self, vehicles)
     }
 
+    /// About the most samples one vehicle sends in the whole run (its own interval is at most
+    /// half the jitter shorter than the fleet's): a capacity hint, not a count.
+    pub fn samples_per_vehicle_max(&self) -> usize {
+        let shortest_ms = self.interval_ms * (1.0 - 0.5 * self.jitter_fraction);
+        ((self.end_ms - self.start_ms) as f64 / shortest_ms.max(1.0)) as usize + 2
+    }
+
     /// How many events the fleet has sent by scenario time `scenario_ms` (ms after scenario time
     /// zero; events stamped before it): exact, ramp and jitter included, because it walks every
     /// vehicle's own schedule. The one count of expected events (validate's plan, the run's

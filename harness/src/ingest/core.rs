@@ -33,7 +33,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::scenario::{CommitPolicy, ConsumerSettings};
-use crate::wire::Record;
+use crate::wire::{Event, Record};
 
 /// The largest batch the core accepts (the scenario's limit).
 pub const BATCH_SIZE_MAX: u64 = ConsumerSettings::BATCH_SIZE_MAX as u64;
@@ -383,13 +383,37 @@ impl IngestCore {
 
     /// A record fetched from `partition` at `offset`.
     pub fn on_record(&mut self, partition: i32, offset: i64, payload: &[u8], now_ms: u64) {
+        if !self.take(partition, offset) {
+            return;
+        }
+        match Record::decode(payload) {
+            Ok((record, vehicle_index)) => {
+                self.push_row(partition, offset, record, vehicle_index, now_ms);
+            }
+            Err(error) => self.dead_letter(partition, offset, payload, error.to_string()),
+        }
+    }
+
+    /// The record of `event` fetched from `partition` at `offset`: what [`Self::on_record`] does
+    /// with the event's encoding (roadtest's record), without the JSON. The simulation's broker
+    /// carries events, not bytes; a test checks that both give the same actions.
+    pub fn on_event(&mut self, partition: i32, offset: i64, event: &Event, now_ms: u64) {
+        if self.take(partition, offset) {
+            let record = Record::from_event(event);
+            self.push_row(partition, offset, record, event.vehicle_index, now_ms);
+        }
+    }
+
+    /// Counts a fetched record and notes its offset as pending; false when it is ignored (its
+    /// partition is not assigned, or the core is stopping).
+    fn take(&mut self, partition: i32, offset: i64) -> bool {
         let Some(state) = self.partitions.get_mut(&partition) else {
             self.stats.ignored += 1;
-            return;
+            return false;
         };
         if self.phase != Phase::Running {
             self.stats.ignored += 1;
-            return;
+            return false;
         }
         self.stats.consumed += 1;
         let lowest = state.lowest_seen.get_or_insert(offset);
@@ -399,42 +423,48 @@ impl IngestCore {
         if self.settings.commit == CommitPolicy::AfterWrite {
             state.pending.insert(offset);
         }
-        match Record::decode(payload) {
-            Ok((record, vehicle_index)) => {
-                if self.open_rows.is_empty() {
-                    self.open_since_ms = now_ms;
-                }
-                let row = Row {
-                    partition,
-                    offset,
-                    received_at_ms: now_ms,
-                    vehicle_index,
-                    record,
-                };
-                self.open_rows.push(row);
-                if self.open_rows.len() >= self.settings.batch_size {
-                    self.seal();
-                }
-            }
-            Err(error) => {
-                self.stats.dead_lettered += 1;
-                let reason = error.to_string();
-                let payload = payload.to_vec();
-                self.actions.push_back(Action::DeadLetter {
-                    partition,
-                    offset,
-                    payload: payload.clone(),
-                    reason: reason.clone(),
-                });
-                let letter = DeadLetter {
-                    payload,
-                    reason,
-                    attempt: 1,
-                    retry_due_ms: None,
-                };
-                self.dead_letters.insert((partition, offset), letter);
-            }
+        true
+    }
+
+    fn push_row(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        record: Record,
+        vehicle_index: u32,
+        now_ms: u64,
+    ) {
+        if self.open_rows.is_empty() {
+            self.open_since_ms = now_ms;
         }
+        self.open_rows.push(Row {
+            partition,
+            offset,
+            received_at_ms: now_ms,
+            vehicle_index,
+            record,
+        });
+        if self.open_rows.len() >= self.settings.batch_size {
+            self.seal();
+        }
+    }
+
+    fn dead_letter(&mut self, partition: i32, offset: i64, payload: &[u8], reason: String) {
+        self.stats.dead_lettered += 1;
+        let payload = payload.to_vec();
+        self.actions.push_back(Action::DeadLetter {
+            partition,
+            offset,
+            payload: payload.clone(),
+            reason: reason.clone(),
+        });
+        let letter = DeadLetter {
+            payload,
+            reason,
+            attempt: 1,
+            retry_due_ms: None,
+        };
+        self.dead_letters.insert((partition, offset), letter);
     }
 
     /// Time passed: seals a lingering partial batch, sends due retries, commits if the interval passed.

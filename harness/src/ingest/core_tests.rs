@@ -672,3 +672,41 @@ proptest! {
         prop_assert_eq!(core.stats().committed, harness.committed);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The simulation hands the core events (`on_event`), the consumer hands it bytes
+    /// (`on_record`): for roadtest's record both must lead to the same actions and stats.
+    #[test]
+    fn an_event_and_its_encoding_lead_to_the_same_actions(
+        events in prop::collection::vec(
+            (0u32..2_000_000, any::<u32>(), -90.0..90.0f64, -180.0..180.0f64, 0.0..300.0f64),
+            1..60,
+        ),
+    ) {
+        let mut from_bytes = core_with(settings(7));
+        let mut from_events = core_with(settings(7));
+        for (offset, &(vehicle_index, seq, latitude, longitude, speed_kmh)) in
+            events.iter().enumerate()
+        {
+            let event = Event {
+                vehicle_index,
+                seq: u64::from(seq),
+                timestamp_ms: 1_767_225_600_000 + i64::from(seq),
+                latitude,
+                longitude,
+                speed_kmh,
+                temperature_c: latitude / 3.0,
+                humidity_pct: longitude.abs() / 1.8,
+            };
+            let (partition, offset, now_ms) = ((offset % 3) as i32, offset as i64, offset as u64);
+            from_bytes.on_record(partition, offset, &event.to_json(), now_ms);
+            from_events.on_event(partition, offset, &event, now_ms);
+        }
+        from_bytes.on_tick(1_000);
+        from_events.on_tick(1_000);
+        prop_assert_eq!(drain(&mut from_bytes), drain(&mut from_events));
+        prop_assert_eq!(from_bytes.stats(), from_events.stats());
+    }
+}

@@ -176,9 +176,12 @@ pub struct SimStore {
 }
 
 impl SimStore {
-    pub fn new(vehicle_count: u32, sync: CommitlogSync) -> SimStore {
+    /// A store with room for `rows_per_vehicle` rows of each vehicle (more can be added).
+    pub fn new(vehicle_count: u32, rows_per_vehicle: usize, sync: CommitlogSync) -> SimStore {
         SimStore {
-            vehicles: vec![Vec::new(); vehicle_count as usize],
+            vehicles: (0..vehicle_count)
+                .map(|_| Vec::with_capacity(rows_per_vehicle))
+                .collect(),
             strangers: BTreeMap::new(),
             undo: Vec::new(),
             sync,
@@ -292,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_crash_rolls_back_only_unsynced_writes() {
-        let mut store = SimStore::new(2, CommitlogSync::Periodic);
+        let mut store = SimStore::new(2, 0, CommitlogSync::Periodic);
         store.upsert(0, 10, row(0, 1));
         store.sync();
         store.upsert(0, 10, row(0, 2));
@@ -300,7 +303,7 @@ mod tests {
         store.crash();
         assert_eq!(store.rows_of(0), &[(10, row(0, 1))]);
         assert_eq!(store.rows_lost_in_crashes, 2);
-        let mut batch = SimStore::new(1, CommitlogSync::Batch);
+        let mut batch = SimStore::new(1, 0, CommitlogSync::Batch);
         batch.upsert(0, 5, row(0, 1));
         batch.crash();
         assert_eq!(batch.rows_of(0).len(), 1);
