@@ -1,6 +1,5 @@
 //! Latency recording: one HDR histogram (microseconds) for the whole run and one per 1 s interval.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -33,8 +32,9 @@ const INTERVAL_SIGNIFICANT_DIGITS: u8 = 2;
 pub struct LatencyRecorder {
     /// Every value of the run, 1 µs ..= [`LATENCY_MAX_US`], 3 significant digits.
     run: Histogram<u64>,
-    /// One histogram per interval index that saw a value, auto-resizing, 2 significant digits.
-    intervals: BTreeMap<usize, Histogram<u32>>,
+    /// By interval index, a histogram for each that saw a value (auto-resizing, 2 significant
+    /// digits): indexed directly, because recording is a run's hottest path.
+    intervals: Vec<Option<Histogram<u32>>>,
 }
 
 /// Distribution of a set of latencies, in milliseconds; every field is 0 when `count` is 0.
@@ -113,7 +113,7 @@ impl LatencyRecorder {
         LatencyRecorder {
             run: Histogram::new_with_bounds(1, LATENCY_MAX_US, RUN_SIGNIFICANT_DIGITS)
                 .expect("constant histogram bounds are valid"),
-            intervals: BTreeMap::new(),
+            intervals: Vec::new(),
         }
     }
 
@@ -123,10 +123,7 @@ impl LatencyRecorder {
     pub fn record(&mut self, latency_us: u64, at_ms: u64) {
         let value_us = latency_us.min(LATENCY_MAX_US);
         self.run.saturating_record(value_us);
-        let interval = self
-            .intervals
-            .entry(interval_index(at_ms))
-            .or_insert_with(new_interval_histogram);
+        let interval = self.interval_mut(interval_index(at_ms));
         // `record` grows the auto-resizing histogram; `saturating_record` would not.
         if interval.record(value_us).is_err() {
             interval.saturating_record(value_us);
@@ -141,10 +138,7 @@ impl LatencyRecorder {
         }
         let value_us = latency_us.min(LATENCY_MAX_US);
         self.run.saturating_record_n(value_us, count);
-        let interval = self
-            .intervals
-            .entry(interval_index(at_ms))
-            .or_insert_with(new_interval_histogram);
+        let interval = self.interval_mut(interval_index(at_ms));
         // Interval counters are u32: add a larger count in u32-sized parts.
         let mut remaining = count;
         while remaining > 0 {
@@ -159,13 +153,29 @@ impl LatencyRecorder {
     /// Adds everything `other` recorded; the result equals recording both streams into one recorder.
     pub fn merge(&mut self, other: &LatencyRecorder) {
         add_histogram(&mut self.run, &other.run);
-        for (index, histogram) in &other.intervals {
-            let into = self
-                .intervals
-                .entry(*index)
-                .or_insert_with(new_interval_histogram);
-            add_histogram(into, histogram);
+        for (index, histogram) in other.intervals.iter().enumerate() {
+            if let Some(histogram) = histogram {
+                add_histogram(self.interval_mut(index), histogram);
+            }
         }
+    }
+
+    /// The histogram of interval `index`, made when it is first needed.
+    fn interval_mut(&mut self, index: usize) -> &mut Histogram<u32> {
+        if index >= self.intervals.len() {
+            self.intervals.resize_with(index + 1, || None);
+        }
+        self.intervals[index].get_or_insert_with(new_interval_histogram)
+    }
+
+    /// The histogram of interval `index`, if it saw a value.
+    fn interval(&self, index: usize) -> Option<&Histogram<u32>> {
+        self.intervals.get(index).and_then(Option::as_ref)
+    }
+
+    /// The last interval index that saw a value.
+    fn last_interval(&self) -> Option<usize> {
+        self.intervals.iter().rposition(Option::is_some)
     }
 
     /// Number of values recorded.
@@ -253,12 +263,12 @@ impl LatencyRecorder {
             .with_base_time(start)
             .with_max_value_divisor(1_000.0)
             .begin_log_with(out, &mut serializer)?;
-        let Some(last) = self.intervals.keys().next_back().copied() else {
+        let Some(last) = self.last_interval() else {
             return Ok(());
         };
         let empty = new_interval_histogram();
         for index in 0..=last {
-            let histogram = self.intervals.get(&index).unwrap_or(&empty);
+            let histogram = self.interval(index).unwrap_or(&empty);
             writer
                 .write_histogram(
                     histogram,
@@ -282,13 +292,13 @@ impl LatencyRecorder {
     /// One summary per second from second 0 to the last second that saw a value; seconds without
     /// values are listed with `count` 0, so outages show as gaps.
     pub fn intervals(&self) -> Vec<IntervalSummary> {
-        let Some(last) = self.intervals.keys().next_back().copied() else {
+        let Some(last) = self.last_interval() else {
             return Vec::new();
         };
         (0..=last)
             .map(|index| {
                 let start_s = index as u64;
-                match self.intervals.get(&index) {
+                match self.interval(index) {
                     Some(histogram) if !histogram.is_empty() => IntervalSummary {
                         start_s,
                         count: histogram.len(),
