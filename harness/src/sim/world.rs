@@ -140,6 +140,8 @@ pub struct SimOutcome {
 #[derive(Debug)]
 pub struct World {
     heap: BinaryHeap<Reverse<Scheduled>>,
+    /// The producer's next send, (due µs, sequence): kept out of `heap`, see [`World::pop`].
+    next_send: Option<(u64, u64)>,
     sequence: u64,
     now_us: u64,
     start_ms: i64,
@@ -195,6 +197,7 @@ impl World {
         after_events.reverse();
         let mut world = World {
             heap: BinaryHeap::new(),
+            next_send: None,
             sequence: 0,
             now_us: 0,
             start_ms: plan.start_ms,
@@ -242,15 +245,15 @@ impl World {
     /// Runs to the end and returns the measurements and the database.
     pub fn run(mut self) -> (SimOutcome, SimStore) {
         while !self.finished {
-            let Some(Reverse(next)) = self.heap.pop() else {
+            let Some((at_us, happening)) = self.pop() else {
                 self.out
                     .errors
                     .push("the simulation ran out of events before the drain ended".into());
                 break;
             };
-            self.now_us = next.at_us;
+            self.now_us = at_us;
             self.out.steps += 1;
-            self.handle(next.happening);
+            self.handle(happening);
         }
         self.out.end_us = self.now_us;
         self.out.rows_lost_in_crashes = self.store.rows_lost_in_crashes;
@@ -265,11 +268,35 @@ impl World {
 
     fn schedule(&mut self, at_us: u64, happening: Happening) {
         self.sequence += 1;
+        let at_us = at_us.max(self.now_us);
+        if matches!(happening, Happening::Send) {
+            // One send is due at a time (the next is scheduled when it happens).
+            self.next_send = Some((at_us, self.sequence));
+            return;
+        }
         self.heap.push(Reverse(Scheduled {
-            at_us: at_us.max(self.now_us),
+            at_us,
             sequence: self.sequence,
             happening,
         }));
+    }
+
+    /// The next happening: the heap's first, or the send due before it (sends, one per event,
+    /// wait beside the heap; the order is the same as if they were in it).
+    fn pop(&mut self) -> Option<(u64, Happening)> {
+        let send_first = match (self.next_send, self.heap.peek()) {
+            (Some(send), Some(Reverse(first))) => send < (first.at_us, first.sequence),
+            (send, _) => send.is_some(),
+        };
+        if send_first {
+            return self
+                .next_send
+                .take()
+                .map(|(at_us, _)| (at_us, Happening::Send));
+        }
+        self.heap
+            .pop()
+            .map(|Reverse(next)| (next.at_us, next.happening))
     }
 
     fn now_ms(&self) -> u64 {
