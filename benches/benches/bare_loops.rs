@@ -1,9 +1,9 @@
-//! roadtest's own cost, side by side in one run on the same services: (a) roadtest's producer against (b) the barest rdkafka loop sending the same pre-encoded records with the same settings, and (c) roadtest's reference consumer against (d) the barest scylla loop writing the same rows with the same batching and concurrency. Rounds alternate the order; the ratios a/b and c/d are reported per round and as medians, printed and written to reports/bench/bare-loops.json.
+//! roadtest's own cost, side by side in one run on the same services: (a) roadtest's producer against (b) the barest rdkafka loop sending the same pre-encoded records with the same settings (and against (g), that loop generating and encoding as it sends, which shows what roadtest's recording costs), and (c) roadtest's reference consumer against (d) the barest scylla loop writing the same rows with the same batching and concurrency. Rounds alternate the order; the ratios a/b, a/g and c/d are reported per round and as medians, printed and written to reports/bench/bare-loops.json.
 //!
 //! Needs a broker and a CQL endpoint: `ci/services up`, then `ROADTEST_KAFKA_BOOTSTRAP` and
 //! `ROADTEST_CQL_CONTACT` from `~/.cache/roadtest/services/services.env` (ci/test exports them).
-//! `cargo bench -p roadtest-benches --bench bare_loops` measures (three rounds of 200,000
-//! events); under `cargo test` one small round checks that all four loops deliver everything.
+//! `cargo bench -p roadtest-benches --bench bare_loops` measures (five rounds of 500,040
+//! events); under `cargo test` one small round checks that all five loops deliver everything.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,6 @@ use roadtest::scenario::TableSettings;
 use roadtest::wire::{Record, RecordFormat};
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
-use scylla::value::CqlTimestamp;
 use serde::Serialize;
 
 const PARTITIONS: u32 = 6;
@@ -57,6 +56,10 @@ struct Round {
     roadtest_producer: f64,
     bare_producer: f64,
     producer_ratio: f64,
+    /// The bare loop generating and encoding each event as it sends, like roadtest.
+    generating_producer: f64,
+    /// roadtest's producer against that loop: what its recording costs.
+    recording_ratio: f64,
     reference_consumer: f64,
     bare_writer: f64,
     consumer_ratio: f64,
@@ -76,7 +79,7 @@ fn main() {
     let results: Vec<Round> = (0..rounds)
         .map(|round| runtime.block_on(bench.round(round)))
         .collect();
-    let medians = Medians::of(&results);
+    let medians = medians(&results);
     print_table(&results, &medians);
     if measuring {
         let path = write_json(&bench, &results, &medians);
@@ -121,25 +124,13 @@ impl Bench {
         }
     }
 
-    /// a and b (in alternating order), then c and d on what a sent.
+    /// The producers (in alternating order), then c and d on what a sent.
     async fn round(&self, round: usize) -> Round {
         let name = |what: &str| format!("bare_{what}_{}_{round}", self.stamp);
-        let (topic_a, topic_b) = (name("a"), name("b"));
-        create_topics(
-            &self.kafka,
-            &[(&topic_a, PARTITIONS), (&topic_b, PARTITIONS)],
-            1,
-            DEADLINE,
-        )
-        .await
-        .unwrap_or_else(|error| panic!("{error}\n{START_SERVICES}"));
-        let (roadtest_producer, bare_producer) = if round.is_multiple_of(2) {
-            let a = self.roadtest_producer(&topic_a).await;
-            (a, self.bare_producer(&topic_b).await)
-        } else {
-            let b = self.bare_producer(&topic_b).await;
-            (self.roadtest_producer(&topic_a).await, b)
-        };
+        let topics = [name("a"), name("b"), name("g")];
+        let [roadtest_producer, bare_producer, generating_producer] =
+            self.producers(round, &topics).await;
+        let topic_a = &topics[0];
         let session = cql::connect(&self.cql, DEADLINE)
             .await
             .unwrap_or_else(|error| panic!("{error}\n{START_SERVICES}"));
@@ -157,16 +148,18 @@ impl Bench {
             .expect("create the keyspace");
         }
         let (reference_consumer, bare_writer) = if round.is_multiple_of(2) {
-            let c = self.reference_consumer(&topic_a, &keyspace_c).await;
+            let c = self.reference_consumer(topic_a, &keyspace_c).await;
             (c, self.bare_writer(&session, &keyspace_d).await)
         } else {
             let d = self.bare_writer(&session, &keyspace_d).await;
-            (self.reference_consumer(&topic_a, &keyspace_c).await, d)
+            (self.reference_consumer(topic_a, &keyspace_c).await, d)
         };
         let result = Round {
             roadtest_producer,
             bare_producer,
             producer_ratio: roadtest_producer / bare_producer,
+            generating_producer,
+            recording_ratio: roadtest_producer / generating_producer,
             reference_consumer,
             bare_writer,
             consumer_ratio: reference_consumer / bare_writer,
@@ -178,7 +171,8 @@ impl Bench {
             .client_config()
             .create()
             .expect("an admin client");
-        let deleted = admin.delete_topics(&[&topic_a, &topic_b], &AdminOptions::new());
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let deleted = admin.delete_topics(&topics, &AdminOptions::new());
         if let Err(error) = deleted.await {
             eprintln!("bare_loops: warning: cannot delete the round's topics: {error}");
         }
@@ -189,6 +183,29 @@ impl Bench {
             }
         }
         result
+    }
+
+    /// (a), (b) and the generating bare loop, each into its topic of `topics`, in the order
+    /// a-b-g in even rounds and g-b-a in odd ones: their rates.
+    async fn producers(&self, round: usize, topics: &[String; 3]) -> [f64; 3] {
+        let wanted: Vec<(&str, u32)> = topics.iter().map(|t| (t.as_str(), PARTITIONS)).collect();
+        create_topics(&self.kafka, &wanted, 1, DEADLINE)
+            .await
+            .unwrap_or_else(|error| panic!("{error}\n{START_SERVICES}"));
+        let mut rates = [0.0; 3];
+        let mut order = [0, 1, 2];
+        if !round.is_multiple_of(2) {
+            order.reverse();
+        }
+        for which in order {
+            let topic = &topics[which];
+            rates[which] = match which {
+                0 => self.roadtest_producer(topic).await,
+                1 => self.bare_producer(topic, false).await,
+                _ => self.bare_producer(topic, true).await,
+            };
+        }
+        rates
     }
 
     /// (a) roadtest's producer (generating and encoding as it sends, every delivery recorded),
@@ -216,18 +233,19 @@ impl Bench {
         rate
     }
 
-    /// (b) the barest loop: the same records, pre-encoded, the same producer settings, a
-    /// delivery callback that only counts: acknowledgements per second between 10% and 90%.
-    async fn bare_producer(&self, topic: &str) -> f64 {
+    /// (b) the barest loop: the same records, pre-encoded (or, with `generate`, generated and
+    /// encoded as it sends, as roadtest's producer does), the same producer settings, a delivery
+    /// callback that only counts: acknowledgements per second between 10% and 90%.
+    async fn bare_producer(&self, topic: &str, generate: bool) -> f64 {
         let acknowledged = Arc::new(AtomicU64::new(0));
         let context = AckCounter(Arc::clone(&acknowledged));
         let config = producer_config(&self.kafka, ProducerSettings::new(false));
         let producer: ThreadedProducer<AckCounter> = config
             .create_with_context(context)
             .expect("a bare producer");
-        let (records, topic) = (Arc::clone(&self.records), topic.to_string());
+        let (records, plan, topic) = (Arc::clone(&self.records), self.plan, topic.to_string());
         let producing = tokio::task::spawn_blocking(move || {
-            for (key, payload) in records.iter() {
+            let send = |key: &[u8], payload: &[u8]| {
                 let mut record = BaseRecord::to(&topic).key(key).payload(payload);
                 while let Err((error, returned)) = producer.send(record) {
                     let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
@@ -235,6 +253,18 @@ impl Bench {
                     record = returned;
                     std::thread::sleep(Duration::from_millis(1));
                 }
+            };
+            if generate {
+                let (format, mut key, mut payload) = (RecordFormat::default(), vec![], vec![]);
+                for event in plan.events() {
+                    key.clear();
+                    payload.clear();
+                    format.encode_key(&event, &mut key);
+                    format.encode(&event, &mut payload);
+                    send(&key, &payload);
+                }
+            } else {
+                records.iter().for_each(|(key, payload)| send(key, payload));
             }
             producer.flush(DEADLINE).expect("every record acknowledged");
         });
@@ -316,7 +346,7 @@ impl Bench {
                     .iter()
                     .map(|record| {
                         batch.append_statement(insert.clone());
-                        values_of(record)
+                        cql::insert_values(record)
                     })
                     .collect();
                 let written = Arc::clone(&written);
@@ -340,23 +370,6 @@ impl Bench {
         );
         rate
     }
-}
-
-type RowValues<'a> = (&'a str, CqlTimestamp, i64, f64, f64, f64, f64, f64, i32);
-
-/// A record's values in the order of [`cql::insert_statement`].
-fn values_of(record: &Record) -> RowValues<'_> {
-    (
-        record.vehicle_id.as_str(),
-        CqlTimestamp(record.timestamp),
-        record.seq as i64,
-        record.latitude,
-        record.longitude,
-        record.speed,
-        record.temperature,
-        record.humidity,
-        record.format_version as i32,
-    )
 }
 
 /// The reference consumer's flags, as a run passes them.
@@ -412,60 +425,51 @@ async fn window_rate(total: u64, count: impl Fn() -> u64) -> f64 {
     }
 }
 
-/// The median of each column over the rounds.
-#[derive(Debug, Serialize)]
-struct Medians {
-    producer_ratio: f64,
-    consumer_ratio: f64,
-    roadtest_producer: f64,
-    bare_producer: f64,
-    reference_consumer: f64,
-    bare_writer: f64,
-}
-
-impl Medians {
-    fn of(rounds: &[Round]) -> Medians {
-        let median = |pick: fn(&Round) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(pick).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        };
-        Medians {
-            producer_ratio: median(|r| r.producer_ratio),
-            consumer_ratio: median(|r| r.consumer_ratio),
-            roadtest_producer: median(|r| r.roadtest_producer),
-            bare_producer: median(|r| r.bare_producer),
-            reference_consumer: median(|r| r.reference_consumer),
-            bare_writer: median(|r| r.bare_writer),
-        }
+/// The median of each column over the rounds (each on its own: not one round's figures).
+fn medians(rounds: &[Round]) -> Round {
+    let median = |pick: fn(&Round) -> f64| {
+        let mut values: Vec<f64> = rounds.iter().map(pick).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Round {
+        roadtest_producer: median(|r| r.roadtest_producer),
+        bare_producer: median(|r| r.bare_producer),
+        producer_ratio: median(|r| r.producer_ratio),
+        generating_producer: median(|r| r.generating_producer),
+        recording_ratio: median(|r| r.recording_ratio),
+        reference_consumer: median(|r| r.reference_consumer),
+        bare_writer: median(|r| r.bare_writer),
+        consumer_ratio: median(|r| r.consumer_ratio),
     }
 }
 
-fn print_table(rounds: &[Round], medians: &Medians) {
-    println!("round  roadtest producer  bare producer  a/b   reference consumer  bare writer  c/d");
-    for (index, r) in rounds.iter().enumerate() {
+fn print_table(rounds: &[Round], medians: &Round) {
+    println!(
+        "round   roadtest (a)  bare (b)  a/b   bare generating (g)  a/g   \
+         reference consumer (c)  bare writer (d)  c/d"
+    );
+    let labels = (0..rounds.len()).map(|index| index.to_string());
+    let rows = rounds
+        .iter()
+        .zip(labels)
+        .chain([(medians, "median".to_string())]);
+    for (r, label) in rows {
         println!(
-            "{index:>5}  {:>17.0}  {:>13.0}  {:.2}  {:>18.0}  {:>11.0}  {:.2}",
+            "{label:<6} {:>13.0} {:>9.0}  {:.2}  {:>19.0}  {:.2}  {:>22.0}  {:>15.0}  {:.2}",
             r.roadtest_producer,
             r.bare_producer,
             r.producer_ratio,
+            r.generating_producer,
+            r.recording_ratio,
             r.reference_consumer,
             r.bare_writer,
             r.consumer_ratio
         );
     }
-    println!(
-        "median {:>16.0}  {:>13.0}  {:.2}  {:>18.0}  {:>11.0}  {:.2}",
-        medians.roadtest_producer,
-        medians.bare_producer,
-        medians.producer_ratio,
-        medians.reference_consumer,
-        medians.bare_writer,
-        medians.consumer_ratio
-    );
 }
 
-fn write_json(bench: &Bench, rounds: &[Round], medians: &Medians) -> PathBuf {
+fn write_json(bench: &Bench, rounds: &[Round], medians: &Round) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/bench");
     std::fs::create_dir_all(&dir).expect("reports/bench");
     let path = dir.join("bare-loops.json");

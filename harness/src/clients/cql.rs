@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::value::CqlTimestamp;
 
 use super::{ClientError, CqlConnection, retry, retry_unless};
 use crate::scenario::TableSettings;
+use crate::wire::Record;
 
 /// The keyspace replication used unless the caller gives another: one replica (one node).
 pub const REPLICATION_ONE: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
@@ -102,6 +104,24 @@ pub fn insert_statement(keyspace: &str) -> String {
     format!(
         "INSERT INTO {keyspace}.telemetry (vehicle_id, timestamp, seq, latitude, longitude, \
          speed, temperature, humidity, format_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+}
+
+/// The values of [`insert_statement`] for one record, in its order.
+pub type InsertValues<'a> = (&'a str, CqlTimestamp, i64, f64, f64, f64, f64, f64, i32);
+
+/// A record's values for [`insert_statement`].
+pub fn insert_values(record: &Record) -> InsertValues<'_> {
+    (
+        record.vehicle_id.as_str(),
+        CqlTimestamp(record.timestamp),
+        record.seq as i64,
+        record.latitude,
+        record.longitude,
+        record.speed,
+        record.temperature,
+        record.humidity,
+        record.format_version as i32,
     )
 }
 

@@ -14,7 +14,6 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
 
 pub use super::args::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use super::core::{Action, IngestCore, IngestSettings, LogLevel, Row};
@@ -451,18 +450,7 @@ fn spawn_write(
         let mut values = Vec::with_capacity(rows.len());
         for row in rows.iter() {
             batch.append_statement(insert.clone());
-            let record = &row.record;
-            values.push((
-                record.vehicle_id.as_str(),
-                CqlTimestamp(record.timestamp),
-                record.seq as i64,
-                record.latitude,
-                record.longitude,
-                record.speed,
-                record.temperature,
-                record.humidity,
-                record.format_version as i32,
-            ));
+            values.push(cql::insert_values(&row.record));
         }
         let result = session
             .batch(&batch, values)
