@@ -84,6 +84,24 @@ async fn drive_plan(
     .expect("the producer starts")
 }
 
+/// Drives `plan` while the broker is blackholed from second `from_s` for `for_s` seconds.
+async fn drive_through_blackhole(
+    broker: &Broker,
+    plan: FleetPlan,
+    settings: ProducerSettings,
+    from_s: u64,
+    for_s: u64,
+) -> DriveOutcome {
+    let producing = drive_plan(plan, &broker.kafka, settings);
+    let partition = async {
+        tokio::time::sleep(Duration::from_secs(from_s)).await;
+        broker.proxy.set(NetworkCondition::Blackhole);
+        tokio::time::sleep(Duration::from_secs(for_s)).await;
+        broker.proxy.clear();
+    };
+    tokio::join!(producing, partition).0
+}
+
 /// 500 events/s is a small fraction of what this producer sends (see docs/benchmarks.md): each
 /// send is handed to librdkafka without waiting, so the only lateness is the thread's wake-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,14 +144,8 @@ async fn deliveries_past_the_message_timeout_in_a_blackhole_are_counted_failed()
         message_timeout: timeout,
         ..ProducerSettings::new(false)
     };
-    let producing = drive_plan(plan, &broker.kafka, settings);
-    let partition = async {
-        tokio::time::sleep(Duration::from_secs(BLACKHOLE_FROM_S)).await;
-        broker.proxy.set(NetworkCondition::Blackhole);
-        tokio::time::sleep(Duration::from_secs(BLACKHOLE_FOR_S)).await;
-        broker.proxy.clear();
-    };
-    let (outcome, ()) = tokio::join!(producing, partition);
+    let outcome =
+        drive_through_blackhole(&broker, plan, settings, BLACKHOLE_FROM_S, BLACKHOLE_FOR_S).await;
     eprintln!(
         "producer: {expected} sent, {} acknowledged, {} failed; first errors {:?}",
         outcome.acknowledged, outcome.failed_deliveries, outcome.first_errors
@@ -177,14 +189,8 @@ async fn a_full_buffer_makes_sends_wait_instead_of_holding_more() {
     let plan = plan(20, 100.0, 12);
     let expected = plan.expected_events_by(i64::MAX);
     let settings = ProducerSettings::new(false).with_buffer_mb(1);
-    let producing = drive_plan(plan, &broker.kafka, settings);
-    let partition = async {
-        tokio::time::sleep(Duration::from_secs(BLACKHOLE_FROM_S)).await;
-        broker.proxy.set(NetworkCondition::Blackhole);
-        tokio::time::sleep(Duration::from_secs(BLACKHOLE_FOR_S)).await;
-        broker.proxy.clear();
-    };
-    let (outcome, ()) = tokio::join!(producing, partition);
+    let outcome =
+        drive_through_blackhole(&broker, plan, settings, BLACKHOLE_FROM_S, BLACKHOLE_FOR_S).await;
     let behind = outcome.behind_schedule.summary();
     eprintln!("producer: {expected} events, behind schedule {behind:?}");
     assert_eq!(outcome.sent, expected);
