@@ -3,9 +3,10 @@
 //! What counts as a repository path: a word inside backticks (inline or a fenced block) that
 //! starts with one of the repository's top-level folders (`harness/`, `scenarios/`,
 //! `reports/`, `benches/`, `ci/`, `docs/`, `.ci/`) or is one of its top-level files. Skipped by
-//! rule: paths under `reports/runs/` (generated, git-ignored) and paths holding a placeholder (an
-//! upper-case word from `PLACEHOLDERS`, `<`, `>`, `*` or `...`). A subcommand is the word after
-//! `roadtest ` inside backticks; it must answer `roadtest SUBCOMMAND --help` with exit 0.
+//! rule: paths under `reports/runs/` and `reports/bench/` (generated, git-ignored) and paths
+//! holding a placeholder (an upper-case word from `PLACEHOLDERS`, `<`, `>`, `*` or `...`). A
+//! subcommand is the word after `roadtest ` inside backticks; it must answer
+//! `roadtest SUBCOMMAND --help` with exit 0.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -130,12 +131,16 @@ fn is_repository_path(word: &str) -> bool {
         || TOP_LEVEL_FILES.contains(&word)
 }
 
-/// Repository paths named in a piece of code, placeholders and generated runs left out.
+/// Folders of generated, git-ignored output: runs and benchmark results.
+const GENERATED: [&str; 2] = ["reports/runs/", "reports/bench/"];
+
+/// Repository paths named in a piece of code, placeholders and generated output left out.
 fn paths_in(code: &str) -> Vec<String> {
     code.split(WORD_BREAKS)
         .map(|word| word.trim_end_matches('.'))
         .filter(|word| is_repository_path(word))
-        .filter(|word| !word.starts_with("reports/runs/") && !is_placeholder(word))
+        .filter(|word| !GENERATED.iter().any(|folder| word.starts_with(folder)))
+        .filter(|word| !is_placeholder(word))
         .map(str::to_string)
         .collect()
 }
@@ -332,7 +337,7 @@ fn the_rules_skip_placeholders_and_find_paths() {
         "roadtest baseline RUN --out reports/baselines/NAME.json; see ci/services, docs/*.md";
     assert_eq!(paths_in(code), ["ci/services"]);
     assert_eq!(
-        paths_in("reports/runs/smoke-42-x/report.json scenarios/<name>.toml"),
+        paths_in("reports/runs/smoke-42-x/report.json reports/bench/ scenarios/<name>.toml"),
         Vec::<String>::new()
     );
     assert_eq!(
