@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::faults::{FaultRecord, PlannedFault, Trigger};
 use crate::fleet::{EventStream, FleetPlan};
 use crate::ingest::core::{Action, IngestCore, IngestSettings, IngestStats, Row};
-use crate::measure::{LatencyRecorder, ThroughputSeries, interval_index};
+use crate::measure::{LatencyRecorder, ThroughputSeries};
 use crate::scenario::Scenario;
 use crate::seed::{SimRng, rng_for};
 use crate::wire::Event;
@@ -602,7 +602,6 @@ impl World {
         let ok = !self.database.down && write.database_incarnation == self.database.incarnation;
         if ok {
             // The rows land whether or not the consumer that sent them is still alive.
-            let mut acks = RunOfEqual::default();
             for row in write.rows.iter() {
                 let record = &row.record;
                 let stored = StoredRow {
@@ -614,11 +613,11 @@ impl World {
                 if write.consumer_incarnation == self.consumer.incarnation {
                     let received_us = row.received_at_ms * 1000;
                     let at_ms = u64::try_from(record.timestamp - self.start_ms).unwrap_or(0);
-                    let ack_us = self.now_us.saturating_sub(received_us);
-                    acks.add(&mut self.out.write_ack, ack_us, at_ms);
+                    self.out
+                        .write_ack
+                        .record(self.now_us.saturating_sub(received_us), at_ms);
                 }
             }
-            acks.flush(&mut self.out.write_ack);
         }
         let happening = Happening::WriteResult {
             incarnation: write.consumer_incarnation,
@@ -626,34 +625,5 @@ impl World {
             ok,
         };
         self.handle(happening);
-    }
-}
-
-/// Consecutive equal latencies in the same interval, recorded as one `record_n`: the rows of a
-/// batch were mostly fetched in the same poll and written at once, so they share their latency.
-#[derive(Debug, Default)]
-struct RunOfEqual {
-    /// (latency µs, interval index, ms of the first value, count).
-    current: Option<(u64, usize, u64, u64)>,
-}
-
-impl RunOfEqual {
-    fn add(&mut self, recorder: &mut LatencyRecorder, latency_us: u64, at_ms: u64) {
-        let interval = interval_index(at_ms);
-        match &mut self.current {
-            Some((value, index, _, count)) if *value == latency_us && *index == interval => {
-                *count += 1;
-            }
-            _ => {
-                self.flush(recorder);
-                self.current = Some((latency_us, interval, at_ms, 1));
-            }
-        }
-    }
-
-    fn flush(&mut self, recorder: &mut LatencyRecorder) {
-        if let Some((latency_us, _, at_ms, count)) = self.current.take() {
-            recorder.record_n(latency_us, count, at_ms);
-        }
     }
 }
