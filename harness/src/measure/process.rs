@@ -82,11 +82,21 @@ impl ProcessSampler {
     ///
     /// Names should be unique in one call. A process that is gone (or a zombie) is recorded as
     /// absent. A name whose pid changed since the last sample (a restart) starts a new CPU baseline.
+    /// Several pids under one name are one service of several processes (PostgreSQL's server
+    /// and its backends, the first pid the server's): their memory is the sum of their
+    /// proportional set sizes (shared pages counted once over all), their CPU time the sum.
     pub fn sample(&mut self, processes: &[(String, u32)], at_ms: u64) {
+        let mut by_name: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for (name, pid) in processes {
-            let raw = read_sample(*pid);
-            let track = self.tracks.entry(name.clone()).or_default();
-            track.observe(*pid, raw, at_ms);
+            by_name.entry(name.as_str()).or_default().push(*pid);
+        }
+        for (name, pids) in by_name {
+            let raw = match pids.as_slice() {
+                [pid] => read_sample(*pid),
+                _ => read_group_sample(&pids),
+            };
+            let track = self.tracks.entry(name.to_string()).or_default();
+            track.observe(pids[0], raw, at_ms);
         }
     }
 
@@ -258,6 +268,31 @@ fn sample_list(
     sampler.sample(&list, at_ms);
 }
 
+/// One service of several processes: the first (its leader) must be alive; memory is the sum of
+/// the proportional set sizes, CPU the sum of CPU times, the start time the leader's.
+fn read_group_sample(pids: &[u32]) -> Option<RawSample> {
+    let leader = read_sample(*pids.first()?)?;
+    let mut sample = RawSample {
+        rss_mb: 0.0,
+        ..leader
+    };
+    for &pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok();
+        let (Some((ticks, _)), Some(pss_kb)) = (
+            stat.as_deref().and_then(parse_stat),
+            rollup.as_deref().and_then(|text| parse_kb(text, "Pss:")),
+        ) else {
+            continue;
+        };
+        sample.rss_mb += pss_kb as f64 / 1_024.0;
+        if pid != pids[0] {
+            sample.cpu_ticks = sample.cpu_ticks.saturating_add(ticks);
+        }
+    }
+    Some(sample)
+}
+
 fn read_sample(pid: u32) -> Option<RawSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -272,9 +307,13 @@ fn read_sample(pid: u32) -> Option<RawSample> {
 
 /// `VmRSS` of `/proc/PID/status`, in kB; absent for zombies and kernel threads.
 fn parse_status_rss_kb(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+    parse_kb(status, "VmRSS:")
+}
+
+/// The kB value of the line starting with `key` (`/proc/PID/status`, `smaps_rollup`).
+fn parse_kb(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse().ok())
 }
@@ -391,6 +430,28 @@ mod tests {
             Some(2048)
         );
         assert_eq!(parse_status_rss_kb("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn several_pids_under_one_name_are_sampled_as_one_service() {
+        let own = own_pid();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let mut sampler = ProcessSampler::new();
+        let service = [
+            ("server".to_string(), own),
+            ("server".to_string(), child.id()),
+        ];
+        sampler.sample(&service, 0);
+        sampler.sample(&[("alone".to_string(), child.id())], 0);
+        let _ = child.kill();
+        let _ = child.wait();
+        let peaks = sampler.peaks_rss_mb();
+        // The proportional sizes of both: more than the sleep's alone, a service of two.
+        assert!(peaks["server"] > 0.0 && peaks["alone"] > 0.0, "{peaks:?}");
+        assert!(peaks["server"] > peaks["alone"], "{peaks:?}");
     }
 
     #[test]

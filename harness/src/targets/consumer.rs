@@ -94,6 +94,7 @@ impl ConsumerLaunch {
                 dir: target_dir.join("consumer"),
                 log,
                 env,
+                ..ProcessSpec::default()
             },
             ConsumerLaunch::Own(own) => ProcessSpec {
                 name,
@@ -102,6 +103,7 @@ impl ConsumerLaunch {
                 dir: own.dir,
                 log,
                 env: own.env,
+                ..ProcessSpec::default()
             },
             ConsumerLaunch::Image(ImageConsumer { image, .. }) => {
                 return Err(TargetError::ConsumerImage { image });

@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 use super::{Role, TargetError};
 
 /// How to start one service process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ProcessSpec {
     /// Name used in messages and logs (`broker`, `cassandra`, ...).
     pub name: String,
@@ -28,6 +28,13 @@ pub struct ProcessSpec {
     /// Where stdout and stderr go (appended across restarts).
     pub log: PathBuf,
     pub env: Vec<(OsString, OsString)>,
+    /// Run as this (uid, gid) instead of roadtest's own (PostgreSQL refuses to run as root).
+    pub user: Option<(u32, u32)>,
+    /// SIGKILL, SIGSTOP and SIGCONT go to the process and every descendant: a server that forks
+    /// workers, each in a session of its own (PostgreSQL), is killed, paused and resumed whole.
+    pub whole_tree: bool,
+    /// What [`ServiceProcess::terminate`] sends (None: SIGTERM).
+    pub stop_signal: Option<Signal>,
 }
 
 /// A running (or stopped) service process.
@@ -68,6 +75,13 @@ impl ServiceProcess {
             .stdout(log.try_clone()?)
             .stderr(log)
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)));
+        {
+            use std::os::unix::process::CommandExt;
+            if let Some((uid, gid)) = self.spec.user {
+                command.uid(uid).gid(gid);
+            }
+        }
+        // After the change of user (which clears a parent-death signal), so it holds.
         die_with_parent(&mut command);
         self.child = Some(command.spawn()?);
         self.starts += 1;
@@ -109,29 +123,36 @@ impl ServiceProcess {
 
     /// Sends a signal; an exited process is not an error.
     pub fn signal(&self, signal: Signal) -> nix::Result<()> {
-        match self.pid() {
-            Some(pid) => match kill(Pid::from_raw(pid as i32), signal) {
-                Err(nix::errno::Errno::ESRCH) => Ok(()),
-                other => other,
-            },
-            None => Ok(()),
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        for target in self.targets(pid, signal) {
+            match kill(target, signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(error) => return Err(error),
+            }
         }
+        Ok(())
     }
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SIGCONT first so a paused process can die promptly and be reaped.
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
-            let _ = child.kill();
+            // SIGCONT after SIGKILL, so a paused process dies promptly and is reaped.
+            for signal in [Signal::SIGKILL, Signal::SIGCONT] {
+                for target in self.targets(child.id(), signal) {
+                    let _ = kill(target, signal);
+                }
+            }
             let _ = child.wait();
         }
     }
 
-    /// SIGTERM, wait up to `grace`, then SIGKILL; returns the exit status if it stopped by itself.
+    /// The stop signal (SIGTERM unless the spec names another), wait up to `grace`, then SIGKILL;
+    /// returns the exit status if it stopped by itself.
     pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         let _ = self.signal(Signal::SIGCONT);
-        let _ = self.signal(Signal::SIGTERM);
+        let _ = self.signal(self.spec.stop_signal.unwrap_or(Signal::SIGTERM));
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(status) = self.exited() {
@@ -145,6 +166,26 @@ impl ServiceProcess {
     }
 
     /// The last `lines` lines of the log, for error messages.
+    /// Where a signal to the process goes: with `whole_tree`, a SIGKILL, SIGSTOP or SIGCONT goes
+    /// to every descendant too (for SIGKILL the tree is stopped first, so that nothing in it acts
+    /// on the others' deaths: they all die at the same instant, as in a crash).
+    fn targets(&self, pid: u32, signal: Signal) -> Vec<Pid> {
+        let whole = matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCONT);
+        if !(self.spec.whole_tree && whole) {
+            return vec![Pid::from_raw(pid as i32)];
+        }
+        let tree: Vec<Pid> = std::iter::once(pid)
+            .chain(descendants(pid))
+            .map(|pid| Pid::from_raw(pid as i32))
+            .collect();
+        if signal == Signal::SIGKILL {
+            for &process in &tree {
+                let _ = kill(process, Signal::SIGSTOP);
+            }
+        }
+        tree
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.spec.log, lines)
     }
@@ -198,6 +239,31 @@ pub async fn wait_accepting(
 }
 
 /// The last `lines` lines of a file (reads at most its last 64 KiB).
+/// Every descendant of `pid` (children, their children, ...), from the parent pids in /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|entry| {
+            let child = entry.ok()?.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // Field 4 (ppid), counted from the last ')' since the name may hold anything.
+            let ppid = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?;
+            Some((child, ppid.parse().ok()?))
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(child, _) in parents.iter().filter(|(_, ppid)| *ppid == parent) {
+            found.push(child);
+            frontier.push(child);
+        }
+    }
+    found
+}
+
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let Ok(mut file) = File::open(path) else {
         return String::new();
@@ -228,5 +294,72 @@ fn die_with_parent(command: &mut Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sh` with two `sleep`s, each in a session of its own (as PostgreSQL's backends are).
+    fn tree(whole_tree: bool) -> (ServiceProcess, Vec<u32>) {
+        let dir = std::env::temp_dir().join(format!("roadtest-tree-{}", std::process::id()));
+        let spec = ProcessSpec {
+            name: "tree".into(),
+            program: PathBuf::from("sh"),
+            args: vec![
+                "-c".into(),
+                "setsid sleep 30 & setsid sleep 30 & wait".into(),
+            ],
+            log: dir.join(format!("tree-{whole_tree}.log")),
+            dir,
+            whole_tree,
+            ..ProcessSpec::default()
+        };
+        let process = ServiceProcess::spawn(spec).expect("sh starts");
+        let pid = process.pid().expect("a pid");
+        for _ in 0..200 {
+            let found = descendants(pid);
+            if found.len() >= 2 {
+                return (process, found);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the sleeps of {pid} never appeared");
+    }
+
+    fn alive(pid: u32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next());
+        !matches!(state, None | Some("Z") | Some("X"))
+    }
+
+    fn gone_soon(pid: u32) -> bool {
+        (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !alive(pid)
+        })
+    }
+
+    #[test]
+    fn a_whole_tree_dies_with_its_root_and_a_plain_process_alone() {
+        let (mut whole, descendants_of_whole) = tree(true);
+        whole.kill();
+        for pid in descendants_of_whole {
+            assert!(
+                gone_soon(pid),
+                "descendant {pid} survived the kill of its tree"
+            );
+        }
+        let (mut plain, descendants_of_plain) = tree(false);
+        plain.kill();
+        for &pid in &descendants_of_plain {
+            assert!(alive(pid), "descendant {pid} died with a plain process");
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        let dir = std::env::temp_dir().join(format!("roadtest-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

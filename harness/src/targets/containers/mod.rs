@@ -603,7 +603,7 @@ async fn start_bridge(
         args: super::cql_bridge_args(port, upstream),
         dir: dir.join(role.name()),
         log: dir.join(format!("{}.log", role.name())),
-        env: Vec::new(),
+        ..ProcessSpec::default()
     };
     let mut bridge =
         ServiceProcess::spawn(spec).map_err(|source| TargetError::spawn(role, program, source))?;
