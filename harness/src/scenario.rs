@@ -184,6 +184,15 @@ pub struct PipelineSettings {
     /// default: a kill -9 can lose acknowledged writes) or `batch` (fsync before acknowledging).
     #[serde(default)]
     pub cassandra_commitlog_sync: CommitlogSync,
+    /// The database the pipeline writes: `cassandra` (the default) or `postgres` (PostgreSQL 15,
+    /// roadtest's table in a schema; the local target only).
+    #[serde(default, skip_serializing_if = "Sink::is_default")]
+    pub sink: Sink,
+    /// PostgreSQL's `synchronous_commit` on the local target: `true` (the default: a commit is
+    /// flushed to the WAL before it is acknowledged) or `false` (acknowledged at once, flushed within
+    /// about 0.6 s: a kill -9 can lose acknowledged rows).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub postgres_synchronous_commit: bool,
     /// Memory caps and the database's restart policy on the containers target.
     #[serde(default, skip_serializing_if = "ContainersSettings::is_default")]
     pub containers: ContainersSettings,
@@ -263,6 +272,36 @@ impl DatabaseRestart {
     }
 }
 
+/// The database the pipeline writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sink {
+    #[default]
+    Cassandra,
+    Postgres,
+}
+
+impl Sink {
+    pub fn is_default(&self) -> bool {
+        *self == Sink::Cassandra
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sink::Cassandra => "cassandra",
+            Sink::Postgres => "postgres",
+        }
+    }
+
+    /// The service that holds the table (the one `kill`, `stop` and `pause` faults name).
+    pub fn service(self) -> Service {
+        match self {
+            Sink::Cassandra => Service::Cassandra,
+            Sink::Postgres => Service::Postgres,
+        }
+    }
+}
+
 /// Cassandra's commit-log durability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -318,6 +357,8 @@ impl Default for PipelineSettings {
             record: RecordSettings::default(),
             table: TableSettings::default(),
             cassandra_commitlog_sync: CommitlogSync::default(),
+            sink: Sink::default(),
+            postgres_synchronous_commit: true,
             containers: ContainersSettings::default(),
             producer_buffer_mb: PRODUCER_BUFFER_MB_DEFAULT,
         }
@@ -786,6 +827,7 @@ pub enum Service {
     Consumer,
     Broker,
     Cassandra,
+    Postgres,
 }
 
 /// What the run must show; each becomes one checked expectation in the report.
@@ -981,6 +1023,7 @@ impl fmt::Display for Service {
             Service::Consumer => "consumer",
             Service::Broker => "broker",
             Service::Cassandra => "cassandra",
+            Service::Postgres => "postgres",
         })
     }
 }

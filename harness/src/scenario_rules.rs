@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::faults;
 use crate::scenario::{
-    ConsumerSettings, ContainersSettings, DURATION_S_MAX, RecordSettings, Region, Scenario,
-    ScenarioError, VEHICLE_COUNT_MAX,
+    CommitlogSync, ConsumerSettings, ContainersSettings, DURATION_S_MAX, RecordSettings, Region,
+    Scenario, ScenarioError, Service, Sink, VEHICLE_COUNT_MAX,
 };
 
 impl Scenario {
@@ -228,7 +228,66 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
     check_containers(&pipeline.containers)?;
     check_record(scenario)?;
     check_table(scenario)?;
+    check_sink(scenario)?;
     check_unmanaged(scenario)
+}
+
+/// What each database takes: its own durability key, its own faults; PostgreSQL with the
+/// reference consumer and roadtest's own record and table (a consumer or table of the user's own
+/// on PostgreSQL is not supported yet).
+fn check_sink(scenario: &Scenario) -> Result<(), Problem> {
+    let pipeline = &scenario.pipeline;
+    let sink = pipeline.sink;
+    if sink == Sink::Cassandra && !pipeline.postgres_synchronous_commit {
+        return problem(
+            "pipeline.postgres_synchronous_commit",
+            "applies to sink = \"postgres\" only; this scenario writes Cassandra (its durability \
+             key is pipeline.cassandra_commitlog_sync)",
+        );
+    }
+    if sink == Sink::Postgres {
+        if pipeline.cassandra_commitlog_sync != CommitlogSync::default() {
+            return problem(
+                "pipeline.cassandra_commitlog_sync",
+                "applies to sink = \"cassandra\" only; with sink = \"postgres\" use \
+                 pipeline.postgres_synchronous_commit",
+            );
+        }
+        if !pipeline.consumer.is_reference() {
+            return problem(
+                "pipeline.sink",
+                "\"postgres\" runs with roadtest's reference consumer only so far: remove \
+                 pipeline.consumer.command / image / managed, or write Cassandra",
+            );
+        }
+        if !pipeline.table.is_default() || !pipeline.record.is_default() {
+            return problem(
+                "pipeline.sink",
+                "\"postgres\" writes roadtest's own record and table only so far: remove \
+                 [pipeline.table] and [pipeline.record], or write Cassandra",
+            );
+        }
+        if !pipeline.fresh_names {
+            return problem(
+                "pipeline.fresh_names",
+                "\"postgres\" needs fresh names: each run writes a schema of its own",
+            );
+        }
+    }
+    for (index, fault) in scenario.faults.iter().enumerate() {
+        let database = matches!(fault.service, Service::Cassandra | Service::Postgres);
+        if database && fault.service != sink.service() {
+            return problem(
+                format!("faults[{index}].service"),
+                format!(
+                    "this scenario writes {} (pipeline.sink): its database faults name service = \"{}\"",
+                    sink.name(),
+                    sink.service()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The containers target's memory settings: caps and heap in range, a heap that fits its

@@ -236,6 +236,26 @@ impl TableLayout {
     }
 
     /// The column whose write time is the row's: the first compared value column.
+    /// roadtest's own table (the default `[pipeline.table]`) as it is created in PostgreSQL:
+    /// every value field in a column of its own name.
+    pub fn roadtest() -> TableLayout {
+        let column_type = |field: &str| match field {
+            "seq" => ColumnType::BigInt,
+            "format_version" => ColumnType::Int,
+            _ => ColumnType::Double,
+        };
+        TableLayout {
+            table: TableSettings::default().name,
+            vehicle: String::from("vehicle_id"),
+            timestamp: String::from("timestamp"),
+            values: VALUE_FIELDS
+                .iter()
+                .map(|&field| (field, field.to_string(), column_type(field)))
+                .collect(),
+            window: None,
+        }
+    }
+
     pub fn write_time_column(&self) -> &str {
         self.values.first().map_or("", |(_, column, _)| column)
     }

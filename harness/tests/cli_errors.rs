@@ -935,3 +935,58 @@ fn bad_knee_flags_exit_2_naming_the_flag() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--p99-ms"), "{stderr}");
 }
+
+#[test]
+fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_not_apply() {
+    let scenario =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke-postgres.toml");
+    let out = std::env::temp_dir().join(format!("roadtest-cli-{}-pg-target", std::process::id()));
+    // Before anything is started or contacted (no Docker, no clusters needed).
+    for target in [
+        &["--target", "containers"][..],
+        &[
+            "--target",
+            "external",
+            "--kafka-bootstrap",
+            "127.0.0.1:1",
+            "--cql-contact",
+            "127.0.0.1:1",
+        ],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+            .env("DOCKER_HOST", "unix:///nonexistent/roadtest/docker.sock")
+            .arg("run")
+            .arg(&scenario)
+            .args(target)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("roadtest runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{target:?}: {stderr}");
+        assert!(stderr.contains("pipeline.sink"), "{target:?}: {stderr}");
+        assert!(stderr.contains("--target local"), "{target:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let path = variant(
+        "sync-commit-on-cassandra",
+        "keyspace = \"roadtest\"",
+        "keyspace = \"roadtest\"\npostgres_synchronous_commit = false",
+    );
+    assert_rejected(
+        &path,
+        &[
+            "pipeline.postgres_synchronous_commit",
+            "sink = \"postgres\"",
+        ],
+    );
+    let faults = "[[faults]]\naction = \"kill\"\nservice = \"cassandra\"\nat_s = 5\n\n[fleet]";
+    let path = variant(
+        "cassandra-fault-on-postgres",
+        "keyspace = \"roadtest\"",
+        "keyspace = \"roadtest\"\nsink = \"postgres\"",
+    );
+    let text = std::fs::read_to_string(&path).expect("variant readable");
+    std::fs::write(&path, text.replacen("[fleet]", faults, 1)).expect("write variant");
+    assert_rejected(&path, &["faults[0].service", "service = \"postgres\""]);
+}

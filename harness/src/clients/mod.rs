@@ -3,6 +3,7 @@
 pub mod cql;
 pub mod kafka;
 mod kafka_group;
+pub mod pg;
 pub mod security;
 
 pub use security::{CqlConnection, KafkaConnection};
@@ -44,6 +45,13 @@ pub enum ClientError {
     },
     #[error("Cassandra at {address}: {what}: {source}")]
     Cql {
+        address: String,
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("PostgreSQL at {address}: {what}: {source}")]
+    Postgres {
         address: String,
         what: String,
         #[source]

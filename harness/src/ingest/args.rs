@@ -29,13 +29,22 @@ pub struct IngestArgs {
     #[arg(long)]
     pub group: String,
     /// CQL (protocol v4) contact points, comma-separated.
-    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        required_unless_present = "postgres_url"
+    )]
     pub cql: Vec<String>,
+    /// Write PostgreSQL at this connection string instead of Cassandra (the table `telemetry` in
+    /// the schema named by --keyspace).
+    #[arg(long, value_name = "URL", conflicts_with = "cql")]
+    pub postgres_url: Option<String>,
     /// Connect to the node the cluster reports as FROM at TO instead (roadtest's fault proxy in
     /// front of it); repeatable.
     #[arg(long = "cql-translate", value_name = "FROM=TO", value_parser = parse_translation)]
     pub cql_translate: Vec<(SocketAddr, SocketAddr)>,
-    /// Keyspace holding the `telemetry` table.
+    /// Keyspace (PostgreSQL: schema) holding the `telemetry` table.
     #[arg(long)]
     pub keyspace: String,
     /// Rows per write batch.
@@ -112,7 +121,12 @@ impl IngestArgs {
         push_flag(&mut args, "--topic", &self.topic);
         push_flag(&mut args, "--dead-letter-topic", &self.dead_letter_topic);
         push_flag(&mut args, "--group", &self.group);
-        push_flag(&mut args, "--cql", self.cql.join(","));
+        if !self.cql.is_empty() {
+            push_flag(&mut args, "--cql", self.cql.join(","));
+        }
+        if let Some(url) = &self.postgres_url {
+            push_flag(&mut args, "--postgres-url", url);
+        }
         for (from, to) in &self.cql_translate {
             push_flag(&mut args, "--cql-translate", format!("{from}={to}"));
         }
@@ -265,6 +279,16 @@ mod tests {
                 cert_file: pem("cql-cert"),
                 key_file: pem("cql-key"),
             },
+            ..minimal()
+        };
+        assert_eq!(parse(args.to_args()), args);
+    }
+
+    #[test]
+    fn a_postgres_consumer_renders_without_cql_and_parses_back_equal() {
+        let args = IngestArgs {
+            cql: Vec::new(),
+            postgres_url: Some("postgresql://roadtest@127.0.0.1:5433/postgres".into()),
             ..minimal()
         };
         assert_eq!(parse(args.to_args()), args);

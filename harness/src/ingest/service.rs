@@ -22,7 +22,8 @@ use super::stats::{Telemetry, serve_metrics};
 use crate::clients::kafka::{
     ProducerSettings, consumer_config, kafka_error, producer_config, wait_for_broker,
 };
-use crate::clients::{ClientError, cql};
+use crate::clients::pg::{self, PgWriter};
+use crate::clients::{ClientError, CqlConnection, cql};
 use crate::measure::epoch_us;
 
 /// How long a SIGTERM may take to finish in-flight writes and commit.
@@ -128,10 +129,20 @@ pub async fn run(args: IngestArgs, shutdown: impl Future<Output = ()>) -> Result
     outcome
 }
 
+/// Where the consumer's batches go.
+enum Writer {
+    /// Cassandra: an unlogged batch of prepared inserts.
+    Cql {
+        session: Arc<Session>,
+        insert: PreparedStatement,
+    },
+    /// PostgreSQL: one upsert statement (one transaction) per batch.
+    Postgres(Arc<PgWriter>),
+}
+
 /// What the consumer talks to once both services answered.
 struct Connections {
-    session: Arc<Session>,
-    insert: PreparedStatement,
+    writer: Writer,
     consumer: Arc<StreamConsumer<RebalanceForwarder>>,
     /// Rebalances librdkafka reported, in order.
     rebalances: mpsc::Receiver<(bool, Vec<i32>)>,
@@ -146,22 +157,23 @@ async fn connect(
     shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<Connections>, IngestError> {
     let (kafka, cql_connection) = args.connections()?;
-    tracing::info!(bootstrap = %kafka.bootstrap, cql = %cql_connection.address(), "waiting for Kafka and Cassandra");
-    let session = tokio::select! {
+    let database = match &args.postgres_url {
+        Some(url) => pg::address_of(url),
+        None => cql_connection.address(),
+    };
+    tracing::info!(bootstrap = %kafka.bootstrap, %database, "waiting for Kafka and the database");
+    let writer = tokio::select! {
         ready = async {
             wait_for_broker(&kafka, SERVICES_WAIT).await?;
-            cql::connect(&cql_connection, SERVICES_WAIT).await
-        } => Arc::new(ready?),
+            match &args.postgres_url {
+                Some(url) => Ok::<_, ClientError>(Writer::Postgres(Arc::new(
+                    PgWriter::connect(url, &args.keyspace, SERVICES_WAIT).await?,
+                ))),
+                None => cql_writer(&cql_connection, &args.keyspace).await,
+            }
+        } => ready?,
         _ = shutdown => return Ok(None),
     };
-    let insert = session
-        .prepare(cql::insert_statement(&args.keyspace))
-        .await
-        .map_err(|e| ClientError::Cql {
-            address: cql_connection.address(),
-            what: "prepare the insert".into(),
-            source: e.into(),
-        })?;
     let (rebalance_tx, rebalances) = mpsc::channel();
     let mut config = consumer_config(&kafka, &args.group, args.session_timeout_ms);
     config.set("queued.max.messages.kbytes", "16384");
@@ -179,13 +191,26 @@ async fn connect(
         .map_err(|e| kafka_error(&args.bootstrap, "create the dead-letter producer", e))?;
     let lag = LagProbe::spawn(watermark_query(&kafka, &args.topic)?).map_err(IngestError::Lag)?;
     Ok(Some(Connections {
-        session,
-        insert,
+        writer,
         consumer: Arc::new(consumer),
         rebalances,
         dead_letters,
         lag,
     }))
+}
+
+/// Connects to Cassandra and prepares the insert.
+async fn cql_writer(cql_connection: &CqlConnection, keyspace: &str) -> Result<Writer, ClientError> {
+    let session = Arc::new(cql::connect(cql_connection, SERVICES_WAIT).await?);
+    let insert = session
+        .prepare(cql::insert_statement(keyspace))
+        .await
+        .map_err(|e| ClientError::Cql {
+            address: cql_connection.address(),
+            what: "prepare the insert".into(),
+            source: e.into(),
+        })?;
+    Ok(Writer::Cql { session, insert })
 }
 
 /// Serves Prometheus metrics on `address` in a task; returns it and the text it serves.
@@ -264,9 +289,12 @@ impl Service {
         while let Some(action) = self.core.next_action() {
             match action {
                 Action::Write { batch_id, rows, .. } => {
-                    let connections = &self.connections;
-                    let (session, insert) = (&connections.session, &connections.insert);
-                    spawn_write(session, insert, batch_id, rows, self.done_tx.clone());
+                    spawn_write(
+                        &self.connections.writer,
+                        batch_id,
+                        rows,
+                        self.done_tx.clone(),
+                    );
                 }
                 Action::DeadLetter {
                     partition,
@@ -437,26 +465,36 @@ impl Service {
 
 /// Writes one batch as an unlogged batch of prepared upserts, in the background.
 fn spawn_write(
-    session: &Arc<Session>,
-    insert: &PreparedStatement,
+    writer: &Writer,
     batch_id: u64,
     rows: Arc<[Row]>,
     done: tokio::sync::mpsc::UnboundedSender<Done>,
 ) {
-    let (session, insert) = (Arc::clone(session), insert.clone());
+    let written = match writer {
+        Writer::Cql { session, insert } => {
+            let (session, insert, rows) = (Arc::clone(session), insert.clone(), Arc::clone(&rows));
+            Box::pin(async move {
+                let mut batch = Batch::new(BatchType::Unlogged);
+                let mut values = Vec::with_capacity(rows.len());
+                for row in rows.iter() {
+                    batch.append_statement(insert.clone());
+                    values.push(cql::insert_values(&row.record));
+                }
+                session
+                    .batch(&batch, values)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }) as Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        }
+        Writer::Postgres(writer) => {
+            let (writer, rows) = (Arc::clone(writer), Arc::clone(&rows));
+            Box::pin(async move { writer.write(rows.iter().map(|row| &row.record)).await })
+        }
+    };
     tokio::spawn(async move {
         let started_us = epoch_us();
-        let mut batch = Batch::new(BatchType::Unlogged);
-        let mut values = Vec::with_capacity(rows.len());
-        for row in rows.iter() {
-            batch.append_statement(insert.clone());
-            values.push(cql::insert_values(&row.record));
-        }
-        let result = session
-            .batch(&batch, values)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        let result = written.await;
         let _ = done.send(Done::Write {
             batch_id,
             rows,

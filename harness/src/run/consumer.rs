@@ -201,7 +201,12 @@ fn consumer_args(
         topic: names.topic.clone(),
         dead_letter_topic: names.dead_letter_topic.clone(),
         group: group_name(names),
-        cql: endpoints.cql.contact_points.clone(),
+        // The reference consumer writes PostgreSQL when the target has it, else Cassandra.
+        cql: match endpoints.postgres {
+            Some(_) => Vec::new(),
+            None => endpoints.cql.contact_points.clone(),
+        },
+        postgres_url: endpoints.postgres.clone(),
         cql_translate: Vec::new(),
         keyspace: names.keyspace.clone(),
         batch_size: consumer.batch_size,

@@ -11,7 +11,7 @@ use scylla::client::session::Session;
 
 use crate::assemble::RunFacts;
 use crate::clients::kafka::ProducerSettings;
-use crate::clients::{ClientError, cql, unique_suffix};
+use crate::clients::{ClientError, unique_suffix};
 use crate::drive::{Destination, DriveCounters, DriveOutcome, drive};
 use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
@@ -26,16 +26,18 @@ use crate::targets::containers::OomKill;
 use crate::targets::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, Role, Target, TargetError, TargetKind,
 };
-use crate::verify::{VerifyOutcome, verify};
+use crate::verify::VerifyOutcome;
 use crate::wire::RecordFormat;
 
 mod consumer;
+mod database;
 mod faults;
 mod start;
 mod tamper;
 mod watch;
 
 use self::consumer::{ConsumerWatch, RowCount};
+use self::database::Database;
 use self::faults::FaultExecutor;
 
 use self::watch::{Progress, Watched, drain, follow, own_and};
@@ -209,10 +211,10 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
     let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &watch).await?;
     let watched = (driven, samplers, &watch, &layout);
     let collected = collect(&mut prepared, scenario, &options, watched).await?;
-    let session = Arc::clone(&collected.session);
+    let database = collected.database.clone();
     let report = assemble(&prepared, scenario, &options, collected, started_at);
     report.write(&options.out_dir)?;
-    clean_up(prepared, session, report.passed).await;
+    clean_up(prepared, database, report.passed).await;
     Ok(report)
 }
 
@@ -267,8 +269,10 @@ async fn prepare(
     options: &RunOptions,
 ) -> Result<Prepared, RunError> {
     // Before anything is created or contacted: faults this target cannot carry out.
-    Capabilities::of(kind)
-        .refuse_unsupported_faults(kind, scenario)
+    let capabilities = Capabilities::of(kind);
+    capabilities
+        .refuse_unsupported_sink(kind, scenario)
+        .and_then(|()| capabilities.refuse_unsupported_faults(kind, scenario))
         .map_err(RunError::TargetChoice)?;
     std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
         path: options.out_dir.clone(),
@@ -296,20 +300,12 @@ async fn prepare(
             SERVICES_WAIT,
         )
         .await?;
-    // Set-up and verification bypass the fault proxies; the consumer goes through them.
-    let session = cql::connect(&endpoints.cql_direct, SERVICES_WAIT).await?;
-    // With `create = false` the system under test creates keyspace and table itself.
-    let table = &scenario.pipeline.table;
-    if table.create {
-        cql::create_schema(
-            &session,
-            &endpoints.cql_direct.address(),
-            &names.keyspace,
-            target.cql_replication(),
-            table,
-        )
+    // Set-up and verification bypass the fault proxies; the consumer goes through them. With
+    // `create = false` the system under test creates keyspace and table itself.
+    let database = Database::connect(&endpoints, SERVICES_WAIT).await?;
+    database
+        .create_schema(&endpoints, &names.keyspace, &target, scenario)
         .await?;
-    }
     Ok(Prepared {
         target,
         endpoints,
@@ -338,36 +334,54 @@ async fn start_consumer(
         &prepared.names,
         &stats_dir,
     )?;
-    let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, SERVICES_WAIT).await?);
-    let (keyspace, table) = (&prepared.names.keyspace, &scenario.pipeline.table);
+    let database = Database::connect(&prepared.endpoints, SERVICES_WAIT).await?;
     let elsewhere = launch.is_none();
     if let Some(launch) = launch {
         prepared.target.start_consumer(launch).await?;
     }
-    let format = RecordFormat::new(&scenario.pipeline.record);
-    let wait = if table.create {
-        SERVICES_WAIT
-    } else {
-        TABLE_WAIT
-    };
-    let table = crate::table::wait_and_check(&session, keyspace, table, &format, wait);
-    let mut layout = consumer::unless_it_exits(&mut prepared.target, table).await?;
-    if prepared.names.fixed {
-        // The table holds earlier runs' rows too: this run's are those of its time window.
-        let plan = FleetPlan::from_scenario(scenario);
-        layout.window = Some((plan.start_ms, plan.end_ms));
-    }
-    let watch = if scenario.pipeline.consumer.is_reference() {
-        ConsumerWatch::Stats(stats_dir)
-    } else {
-        let session = Arc::clone(&session);
-        ConsumerWatch::Rows(RowCount::start(session, keyspace, &layout, elsewhere))
+    let (watch, layout) = match database {
+        Database::Cql(session) => {
+            let checked = check_table(prepared, scenario, &session).await?;
+            let watch = if scenario.pipeline.consumer.is_reference() {
+                ConsumerWatch::Stats(stats_dir)
+            } else {
+                let keyspace = &prepared.names.keyspace;
+                ConsumerWatch::Rows(RowCount::start(session, keyspace, &checked, elsewhere))
+            };
+            (watch, checked)
+        }
+        // roadtest created its own table there, and its reference consumer writes it.
+        Database::Postgres { .. } => (ConsumerWatch::Stats(stats_dir), TableLayout::roadtest()),
     };
     let kafka = prepared.endpoints.kafka.clone();
     watch
         .wait_until_consuming(&mut prepared.target, &kafka, &prepared.names)
         .await?;
     Ok((watch, layout))
+}
+
+/// Checks the Cassandra table the consumer writes (waiting for it when the system under test
+/// creates it) against the message format, and returns how to read it.
+async fn check_table(
+    prepared: &mut Prepared,
+    scenario: &Scenario,
+    session: &Session,
+) -> Result<TableLayout, RunError> {
+    let (keyspace, table) = (&prepared.names.keyspace, &scenario.pipeline.table);
+    let format = RecordFormat::new(&scenario.pipeline.record);
+    let wait = if table.create {
+        SERVICES_WAIT
+    } else {
+        TABLE_WAIT
+    };
+    let table = crate::table::wait_and_check(session, keyspace, table, &format, wait);
+    let mut layout = consumer::unless_it_exits(&mut prepared.target, table).await?;
+    if prepared.names.fixed {
+        // The table holds earlier runs' rows too: this run's are those of its time window.
+        let plan = FleetPlan::from_scenario(scenario);
+        layout.window = Some((plan.start_ms, plan.end_ms));
+    }
+    Ok(layout)
 }
 
 /// What the producer phase left: its outcome, the faults it carried out, the samplers still
@@ -477,10 +491,10 @@ async fn drive_and_watch(
     Ok((driven, samplers))
 }
 
-/// What the run measured and verified, ready to be assembled into the report; and the session
-/// that verified it (clean-up uses it too).
+/// What the run measured and verified, ready to be assembled into the report; and the
+/// connection that verified it (clean-up uses it too).
 struct Collected {
-    session: Arc<Session>,
+    database: Database,
     driven: Driven,
     verified: VerifyOutcome,
     /// What the tamper faults did after the drain.
@@ -528,22 +542,21 @@ async fn collect(
     }
     let (host, containers) = samplers.finish().await;
     let oom_kills = oom_kills(target, &driven).await;
-    eprintln!("roadtest: verifying every event against Cassandra...");
-    // A fresh session: the set-up one may have lived through database faults, and a driver's
+    // A fresh connection: the set-up one may have lived through database faults, and a driver's
     // pool that is still reconnecting would fail the verification's first request.
     let wait = verification_wait(&oom_kills);
-    let session = Arc::new(cql::connect(&prepared.endpoints.cql_direct, wait).await?);
+    let database = Database::connect(&prepared.endpoints, wait).await?;
+    eprintln!(
+        "roadtest: verifying every event against {}...",
+        database.name()
+    );
     let keyspace = &prepared.names.keyspace;
     // Tamper faults act now: nothing writes any more, so the rows they touch stay as they left them.
-    let tampered = tamper::tamper(&session, keyspace, layout, scenario, &driven.plan).await?;
-    let verified = verify(
-        Arc::clone(&session),
-        keyspace,
-        &driven.plan,
-        driven.clock,
-        layout,
-    )
-    .await?;
+    let plan = &driven.plan;
+    let tampered = database.tamper(keyspace, layout, scenario, plan).await?;
+    let verified = database
+        .verify(keyspace, &driven.plan, driven.clock, layout)
+        .await?;
     let hlog = options.out_dir.join("e2e.hlog");
     let start_s = driven.clock.start_epoch_us as f64 / 1e6;
     if let Err(error) = verified.e2e.write_interval_log_file(&hlog, start_s) {
@@ -551,7 +564,7 @@ async fn collect(
         driven.errors.push(problem);
     }
     Ok(Collected {
-        session,
+        database,
         driven,
         verified,
         tampered,
@@ -581,7 +594,7 @@ fn assemble(
     started_at: SystemTime,
 ) -> Report {
     let Collected {
-        session: _,
+        database: _,
         driven,
         verified,
         tampered,
@@ -719,8 +732,8 @@ fn memory_section(host: &ProcessSampler, containers: &ProcessSampler) -> MemoryS
 /// Removes what a run that could not start created (its topics; on shared clusters its
 /// keyspace) and shuts the target down; best effort.
 async fn discard(prepared: Prepared) {
-    match cql::connect(&prepared.endpoints.cql_direct, Duration::from_secs(10)).await {
-        Ok(session) => clean_up(prepared, Arc::new(session), true).await,
+    match Database::connect(&prepared.endpoints, Duration::from_secs(10)).await {
+        Ok(database) => clean_up(prepared, database, true).await,
         Err(_) => {
             if !prepared.names.fixed {
                 prepared.target.delete_topics().await;
@@ -732,7 +745,7 @@ async fn discard(prepared: Prepared) {
 
 /// Removes what the run created where the clusters outlive it (a failed run keeps it there as
 /// evidence), then stops the target. Clients close before the services they talk to.
-async fn clean_up(prepared: Prepared, session: Arc<Session>, passed: bool) {
+async fn clean_up(prepared: Prepared, database: Database, passed: bool) {
     let Prepared { target, names, .. } = prepared;
     if names.fixed {
         eprintln!(
@@ -744,8 +757,7 @@ async fn clean_up(prepared: Prepared, session: Arc<Session>, passed: bool) {
         target.delete_topics().await;
     } else if passed {
         target.delete_topics().await;
-        let drop_keyspace = format!("DROP KEYSPACE IF EXISTS {}", names.keyspace);
-        if let Err(error) = session.query_unpaged(drop_keyspace, ()).await {
+        if let Err(error) = database.drop_keyspace(&names.keyspace).await {
             eprintln!(
                 "roadtest: could not drop keyspace {}: {error}",
                 names.keyspace
@@ -758,7 +770,7 @@ async fn clean_up(prepared: Prepared, session: Arc<Session>, passed: bool) {
             names.topic, names.dead_letter_topic, names.keyspace
         );
     }
-    drop(session);
+    drop(database);
     target.shutdown().await;
 }
 

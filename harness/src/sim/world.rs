@@ -13,7 +13,7 @@ use crate::faults::{FaultRecord, PlannedFault, Trigger};
 use crate::fleet::{EventStream, FleetPlan};
 use crate::ingest::core::{Action, IngestCore, IngestSettings, IngestStats, Row};
 use crate::measure::{LatencyRecorder, ThroughputSeries};
-use crate::scenario::Scenario;
+use crate::scenario::{CommitlogSync, PipelineSettings, Scenario, Sink};
 use crate::seed::{SimRng, rng_for};
 use crate::wire::Event;
 
@@ -27,8 +27,23 @@ const FETCH_RECORDS_MAX: usize = 500;
 const REFUSED_US: u64 = 2_000;
 /// Cassandra's periodic commit-log sync interval, µs.
 const COMMITLOG_SYNC_US: u64 = 10_000_000;
+/// PostgreSQL's WAL writer delay (`wal_writer_delay`): with `synchronous_commit` off, commits are
+/// flushed this often, µs.
+const WAL_WRITER_US: u64 = 200_000;
 /// Cassandra's batch-sync group window, added to every write, µs.
 const BATCH_WINDOW_US: u64 = 2_000;
+/// How the simulated database makes acknowledged writes durable: before acknowledging them
+/// (`Batch`), or every so many µs (`Periodic`, the interval: what a crash can lose).
+fn durability(pipeline: &PipelineSettings) -> (CommitlogSync, u64) {
+    match pipeline.sink {
+        Sink::Cassandra => (pipeline.cassandra_commitlog_sync, COMMITLOG_SYNC_US),
+        Sink::Postgres if pipeline.postgres_synchronous_commit => {
+            (CommitlogSync::Batch, WAL_WRITER_US)
+        }
+        Sink::Postgres => (CommitlogSync::Periodic, WAL_WRITER_US),
+    }
+}
+
 /// How often the end of the run is checked once the producer is done, µs.
 const DRAIN_CHECK_US: u64 = 100_000;
 /// The most virtual time the drain may take after the scenario's end, µs.
@@ -158,6 +173,8 @@ pub struct World {
     /// When the database (of finite capacity) has served every write queued so far, µs.
     database_free_at_us: u64,
     batch_sync: bool,
+    /// How often the database flushes what it acknowledged (periodic durability), µs.
+    sync_interval_us: u64,
     consumer: Consumer,
     faults: Vec<PlannedFault>,
     /// Indices into `faults` of event-count triggers not yet fired, by count.
@@ -187,6 +204,7 @@ impl World {
         let faults = crate::faults::resolve(scenario);
         let threshold_ms = crate::faults::latency_threshold_ms(scenario);
         let seed = scenario.seed;
+        let durability = durability(&scenario.pipeline);
         let records = faults
             .iter()
             .map(|planned| FaultRecord::planned(planned, threshold_ms))
@@ -212,12 +230,12 @@ impl World {
             store: SimStore::new(
                 plan.vehicle_count,
                 plan.samples_per_vehicle_max(),
-                scenario.pipeline.cassandra_commitlog_sync,
+                durability.0,
             ),
             database: Condition::default(),
             database_free_at_us: 0,
-            batch_sync: scenario.pipeline.cassandra_commitlog_sync
-                == crate::scenario::CommitlogSync::Batch,
+            batch_sync: durability.0 == CommitlogSync::Batch,
+            sync_interval_us: durability.1,
             consumer: Consumer::default(),
             faults,
             after_events,
@@ -236,7 +254,7 @@ impl World {
                 world.schedule((at_s * 1e6) as u64, Happening::FaultStart(index));
             }
         }
-        world.schedule(COMMITLOG_SYNC_US, Happening::Sync { incarnation: 0 });
+        world.schedule(world.sync_interval_us, Happening::Sync { incarnation: 0 });
         world.schedule(0, Happening::ConsumerStart);
         world.next_send();
         Ok(world)
@@ -365,7 +383,7 @@ impl World {
                     self.store.sync();
                 }
                 self.schedule(
-                    self.now_us + COMMITLOG_SYNC_US,
+                    self.now_us + self.sync_interval_us,
                     Happening::Sync { incarnation },
                 );
             }

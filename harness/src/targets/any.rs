@@ -98,6 +98,8 @@ impl Target {
                 local.work_dir = Some(services_dir);
                 local.keep_work_dir = true;
                 local.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
+                local.sink = scenario.pipeline.sink;
+                local.postgres_synchronous_commit = scenario.pipeline.postgres_synchronous_commit;
                 local.seed = scenario.seed;
                 eprintln!("roadtest: starting the local services...");
                 LocalTarget::start(local).await?.into()

@@ -1,7 +1,7 @@
 //! What a target can do, so the run and the fault executor ask the target instead of naming a broker or matching on the kind of target.
 
 use super::{Role, TargetKind};
-use crate::scenario::{FaultAction, Scenario};
+use crate::scenario::{FaultAction, Scenario, Sink};
 
 /// What one kind of target can do. Broker- and database-specific facts live here and in the
 /// targets themselves, never in `run/`.
@@ -17,6 +17,8 @@ pub struct Capabilities {
     pub shared_clusters: bool,
     /// The broker supports idempotent producers (Tansu 0.6 does not; real Kafka does).
     pub idempotent_producer: bool,
+    /// The databases the target can run the pipeline into (`pipeline.sink`).
+    pub sinks: &'static [Sink],
 }
 
 impl Capabilities {
@@ -25,15 +27,22 @@ impl Capabilities {
         match kind {
             TargetKind::Local => Capabilities {
                 broker_keeps_data: false,
-                process_faults: &[Role::Broker, Role::Cassandra, Role::Consumer],
+                process_faults: &[
+                    Role::Broker,
+                    Role::Cassandra,
+                    Role::Postgres,
+                    Role::Consumer,
+                ],
                 shared_clusters: false,
                 idempotent_producer: false,
+                sinks: &[Sink::Cassandra, Sink::Postgres],
             },
             TargetKind::Containers => Capabilities {
                 broker_keeps_data: true,
                 process_faults: &[Role::Broker, Role::Cassandra, Role::Consumer],
                 shared_clusters: false,
                 idempotent_producer: true,
+                sinks: &[Sink::Cassandra],
             },
             TargetKind::External => Capabilities {
                 broker_keeps_data: true,
@@ -41,8 +50,27 @@ impl Capabilities {
                 shared_clusters: true,
                 // Unknown brokers: the settings every Kafka-protocol broker accepts.
                 idempotent_producer: false,
+                sinks: &[Sink::Cassandra],
             },
         }
+    }
+
+    /// Refuses a scenario whose database (`pipeline.sink`) this target cannot run.
+    pub fn refuse_unsupported_sink(
+        &self,
+        kind: TargetKind,
+        scenario: &Scenario,
+    ) -> Result<(), String> {
+        let sink = scenario.pipeline.sink;
+        if self.sinks.contains(&sink) {
+            return Ok(());
+        }
+        Err(format!(
+            "pipeline.sink = \"{}\": the {kind} target does not run {} yet; use --target local \
+             (or --target sim)",
+            sink.name(),
+            sink.name()
+        ))
     }
 
     /// Refuses a scenario with a process fault (kill, stop, pause) on a service this target does

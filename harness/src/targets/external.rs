@@ -302,6 +302,8 @@ impl ExternalTarget {
             kafka: options.clusters.kafka.clone(),
             cql: options.clusters.cql.clone(),
             cql_direct: options.clusters.cql.clone(),
+            postgres: None,
+            postgres_direct: None,
         };
         let mut proxies = BTreeMap::new();
         let mut gateways = Vec::new();

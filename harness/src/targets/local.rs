@@ -1,4 +1,4 @@
-//! The local target: Tansu, Cassandra 2.1 and the CQL bridge as child processes on free ports in a fresh run directory.
+//! The local target: Tansu and the database (Cassandra 2.1 behind the CQL bridge, or PostgreSQL) as child processes on free ports in a fresh run directory.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::consumer::ConsumerLaunch;
+use super::postgres::PostgresInstall;
 use super::process::{ProcessSpec, ServiceProcess};
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
 use crate::clients::{CqlConnection, KafkaConnection};
-pub use crate::scenario::CommitlogSync;
+pub use crate::scenario::{CommitlogSync, Sink};
 
 /// Versions of the services this target runs (for reports).
 pub const TANSU_VERSION: &str = "0.6.0 (memory storage)";
@@ -23,6 +24,7 @@ pub const CASSANDRA_VERSION: &str = "2.1.0";
 const BROKER_READY: Duration = Duration::from_secs(20);
 const CASSANDRA_READY: Duration = Duration::from_secs(120);
 const BRIDGE_READY: Duration = Duration::from_secs(10);
+const POSTGRES_READY: Duration = Duration::from_secs(60);
 
 /// How to run the local target.
 #[derive(Debug, Clone)]
@@ -37,6 +39,10 @@ pub struct LocalOptions {
     pub keep_work_dir: bool,
     pub commitlog_sync: CommitlogSync,
     pub cassandra_heap_mb: u32,
+    /// The database the pipeline writes (Cassandra behind the bridge, or PostgreSQL).
+    pub sink: Sink,
+    /// PostgreSQL's `synchronous_commit` (on: nothing acknowledged is lost in a crash).
+    pub postgres_synchronous_commit: bool,
     /// Root seed for the fault proxies' jitter.
     pub seed: u64,
 }
@@ -52,6 +58,8 @@ impl LocalOptions {
             keep_work_dir: false,
             commitlog_sync: CommitlogSync::Periodic,
             cassandra_heap_mb: 256,
+            sink: Sink::Cassandra,
+            postgres_synchronous_commit: true,
             seed: 0,
         }
     }
@@ -101,6 +109,68 @@ struct Ports {
     cassandra_ssl_storage: u16,
     cassandra_jmx: u16,
     bridge: u16,
+    postgres: u16,
+}
+
+impl Ports {
+    fn free() -> std::io::Result<Ports> {
+        Ok(Ports {
+            kafka: free_port()?,
+            cassandra_native: free_port()?,
+            cassandra_storage: free_port()?,
+            cassandra_ssl_storage: free_port()?,
+            cassandra_jmx: free_port()?,
+            bridge: free_port()?,
+            postgres: free_port()?,
+        })
+    }
+}
+
+/// The binaries the target runs are where `roadtest services install` puts them.
+fn check_installed(options: &LocalOptions) -> Result<(), TargetError> {
+    let mut needed = vec![("tansu", options.home.join("bin/tansu"))];
+    if options.sink == Sink::Cassandra {
+        needed.push(("cassandra-node", options.home.join("bin/cassandra-node")));
+    }
+    match needed.into_iter().find(|(_, path)| !path.exists()) {
+        Some((what, path)) => Err(TargetError::NotInstalled { what, path }),
+        None => Ok(()),
+    }
+}
+
+/// The fault proxies in front of the broker and the database, and the endpoints through them.
+/// Every client reaches the broker through its proxy: Tansu advertises the proxy's address.
+async fn start_proxies(
+    options: &LocalOptions,
+    ports: Ports,
+) -> Result<(BTreeMap<Role, FaultProxy>, Endpoints), TargetError> {
+    let localhost = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let broker = FaultProxy::start("broker", localhost(0), localhost(ports.kafka), options.seed);
+    let broker = broker.await?;
+    let (role, upstream) = match options.sink {
+        Sink::Cassandra => (Role::Cassandra, ports.bridge),
+        Sink::Postgres => (Role::Postgres, ports.postgres),
+    };
+    let database =
+        FaultProxy::start(role.name(), localhost(0), localhost(upstream), options.seed).await?;
+    let postgres = (options.sink == Sink::Postgres).then(|| {
+        (
+            super::postgres::url(database.local_addr()),
+            super::postgres::url(localhost(ports.postgres)),
+        )
+    });
+    // With PostgreSQL the CQL endpoints point at the unused bridge port: nothing answers there.
+    let endpoints = Endpoints {
+        kafka: KafkaConnection::plaintext(broker.local_addr().to_string()),
+        cql: CqlConnection::plain(database.local_addr()),
+        cql_direct: CqlConnection::plain(localhost(ports.bridge)),
+        postgres: postgres.as_ref().map(|(proxied, _)| proxied.clone()),
+        postgres_direct: postgres.map(|(_, direct)| direct),
+    };
+    Ok((
+        BTreeMap::from([(Role::Broker, broker), (role, database)]),
+        endpoints,
+    ))
 }
 
 /// The real pipeline as child processes of this roadtest.
@@ -115,21 +185,19 @@ pub struct LocalTarget {
     proxies: BTreeMap<Role, FaultProxy>,
     /// How long each service took to become ready at its last start.
     ready_after: BTreeMap<Role, Duration>,
+    /// The PostgreSQL server, when the pipeline writes PostgreSQL.
+    postgres: Option<PostgresInstall>,
 }
 
 impl LocalTarget {
-    /// Starts broker, Cassandra and the bridge, and waits until each accepts connections.
+    /// Starts the broker and the database (Cassandra and the bridge, or PostgreSQL), and waits
+    /// until each accepts connections.
     pub async fn start(options: LocalOptions) -> Result<LocalTarget, TargetError> {
-        let tansu = options.home.join("bin/tansu");
-        let launcher = options.home.join("bin/cassandra-node");
-        for (what, path) in [("tansu", &tansu), ("cassandra-node", &launcher)] {
-            if !path.exists() {
-                return Err(TargetError::NotInstalled {
-                    what,
-                    path: path.clone(),
-                });
-            }
-        }
+        let postgres = match options.sink {
+            Sink::Postgres => Some(PostgresInstall::find()?),
+            Sink::Cassandra => None,
+        };
+        check_installed(&options)?;
         let dir = match &options.work_dir {
             Some(dir) => dir.clone(),
             None => fresh_run_dir("roadtest"),
@@ -138,49 +206,32 @@ impl LocalTarget {
             path: dir.clone(),
             source,
         })?;
-        let work_dir_error = |source| TargetError::WorkDir {
+        let ports = Ports::free().map_err(|source| TargetError::WorkDir {
             path: dir.clone(),
             source,
-        };
-        let ports = Ports {
-            kafka: free_port().map_err(work_dir_error)?,
-            cassandra_native: free_port().map_err(work_dir_error)?,
-            cassandra_storage: free_port().map_err(work_dir_error)?,
-            cassandra_ssl_storage: free_port().map_err(work_dir_error)?,
-            cassandra_jmx: free_port().map_err(work_dir_error)?,
-            bridge: free_port().map_err(work_dir_error)?,
-        };
-        // Every client reaches the broker through its proxy: Tansu advertises the proxy's address.
-        let localhost = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let broker_proxy =
-            FaultProxy::start("broker", localhost(0), localhost(ports.kafka), options.seed).await?;
-        let cassandra_proxy = FaultProxy::start(
-            "cassandra",
-            localhost(0),
-            localhost(ports.bridge),
-            options.seed,
-        )
-        .await?;
-        let endpoints = Endpoints {
-            kafka: KafkaConnection::plaintext(broker_proxy.local_addr().to_string()),
-            cql: CqlConnection::plain(cassandra_proxy.local_addr()),
-            cql_direct: CqlConnection::plain(localhost(ports.bridge)),
-        };
+        })?;
+        let (proxies, endpoints) = start_proxies(&options, ports).await?;
         let mut target = LocalTarget {
             options,
             dir,
             ports,
             endpoints,
             processes: BTreeMap::new(),
-            proxies: BTreeMap::from([
-                (Role::Broker, broker_proxy),
-                (Role::Cassandra, cassandra_proxy),
-            ]),
+            proxies,
             ready_after: BTreeMap::new(),
+            postgres,
         };
-        // Broker and Cassandra start together; the bridge needs Cassandra's port.
         let started = Instant::now();
         target.spawn(Role::Broker)?;
+        if let Some(postgres) = target.postgres.clone() {
+            let log = target.dir.join("postgres-initdb.log");
+            postgres.initdb(&target.postgres_data(), &log).await?;
+            target.spawn(Role::Postgres)?;
+            target.wait_ready(Role::Broker, started).await?;
+            target.wait_ready(Role::Postgres, started).await?;
+            return Ok(target);
+        }
+        // Broker and Cassandra start together; the bridge needs Cassandra's port.
         target.spawn(Role::Cassandra)?;
         target.wait_ready(Role::Broker, started).await?;
         target.wait_ready(Role::Cassandra, started).await?;
@@ -188,6 +239,10 @@ impl LocalTarget {
         target.spawn(Role::CqlBridge)?;
         target.wait_ready(Role::CqlBridge, bridge_started).await?;
         Ok(target)
+    }
+
+    fn postgres_data(&self) -> PathBuf {
+        self.dir.join("postgres/data")
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -206,8 +261,21 @@ impl LocalTarget {
 
     /// Service name -> version, for reports.
     pub fn service_versions(&self) -> BTreeMap<String, String> {
+        let broker = ("broker".to_string(), format!("tansu {TANSU_VERSION}"));
+        if let Some(postgres) = &self.postgres {
+            let synchronous_commit = if self.options.postgres_synchronous_commit {
+                "on"
+            } else {
+                "off"
+            };
+            let version = format!(
+                "{} (synchronous_commit {synchronous_commit})",
+                postgres.version
+            );
+            return BTreeMap::from([broker, ("postgres".to_string(), version)]);
+        }
         BTreeMap::from([
-            ("broker".to_string(), format!("tansu {TANSU_VERSION}")),
+            broker,
             (
                 "cassandra".to_string(),
                 format!(
@@ -219,14 +287,24 @@ impl LocalTarget {
     }
 
     /// (name, pid) of every running process, for resource sampling.
+    /// PostgreSQL is its server and every backend, sampled as one.
     pub fn processes(&mut self) -> Vec<(String, u32)> {
-        self.processes
-            .iter_mut()
-            .filter_map(|(role, process)| {
-                let pid = process.pid().filter(|_| process.is_running())?;
-                Some((role.name().to_string(), pid))
-            })
-            .collect()
+        let mut processes = Vec::new();
+        for (role, process) in &mut self.processes {
+            let Some(pid) = process.pid().filter(|_| process.is_running()) else {
+                continue;
+            };
+            processes.push((role.name().to_string(), pid));
+            if *role == Role::Postgres {
+                let members = super::process::descendants(pid);
+                processes.extend(
+                    members
+                        .into_iter()
+                        .map(|member| (role.name().to_string(), member)),
+                );
+            }
+        }
+        processes
     }
 
     /// Starts the consumer under test as a service of this target.
@@ -294,12 +372,17 @@ impl LocalTarget {
         Ok(started.elapsed())
     }
 
-    /// Stops everything (consumer first, so it can finish; then bridge, Cassandra, broker).
+    /// Stops everything (consumer first, so it can finish; then the database, the broker).
     pub fn shutdown(&mut self) {
         if let Some(consumer) = self.processes.get_mut(&Role::Consumer) {
             consumer.terminate(Duration::from_secs(10));
         }
-        for role in [Role::CqlBridge, Role::Cassandra, Role::Broker] {
+        for role in [
+            Role::CqlBridge,
+            Role::Cassandra,
+            Role::Postgres,
+            Role::Broker,
+        ] {
             if let Some(process) = self.processes.get_mut(&role) {
                 process.kill();
             }
@@ -361,6 +444,17 @@ impl LocalTarget {
                 super::cql_bridge_args(ports.bridge, ports.cassandra_native),
             ),
             Role::Consumer => (self.options.roadtest_binary.clone(), Vec::new()),
+            Role::Postgres => {
+                if let Some(postgres) = &self.postgres {
+                    return postgres.spec(
+                        &self.postgres_data(),
+                        ports.postgres,
+                        self.options.postgres_synchronous_commit,
+                        self.dir.join("postgres.log"),
+                    );
+                }
+                (PathBuf::from("postgres"), Vec::new())
+            }
         };
         ProcessSpec {
             name: role.name().to_string(),
@@ -372,6 +466,7 @@ impl LocalTarget {
                 OsString::from("ROADTEST_HOME"),
                 self.options.home.clone().into_os_string(),
             )],
+            ..ProcessSpec::default()
         }
     }
 
@@ -396,6 +491,7 @@ impl LocalTarget {
             Role::Broker => self.ports.kafka,
             Role::Cassandra => self.ports.cassandra_native,
             Role::CqlBridge | Role::Consumer => self.ports.bridge,
+            Role::Postgres => self.ports.postgres,
         };
         SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     }
@@ -407,9 +503,15 @@ impl LocalTarget {
             Role::Broker => BROKER_READY,
             Role::Cassandra => CASSANDRA_READY,
             Role::CqlBridge | Role::Consumer => BRIDGE_READY,
+            Role::Postgres => POSTGRES_READY,
         };
         let process = self.process(role)?;
         super::process::wait_accepting(process, role, address, started, deadline).await?;
+        if let (Role::Postgres, Some(url)) = (role, &self.endpoints.postgres_direct) {
+            // It listens before it answers: a start after a crash replays the WAL first.
+            let remaining = deadline.saturating_sub(started.elapsed());
+            crate::clients::pg::connect(url, remaining).await?;
+        }
         self.ready_after.insert(role, started.elapsed());
         Ok(())
     }
@@ -419,10 +521,11 @@ impl Drop for LocalTarget {
     fn drop(&mut self) {
         self.shutdown();
         // The database's data is large and replayable; with keep_work_dir the logs stay.
-        let _ = std::fs::remove_dir_all(if self.options.keep_work_dir {
-            self.dir.join("cassandra")
+        if self.options.keep_work_dir {
+            let _ = std::fs::remove_dir_all(self.dir.join("cassandra"));
+            let _ = std::fs::remove_dir_all(self.postgres_data());
         } else {
-            self.dir.clone()
-        });
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

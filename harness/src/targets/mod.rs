@@ -12,6 +12,7 @@ pub mod external;
 pub mod kafka_gateway;
 pub mod local;
 mod ports;
+mod postgres;
 pub mod process;
 pub mod proxy;
 
@@ -40,6 +41,11 @@ pub struct Endpoints {
     pub cql: CqlConnection,
     /// CQL that bypasses the fault proxies (set-up and verification).
     pub cql_direct: CqlConnection,
+    /// PostgreSQL's connection string for the consumer (through the fault proxy), when the
+    /// pipeline writes PostgreSQL (`pipeline.sink = "postgres"`).
+    pub postgres: Option<String>,
+    /// PostgreSQL's connection string bypassing the fault proxy (set-up and verification).
+    pub postgres_direct: Option<String>,
 }
 
 /// One process of the pipeline that a target runs and can signal.
@@ -49,14 +55,16 @@ pub enum Role {
     Cassandra,
     CqlBridge,
     Consumer,
+    Postgres,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::Broker,
         Role::Cassandra,
         Role::CqlBridge,
         Role::Consumer,
+        Role::Postgres,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +73,7 @@ impl Role {
             Role::Cassandra => "cassandra",
             Role::CqlBridge => "cql-bridge",
             Role::Consumer => "consumer",
+            Role::Postgres => "postgres",
         }
     }
 }
@@ -81,6 +90,7 @@ impl From<crate::scenario::Service> for Role {
             crate::scenario::Service::Consumer => Role::Consumer,
             crate::scenario::Service::Broker => Role::Broker,
             crate::scenario::Service::Cassandra => Role::Cassandra,
+            crate::scenario::Service::Postgres => Role::Postgres,
         }
     }
 }
@@ -122,6 +132,17 @@ pub enum TargetError {
         log: PathBuf,
         tail: String,
     },
+    #[error(
+        "PostgreSQL is not installed (looked in ROADTEST_POSTGRES_BIN, /usr/lib/postgresql/*/bin \
+         and `pg_config --bindir` for postgres and initdb); install it (Debian/Ubuntu: apt-get \
+         install postgresql-15) or set ROADTEST_POSTGRES_BIN to the folder with its binaries"
+    )]
+    NoPostgres,
+    #[error(
+        "PostgreSQL refuses to run as root, and there is no `postgres` user to run it as; run \
+         roadtest as another user, or create one (Debian's postgresql package does)"
+    )]
+    NoPostgresUser,
     #[error("--target external needs --kafka-bootstrap and --cql-contact")]
     NoClusters,
     #[error("the {role} is not running")]

@@ -9,6 +9,7 @@
 //! partitions) are all unexpected.
 
 pub mod merge;
+mod postgres;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::wire::{Event, vehicle_id};
 pub use crate::table::Checked;
 pub use crate::wire::RowFields;
 pub use merge::{FoundRow, Timeline, VehicleMerge};
+pub use postgres::verify_postgres;
 
 /// Vehicles verified at once.
 const VEHICLES_IN_FLIGHT: usize = 16;
@@ -194,13 +196,10 @@ async fn verify_vehicle(
 
 /// Runs `attempt`; one that fails (the database restarted under it, say) runs again from the
 /// start, for up to [`READ_RETRY_FOR`]: reading is idempotent, and no consumer writes any more.
-async fn read_again_on_failure<F, Fut>(
-    what: &str,
-    mut attempt: F,
-) -> Result<VerifyOutcome, ClientError>
+async fn read_again_on_failure<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ClientError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<VerifyOutcome, ClientError>>,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
 {
     let started = std::time::Instant::now();
     let mut backoff = Duration::from_millis(200);

@@ -3,7 +3,7 @@
 use crate::ingest::core::IngestCore;
 use crate::scenario::{FaultAction, Service};
 
-use super::{COMMITLOG_SYNC_US, Condition, DRAIN_CHECK_US, DRAIN_LIMIT_US, Happening, World};
+use super::{Condition, DRAIN_CHECK_US, DRAIN_LIMIT_US, Happening, World};
 
 impl World {
     pub(super) fn consumer_start(&mut self) {
@@ -81,17 +81,19 @@ impl World {
                 self.broker_condition.down = true;
                 self.broker_condition.stalled_until_us = until_us;
             }
-            (Service::Cassandra, FaultAction::Kill) => {
+            (Service::Cassandra | Service::Postgres, FaultAction::Kill) => {
                 self.store.crash();
                 self.database.down = true;
                 self.database.incarnation += 1;
             }
-            (Service::Cassandra, FaultAction::Stop) => {
+            (Service::Cassandra | Service::Postgres, FaultAction::Stop) => {
                 self.store.sync();
                 self.database.down = true;
                 self.database.incarnation += 1;
             }
-            (Service::Cassandra, FaultAction::Reset) => self.database.incarnation += 1,
+            (Service::Cassandra | Service::Postgres, FaultAction::Reset) => {
+                self.database.incarnation += 1
+            }
             (_, FaultAction::Pause | FaultAction::Blackhole) => {
                 self.condition_mut(fault.service).stalled_until_us = until_us;
             }
@@ -110,7 +112,7 @@ impl World {
         match service {
             Service::Consumer => &mut self.consumer.condition,
             Service::Broker => &mut self.broker_condition,
-            Service::Cassandra => &mut self.database,
+            Service::Cassandra | Service::Postgres => &mut self.database,
         }
     }
 
@@ -121,11 +123,11 @@ impl World {
             (Service::Consumer, FaultAction::Kill | FaultAction::Stop) => {
                 self.schedule(self.now_us, Happening::ConsumerStart);
             }
-            (Service::Cassandra, FaultAction::Kill | FaultAction::Stop) => {
+            (Service::Cassandra | Service::Postgres, FaultAction::Kill | FaultAction::Stop) => {
                 self.database.down = false;
                 let incarnation = self.database.incarnation;
                 self.schedule(
-                    self.now_us + COMMITLOG_SYNC_US,
+                    self.now_us + self.sync_interval_us,
                     Happening::Sync { incarnation },
                 );
             }

@@ -582,6 +582,8 @@ async fn front(
         kafka: KafkaConnection::plaintext(broker_proxy.local_addr().to_string()),
         cql: CqlConnection::plain(cassandra_proxy.local_addr()),
         cql_direct: CqlConnection::plain(cql_client),
+        postgres: None,
+        postgres_direct: None,
     };
     Ok((broker_proxy, cassandra_proxy, endpoints))
 }

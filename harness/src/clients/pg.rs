@@ -1,0 +1,387 @@
+//! PostgreSQL, the second sink: connecting, roadtest's table in a schema of the run's own, the
+//! reference consumer's batched upsert (one statement, one transaction) and reading rows back
+//! with the commit time of the transaction that wrote each (`track_commit_timestamp`).
+//!
+//! tokio-postgres: it runs on the tokio runtime the rest of roadtest uses, prepares statements,
+//! and pipelines the queries of concurrent tasks over one connection (the consumer's batches in
+//! flight share it), with no macros or compile-time database. Unlike the CQL driver it does not
+//! reconnect by itself: [`PgWriter`] does, after PostgreSQL restarts.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::{ClientError, retry};
+use crate::wire::Record;
+
+/// The table's columns after `vehicle_id` and `timestamp`, in the order the upsert binds them.
+const VALUE_COLUMNS: [&str; 7] = [
+    "seq",
+    "latitude",
+    "longitude",
+    "speed",
+    "temperature",
+    "humidity",
+    "format_version",
+];
+
+/// How long one connection attempt of the writer may take before the batch fails (and the
+/// consumer's core retries it).
+const WRITER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `host:port` of a connection string, for messages (the string itself may hold a password).
+pub fn address_of(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return String::from("(unparsable PostgreSQL URL)");
+    };
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => String::from("localhost"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}")
+}
+
+fn error(url: &str, what: impl Into<String>, source: tokio_postgres::Error) -> ClientError {
+    ClientError::Postgres {
+        address: address_of(url),
+        what: what.into(),
+        source: source.into(),
+    }
+}
+
+/// One connection attempt; its connection task runs until the client is dropped or it breaks.
+async fn connect_once(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Connects, trying again until `deadline` (PostgreSQL refuses connections while it starts and
+/// while it recovers after a crash).
+pub async fn connect(url: &str, deadline: Duration) -> Result<Client, ClientError> {
+    retry(deadline, || connect_once(url))
+        .await
+        .map_err(|(waited, last_error)| ClientError::Unreachable {
+            service: "PostgreSQL",
+            address: address_of(url),
+            waited,
+            last_error,
+        })
+}
+
+/// Creates the run's schema and roadtest's table in it, the CQL table's shape in PostgreSQL's
+/// types; a hypertable on `timestamp` when the TimescaleDB extension is installed.
+pub async fn create_schema(client: &Client, url: &str, schema: &str) -> Result<(), ClientError> {
+    let ddl = format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.telemetry (
+             vehicle_id text NOT NULL,
+             timestamp timestamptz NOT NULL,
+             seq bigint,
+             latitude double precision,
+             longitude double precision,
+             speed double precision,
+             temperature double precision,
+             humidity double precision,
+             format_version integer,
+             PRIMARY KEY (vehicle_id, timestamp)
+         );"
+    );
+    client
+        .batch_execute(&ddl)
+        .await
+        .map_err(|e| error(url, format!("create schema {schema} and its table"), e))?;
+    let timescale = client
+        .query_opt(
+            "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'",
+            &[],
+        )
+        .await
+        .map_err(|e| error(url, "look for the TimescaleDB extension", e))?;
+    if timescale.is_some() {
+        let hypertable = format!(
+            "SELECT create_hypertable('{schema}.telemetry', 'timestamp', if_not_exists => TRUE)"
+        );
+        client
+            .batch_execute(&hypertable)
+            .await
+            .map_err(|e| error(url, "make the table a TimescaleDB hypertable", e))?;
+    }
+    Ok(())
+}
+
+/// Drops the run's schema and its table.
+pub async fn drop_schema(client: &Client, url: &str, schema: &str) -> Result<(), ClientError> {
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .map_err(|e| error(url, format!("drop schema {schema}"), e))
+}
+
+/// The upsert of one batch: every column as an array, unnested into rows, one statement and so
+/// one transaction; a row already there (a redelivered event) is overwritten, as in Cassandra.
+fn upsert_statement(schema: &str) -> String {
+    let updates: Vec<String> = VALUE_COLUMNS
+        .iter()
+        .map(|column| format!("{column} = EXCLUDED.{column}"))
+        .collect();
+    format!(
+        "INSERT INTO {schema}.telemetry (vehicle_id, timestamp, {}) \
+         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::bigint[], $4::float8[], \
+         $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::int4[]) \
+         ON CONFLICT (vehicle_id, timestamp) DO UPDATE SET {}",
+        VALUE_COLUMNS.join(", "),
+        updates.join(", ")
+    )
+}
+
+/// A batch as the upsert's column arrays. A key that comes twice (a redelivery inside one batch)
+/// keeps its last row: one statement may not update a row twice.
+#[derive(Debug, Default)]
+struct Columns {
+    vehicle_id: Vec<String>,
+    timestamp: Vec<SystemTime>,
+    seq: Vec<i64>,
+    floats: [Vec<f64>; 5],
+    format_version: Vec<i32>,
+}
+
+impl Columns {
+    fn of<'a>(records: impl Iterator<Item = &'a Record>) -> Columns {
+        let mut last: std::collections::BTreeMap<(&str, i64), &Record> = Default::default();
+        for record in records {
+            last.insert((record.vehicle_id.as_str(), record.timestamp), record);
+        }
+        let mut columns = Columns::default();
+        for record in last.into_values() {
+            columns.vehicle_id.push(record.vehicle_id.clone());
+            columns.timestamp.push(system_time(record.timestamp));
+            columns.seq.push(record.seq as i64);
+            let values = [
+                record.latitude,
+                record.longitude,
+                record.speed,
+                record.temperature,
+                record.humidity,
+            ];
+            for (column, value) in columns.floats.iter_mut().zip(values) {
+                column.push(value);
+            }
+            columns.format_version.push(record.format_version as i32);
+        }
+        columns
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        let [latitude, longitude, speed, temperature, humidity] = &self.floats;
+        [
+            &self.vehicle_id,
+            &self.timestamp,
+            &self.seq,
+            latitude,
+            longitude,
+            speed,
+            temperature,
+            humidity,
+            &self.format_version,
+        ]
+    }
+}
+
+/// Milliseconds since the Unix epoch as a point in time (negative ones before it).
+fn system_time(ms: i64) -> SystemTime {
+    let offset = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH + offset
+    } else {
+        UNIX_EPOCH - offset
+    }
+}
+
+/// A point in time as milliseconds since the Unix epoch.
+fn epoch_ms(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_millis() as i64,
+        Err(before) => -(before.duration().as_millis() as i64),
+    }
+}
+
+/// The reference consumer's writer: upserts batches over one connection (concurrent batches are
+/// pipelined on it), and connects again on the next batch after the connection broke.
+#[derive(Debug)]
+pub struct PgWriter {
+    url: String,
+    upsert: String,
+    current: tokio::sync::Mutex<Option<Arc<(Client, Statement)>>>,
+}
+
+impl PgWriter {
+    /// Connects (waiting up to `deadline` for PostgreSQL) and prepares the upsert into `schema`.
+    pub async fn connect(url: &str, schema: &str, deadline: Duration) -> Result<Self, ClientError> {
+        let writer = PgWriter {
+            url: url.to_string(),
+            upsert: upsert_statement(schema),
+            current: tokio::sync::Mutex::new(None),
+        };
+        let client = connect(url, deadline).await?;
+        let statement = client
+            .prepare(&writer.upsert)
+            .await
+            .map_err(|e| error(url, "prepare the upsert", e))?;
+        *writer.current.lock().await = Some(Arc::new((client, statement)));
+        Ok(writer)
+    }
+
+    /// The open connection and its prepared upsert, connecting again when there is none.
+    async fn connection(&self) -> Result<Arc<(Client, Statement)>, String> {
+        let mut current = self.current.lock().await;
+        if let Some(open) = current.as_ref().filter(|open| !open.0.is_closed()) {
+            return Ok(Arc::clone(open));
+        }
+        *current = None;
+        let attempt = async {
+            let client = connect_once(&self.url).await?;
+            let statement = client.prepare(&self.upsert).await?;
+            Ok::<_, tokio_postgres::Error>((client, statement))
+        };
+        match tokio::time::timeout(WRITER_CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(open)) => Ok(Arc::clone(current.insert(Arc::new(open)))),
+            Ok(Err(e)) => Err(format!(
+                "connect to PostgreSQL at {}: {e}",
+                address_of(&self.url)
+            )),
+            Err(_) => Err(format!(
+                "connect to PostgreSQL at {}: no answer within {WRITER_CONNECT_TIMEOUT:?}",
+                address_of(&self.url)
+            )),
+        }
+    }
+
+    /// Upserts `records` in one transaction; Ok once PostgreSQL has committed it (flushed to
+    /// the WAL first when `synchronous_commit` is on).
+    pub async fn write<'a>(&self, records: impl Iterator<Item = &'a Record>) -> Result<(), String> {
+        let open = self.connection().await?;
+        let columns = Columns::of(records);
+        let (client, statement) = (&open.0, &open.1);
+        client
+            .execute(statement, &columns.params())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("upsert into PostgreSQL at {}: {e}", address_of(&self.url)))
+    }
+}
+
+/// One row of a vehicle as read back: its timestamp (ms since the epoch), the compared values
+/// and when the transaction that wrote it committed (µs since the epoch; 0 when unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    pub timestamp_ms: i64,
+    pub seq: Option<i64>,
+    pub floats: [Option<f64>; 5],
+    pub format_version: Option<i32>,
+    pub committed_us: i64,
+}
+
+/// Reads the rows of one vehicle in timestamp order, with their commit times.
+pub async fn vehicle_rows(
+    client: &Client,
+    url: &str,
+    schema: &str,
+    vehicle_id: &str,
+) -> Result<Vec<StoredRow>, ClientError> {
+    let select = format!(
+        "SELECT timestamp, {}, \
+         COALESCE((EXTRACT(EPOCH FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint, 0) \
+         FROM {schema}.telemetry WHERE vehicle_id = $1 ORDER BY timestamp ASC",
+        VALUE_COLUMNS.join(", ")
+    );
+    let rows = client
+        .query(&select, &[&vehicle_id])
+        .await
+        .map_err(|e| error(url, format!("read the rows of {vehicle_id}"), e))?;
+    let read = |row: &tokio_postgres::Row| -> Result<StoredRow, tokio_postgres::Error> {
+        let timestamp: SystemTime = row.try_get(0)?;
+        Ok(StoredRow {
+            timestamp_ms: epoch_ms(timestamp),
+            seq: row.try_get(1)?,
+            floats: [
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+                row.try_get(5)?,
+                row.try_get(6)?,
+            ],
+            format_version: row.try_get(7)?,
+            committed_us: row.try_get(8)?,
+        })
+    };
+    rows.iter()
+        .map(read)
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(url, format!("decode the rows of {vehicle_id}"), e))
+}
+
+/// Every vehicle with rows in the table.
+pub async fn vehicles(
+    client: &Client,
+    url: &str,
+    schema: &str,
+) -> Result<Vec<String>, ClientError> {
+    let listing = format!("SELECT DISTINCT vehicle_id FROM {schema}.telemetry ORDER BY 1");
+    let rows = client
+        .query(&listing, &[])
+        .await
+        .map_err(|e| error(url, "list the vehicles with rows", e))?;
+    rows.iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(url, "list the vehicles with rows", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_of_a_url_leaves_out_user_and_password() {
+        assert_eq!(
+            address_of("postgresql://roadtest:secret@127.0.0.1:5433/roadtest"),
+            "127.0.0.1:5433"
+        );
+        assert_eq!(address_of("host=db port=6000 user=x"), "db:6000");
+    }
+
+    #[test]
+    fn milliseconds_survive_the_round_trip_through_system_time() {
+        for ms in [0, 1, 1_796_135_062_123, -1, -86_400_001] {
+            assert_eq!(epoch_ms(system_time(ms)), ms);
+        }
+    }
+
+    #[test]
+    fn a_key_twice_in_one_batch_keeps_its_last_row() {
+        let record = |seq: u64, timestamp: i64| Record {
+            format_version: 1,
+            vehicle_id: String::from("veh-000001"),
+            seq,
+            timestamp,
+            latitude: 52.5,
+            longitude: 13.4,
+            speed: 30.0,
+            temperature: 20.0,
+            humidity: 50.0,
+        };
+        let records = [record(1, 10), record(2, 20), record(3, 10)];
+        let columns = Columns::of(records.iter());
+        assert_eq!(columns.seq, vec![3, 2]);
+        assert_eq!(columns.timestamp.len(), 2);
+    }
+}

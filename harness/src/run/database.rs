@@ -1,0 +1,126 @@
+//! The run's own connection to the database the pipeline writes (Cassandra or PostgreSQL),
+//! bypassing the fault proxies: it creates the schema, verifies the rows and cleans up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scylla::client::session::Session;
+
+use crate::clients::{ClientError, cql, pg};
+use crate::faults::tamper::TamperRecord;
+use crate::fleet::FleetPlan;
+use crate::measure::RunClock;
+use crate::scenario::Scenario;
+use crate::table::TableLayout;
+use crate::targets::{Endpoints, Target};
+use crate::verify::{VerifyOutcome, verify, verify_postgres};
+
+/// A direct connection to the run's database.
+#[derive(Clone)]
+pub(super) enum Database {
+    Cql(Arc<Session>),
+    Postgres {
+        client: Arc<tokio_postgres::Client>,
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Database {
+    /// Connects to the database the target serves, waiting up to `wait` for it.
+    pub(super) async fn connect(
+        endpoints: &Endpoints,
+        wait: Duration,
+    ) -> Result<Self, ClientError> {
+        Ok(match &endpoints.postgres_direct {
+            Some(url) => Database::Postgres {
+                client: Arc::new(pg::connect(url, wait).await?),
+                url: url.clone(),
+            },
+            None => Database::Cql(Arc::new(cql::connect(&endpoints.cql_direct, wait).await?)),
+        })
+    }
+
+    /// Which database, for messages.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Database::Cql(_) => "Cassandra",
+            Database::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// Creates the keyspace (PostgreSQL: schema) and roadtest's table, unless the scenario says
+    /// the system under test creates them.
+    pub(super) async fn create_schema(
+        &self,
+        endpoints: &Endpoints,
+        keyspace: &str,
+        target: &Target,
+        scenario: &Scenario,
+    ) -> Result<(), ClientError> {
+        let table = &scenario.pipeline.table;
+        match self {
+            Database::Cql(_) if !table.create => Ok(()),
+            Database::Cql(session) => {
+                let address = endpoints.cql_direct.address();
+                let replication = target.cql_replication();
+                cql::create_schema(session, &address, keyspace, replication, table).await
+            }
+            Database::Postgres { client, url } => pg::create_schema(client, url, keyspace).await,
+        }
+    }
+
+    /// Carries out the scenario's tamper faults on the stored rows (Cassandra only: the
+    /// scenario's rules refuse them on PostgreSQL).
+    pub(super) async fn tamper(
+        &self,
+        keyspace: &str,
+        layout: &TableLayout,
+        scenario: &Scenario,
+        plan: &FleetPlan,
+    ) -> Result<Vec<TamperRecord>, ClientError> {
+        match self {
+            Database::Cql(session) => {
+                super::tamper::tamper(session, keyspace, layout, scenario, plan).await
+            }
+            Database::Postgres { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// Every event of `plan` against the rows (`layout`: how the table holds them).
+    pub(super) async fn verify(
+        &self,
+        keyspace: &str,
+        plan: &FleetPlan,
+        clock: RunClock,
+        layout: &TableLayout,
+    ) -> Result<VerifyOutcome, ClientError> {
+        match self {
+            Database::Cql(session) => {
+                verify(Arc::clone(session), keyspace, plan, clock, layout).await
+            }
+            Database::Postgres { client, url } => {
+                verify_postgres(client, url, keyspace, plan, clock).await
+            }
+        }
+    }
+
+    /// Drops the run's keyspace (PostgreSQL: schema) and what it holds.
+    pub(super) async fn drop_keyspace(&self, keyspace: &str) -> Result<(), String> {
+        match self {
+            Database::Cql(session) => session
+                .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Database::Postgres { client, url } => pg::drop_schema(client, url, keyspace)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
