@@ -1,9 +1,10 @@
-//! roadtest's own cost, side by side in one run on the same services: (a) roadtest's producer against (b) the barest rdkafka loop sending the same pre-encoded records with the same settings (and against (g), that loop generating and encoding as it sends, which shows what roadtest's recording costs), and (c) roadtest's reference consumer against (d) the barest scylla loop writing the same rows with the same batching and concurrency. Rounds alternate the order; the ratios a/b, a/g and c/d are reported per round and as medians, printed and written to reports/bench/bare-loops.json.
+//! roadtest's own cost, side by side in one run on the same services: (a) roadtest's producer against (b) the barest rdkafka loop sending the same pre-encoded records with the same settings (and against (g), that loop generating and encoding as it sends, which shows what roadtest's recording costs), (c) roadtest's reference consumer against (d) the barest scylla loop writing the same rows with the same batching and concurrency, and (e) the reference consumer writing PostgreSQL against (f) the barest tokio-postgres loop with the same upsert, batching and concurrency. Rounds alternate the order; the ratios a/b, a/g, c/d and e/f are reported per round and as medians, printed and written to reports/bench/bare-loops.json.
 //!
 //! Needs a broker and a CQL endpoint: `ci/services up`, then `ROADTEST_KAFKA_BOOTSTRAP` and
-//! `ROADTEST_CQL_CONTACT` from `~/.cache/roadtest/services/services.env` (ci/test exports them).
+//! `ROADTEST_CQL_CONTACT` from `~/.cache/roadtest/services/services.env` (ci/test exports them);
+//! and PostgreSQL installed (the bench starts its own, as the local target does).
 //! `cargo bench -p roadtest-benches --bench bare_loops` measures (five rounds of 500,040
-//! events); under `cargo test` one small round checks that all five loops deliver everything.
+//! events); under `cargo test` one small round checks that all seven loops deliver everything.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,13 +22,15 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::types::RDKafkaErrorCode;
 use roadtest::Scenario;
 use roadtest::clients::kafka::{ProducerSettings, create_topics, producer_config};
+use roadtest::clients::pg::{self, UpsertColumns};
 use roadtest::clients::{CqlConnection, KafkaConnection, cql};
 use roadtest::drive::{Destination, DriveCounters, drive};
 use roadtest::fleet::FleetPlan;
 use roadtest::ingest::service::IngestArgs;
 use roadtest::ingest::stats::ConsumerReport;
 use roadtest::measure::RunClock;
-use roadtest::scenario::TableSettings;
+use roadtest::scenario::{Sink, TableSettings};
+use roadtest::targets::{LocalOptions, LocalTarget};
 use roadtest::wire::{Record, RecordFormat};
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
@@ -48,6 +51,8 @@ struct Bench {
     records: Arc<Vec<(Vec<u8>, Vec<u8>)>>,
     /// A name no earlier run used, for topics, keyspaces and groups.
     stamp: String,
+    /// The PostgreSQL of (e) and (f) (the local target's, started for the bench), and its URL.
+    postgres: (LocalTarget, String),
 }
 
 /// One round's four rates (events or rows per second) and the two ratios.
@@ -63,13 +68,17 @@ struct Round {
     reference_consumer: f64,
     bare_writer: f64,
     consumer_ratio: f64,
+    /// The reference consumer writing PostgreSQL, the bare tokio-postgres loop, their ratio.
+    reference_consumer_postgres: f64,
+    bare_writer_postgres: f64,
+    postgres_ratio: f64,
 }
 
 fn main() {
     let measuring = std::env::args().any(|arg| arg == "--bench");
     let (vehicles, rounds) = if measuring { (2_500, 5) } else { (25, 1) };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let bench = Bench::new(vehicles);
+    let bench = Bench::new(vehicles, runtime.block_on(start_postgres()));
     eprintln!(
         "bare_loops: {} events per loop, {rounds} round(s), broker {}, CQL {}",
         bench.records.len(),
@@ -88,7 +97,7 @@ fn main() {
 }
 
 impl Bench {
-    fn new(vehicles: u32) -> Bench {
+    fn new(vehicles: u32, postgres: (LocalTarget, String)) -> Bench {
         let kafka = KafkaConnection::plaintext(service_env("ROADTEST_KAFKA_BOOTSTRAP"));
         let contact: SocketAddr = service_env("ROADTEST_CQL_CONTACT")
             .parse()
@@ -121,6 +130,7 @@ impl Bench {
             plan,
             records: Arc::new(records),
             stamp,
+            postgres,
         }
     }
 
@@ -148,12 +158,15 @@ impl Bench {
             .expect("create the keyspace");
         }
         let (reference_consumer, bare_writer) = if round.is_multiple_of(2) {
-            let c = self.reference_consumer(topic_a, &keyspace_c).await;
+            let c = self.reference_consumer(topic_a, &keyspace_c, None).await;
             (c, self.bare_writer(&session, &keyspace_d).await)
         } else {
             let d = self.bare_writer(&session, &keyspace_d).await;
-            (self.reference_consumer(topic_a, &keyspace_c).await, d)
+            (self.reference_consumer(topic_a, &keyspace_c, None).await, d)
         };
+        let (reference_consumer_postgres, bare_writer_postgres) = self
+            .postgres_round(round, topic_a, [name("e"), name("f")])
+            .await;
         let result = Round {
             roadtest_producer,
             bare_producer,
@@ -163,6 +176,9 @@ impl Bench {
             reference_consumer,
             bare_writer,
             consumer_ratio: reference_consumer / bare_writer,
+            reference_consumer_postgres,
+            bare_writer_postgres,
+            postgres_ratio: reference_consumer_postgres / bare_writer_postgres,
         };
         eprintln!("bare_loops: round {round}: {result:?}");
         // Tansu keeps its log in memory: the next round starts from the same footing.
@@ -301,10 +317,10 @@ fn service_env(name: &str) -> String {
 impl Bench {
     /// (c) roadtest's reference consumer, in this process, reading what (a) sent: rows written
     /// per second between 10% and 90% of them (group join and drain left out).
-    async fn reference_consumer(&self, topic: &str, keyspace: &str) -> f64 {
+    async fn reference_consumer(&self, topic: &str, keyspace: &str, postgres: Option<&str>) -> f64 {
         let stats_dir = std::env::temp_dir().join(format!("bare-loops-{keyspace}"));
         std::fs::create_dir_all(&stats_dir).expect("a stats folder");
-        let args = ingest_args(self, topic, keyspace, &stats_dir);
+        let args = ingest_args(self, topic, keyspace, &stats_dir, postgres);
         let stop = Arc::new(tokio::sync::Notify::new());
         let stopped = Arc::clone(&stop);
         let consumer = tokio::spawn(roadtest::ingest::service::run(args, async move {
@@ -333,11 +349,7 @@ impl Bench {
             .prepare(cql::insert_statement(keyspace))
             .await
             .expect("prepare the insert");
-        let rows: Vec<Record> = self
-            .records
-            .iter()
-            .map(|(_, payload)| Record::decode(payload).expect("decodes").0)
-            .collect();
+        let rows = self.rows();
         let written = Arc::new(AtomicU64::new(0));
         let writing = futures_util::stream::iter(rows.chunks(BATCH_SIZE))
             .map(|chunk| {
@@ -372,8 +384,104 @@ impl Bench {
     }
 }
 
-/// The reference consumer's flags, as a run passes them.
-fn ingest_args(bench: &Bench, topic: &str, keyspace: &str, stats_dir: &Path) -> IngestArgs {
+impl Bench {
+    /// The plan's rows, decoded from the same records the producers sent.
+    fn rows(&self) -> Vec<Record> {
+        self.records
+            .iter()
+            .map(|(_, payload)| Record::decode(payload).expect("decodes").0)
+            .collect()
+    }
+
+    /// (e) and (f) into schemas of their own (named `schemas`), in alternating order; their
+    /// rates. The schemas are dropped afterwards.
+    async fn postgres_round(&self, round: usize, topic: &str, schemas: [String; 2]) -> (f64, f64) {
+        let url = &self.postgres.1;
+        let client = pg::connect(url, DEADLINE)
+            .await
+            .expect("PostgreSQL answers");
+        for schema in &schemas {
+            pg::create_schema(&client, url, schema)
+                .await
+                .expect("create the schema");
+        }
+        let [schema_e, schema_f] = &schemas;
+        let rates = if round.is_multiple_of(2) {
+            let e = self.reference_consumer(topic, schema_e, Some(url)).await;
+            (e, self.bare_postgres_writer(&client, schema_f).await)
+        } else {
+            let f = self.bare_postgres_writer(&client, schema_f).await;
+            (self.reference_consumer(topic, schema_e, Some(url)).await, f)
+        };
+        for schema in &schemas {
+            if let Err(error) = pg::drop_schema(&client, url, schema).await {
+                eprintln!("bare_loops: warning: cannot drop {schema}: {error}");
+            }
+        }
+        rates
+    }
+
+    /// (f) the barest tokio-postgres loop: the same rows, the reference consumer's upsert
+    /// (prepared, every column an array) in batches of its size, as many in flight on one
+    /// connection (pipelined): rows per second between 10% and 90% of them.
+    async fn bare_postgres_writer(&self, client: &tokio_postgres::Client, schema: &str) -> f64 {
+        let upsert = client
+            .prepare(&pg::upsert_statement(schema))
+            .await
+            .expect("prepare the upsert");
+        let rows = self.rows();
+        let written = Arc::new(AtomicU64::new(0));
+        let writing = futures_util::stream::iter(rows.chunks(BATCH_SIZE))
+            .map(|chunk| {
+                let (upsert, written) = (&upsert, Arc::clone(&written));
+                async move {
+                    let columns = UpsertColumns::of(chunk.iter());
+                    client
+                        .execute(upsert, &columns.params())
+                        .await
+                        .expect("the batch is written");
+                    written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<()>>();
+        let total = rows.len() as u64;
+        let watching = window_rate(total, || written.load(Ordering::Relaxed));
+        let ((), rate) = tokio::join!(
+            async {
+                writing.await;
+            },
+            watching
+        );
+        rate
+    }
+}
+
+/// A PostgreSQL of the bench's own, started as the local target starts it (with a broker the
+/// bench does not use), and its connection string.
+async fn start_postgres() -> (LocalTarget, String) {
+    let mut options = LocalOptions::from_env();
+    options.sink = Sink::Postgres;
+    let target = LocalTarget::start(options)
+        .await
+        .unwrap_or_else(|error| panic!("bare_loops: cannot start PostgreSQL: {error}"));
+    let url = target
+        .endpoints()
+        .postgres_direct
+        .clone()
+        .expect("the local target's PostgreSQL URL");
+    (target, url)
+}
+
+/// The reference consumer's flags, as a run passes them (writing PostgreSQL at `postgres`, else
+/// Cassandra).
+fn ingest_args(
+    bench: &Bench,
+    topic: &str,
+    keyspace: &str,
+    stats_dir: &Path,
+    postgres: Option<&str>,
+) -> IngestArgs {
     #[derive(Parser)]
     struct Flags {
         #[command(flatten)]
@@ -385,7 +493,10 @@ fn ingest_args(bench: &Bench, topic: &str, keyspace: &str, stats_dir: &Path) -> 
         format!("--topic={topic}"),
         format!("--dead-letter-topic={topic}-dead"),
         format!("--group={keyspace}"),
-        format!("--cql={}", bench.cql.address()),
+        match postgres {
+            Some(url) => format!("--postgres-url={url}"),
+            None => format!("--cql={}", bench.cql.address()),
+        },
         format!("--keyspace={keyspace}"),
         format!("--batch-size={BATCH_SIZE}"),
         format!("--max-in-flight={IN_FLIGHT}"),
@@ -441,13 +552,17 @@ fn medians(rounds: &[Round]) -> Round {
         reference_consumer: median(|r| r.reference_consumer),
         bare_writer: median(|r| r.bare_writer),
         consumer_ratio: median(|r| r.consumer_ratio),
+        reference_consumer_postgres: median(|r| r.reference_consumer_postgres),
+        bare_writer_postgres: median(|r| r.bare_writer_postgres),
+        postgres_ratio: median(|r| r.postgres_ratio),
     }
 }
 
 fn print_table(rounds: &[Round], medians: &Round) {
     println!(
         "round   roadtest (a)  bare (b)  a/b   bare generating (g)  a/g   \
-         reference consumer (c)  bare writer (d)  c/d"
+         reference consumer (c)  bare writer (d)  c/d   consumer into PostgreSQL (e)  \
+         bare PostgreSQL writer (f)  e/f"
     );
     let labels = (0..rounds.len()).map(|index| index.to_string());
     let rows = rounds
@@ -456,7 +571,8 @@ fn print_table(rounds: &[Round], medians: &Round) {
         .chain([(medians, "median".to_string())]);
     for (r, label) in rows {
         println!(
-            "{label:<6} {:>13.0} {:>9.0}  {:.2}  {:>19.0}  {:.2}  {:>22.0}  {:>15.0}  {:.2}",
+            "{label:<6} {:>13.0} {:>9.0}  {:.2}  {:>19.0}  {:.2}  {:>22.0}  {:>15.0}  {:.2}  \
+             {:>28.0}  {:>26.0}  {:.2}",
             r.roadtest_producer,
             r.bare_producer,
             r.producer_ratio,
@@ -464,7 +580,10 @@ fn print_table(rounds: &[Round], medians: &Round) {
             r.recording_ratio,
             r.reference_consumer,
             r.bare_writer,
-            r.consumer_ratio
+            r.consumer_ratio,
+            r.reference_consumer_postgres,
+            r.bare_writer_postgres,
+            r.postgres_ratio
         );
     }
 }

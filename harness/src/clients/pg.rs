@@ -126,9 +126,10 @@ pub async fn drop_schema(client: &Client, url: &str, schema: &str) -> Result<(),
         .map_err(|e| error(url, format!("drop schema {schema}"), e))
 }
 
-/// The upsert of one batch: every column as an array, unnested into rows, one statement and so
-/// one transaction; a row already there (a redelivered event) is overwritten, as in Cassandra.
-fn upsert_statement(schema: &str) -> String {
+/// The upsert of one batch (bound: [`UpsertColumns::params`]): every column as an array,
+/// unnested into rows, one statement and so one transaction; a row already there (a redelivered
+/// event) is overwritten, as in Cassandra.
+pub fn upsert_statement(schema: &str) -> String {
     let updates: Vec<String> = VALUE_COLUMNS
         .iter()
         .map(|column| format!("{column} = EXCLUDED.{column}"))
@@ -146,7 +147,7 @@ fn upsert_statement(schema: &str) -> String {
 /// A batch as the upsert's column arrays. A key that comes twice (a redelivery inside one batch)
 /// keeps its last row: one statement may not update a row twice.
 #[derive(Debug, Default)]
-struct Columns {
+pub struct UpsertColumns {
     vehicle_id: Vec<String>,
     timestamp: Vec<SystemTime>,
     seq: Vec<i64>,
@@ -154,13 +155,13 @@ struct Columns {
     format_version: Vec<i32>,
 }
 
-impl Columns {
-    fn of<'a>(records: impl Iterator<Item = &'a Record>) -> Columns {
+impl UpsertColumns {
+    pub fn of<'a>(records: impl Iterator<Item = &'a Record>) -> UpsertColumns {
         let mut last: std::collections::BTreeMap<(&str, i64), &Record> = Default::default();
         for record in records {
             last.insert((record.vehicle_id.as_str(), record.timestamp), record);
         }
-        let mut columns = Columns::default();
+        let mut columns = UpsertColumns::default();
         for record in last.into_values() {
             columns.vehicle_id.push(record.vehicle_id.clone());
             columns.timestamp.push(system_time(record.timestamp));
@@ -180,7 +181,8 @@ impl Columns {
         columns
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+    /// The upsert's parameters, in [`upsert_statement`]'s order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 9] {
         let [latitude, longitude, speed, temperature, humidity] = &self.floats;
         [
             &self.vehicle_id,
@@ -269,7 +271,7 @@ impl PgWriter {
     /// the WAL first when `synchronous_commit` is on).
     pub async fn write<'a>(&self, records: impl Iterator<Item = &'a Record>) -> Result<(), String> {
         let open = self.connection().await?;
-        let columns = Columns::of(records);
+        let columns = UpsertColumns::of(records);
         let (client, statement) = (&open.0, &open.1);
         client
             .execute(statement, &columns.params())
@@ -380,7 +382,7 @@ mod tests {
             humidity: 50.0,
         };
         let records = [record(1, 10), record(2, 20), record(3, 10)];
-        let columns = Columns::of(records.iter());
+        let columns = UpsertColumns::of(records.iter());
         assert_eq!(columns.seq, vec![3, 2]);
         assert_eq!(columns.timestamp.len(), 2);
     }
