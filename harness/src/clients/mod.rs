@@ -99,9 +99,28 @@ where
     retry_unless(deadline, attempt, |_| false).await
 }
 
+/// The longest one attempt may take. An attempt that hangs (a connection the server accepted and
+/// never answered, as a database's can while it restarts) is abandoned and made again, instead of
+/// using up the whole deadline: every attempt of roadtest's own is far shorter.
+const ATTEMPT_MAX: Duration = Duration::from_secs(20);
+
 /// [`retry`], but an error for which `hopeless` holds (bad credentials, say) ends it at once.
 pub(crate) async fn retry_unless<T, E: std::fmt::Display, F, Fut>(
     deadline: Duration,
+    attempt: F,
+    hopeless: impl Fn(&E) -> bool,
+) -> Result<T, (Duration, String)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    retry_bounded(deadline, ATTEMPT_MAX, attempt, hopeless).await
+}
+
+/// [`retry_unless`] with each attempt bounded to `attempt_max`.
+async fn retry_bounded<T, E: std::fmt::Display, F, Fut>(
+    deadline: Duration,
+    attempt_max: Duration,
     mut attempt: F,
     hopeless: impl Fn(&E) -> bool,
 ) -> Result<T, (Duration, String)>
@@ -115,27 +134,58 @@ where
         // Each attempt is bounded too: a client that never answers must not outlive the deadline.
         let remaining = deadline
             .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(1));
-        let outcome = tokio::time::timeout(remaining, attempt()).await;
-        let Ok(outcome) = outcome else {
-            let waited = started.elapsed();
-            return Err((waited, format!("no answer within {waited:?}")));
-        };
-        match outcome {
-            Ok(value) => return Ok(value),
-            Err(error) if hopeless(&error) || started.elapsed() + backoff >= deadline => {
+            .max(Duration::from_secs(1))
+            .min(attempt_max);
+        let last_error = match tokio::time::timeout(remaining, attempt()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if hopeless(&error) => {
                 return Err((started.elapsed(), error.to_string()));
             }
-            Err(_) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("an attempt got no answer within {remaining:?}"),
+        };
+        if started.elapsed() + backoff >= deadline {
+            return Err((started.elapsed(), last_error));
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn an_attempt_that_hangs_is_abandoned_and_made_again() {
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let outcome = super::retry_bounded(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(50),
+            || async {
+                if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, String>("answered")
+            },
+            |_| false,
+        )
+        .await;
+        assert_eq!(outcome, Ok("answered"));
+        assert_eq!(attempts.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_that_passes_while_attempts_hang_says_so() {
+        let outcome = super::retry_bounded(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_millis(50),
+            std::future::pending::<Result<(), String>>,
+            |_| false,
+        )
+        .await;
+        let (_, last_error) = outcome.expect_err("nothing ever answers");
+        assert!(last_error.contains("no answer"), "{last_error}");
+    }
+
     use super::*;
 
     #[test]
