@@ -14,6 +14,7 @@ pub mod gate_settings;
 pub mod ingest;
 pub mod knee;
 pub mod measure;
+pub mod notify;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -123,6 +123,7 @@ pub(super) fn knee(args: &KneeArgs) -> Result<u8, String> {
         out: args.out.as_deref(),
         json: false,
         quiet: args.quiet,
+        notify_webhook: None,
     };
     let plan = RunPlan::check(&args.scenario, flags)?;
     let scenario = &plan.scenario;

@@ -103,6 +103,14 @@ enum Command {
         /// No progress on stderr
         #[arg(long)]
         quiet: bool,
+        /// When the run ends, post its verdict as JSON to this http(s) URL
+        ///
+        /// Scenario, seed, target, "passed" / "failed" (or "error" when the run could not be
+        /// carried out), events expected, found, lost, corrupt and unexpected, e2e p50/p99/max,
+        /// written/s, the failed expectations, the report's path and the replay command. A post
+        /// that fails is a warning on stderr and never changes the exit code.
+        #[arg(long, value_name = "URL")]
+        notify_webhook: Option<String>,
         #[command(flatten)]
         external: Box<crate::targets::external::ExternalArgs>,
     },
@@ -258,6 +266,7 @@ fn run(command: Command) -> u8 {
             out,
             json,
             quiet,
+            notify_webhook,
             external,
         } => run_scenario(
             &scenario,
@@ -267,6 +276,7 @@ fn run(command: Command) -> u8 {
                 out: out.as_deref(),
                 json,
                 quiet,
+                notify_webhook: notify_webhook.as_deref(),
             },
         ),
         Command::Explore {

@@ -31,6 +31,8 @@ pub(super) struct RunFlags<'a> {
     pub(super) out: Option<&'a Path>,
     pub(super) json: bool,
     pub(super) quiet: bool,
+    /// Where to post the verdict when the run ends.
+    pub(super) notify_webhook: Option<&'a str>,
 }
 
 /// Where a run goes, chosen once.
@@ -57,6 +59,9 @@ impl RunPlan {
     /// the target (the default: external when its flags are given, else containers when Docker
     /// answers, else local when installed, else sim) and fixes the output folder.
     pub(super) fn check(args: &ScenarioArgs, flags: RunFlags<'_>) -> Result<RunPlan, String> {
+        if let Some(url) = flags.notify_webhook {
+            crate::notify::check_url(url)?;
+        }
         let external_flags = flags.external.is_set();
         if external_flags && flags.target.is_some_and(|t| t != TargetArg::External) {
             return Err(format!(
@@ -168,11 +173,29 @@ pub(super) fn run_scenario(args: &ScenarioArgs, flags: RunFlags<'_>) -> Result<u
             if let Some(why) = &plan.reason {
                 eprintln!("roadtest: target sim: {why}");
             }
-            crate::sim::run(&plan.scenario, &args.path, &plan.out_dir).map_err(|e| e.to_string())?
+            crate::sim::run(&plan.scenario, &args.path, &plan.out_dir).map_err(|e| e.to_string())
         }
-        Destination::Real(kind) => run_real(args, &plan, kind, flags.quiet)?,
+        Destination::Real(kind) => run_real(args, &plan, kind, flags.quiet),
     };
-    present(&report, &plan.out_dir, flags.json)
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => {
+            if let Some(url) = flags.notify_webhook {
+                let scenario = &plan.scenario;
+                crate::notify::post(
+                    url,
+                    &crate::notify::error_verdict(&scenario.name, scenario.seed, &error),
+                );
+            }
+            return Err(error);
+        }
+    };
+    let code = present(&report, &plan.out_dir, flags.json)?;
+    if let Some(url) = flags.notify_webhook {
+        let path = plan.out_dir.join(crate::report::REPORT_FILE_NAME);
+        crate::notify::post(url, &crate::notify::verdict(&report, &path));
+    }
+    Ok(code)
 }
 
 /// A run on a real target; Ctrl-C or SIGTERM stops everything it started.
