@@ -372,15 +372,7 @@ impl Bench {
             })
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<()>>();
-        let total = rows.len() as u64;
-        let watching = window_rate(total, || written.load(Ordering::Relaxed));
-        let ((), rate) = tokio::join!(
-            async {
-                writing.await;
-            },
-            watching
-        );
-        rate
+        rate_while(writing, rows.len() as u64, &written).await
     }
 }
 
@@ -445,15 +437,7 @@ impl Bench {
             })
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<()>>();
-        let total = rows.len() as u64;
-        let watching = window_rate(total, || written.load(Ordering::Relaxed));
-        let ((), rate) = tokio::join!(
-            async {
-                writing.await;
-            },
-            watching
-        );
-        rate
+        rate_while(writing, rows.len() as u64, &written).await
     }
 }
 
@@ -506,6 +490,13 @@ fn ingest_args(
     Flags::try_parse_from(flags)
         .expect("the consumer's flags")
         .ingest
+}
+
+/// Drives `writing` to its end while measuring the rate of `written` (see [`window_rate`]).
+async fn rate_while(writing: impl std::future::Future, total: u64, written: &AtomicU64) -> f64 {
+    let watching = window_rate(total, || written.load(Ordering::Relaxed));
+    let (_, rate) = tokio::join!(writing, watching);
+    rate
 }
 
 /// Samples `count` every 10 ms until it reaches `total` (every event delivered): the rate

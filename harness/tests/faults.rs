@@ -1,4 +1,4 @@
-//! Crash recovery on real services: the CI-sized fault scenarios, each with what it must show.
+//! Crash recovery on real services: the CI-sized fault scenarios, each with what it must show (PostgreSQL's among them).
 
 use std::path::PathBuf;
 
@@ -7,6 +7,7 @@ use roadtest::fleet::FleetPlan;
 use roadtest::report::Report;
 use roadtest::run::RunOptions;
 use roadtest::scenario::CommitPolicy;
+use roadtest::sim::{SimLatencies, simulate};
 
 fn scenario(name: &str) -> (Scenario, PathBuf) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -246,4 +247,104 @@ async fn tampered_rows_are_counted_exactly_and_named() {
     let latencies = roadtest::sim::SimLatencies::default();
     let simulated = roadtest::sim::simulate(&scenario, &path, latencies).expect("simulates");
     assert_eq!(report.tampered, simulated.tampered);
+}
+
+// PostgreSQL as the database: a kill -9 loses acknowledged rows exactly when synchronous commit
+// is off, every row has its commit time, and the simulation follows the same setting.
+
+/// Rows the reference consumer reported written (acknowledged by the database), over all its
+/// processes.
+fn acknowledged(report: &Report) -> u64 {
+    let consumer = serde_json::to_value(&report.consumer).expect("the consumer section as JSON");
+    consumer["processes"]
+        .as_array()
+        .map(|processes| {
+            processes
+                .iter()
+                .filter_map(|process| process["stats"]["written"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postgres_with_synchronous_commit_loses_nothing_and_every_row_has_its_commit_time()
+{
+    let (scenario, path) = scenario("postgres-crash-ci");
+    let report = run(&scenario, &path, "postgres-sync-on").await;
+    let verify = &report.verify;
+    assert!(report.passed, "{:?}", report.errors);
+    assert_eq!((verify.lost, verify.corrupt, verify.unexpected), (0, 0, 0));
+    assert_eq!(verify.found, verify.expected);
+    let crash = fault(&report, 0);
+    assert_eq!(crash["service"], "postgres");
+    assert!(crash["error"].is_null(), "{crash}");
+    assert!(
+        crash["ready_after_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{crash}"
+    );
+    // Each row's latency comes from its transaction's commit timestamp: one per row found.
+    let e2e = &report.latency.e2e_ms;
+    assert_eq!(e2e.count, verify.found, "every row has a commit time");
+    assert!(
+        e2e.p50_ms > 0.0 && e2e.p50_ms < 2_000.0,
+        "e2e p50 {} ms",
+        e2e.p50_ms
+    );
+    let versions = &report.target.service_versions;
+    let postgres = versions.get("postgres").map(String::as_str).unwrap_or("");
+    assert!(postgres.contains("PostgreSQL") && postgres.contains("synchronous_commit on"));
+    assert!(!versions.contains_key("cassandra"), "{versions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postgres_without_synchronous_commit_loses_acknowledged_rows_counted_exactly() {
+    // postgres-crash, shortened for CI: 1,000 events/s, so commits are in flight at the kill.
+    let (mut scenario, path) = scenario("postgres-crash");
+    scenario.duration_s = 20;
+    scenario.faults[0].at_s = Some(10.0);
+    let report = run(&scenario, &path, "postgres-sync-off").await;
+    let verify = &report.verify;
+    assert_eq!(
+        (verify.corrupt, verify.unexpected),
+        (0, 0),
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        verify.lost > 0,
+        "synchronous_commit off must lose rows to a kill -9"
+    );
+    assert_eq!(verify.found + verify.lost, verify.expected);
+    // PostgreSQL acknowledged every event (the consumer wrote them all and committed their
+    // offsets), so each lost row is an acknowledged one: none was waiting to be written.
+    assert!(
+        acknowledged(&report) >= verify.expected,
+        "acknowledged {} of {}",
+        acknowledged(&report),
+        verify.expected
+    );
+    let crash = fault(&report, 0);
+    assert_eq!(crash["events_lost"].as_u64(), Some(verify.lost), "{crash}");
+    let versions = &report.target.service_versions;
+    assert!(
+        versions["postgres"].contains("synchronous_commit off"),
+        "{versions:?}"
+    );
+}
+
+#[test]
+fn the_simulation_loses_rows_to_a_postgres_kill_only_without_synchronous_commit() {
+    let lost = |name: &str| {
+        let (scenario, path) = scenario(name);
+        let report = simulate(&scenario, &path, SimLatencies::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((report.verify.corrupt, report.verify.unexpected), (0, 0));
+        report.verify.lost
+    };
+    assert!(
+        lost("postgres-crash") > 0,
+        "the simulated kill without synchronous commit lost nothing"
+    );
+    assert_eq!(lost("postgres-crash-ci"), 0);
 }

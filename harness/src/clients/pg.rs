@@ -16,16 +16,9 @@ use tokio_postgres::{Client, NoTls, Statement};
 use super::{ClientError, retry};
 use crate::wire::Record;
 
-/// The table's columns after `vehicle_id` and `timestamp`, in the order the upsert binds them.
-const VALUE_COLUMNS: [&str; 7] = [
-    "seq",
-    "latitude",
-    "longitude",
-    "speed",
-    "temperature",
-    "humidity",
-    "format_version",
-];
+/// The table's columns after `vehicle_id` and `timestamp`, in the order the upsert binds them:
+/// roadtest's value fields, each in a column of its own name.
+const VALUE_COLUMNS: [&str; 7] = crate::scenario::VALUE_FIELDS;
 
 /// How long one connection attempt of the writer may take before the batch fails (and the
 /// consumer's core retries it).
