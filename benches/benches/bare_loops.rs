@@ -349,30 +349,23 @@ impl Bench {
             .prepare(cql::insert_statement(keyspace))
             .await
             .expect("prepare the insert");
-        let rows = self.rows();
-        let written = Arc::new(AtomicU64::new(0));
-        let writing = futures_util::stream::iter(rows.chunks(BATCH_SIZE))
-            .map(|chunk| {
-                let mut batch = Batch::new(BatchType::Unlogged);
-                let values: Vec<_> = chunk
-                    .iter()
-                    .map(|record| {
-                        batch.append_statement(insert.clone());
-                        cql::insert_values(record)
-                    })
-                    .collect();
-                let written = Arc::clone(&written);
-                async move {
-                    session
-                        .batch(&batch, values)
-                        .await
-                        .expect("the batch is written");
-                    written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<()>>();
-        rate_while(writing, rows.len() as u64, &written).await
+        write_in_batches(&self.rows(), |chunk| {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|record| {
+                    batch.append_statement(insert.clone());
+                    cql::insert_values(record)
+                })
+                .collect();
+            async move {
+                session
+                    .batch(&batch, values)
+                    .await
+                    .expect("the batch is written");
+            }
+        })
+        .await
     }
 }
 
@@ -421,23 +414,15 @@ impl Bench {
             .prepare(&pg::upsert_statement(schema))
             .await
             .expect("prepare the upsert");
-        let rows = self.rows();
-        let written = Arc::new(AtomicU64::new(0));
-        let writing = futures_util::stream::iter(rows.chunks(BATCH_SIZE))
-            .map(|chunk| {
-                let (upsert, written) = (&upsert, Arc::clone(&written));
-                async move {
-                    let columns = UpsertColumns::of(chunk.iter());
-                    client
-                        .execute(upsert, &columns.params())
-                        .await
-                        .expect("the batch is written");
-                    written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<()>>();
-        rate_while(writing, rows.len() as u64, &written).await
+        let upsert = &upsert;
+        write_in_batches(&self.rows(), |chunk| async move {
+            let columns = UpsertColumns::of(chunk.iter());
+            client
+                .execute(upsert, &columns.params())
+                .await
+                .expect("the batch is written");
+        })
+        .await
     }
 }
 
@@ -492,9 +477,24 @@ fn ingest_args(
         .ingest
 }
 
-/// Drives `writing` to its end while measuring the rate of `written` (see [`window_rate`]).
-async fn rate_while(writing: impl std::future::Future, total: u64, written: &AtomicU64) -> f64 {
-    let watching = window_rate(total, || written.load(Ordering::Relaxed));
+/// Writes `rows` in batches of [`BATCH_SIZE`], [`IN_FLIGHT`] batches at a time, each with
+/// `write`: rows written per second between 10% and 90% of them (see [`window_rate`]).
+async fn write_in_batches<'a, Fut: std::future::Future<Output = ()>>(
+    rows: &'a [Record],
+    write: impl Fn(&'a [Record]) -> Fut,
+) -> f64 {
+    let written = AtomicU64::new(0);
+    let writing = futures_util::stream::iter(rows.chunks(BATCH_SIZE))
+        .map(|chunk| {
+            let (batch, written) = (write(chunk), &written);
+            async move {
+                batch.await;
+                written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<()>>();
+    let watching = window_rate(rows.len() as u64, || written.load(Ordering::Relaxed));
     let (_, rate) = tokio::join!(writing, watching);
     rate
 }
