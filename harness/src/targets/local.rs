@@ -160,9 +160,13 @@ async fn start_proxies(
         )
     });
     // With PostgreSQL the CQL endpoints point at the unused bridge port: nothing answers there.
+    let cql = match options.sink {
+        Sink::Cassandra => database.local_addr(),
+        Sink::Postgres => localhost(ports.bridge),
+    };
     let endpoints = Endpoints {
         kafka: KafkaConnection::plaintext(broker.local_addr().to_string()),
-        cql: CqlConnection::plain(database.local_addr()),
+        cql: CqlConnection::plain(cql),
         cql_direct: CqlConnection::plain(localhost(ports.bridge)),
         postgres: postgres.as_ref().map(|(proxied, _)| proxied.clone()),
         postgres_direct: postgres.map(|(_, direct)| direct),
