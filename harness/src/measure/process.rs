@@ -271,24 +271,20 @@ fn sample_list(
 /// One service of several processes: the first (its leader) must be alive; memory is the sum of
 /// the proportional set sizes, CPU the sum of CPU times, the start time the leader's.
 fn read_group_sample(pids: &[u32]) -> Option<RawSample> {
-    let leader = read_sample(*pids.first()?)?;
-    let mut sample = RawSample {
-        rss_mb: 0.0,
-        ..leader
+    let read = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        Some((parse_stat(&stat)?, parse_kb(&rollup, "Pss:")?))
     };
-    for &pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok();
-        let (Some((ticks, _)), Some(pss_kb)) = (
-            stat.as_deref().and_then(parse_stat),
-            rollup.as_deref().and_then(|text| parse_kb(text, "Pss:")),
-        ) else {
-            continue;
-        };
+    let ((ticks, start_ticks), pss_kb) = read(*pids.first()?)?;
+    let mut sample = RawSample {
+        rss_mb: pss_kb as f64 / 1_024.0,
+        cpu_ticks: ticks,
+        start_ticks,
+    };
+    for ((ticks, _), pss_kb) in pids[1..].iter().filter_map(|&pid| read(pid)) {
         sample.rss_mb += pss_kb as f64 / 1_024.0;
-        if pid != pids[0] {
-            sample.cpu_ticks = sample.cpu_ticks.saturating_add(ticks);
-        }
+        sample.cpu_ticks = sample.cpu_ticks.saturating_add(ticks);
     }
     Some(sample)
 }

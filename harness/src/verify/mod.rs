@@ -269,14 +269,10 @@ async fn verify_strangers(
         .try_collect()
         .await
         .map_err(|e| cql_error(what, e))?;
-    let in_fleet = |id: &str| {
-        let index = id.strip_prefix("veh-").and_then(|n| n.parse::<u32>().ok());
-        index.is_some_and(|index| index < plan.vehicle_count && vehicle_id(index) == id)
-    };
     let mut strangers: Vec<String> = ids
         .into_iter()
         .map(|(id,)| id)
-        .filter(|id| !in_fleet(id))
+        .filter(|id| !in_fleet(id, plan))
         .collect();
     strangers.sort();
     for id in strangers {
@@ -284,6 +280,12 @@ async fn verify_strangers(
         merge_rows(session, read, &id, nothing, outcome).await?;
     }
     Ok(())
+}
+
+/// Whether `id` is the id of one of the plan's vehicles (a row of any other id is unexpected).
+fn in_fleet(id: &str, plan: &FleetPlan) -> bool {
+    let index = id.strip_prefix("veh-").and_then(|n| n.parse::<u32>().ok());
+    index.is_some_and(|index| index < plan.vehicle_count && vehicle_id(index) == id)
 }
 
 /// A row as the merge reads it, by the layout's columns (timestamp, the compared fields, the

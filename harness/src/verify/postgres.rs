@@ -5,7 +5,9 @@
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_postgres::Client;
 
-use super::{Checked, FoundRow, RowFields, VehicleMerge, VerifyOutcome, read_again_on_failure};
+use super::{
+    Checked, FoundRow, RowFields, VehicleMerge, VerifyOutcome, in_fleet, read_again_on_failure,
+};
 use crate::clients::ClientError;
 use crate::clients::pg::{self, StoredRow};
 use crate::fleet::FleetPlan;
@@ -49,14 +51,10 @@ pub async fn verify_postgres(
     while let Some(outcome) = fleet.try_next().await? {
         total.merge(outcome);
     }
-    let in_fleet = |id: &str| {
-        let index = id.strip_prefix("veh-").and_then(|n| n.parse::<u32>().ok());
-        index.is_some_and(|index| index < plan.vehicle_count && vehicle_id(index) == id)
-    };
     let listed = read_again_on_failure("the vehicles with rows", || {
         pg::vehicles(client, url, schema)
     });
-    for id in listed.await?.into_iter().filter(|id| !in_fleet(id)) {
+    for id in listed.await?.into_iter().filter(|id| !in_fleet(id, plan)) {
         total.merge(read(id, None).await?);
     }
     total.keep_first_discrepancies();
