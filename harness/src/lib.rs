@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod gate_settings;
 pub mod ingest;
 pub mod knee;
+pub mod live;
 pub mod measure;
 pub mod notify;
 pub mod report;

@@ -990,3 +990,36 @@ fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_n
     std::fs::write(&path, text.replacen("[fleet]", faults, 1)).expect("write variant");
     assert_rejected(&path, &["faults[0].service", "service = \"postgres\""]);
 }
+
+#[test]
+fn metrics_listen_refuses_a_port_in_use_the_simulation_and_a_bad_address_with_exit_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = taken.local_addr().expect("its address").to_string();
+    let smoke = smoke();
+    let scenario = smoke.to_str().expect("utf-8 path");
+    let cases: [(&[&str], &str); 3] = [
+        // The port check comes before anything starts, so the local target need not exist:
+        // the error is the port's whichever way the target would have gone.
+        (
+            &["--target", "local", "--metrics-listen", &address],
+            &address,
+        ),
+        (
+            &["--target", "sim", "--metrics-listen", "127.0.0.1:0"],
+            "simulated",
+        ),
+        (
+            &["--target", "sim", "--metrics-listen", "localhost"],
+            "--metrics-listen",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["run", scenario];
+        args.extend_from_slice(flags);
+        let output = roadtest(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(needle), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{flags:?}: {stderr}");
+    }
+}

@@ -124,6 +124,8 @@ pub(super) fn knee(args: &KneeArgs) -> Result<u8, String> {
         json: false,
         quiet: args.quiet,
         notify_webhook: None,
+        metrics_listen: None,
+        metrics_linger: std::time::Duration::ZERO,
     };
     let plan = RunPlan::check(&args.scenario, flags)?;
     let scenario = &plan.scenario;

@@ -111,6 +111,23 @@ enum Command {
         /// that fails is a warning on stderr and never changes the exit code.
         #[arg(long, value_name = "URL")]
         notify_webhook: Option<String>,
+        /// Serve live Prometheus metrics at http://ADDR/metrics while the run goes
+        ///
+        /// Events produced, acknowledged and written, lag, faults, each process's memory and
+        /// CPU, Cassandra's heap and GC pauses, and (once the rows are verified) end-to-end
+        /// latency; all named roadtest_*. deploy/prometheus scrapes 127.0.0.1:9464. Port 0: any
+        /// free port (stderr says which). Real targets only.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// With --metrics-listen: keep serving the final metrics this long after the run ends,
+        /// so a scraper sees the totals
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 0,
+            requires = "metrics_listen"
+        )]
+        metrics_linger_s: u64,
         #[command(flatten)]
         external: Box<crate::targets::external::ExternalArgs>,
     },
@@ -267,6 +284,8 @@ fn run(command: Command) -> u8 {
             json,
             quiet,
             notify_webhook,
+            metrics_listen,
+            metrics_linger_s,
             external,
         } => run_scenario(
             &scenario,
@@ -277,6 +296,8 @@ fn run(command: Command) -> u8 {
                 json,
                 quiet,
                 notify_webhook: notify_webhook.as_deref(),
+                metrics_listen,
+                metrics_linger: std::time::Duration::from_secs(metrics_linger_s),
             },
         ),
         Command::Explore {

@@ -1,8 +1,9 @@
 //! `roadtest run`: the flags checked once into a run plan (the target, sim included, chosen once; the output folder fixed), the run, the report and its views.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::{EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_logging, runtime};
 use crate::Scenario;
@@ -33,6 +34,10 @@ pub(super) struct RunFlags<'a> {
     pub(super) quiet: bool,
     /// Where to post the verdict when the run ends.
     pub(super) notify_webhook: Option<&'a str>,
+    /// Where to serve live metrics while the run goes.
+    pub(super) metrics_listen: Option<SocketAddr>,
+    /// How long to keep serving them after the run.
+    pub(super) metrics_linger: Duration,
 }
 
 /// Where a run goes, chosen once.
@@ -102,6 +107,13 @@ impl RunPlan {
                 ));
             }
             Destination::Sim => {}
+        }
+        if flags.metrics_listen.is_some() && destination == Destination::Sim {
+            return Err(format!(
+                "--metrics-listen serves a real run's metrics, and this run would be \
+                 simulated{why} on a virtual clock, in well under its scenario time; use \
+                 --target local, containers or external, or leave out --metrics-listen"
+            ));
         }
         let out_dir = flags.out.map_or_else(
             || default_out_dir(&scenario, destination),
@@ -175,7 +187,7 @@ pub(super) fn run_scenario(args: &ScenarioArgs, flags: RunFlags<'_>) -> Result<u
             }
             crate::sim::run(&plan.scenario, &args.path, &plan.out_dir).map_err(|e| e.to_string())
         }
-        Destination::Real(kind) => run_real(args, &plan, kind, flags.quiet),
+        Destination::Real(kind) => run_real(args, &plan, kind, flags),
     };
     let report = match report {
         Ok(report) => report,
@@ -203,21 +215,55 @@ fn run_real(
     args: &ScenarioArgs,
     plan: &RunPlan,
     kind: TargetKind,
-    quiet: bool,
+    flags: RunFlags<'_>,
 ) -> Result<crate::report::Report, String> {
     let scenario = &plan.scenario;
     let mut options =
         crate::run::RunOptions::new(scenario, &args.path).map_err(|e| e.to_string())?;
     options.out_dir = plan.out_dir.clone();
-    options.progress = !quiet;
+    options.progress = !flags.quiet;
     options.target = Some(kind);
     options.target_reason = plan.reason.clone();
     options.external = plan.external.clone();
-    run_until_stopped(&runtime()?, scenario, options).map_err(|e| {
+    let runtime = runtime()?;
+    // Bound before anything starts: a port in use stops the run while nothing needs undoing.
+    let server = match flags.metrics_listen {
+        Some(address) => Some(serve_metrics(&runtime, address, &mut options)?),
+        None => None,
+    };
+    let report = run_until_stopped(&runtime, scenario, options).map_err(|e| {
         let replay =
             crate::run::replay_command(scenario, &args.path, Some(kind), plan.external.as_ref());
         format!("{e}\nreplay with: {replay}")
-    })
+    });
+    if let Some(server) = server {
+        if !flags.metrics_linger.is_zero() {
+            eprintln!(
+                "roadtest: serving the final metrics for {} s more",
+                flags.metrics_linger.as_secs()
+            );
+            runtime.block_on(async { tokio::time::sleep(flags.metrics_linger).await });
+        }
+        server.abort();
+    }
+    report
+}
+
+/// Listens on `address` and serves the run's live metrics there (`options.metrics`).
+fn serve_metrics(
+    runtime: &tokio::runtime::Runtime,
+    address: SocketAddr,
+    options: &mut crate::run::RunOptions,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = runtime
+        .block_on(crate::live::bind(address))
+        .map_err(|e| e.to_string())?;
+    let address = listener.local_addr().map_or(address, |bound| bound);
+    eprintln!("roadtest: live metrics at http://{address}/metrics");
+    let metrics = crate::live::RunMetrics::new();
+    let server = runtime.spawn(crate::live::serve(listener, metrics.registry()));
+    options.metrics = Some(metrics);
+    Ok(server)
 }
 
 /// Runs a scenario on a real target until it ends or Ctrl-C / SIGTERM stops it (and everything

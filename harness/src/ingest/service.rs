@@ -18,12 +18,13 @@ use scylla::statement::prepared::PreparedStatement;
 pub use super::args::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use super::core::{Action, IngestCore, IngestSettings, LogLevel, Row};
 use super::lag::{LagProbe, watermark_query};
-use super::stats::{Telemetry, serve_metrics};
+use super::stats::Telemetry;
 use crate::clients::kafka::{
     ProducerSettings, consumer_config, kafka_error, producer_config, wait_for_broker,
 };
 use crate::clients::pg::{self, PgWriter};
 use crate::clients::{ClientError, CqlConnection, cql};
+use crate::live::IngestMetrics;
 use crate::measure::epoch_us;
 
 /// How long a SIGTERM may take to finish in-flight writes and commit.
@@ -40,11 +41,8 @@ pub enum IngestError {
     Client(#[from] ClientError),
     #[error("invalid consumer setting: {0}")]
     Settings(String),
-    #[error("cannot serve metrics on {address}: {source}")]
-    Metrics {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Metrics(#[from] crate::live::MetricsError),
     #[error("cannot start the lag thread: {0}")]
     Lag(std::io::Error),
     #[error(
@@ -108,11 +106,11 @@ pub async fn run(args: IngestArgs, shutdown: impl Future<Output = ()>) -> Result
     let Some(connections) = connect(&args, shutdown.as_mut()).await? else {
         return Ok(());
     };
-    let (metrics_task, metrics_text) = start_metrics(args.metrics_listen).await?;
+    let (metrics_task, metrics) = start_metrics(args.metrics_listen).await?;
     let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
     let mut service = Service {
         core,
-        telemetry: Telemetry::new(metrics_text, args.stats_dir.as_deref()),
+        telemetry: Telemetry::new(metrics, args.stats_dir.as_deref()),
         args,
         connections,
         done_tx,
@@ -213,19 +211,17 @@ async fn cql_writer(cql_connection: &CqlConnection, keyspace: &str) -> Result<Wr
     Ok(Writer::Cql { session, insert })
 }
 
-/// Serves Prometheus metrics on `address` in a task; returns it and the text it serves.
+/// Serves Prometheus metrics on `address` in a task; returns it and the metrics it serves.
 async fn start_metrics(
     address: SocketAddr,
-) -> Result<(tokio::task::JoinHandle<()>, Arc<Mutex<String>>), IngestError> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| IngestError::Metrics { address, source })?;
+) -> Result<(tokio::task::JoinHandle<()>, IngestMetrics), IngestError> {
+    let listener = crate::live::bind(address).await?;
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving Prometheus metrics on http://{address}/metrics");
     }
-    let metrics_text = Arc::new(Mutex::new(String::new()));
-    let task = tokio::spawn(serve_metrics(listener, Arc::clone(&metrics_text)));
-    Ok((task, metrics_text))
+    let metrics = IngestMetrics::new();
+    let task = tokio::spawn(crate::live::serve(listener, metrics.registry()));
+    Ok((task, metrics))
 }
 
 /// The running consumer: the core, its adapters, and what it measures.
@@ -388,7 +384,7 @@ impl Service {
                 let acked_us = epoch_us();
                 let telemetry = &mut self.telemetry;
                 let batch_write_us = acked_us.saturating_sub(started_us).max(1);
-                let _ = telemetry.batch_write_us.record(batch_write_us);
+                telemetry.batch_written(batch_write_us);
                 for row in rows.iter() {
                     let received_us =
                         self.started_epoch_us + row.received_at_ms.saturating_mul(1000);

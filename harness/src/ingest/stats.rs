@@ -2,15 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use super::core::{IngestCore, IngestStats};
+use crate::live::IngestMetrics;
 
 /// A histogram of µs from 1 µs to one hour at 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
@@ -93,104 +91,6 @@ impl ConsumerReport {
     }
 }
 
-/// Prometheus text exposition of a consumer report.
-pub fn prometheus_text(report: &ConsumerReport, batch_write_us: &Histogram<u64>) -> String {
-    let core = &report.core;
-    let mut text = String::new();
-    let metrics = [
-        (
-            "records_consumed_total",
-            "counter",
-            "Records read from Kafka.",
-            core.consumed,
-        ),
-        (
-            "records_written_total",
-            "counter",
-            "Rows acknowledged by Cassandra.",
-            core.written,
-        ),
-        (
-            "write_failures_total",
-            "counter",
-            "Batch writes that failed (and were retried).",
-            core.write_failures,
-        ),
-        (
-            "write_retries_total",
-            "counter",
-            "Batch write retries.",
-            core.retries,
-        ),
-        (
-            "records_dead_lettered_total",
-            "counter",
-            "Undecodable records sent to the dead-letter topic.",
-            core.dead_lettered,
-        ),
-        (
-            "batches_in_flight",
-            "gauge",
-            "Batches being written or waiting for retry.",
-            core.in_flight_batches,
-        ),
-        (
-            "lag_records",
-            "gauge",
-            "Records behind the end of the assigned partitions.",
-            report.lag.max(0) as u64,
-        ),
-    ];
-    for (name, kind, help, value) in metrics {
-        text.push_str(&format!(
-            "# HELP roadtest_ingest_{name} {help}\n# TYPE roadtest_ingest_{name} {kind}\nroadtest_ingest_{name} {value}\n"
-        ));
-    }
-    text.push_str("# HELP roadtest_ingest_batch_write_latency_seconds Batch write latency.\n");
-    text.push_str("# TYPE roadtest_ingest_batch_write_latency_seconds summary\n");
-    for quantile in [0.5, 0.9, 0.99, 1.0] {
-        let seconds = batch_write_us.value_at_quantile(quantile) as f64 / 1e6;
-        text.push_str(&format!(
-            "roadtest_ingest_batch_write_latency_seconds{{quantile=\"{quantile}\"}} {seconds}\n"
-        ));
-    }
-    text.push_str(&format!(
-        "roadtest_ingest_batch_write_latency_seconds_count {}\n",
-        batch_write_us.len()
-    ));
-    text
-}
-
-/// Serves `GET /metrics` (any path) with the current text until the task is dropped.
-pub async fn serve_metrics(listener: TcpListener, current: Arc<Mutex<String>>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let current = Arc::clone(&current);
-        tokio::spawn(async move {
-            // Read the request head (bounded), then answer; the path is not inspected.
-            let mut request = [0u8; 4096];
-            let mut read = 0;
-            while read < request.len() {
-                match stream.read(&mut request[read..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => read += n,
-                }
-                if request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            let body = current.lock().map(|text| text.clone()).unwrap_or_default();
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
-}
-
 /// What the consumer measures, and where it publishes it.
 #[derive(Debug)]
 pub(super) struct Telemetry {
@@ -200,17 +100,23 @@ pub(super) struct Telemetry {
     /// Received -> row acknowledged, µs.
     pub(super) write_ack_us: Histogram<u64>,
     /// Batch write latency, µs.
-    pub(super) batch_write_us: Histogram<u64>,
-    metrics_text: Arc<Mutex<String>>,
+    batch_write_us: Histogram<u64>,
+    metrics: IngestMetrics,
     stats_path: Option<PathBuf>,
     /// When the stats were last published.
     pub(super) published: Instant,
 }
 
 impl Telemetry {
-    /// Empty measurements of this process, published to `metrics_text` and (if given) a
+    /// One batch acknowledged `micros` after its write started.
+    pub(super) fn batch_written(&mut self, micros: u64) {
+        let _ = self.batch_write_us.record(micros);
+        self.metrics.batch_written(micros);
+    }
+
+    /// Empty measurements of this process, published to `metrics` and (if given) a
     /// `consumer-PID.json` file in `stats_dir`.
-    pub(super) fn new(metrics_text: Arc<Mutex<String>>, stats_dir: Option<&Path>) -> Telemetry {
+    pub(super) fn new(metrics: IngestMetrics, stats_dir: Option<&Path>) -> Telemetry {
         let pid = std::process::id();
         Telemetry {
             report: ConsumerReport {
@@ -220,7 +126,7 @@ impl Telemetry {
             consume_us: latency_histogram(),
             write_ack_us: latency_histogram(),
             batch_write_us: latency_histogram(),
-            metrics_text,
+            metrics,
             stats_path: stats_dir.map(|dir| dir.join(format!("consumer-{pid}.json"))),
             published: Instant::now(),
         }
@@ -234,9 +140,7 @@ impl Telemetry {
         report.consume_us = HistogramPairs::from_histogram(&self.consume_us);
         report.write_ack_us = HistogramPairs::from_histogram(&self.write_ack_us);
         report.batch_write_us = HistogramPairs::from_histogram(&self.batch_write_us);
-        if let Ok(mut text) = self.metrics_text.lock() {
-            *text = prometheus_text(report, &self.batch_write_us);
-        }
+        self.metrics.publish(&report.core, report.lag);
         if let Some(path) = &self.stats_path
             && let Err(error) = report.write(path)
         {

@@ -178,6 +178,13 @@ impl LatencyRecorder {
         self.intervals.iter().rposition(Option::is_some)
     }
 
+    /// Each distinct value recorded (µs, as the histogram holds it) with its count, ascending.
+    pub fn values(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.run
+            .iter_recorded()
+            .map(|value| (value.value_iterated_to(), value.count_at_value()))
+    }
+
     /// Number of values recorded.
     pub fn count(&self) -> u64 {
         self.run.len()

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::live::RunMetrics;
+
 /// Time between two samples taken by [`spawn_sampler`], in ms.
 pub const SAMPLE_INTERVAL_MS: u64 = 250;
 
@@ -43,6 +45,8 @@ pub struct ProcessPoint {
 #[derive(Debug, Clone, Default)]
 pub struct ProcessSampler {
     tracks: BTreeMap<String, Track>,
+    /// Where each new point is also published while the run goes (`--metrics-listen`).
+    live: Option<RunMetrics>,
 }
 
 /// Everything known about one named process.
@@ -78,6 +82,14 @@ impl ProcessSampler {
         ProcessSampler::default()
     }
 
+    /// A sampler that also publishes each point to `live` (nothing when `None`).
+    pub fn publishing_to(live: Option<RunMetrics>) -> ProcessSampler {
+        ProcessSampler {
+            live,
+            ..ProcessSampler::default()
+        }
+    }
+
     /// Samples every `(name, pid)` of `processes` once, `at_ms` after the run start.
     ///
     /// Names should be unique in one call. A process that is gone (or a zombie) is recorded as
@@ -96,7 +108,10 @@ impl ProcessSampler {
                 _ => read_group_sample(&pids),
             };
             let track = self.tracks.entry(name.to_string()).or_default();
-            track.observe(pids[0], raw, at_ms);
+            let point = track.observe(pids[0], raw, at_ms);
+            if let Some(live) = &self.live {
+                live.process(name, point.rss_mb, point.cpu_percent);
+            }
         }
     }
 
@@ -122,6 +137,9 @@ impl ProcessSampler {
                 rss_mb,
                 cpu_percent,
             });
+        }
+        if let Some(live) = &self.live {
+            live.process(name, rss_mb, cpu_percent);
         }
     }
 
@@ -151,7 +169,7 @@ impl ProcessSampler {
 }
 
 impl Track {
-    fn observe(&mut self, pid: u32, raw: Option<RawSample>, at_ms: u64) {
+    fn observe(&mut self, pid: u32, raw: Option<RawSample>, at_ms: u64) -> ProcessPoint {
         let point = match raw {
             None => {
                 self.previous = None;
@@ -194,6 +212,7 @@ impl Track {
         if self.points.len() < TIMELINE_POINT_COUNT_MAX {
             self.points.push(point);
         }
+        point
     }
 }
 
@@ -231,9 +250,10 @@ pub fn spawn_sampler(
     processes: Arc<Mutex<Vec<(String, u32)>>>,
     run_start: Instant,
     mut stop: watch::Receiver<bool>,
+    live: Option<RunMetrics>,
 ) -> JoinHandle<ProcessSampler> {
     tokio::spawn(async move {
-        let mut sampler = ProcessSampler::new();
+        let mut sampler = ProcessSampler::publishing_to(live);
         let mut ticker = tokio::time::interval(Duration::from_millis(SAMPLE_INTERVAL_MS));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
@@ -465,7 +485,7 @@ mod tests {
     async fn spawned_sampler_follows_the_shared_list_until_stopped() {
         let processes = Arc::new(Mutex::new(vec![("roadtest".to_string(), own_pid())]));
         let (stop_sender, stop) = watch::channel(false);
-        let handle = spawn_sampler(Arc::clone(&processes), Instant::now(), stop);
+        let handle = spawn_sampler(Arc::clone(&processes), Instant::now(), stop, None);
         tokio::time::sleep(Duration::from_millis(300)).await;
         processes
             .lock()

@@ -59,6 +59,12 @@ impl FaultExecutor {
         }
     }
 
+    /// (Faults in effect now, that is waiting for their recovery; faults started so far.)
+    pub fn counts(&self) -> (usize, usize) {
+        let started = self.fired.iter().filter(|fired| **fired).count();
+        (self.pending.len(), started)
+    }
+
     /// Whether any fault of the schedule acts on `service`.
     pub fn touches(&self, service: Service) -> bool {
         self.planned.iter().any(|fault| fault.service == service)

@@ -16,6 +16,7 @@ use crate::drive::{Destination, DriveCounters, DriveOutcome, drive};
 use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
+use crate::live::RunMetrics;
 use crate::measure::{LatencyRecorder, ProcessSampler, RunClock, ThroughputSeries, spawn_sampler};
 use crate::report::{
     ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
@@ -110,6 +111,9 @@ pub struct RunOptions {
     pub external: Option<ExternalClusters>,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Live metrics to keep up to date while the run goes (`roadtest run --metrics-listen`
+    /// serves them); the end-to-end histogram is filled once the rows are verified.
+    pub metrics: Option<RunMetrics>,
 }
 
 impl RunOptions {
@@ -130,6 +134,7 @@ impl RunOptions {
             external: None,
             local: LocalOptions::from_env(),
             progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
+            metrics: None,
         })
     }
 }
@@ -199,6 +204,9 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
         return Ok(crate::sim::simulate_into(scenario, path, &options.out_dir)?);
     };
     consumer::check_image_target(scenario, &options.scenario_path, kind)?;
+    if let Some(live) = &options.metrics {
+        live.started(&scenario.name, scenario.seed, kind.name());
+    }
     let mut prepared = prepare(kind, scenario, &options).await?;
     let (watch, layout) = match start_consumer(&mut prepared, scenario, &options).await {
         Ok(started) => started,
@@ -211,6 +219,9 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
     let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &watch).await?;
     let watched = (driven, samplers, &watch, &layout);
     let collected = collect(&mut prepared, scenario, &options, watched).await?;
+    if let Some(live) = &options.metrics {
+        live.e2e(&collected.verified.e2e);
+    }
     let database = collected.database.clone();
     let report = assemble(&prepared, scenario, &options, collected, started_at);
     report.write(&options.out_dir)?;
@@ -406,13 +417,22 @@ struct Samplers {
 }
 
 impl Samplers {
-    fn start(target: &mut Target, start: Instant) -> (Samplers, SharedProcesses) {
+    fn start(
+        target: &mut Target,
+        start: Instant,
+        live: Option<&RunMetrics>,
+    ) -> (Samplers, SharedProcesses) {
         let processes = Arc::new(Mutex::new(own_and(target)));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let host = spawn_sampler(Arc::clone(&processes), start, stopped.clone());
+        let host = spawn_sampler(
+            Arc::clone(&processes),
+            start,
+            stopped.clone(),
+            live.cloned(),
+        );
         let containers = target
             .usage_probe()
-            .map(|probe| spawn_container_sampler(probe, start, stopped));
+            .map(|probe| spawn_container_sampler(probe, start, stopped, live.cloned()));
         let samplers = Samplers {
             stop,
             host,
@@ -445,7 +465,7 @@ async fn drive_and_watch(
     let mut faults = FaultExecutor::new(scenario);
     let plan = FleetPlan::from_scenario(scenario);
     let clock = RunClock::now(plan.start_ms, scenario.pipeline.speedup);
-    let (samplers, processes) = Samplers::start(target, clock.start);
+    let (samplers, processes) = Samplers::start(target, clock.start, options.metrics.as_ref());
     let counters = Arc::new(DriveCounters::default());
     // Set when this future is dropped (the run was cancelled), so the producer thread stops too.
     let stop_producer = StopOnDrop(Arc::new(AtomicBool::new(false)));
@@ -474,6 +494,7 @@ async fn drive_and_watch(
         consumer,
         processes: &processes,
         clock,
+        live: options.metrics.as_ref(),
     };
     follow(target, watched, &mut progress, &mut faults, &mut errors).await;
     let outcome: DriveOutcome = tokio::task::spawn_blocking(move || producer.join())
@@ -526,6 +547,7 @@ async fn collect(
         consumer,
         &mut driven.progress,
         scenario,
+        options.metrics.as_ref().map(|live| (live, driven.clock)),
     )
     .await;
     if let Err(problem) = drained {
@@ -779,9 +801,10 @@ fn spawn_container_sampler(
     probe: crate::targets::containers::UsageProbe,
     run_start: Instant,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    live: Option<RunMetrics>,
 ) -> tokio::task::JoinHandle<ProcessSampler> {
     tokio::spawn(async move {
-        let mut sampler = ProcessSampler::new();
+        let mut sampler = ProcessSampler::publishing_to(live);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         while !*stop.borrow_and_update() {
             tokio::select! {

@@ -16,6 +16,7 @@ use super::{DRAIN_IDLE, RunError};
 use crate::Scenario;
 use crate::drive::{DriveCounters, DriveOutcome};
 use crate::ingest::stats::ConsumerReport;
+use crate::live::{LiveProgress, RunMetrics};
 use crate::measure::RunClock;
 use crate::targets::Target;
 
@@ -52,6 +53,11 @@ pub(super) fn consumer_totals(stats_dir: &Path, running: Option<u32>) -> (u64, u
     }
 }
 
+/// Whether the consumer under test is running now.
+fn consumer_up(target: &mut Target) -> bool {
+    target.consumer_pid().is_some() && target.consumer_exited().is_none()
+}
+
 pub(super) fn consumer_error(target: &Target, problem: String) -> RunError {
     let log = target.dir().join("consumer.log");
     RunError::Consumer {
@@ -68,6 +74,8 @@ pub(super) struct Watched<'a> {
     pub(super) consumer: &'a ConsumerWatch,
     pub(super) processes: &'a Mutex<Vec<(String, u32)>>,
     pub(super) clock: RunClock,
+    /// The live metrics to keep up to date, if any.
+    pub(super) live: Option<&'a RunMetrics>,
 }
 
 /// Follows the run until the producer is done, watching the consumer and refreshing the pids.
@@ -83,6 +91,7 @@ pub(super) async fn follow(
         consumer: watch,
         processes,
         clock,
+        live,
     } = watched;
     let mut ticker = tokio::time::interval(Duration::from_millis(50));
     let mut consumer_down_reported = false;
@@ -124,6 +133,18 @@ pub(super) async fn follow(
             lag,
             clock.start.elapsed(),
         );
+        if let Some(live) = live {
+            live.faults(faults.counts());
+            let now = LiveProgress {
+                elapsed_s: clock.start.elapsed().as_secs_f64(),
+                produced: counters.sent.load(Ordering::Relaxed),
+                acknowledged: counters.acknowledged.load(Ordering::Relaxed),
+                written,
+                lag,
+                consumer_up: consumer_up(target),
+            };
+            live.progress(now);
+        }
     }
 }
 
@@ -175,6 +196,7 @@ pub(super) async fn drain(
     consumer: &ConsumerWatch,
     progress: &mut Progress,
     scenario: &Scenario,
+    live: Option<(&RunMetrics, RunClock)>,
 ) -> Result<(), DrainError> {
     let limit = Duration::from_secs(60 + scenario.duration_s / 2).min(Duration::from_secs(600));
     let started = Instant::now();
@@ -192,6 +214,16 @@ pub(super) async fn drain(
             && idle_since.is_some_and(|(_, at)| at == written);
         if !idle {
             idle_since = Some((Instant::now(), written));
+        }
+        if let Some((live, clock)) = live {
+            live.progress(LiveProgress {
+                elapsed_s: clock.start.elapsed().as_secs_f64(),
+                produced: outcome.sent,
+                acknowledged: outcome.acknowledged,
+                written,
+                lag: pipeline_lag(outcome.acknowledged, written),
+                consumer_up: consumer_up(target),
+            });
         }
         let waiting = Waiting::of(written, outcome.acknowledged, in_flight, consuming, idle);
         progress.draining(outcome.acknowledged, written, waiting);
