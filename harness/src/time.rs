@@ -34,6 +34,75 @@ pub fn format_rfc3339_ms(since_epoch_ms: i128) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millisecond:03}Z")
 }
 
+/// Milliseconds since the Unix epoch of an RFC 3339 / ISO 8601 timestamp such as
+/// `2026-01-01T00:00:00Z`, `2026-01-01T00:00:00.123456789Z` (Alertmanager) or
+/// `2026-01-01T00:00:00.123+0000` (the JVM's logs): any fraction (truncated to ms), and `Z`,
+/// `+HH:MM` or `+HHMM`. `None` for anything else.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let number = |from: usize, to: usize| -> Option<i64> {
+        let digits = text.get(from..to)?;
+        digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| digits.parse().ok())?
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if !separators
+        .iter()
+        .all(|&(at, c)| text.as_bytes().get(at) == Some(&c))
+    {
+        return None;
+    }
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let rest = text.get(19..)?;
+    let (millisecond, zone) = match rest.strip_prefix('.') {
+        Some(fraction) => {
+            let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return None;
+            }
+            let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
+            (padded.parse::<i64>().ok()?, &fraction[digits..])
+        }
+        None => (0, rest),
+    };
+    let offset_minutes = match zone.as_bytes() {
+        [b'Z'] | [b'z'] => 0,
+        [sign @ (b'+' | b'-'), ..] => {
+            let hhmm = zone[1..].replace(':', "");
+            if hhmm.len() != 4 || !hhmm.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let minutes = hhmm[..2].parse::<i64>().ok()? * 60 + hhmm[2..].parse::<i64>().ok()?;
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1_000 + millisecond)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`, valid for every day count).
 fn civil_from_days(days: i128) -> (i128, u32, u32) {
@@ -58,6 +127,33 @@ fn civil_from_days(days: i128) -> (i128, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn parses_what_it_formats_and_the_forms_others_write() {
+        for ms in [0i64, 1_764_612_000_123, -1, 951_782_400_000] {
+            assert_eq!(
+                parse_rfc3339_ms(&format_rfc3339_ms(i128::from(ms))),
+                Some(ms),
+                "{ms}"
+            );
+        }
+        let at = 1_764_611_872_643; // 2025-12-01T17:57:52.643Z
+        assert_eq!(parse_rfc3339_ms("2025-12-01T17:57:52.643+0000"), Some(at));
+        assert_eq!(parse_rfc3339_ms("2025-12-01T18:57:52.643+01:00"), Some(at));
+        assert_eq!(parse_rfc3339_ms("2025-12-01T17:57:52.643999999Z"), Some(at));
+        assert_eq!(parse_rfc3339_ms("2025-12-01T17:57:52Z"), Some(at - 643));
+        for bad in [
+            "",
+            "2025-12-01",
+            "2025-13-01T00:00:00Z",
+            "2025-12-01T17:57:52",
+            "2025-12-01T17:57:52.Z",
+            "2025-12-01 17:57:52Z",
+            "2025-12-01T17:57:52+1",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
 
     fn at(seconds: u64, millis: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_millis(millis)

@@ -219,8 +219,9 @@ impl RunMetrics {
     pub fn process(&self, name: &str, rss_mb: Option<f64>, cpu_percent: Option<f64>) {
         let labels = vec![("process".to_string(), name.to_string())];
         if let Some(rss_mb) = rss_mb {
-            let bytes = (rss_mb * 1_048_576.0).round() as i64;
-            self.rss.get_or_create(&labels).set(bytes);
+            self.rss
+                .get_or_create(&labels)
+                .set(megabytes_to_bytes(rss_mb));
         }
         if let Some(cpu_percent) = cpu_percent {
             self.cpu.get_or_create(&labels).set(cpu_percent);
@@ -237,13 +238,15 @@ impl RunMetrics {
     }
 
     /// One garbage collection of Cassandra's: its pause, the heap after it, and the heap limit.
-    pub fn gc(&self, pause_ms: f64, heap_used_bytes: u64, heap_max_bytes: u64) {
+    pub fn gc(&self, pause_ms: f64, heap_used_mb: f64, heap_max_mb: f64) {
         self.gc_pause.observe(pause_ms / 1e3);
-        self.heap_used
-            .set(i64::try_from(heap_used_bytes).unwrap_or(i64::MAX));
-        self.heap_max
-            .set(i64::try_from(heap_max_bytes).unwrap_or(i64::MAX));
+        self.heap_used.set(megabytes_to_bytes(heap_used_mb));
+        self.heap_max.set(megabytes_to_bytes(heap_max_mb));
     }
+}
+
+fn megabytes_to_bytes(megabytes: f64) -> i64 {
+    (megabytes * 1_048_576.0).round() as i64
 }
 
 /// Raises a counter to `total` (a counter never goes down; a smaller total leaves it).
@@ -292,7 +295,7 @@ mod tests {
         let mut latencies = LatencyRecorder::new();
         latencies.record_n(3_000, 4, 0);
         metrics.e2e(&latencies);
-        metrics.gc(12.0, 100, 200);
+        metrics.gc(12.0, 100.0, 200.0);
         let text = super::super::text(&metrics.registry());
         for line in [
             "roadtest_process_resident_memory_bytes{process=\"cassandra\"} 536870912",
@@ -300,7 +303,7 @@ mod tests {
             "roadtest_e2e_latency_seconds_count 4",
             "roadtest_e2e_latency_seconds_bucket{le=\"0.004\"} 4",
             "roadtest_cassandra_gc_pause_seconds_count 1",
-            "roadtest_cassandra_heap_max_bytes 200",
+            "roadtest_cassandra_heap_max_bytes 209715200",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }

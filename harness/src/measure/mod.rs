@@ -12,8 +12,10 @@
 //!   streams of the pipeline (produced, consumed, written).
 //! - [`ProcessSampler`] and [`spawn_sampler`]: resident memory (MB) and CPU (% of one core) of named
 //!   processes read from `/proc`, every [`SAMPLE_INTERVAL_MS`] ms.
+//! - [`gc::GcFollower`]: Cassandra's heap and pauses from the JVM's GC log (no JMX).
 
 mod clock;
+pub mod gc;
 mod latency;
 mod process;
 mod throughput;

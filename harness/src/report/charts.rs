@@ -15,6 +15,7 @@ use super::{
     IntervalSummary, Report, ReportError, STAGE_CONSUME_MS, STAGE_PRODUCE_ACK_MS,
     STAGE_WRITE_ACK_MS,
 };
+use crate::measure::gc::GcSection;
 
 /// The file name of the latency-over-time PNG inside a run directory.
 pub const LATENCY_PNG_FILE_NAME: &str = "latency.png";
@@ -117,7 +118,7 @@ pub(crate) fn throughput_svg(report: &Report) -> Result<String, String> {
 
 /// Resident memory over time, one small chart per process, with fault markers.
 pub(crate) fn memory_svg(report: &Report) -> Result<String, String> {
-    let panels = report.memory.timelines.len().max(1);
+    let panels = (report.memory.timelines.len() + report.memory.gc.len()).max(1);
     let rows = panels.div_ceil(MEMORY_COLUMNS.min(panels)) as u32;
     svg((SVG_WIDTH, 40 + 230 * rows), |root| {
         draw_memory(root, report)
@@ -557,11 +558,16 @@ fn draw_memory<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Repor
     if timelines.is_empty() {
         return no_data(root, "no process was sampled");
     }
-    let columns = MEMORY_COLUMNS.min(timelines.len());
-    let rows = timelines.len().div_ceil(columns);
+    let count = timelines.len() + report.memory.gc.len();
+    let columns = MEMORY_COLUMNS.min(count);
+    let rows = count.div_ceil(columns);
     let span_s = time_span_s(report);
     let marks = fault_marks(report);
     let panels = root.split_evenly((rows, columns));
+    let gc_panels = panels.iter().skip(timelines.len());
+    for ((service, gc), panel) in report.memory.gc.iter().zip(gc_panels) {
+        draw_heap(panel, service, gc, span_s, &marks)?;
+    }
     for ((process, points), panel) in timelines.iter().zip(panels.iter()) {
         let peak_mb = report
             .memory
@@ -580,26 +586,7 @@ fn draw_memory<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Repor
             None => format!("{process}: not sampled"),
         };
         let y_max = peak_mb.max(1.0) * 1.15;
-        let mut chart = ChartBuilder::on(panel)
-            .caption(caption, font(18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(54)
-            .build_cartesian_2d(0.0..span_s, 0.0..y_max)
-            .map_err(fail)?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .bold_line_style(GRID)
-            .label_style(font(15))
-            .x_labels(5)
-            .y_labels(5)
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .y_desc("RSS (MB)")
-            .axis_desc_style(font(15))
-            .draw()
-            .map_err(fail)?;
+        let mut chart = memory_panel(panel, caption, span_s, y_max, "RSS (MB)")?;
         draw_faults(&mut chart, &marks, y_max, false)?;
         let runs = segments(points, |point| {
             point.rss_mb.map(|mb| (point.at_ms as f64 / 1_000.0, mb))
@@ -607,6 +594,62 @@ fn draw_memory<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Repor
         draw_runs(&mut chart, runs, process, MEMORY, 2)?;
     }
     Ok(())
+}
+
+/// One small panel of the memory chart: the run's seconds (x) against 0..`y_max` MB (y).
+fn memory_panel<'a, DB: DrawingBackend>(
+    panel: &'a DrawingArea<DB, Shift>,
+    caption: String,
+    span_s: f64,
+    y_max: f64,
+    y_desc: &str,
+) -> Result<Chart<'a, DB>, String> {
+    let mut chart = ChartBuilder::on(panel)
+        .caption(caption, font(18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(54)
+        .build_cartesian_2d(0.0..span_s, 0.0..y_max)
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .bold_line_style(GRID)
+        .label_style(font(15))
+        .x_labels(5)
+        .y_labels(5)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .y_desc(y_desc)
+        .axis_desc_style(font(15))
+        .draw()
+        .map_err(fail)?;
+    Ok(chart)
+}
+
+/// A JVM's heap from its GC log: used before each collection (the peaks) and after it (what
+/// survived), under the heap's limit.
+fn draw_heap<DB: DrawingBackend>(
+    panel: &DrawingArea<DB, Shift>,
+    service: &str,
+    gc: &GcSection,
+    span_s: f64,
+    marks: &[FaultMark],
+) -> Drawn {
+    let caption = format!(
+        "{service} heap (GC log): max {:.0} MB, {} collections",
+        gc.heap_max_mb, gc.collections
+    );
+    let y_max = gc.heap_max_mb.max(1.0) * 1.15;
+    let mut chart = memory_panel(panel, caption, span_s, y_max, "heap (MB)")?;
+    draw_faults(&mut chart, marks, y_max, false)?;
+    let limit = vec![(0.0, gc.heap_max_mb), (span_s, gc.heap_max_mb)];
+    draw_runs(&mut chart, vec![limit], "heap max", MAX, 1)?;
+    let before = gc.heap_used_mb.iter().map(|p| (p.at_s, p.before)).collect();
+    draw_runs(&mut chart, vec![before], "before GC", P99, 1)?;
+    let after = gc.heap_used_mb.iter().map(|p| (p.at_s, p.after)).collect();
+    draw_runs(&mut chart, vec![after], "after GC", MEMORY, 2)?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// The stages in pipeline order with their names for people, then end to end.

@@ -34,6 +34,7 @@
 //! | `memory.peak_rss_mb.<process>` | number | **gate** Highest resident memory of each process, MB. |
 //! | `memory.peak_cpu_percent.<process>` | number | Highest CPU of each process, % of one core. |
 //! | `memory.timelines.<process>[]` | list | Samples: `at_ms`, `rss_mb` and `cpu_percent` (null when absent). |
+//! | `memory.gc.cassandra` | object | From Cassandra's GC log (the local target's Cassandra; absent elsewhere): `collections`, `full_collections`, `pause_ms.{p50,p99,max}`, `gc_time_percent` (% of the run paused), `heap_max_mb`, `heap_used_mb[]` (`at_s`, `before`, `after`: MB around each collection). |
 //! | `consumer.processes[]` | list | Each consumer process: `pid` (real runs) or `incarnation` (sim), `exited_cleanly`, `stats` (the core's counters: consumed, written, committed offsets per partition, ...). |
 //! | `consumer.sim` | object | Simulated runs only: `virtual_end_s`, `steps`, `database_rows_lost_in_crashes`, `latencies`. |
 //! | `verify.expected` | integer | **gate** Events the seed says were sent. |
@@ -71,6 +72,7 @@ use serde::{Deserialize, Serialize};
 use crate::faults::FaultRecord;
 use crate::faults::tamper::TamperRecord;
 use crate::ingest::core::IngestStats;
+use crate::measure::gc::GcSection;
 use crate::measure::{
     IntervalSummary, LatencyRecorder, LatencySummary, PercentilePoint, ProcessPoint,
     ThroughputSeries,
@@ -315,6 +317,10 @@ pub struct MemorySection {
     pub peak_cpu_percent: BTreeMap<String, f64>,
     /// Every sample of each process.
     pub timelines: BTreeMap<String, Vec<ProcessPoint>>,
+    /// What a JVM's GC log says, by service (`cassandra`, when roadtest started it): pauses,
+    /// time in GC, the heap's limit and its use around each collection. Absent without a log.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gc: BTreeMap<String, GcSection>,
 }
 
 /// What arrived, against what was sent.

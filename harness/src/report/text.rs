@@ -17,6 +17,34 @@ impl Report {
         text
     }
 
+    /// Peak RSS of every process, and what each JVM's GC log says.
+    fn write_memory(&self, out: &mut impl Write) -> std::fmt::Result {
+        if !self.memory.peak_rss_mb.is_empty() {
+            let peaks: Vec<String> = self
+                .memory
+                .peak_rss_mb
+                .iter()
+                .map(|(name, mb)| format!("{name} {mb:.1} MB"))
+                .collect();
+            writeln!(out, "peak RSS: {}", peaks.join(", "))?;
+        }
+        for (service, gc) in &self.memory.gc {
+            writeln!(
+                out,
+                "{service} GC: {} collections ({} full), pauses p50 {:.1} ms, p99 {:.1} ms, \
+                 max {:.1} ms, {:.2}% of the run in GC, heap max {:.0} MB",
+                gc.collections,
+                gc.full_collections,
+                gc.pause_ms.p50,
+                gc.pause_ms.p99,
+                gc.pause_ms.max,
+                gc.gc_time_percent,
+                gc.heap_max_mb
+            )?;
+        }
+        Ok(())
+    }
+
     /// The end of the throughput line: consumed/s from the reference consumer; a consumer of
     /// the user's own reports nothing of what it consumed, so it is named instead.
     fn write_consumer(&self, out: &mut impl Write) -> std::fmt::Result {
@@ -62,15 +90,7 @@ impl Report {
             throughput.written_per_s, throughput.peak_written_per_s, throughput.produced_per_s,
         )?;
         self.write_consumer(out)?;
-        if !self.memory.peak_rss_mb.is_empty() {
-            let peaks: Vec<String> = self
-                .memory
-                .peak_rss_mb
-                .iter()
-                .map(|(name, mb)| format!("{name} {mb:.1} MB"))
-                .collect();
-            writeln!(out, "peak RSS: {}", peaks.join(", "))?;
-        }
+        self.write_memory(out)?;
         for result in &self.expectations {
             let mark = if result.passed { "PASS" } else { "FAIL" };
             let sign = match result.comparison {

@@ -17,7 +17,10 @@ use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
 use crate::ingest::stats::ConsumerReport;
 use crate::live::RunMetrics;
-use crate::measure::{LatencyRecorder, ProcessSampler, RunClock, ThroughputSeries, spawn_sampler};
+use crate::measure::gc::{GcFollower, GcSection};
+use crate::measure::{
+    LatencyRecorder, ProcessSampler, RunClock, ThroughputSeries, epoch_us, spawn_sampler,
+};
 use crate::report::{
     ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
 };
@@ -414,6 +417,8 @@ struct Samplers {
     stop: tokio::sync::watch::Sender<bool>,
     host: tokio::task::JoinHandle<ProcessSampler>,
     containers: Option<tokio::task::JoinHandle<ProcessSampler>>,
+    /// Cassandra's GC log, when roadtest started that Cassandra.
+    gc: Option<tokio::task::JoinHandle<GcFollower>>,
 }
 
 impl Samplers {
@@ -430,6 +435,8 @@ impl Samplers {
             stopped.clone(),
             live.cloned(),
         );
+        let gc = (target.gc_log_dir())
+            .map(|dir| spawn_gc_follower(GcFollower::new(dir), live.cloned(), stopped.clone()));
         let containers = target
             .usage_probe()
             .map(|probe| spawn_container_sampler(probe, start, stopped, live.cloned()));
@@ -437,19 +444,24 @@ impl Samplers {
             stop,
             host,
             containers,
+            gc,
         };
         (samplers, processes)
     }
 
-    /// Stops both and returns (host processes, containers).
-    async fn finish(self) -> (ProcessSampler, ProcessSampler) {
+    /// Stops them all and returns (host processes, containers, Cassandra's GC log).
+    async fn finish(self) -> (ProcessSampler, ProcessSampler, Option<GcFollower>) {
         let _ = self.stop.send(true);
         let host = self.host.await.unwrap_or_default();
         let containers = match self.containers {
             Some(task) => task.await.unwrap_or_default(),
             None => ProcessSampler::new(),
         };
-        (host, containers)
+        let gc = match self.gc {
+            Some(task) => task.await.ok(),
+            None => None,
+        };
+        (host, containers, gc)
     }
 }
 
@@ -524,6 +536,8 @@ struct Collected {
     consumers: Vec<(PathBuf, ConsumerReport)>,
     host: ProcessSampler,
     containers: ProcessSampler,
+    /// `memory.gc.cassandra`, when Cassandra's GC log was read.
+    gc: Option<GcSection>,
 }
 
 /// Finishes the faults, drains, stops the consumer cleanly and the samplers, carries out the
@@ -562,7 +576,9 @@ async fn collect(
             .errors
             .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
     }
-    let (host, containers) = samplers.finish().await;
+    let (host, containers, gc) = samplers.finish().await;
+    let run_start_ms = (driven.clock.start_epoch_us / 1_000) as i64;
+    let gc = gc.and_then(|gc| gc.section(run_start_ms, (epoch_us() / 1_000) as i64));
     let oom_kills = oom_kills(target, &driven).await;
     // A fresh connection: the set-up one may have lived through database faults, and a driver's
     // pool that is still reconnecting would fail the verification's first request.
@@ -594,6 +610,7 @@ async fn collect(
         consumers: consumer.reports(),
         host,
         containers,
+        gc,
     })
 }
 
@@ -624,6 +641,7 @@ fn assemble(
         consumers,
         host,
         containers,
+        gc,
     } = collected;
     let target = &prepared.target;
     let stages = ConsumerStages::merge(&consumers, driven.clock);
@@ -651,7 +669,7 @@ fn assemble(
             processes: consumers.iter().map(consumer_process).collect(),
             sim: None,
         },
-        memory: memory_section(&host, &containers),
+        memory: memory_section(&host, &containers, gc),
         faults: driven.faults.into_records(),
         tampered,
         oom_kills,
@@ -737,11 +755,18 @@ impl ConsumerStages {
 }
 
 /// Peak RSS, peak CPU and timelines of every sampled process and container.
-fn memory_section(host: &ProcessSampler, containers: &ProcessSampler) -> MemorySection {
+fn memory_section(
+    host: &ProcessSampler,
+    containers: &ProcessSampler,
+    gc: Option<GcSection>,
+) -> MemorySection {
     let mut memory = MemorySection {
         peak_rss_mb: host.peaks_rss_mb(),
         peak_cpu_percent: host.peak_cpu_percent(),
         timelines: host.timelines(),
+        gc: gc
+            .map(|gc| BTreeMap::from([("cassandra".to_string(), gc)]))
+            .unwrap_or_default(),
     };
     memory.peak_rss_mb.extend(containers.peaks_rss_mb());
     memory
@@ -818,6 +843,35 @@ fn spawn_container_sampler(
             }
         }
         sampler
+    })
+}
+
+/// Reads Cassandra's GC log every second until told to stop (and once more then), publishing
+/// each new collection to the live metrics.
+fn spawn_gc_follower(
+    mut follower: GcFollower,
+    live: Option<RunMetrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<GcFollower> {
+    let publish = move |follower: &mut GcFollower| {
+        let collections = follower.poll().to_vec();
+        if let Some(live) = &live {
+            for collection in collections {
+                let max_mb = follower.heap_max_mb().unwrap_or(collection.capacity_mb);
+                live.gc(collection.pause_ms, collection.after_mb, max_mb);
+            }
+        }
+    };
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        while !*stop.borrow_and_update() {
+            tokio::select! {
+                _ = ticker.tick() => publish(&mut follower),
+                changed = stop.changed() => if changed.is_err() { break },
+            }
+        }
+        publish(&mut follower);
+        follower
     })
 }
 

@@ -221,6 +221,15 @@ impl Target {
         }
     }
 
+    /// The folder where Cassandra's JVM writes its GC logs (`gc-PID.log`), when roadtest
+    /// started that Cassandra: the local target with the Cassandra sink.
+    pub fn gc_log_dir(&self) -> Option<std::path::PathBuf> {
+        match &self.running {
+            Running::Local(target) => target.gc_log_dir(),
+            Running::Containers(_) | Running::External(_) => None,
+        }
+    }
+
     /// Docker stats of the containers, for the containers target.
     pub fn usage_probe(&self) -> Option<UsageProbe> {
         match &self.running {

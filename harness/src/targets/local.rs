@@ -258,6 +258,12 @@ impl LocalTarget {
         &self.dir
     }
 
+    /// Where Cassandra's JVM writes its GC logs (`cassandra-node` puts them beside its
+    /// system.log), when this target runs Cassandra.
+    pub fn gc_log_dir(&self) -> Option<PathBuf> {
+        (self.options.sink == Sink::Cassandra).then(|| self.dir.join("cassandra/logs"))
+    }
+
     /// How long each service took to become ready at its last start.
     pub fn ready_after(&self) -> &BTreeMap<Role, Duration> {
         &self.ready_after
