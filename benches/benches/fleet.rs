@@ -18,6 +18,7 @@ fn plan(model: MotionModel) -> FleetPlan {
         interval_ms: 1_000.0,
         jitter_fraction: 0.02,
         ramp: None,
+        speeding_share: 0.0,
     }
 }
 

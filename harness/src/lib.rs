@@ -4,6 +4,7 @@
 //! sends ([`wire`]) and the fault schedule; roadtest drives them through a real
 //! Kafka -> consumer -> Cassandra pipeline and checks what arrived.
 
+pub mod alerts;
 pub mod assemble;
 pub mod cli;
 pub mod clients;

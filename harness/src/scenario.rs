@@ -61,6 +61,10 @@ pub struct Scenario {
     pub pipeline: PipelineSettings,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Threshold alerts the pipeline must raise (`[[alerts]]`; left out when none, so scenarios
+    /// without alerts keep their hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertRule>,
     #[serde(default)]
     pub expectations: Expectations,
     /// How `roadtest compare --gate` judges a run of this scenario against a baseline (left out
@@ -100,6 +104,15 @@ pub struct FleetSettings {
     /// Optional ramp: start with fewer vehicles and add the rest evenly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp: Option<Ramp>,
+    /// The share of the highway vehicles (0.0..=1.0) that speed: they draw their cruise speeds
+    /// from 122-162 km/h instead of 90-130 km/h. 0 (the default, left out of the hash): no
+    /// vehicle speeds and the events are those of a fleet without the key.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub speeding_share: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 fn default_jitter_percent() -> f64 {
@@ -604,6 +617,11 @@ pub struct ConsumerSettings {
     /// nothing, and only produces, waits for the rows, verifies and measures.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub managed: bool,
+    /// With `[[alerts]]` and the reference consumer: whether its alerter evaluates the rules and
+    /// posts to the run's webhook (`false`: alerting of your own, such as Prometheus rules
+    /// through Alertmanager, posts there instead).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub alerter: bool,
     /// Rows written per batch (1..=10,000).
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
@@ -655,6 +673,7 @@ impl Default for ConsumerSettings {
             image: String::new(),
             env: BTreeMap::new(),
             managed: true,
+            alerter: true,
             batch_size: default_batch_size(),
             max_in_flight: default_max_in_flight(),
             commit: CommitPolicy::default(),
@@ -830,6 +849,33 @@ pub enum Service {
     Postgres,
 }
 
+/// A threshold alert (`[[alerts]]`): it fires for a vehicle once `field` has been above (or
+/// below) the threshold on its consecutive events for `for_s` seconds of their own timestamps
+/// (the evaluation: [`crate::alerts`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// The alert's name (`alertname` in an Alertmanager payload); unique in the scenario.
+    pub name: String,
+    /// The event's field compared: one of [`AlertRule::FIELDS`].
+    pub field: String,
+    /// The condition holds while the field is greater than this. Give this or `below`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// The condition holds while the field is less than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+    /// How long the condition must hold, seconds of event time (0: the first event fires).
+    #[serde(default)]
+    pub for_s: f64,
+}
+
+impl AlertRule {
+    /// The fields a rule may compare: the event's measured values, in their record units
+    /// (speed km/h, temperature degrees Celsius, humidity percent, latitude and longitude degrees).
+    pub const FIELDS: [&'static str; 5] = FLOAT_FIELDS;
+}
+
 /// What the run must show; each becomes one checked expectation in the report.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -846,6 +892,18 @@ pub struct Expectations {
     /// End-to-end p99 latency, at most (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_e2e_p99_ms_max: Option<f64>,
+    /// Alerts the seed says must fire that never arrived at the webhook, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts_missed_max: Option<u64>,
+    /// Alerts that arrived for a vehicle that had none due, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts_spurious_max: Option<u64>,
+    /// Alerts that arrived again after their expected one was matched, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts_duplicated_max: Option<u64>,
+    /// p99 from the event that completed an alert's condition to the alert's arrival, at most (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts_latency_p99_ms_max: Option<f64>,
     /// Rows written per second over the run, at least.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput_written_per_s_min: Option<f64>,

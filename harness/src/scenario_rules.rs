@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::faults;
 use crate::scenario::{
-    CommitlogSync, ConsumerSettings, ContainersSettings, DURATION_S_MAX, RecordSettings, Region,
-    Scenario, ScenarioError, Service, Sink, VEHICLE_COUNT_MAX,
+    CommitlogSync, ConsumerSettings, ContainersSettings, DURATION_S_MAX, MotionModel,
+    RecordSettings, Region, Scenario, ScenarioError, Service, Sink, VEHICLE_COUNT_MAX,
 };
 
 impl Scenario {
@@ -81,6 +81,7 @@ fn check(scenario: &Scenario) -> Result<(), Problem> {
     check_fleet(scenario)?;
     check_pipeline(scenario)?;
     check_faults(scenario)?;
+    check_alerts(scenario)?;
     crate::gate_settings::check_settings(&scenario.gate)?;
     check_expectations(scenario)
 }
@@ -118,6 +119,14 @@ fn check_fleet(scenario: &Scenario) -> Result<(), Problem> {
         20.0,
     )?;
     check_region(&fleet.region)?;
+    in_range("fleet.speeding_share", fleet.speeding_share, 0.0, 1.0)?;
+    if fleet.speeding_share > 0.0 && fleet.motion == MotionModel::Urban {
+        return problem(
+            "fleet.speeding_share",
+            "speeding vehicles are highway vehicles and fleet.motion = \"urban\" has none: set \
+             fleet.motion = \"highway\" or \"mixed\", or leave speeding_share out",
+        );
+    }
     if let Some(ramp) = fleet.ramp {
         in_range(
             "fleet.ramp.start_vehicle_count",
@@ -615,6 +624,47 @@ fn check_faults(scenario: &Scenario) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Each `[[alerts]]` rule: a name of its own, then what the evaluator needs (a numeric field,
+/// exactly one finite threshold, a finite `for_s` of 0 or more: [`crate::alerts`] checks those),
+/// and a field the message carries.
+fn check_alerts(scenario: &Scenario) -> Result<(), Problem> {
+    for (index, rule) in scenario.alerts.iter().enumerate() {
+        let key = |name: &str| format!("alerts[{index}].{name}");
+        if rule.name.trim().is_empty() {
+            return problem(
+                key("name"),
+                "is empty; give the alert a name (like \"speeding\")",
+            );
+        }
+        if let Some(first) = scenario.alerts[..index]
+            .iter()
+            .position(|other| other.name == rule.name)
+        {
+            return problem(
+                key("name"),
+                format!(
+                    "{:?} is also the name of alerts[{first}]; give each alert a name of its own",
+                    rule.name
+                ),
+            );
+        }
+        if let Err(error) = crate::alerts::Rule::compile(rule) {
+            return problem(key(error.key), error.message);
+        }
+        if !scenario.pipeline.record.sends(&rule.field) {
+            return problem(
+                key("field"),
+                format!(
+                    "the message leaves out {0} (pipeline.record.{0} = \"\"), so the pipeline \
+                     cannot alert on it; send it or alert on another field",
+                    rule.field
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_expectations(scenario: &Scenario) -> Result<(), Problem> {
     let expectations = &scenario.expectations;
     if let Some(p99_ms) = expectations.latency_e2e_p99_ms_max {
@@ -633,5 +683,244 @@ fn check_expectations(scenario: &Scenario) -> Result<(), Problem> {
             10_000_000.0,
         )?;
     }
+    if let Some(p99_ms) = expectations.alerts_latency_p99_ms_max {
+        in_range(
+            "expectations.alerts_latency_p99_ms_max",
+            p99_ms,
+            0.001,
+            3_600_000.0,
+        )?;
+    }
+    let on_alerts = [
+        (
+            "alerts_missed_max",
+            expectations.alerts_missed_max.is_some(),
+        ),
+        (
+            "alerts_spurious_max",
+            expectations.alerts_spurious_max.is_some(),
+        ),
+        (
+            "alerts_duplicated_max",
+            expectations.alerts_duplicated_max.is_some(),
+        ),
+        (
+            "alerts_latency_p99_ms_max",
+            expectations.alerts_latency_p99_ms_max.is_some(),
+        ),
+    ];
+    if let Some((name, _)) = (on_alerts.iter()).find(|(_, set)| *set && scenario.alerts.is_empty())
+    {
+        return problem(
+            format!("expectations.{name}"),
+            "the scenario has no [[alerts]] rule to judge; add one, or leave this key out",
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "unit"
+seed = 1
+duration_s = 10
+[fleet]
+vehicle_count = 3
+sample_interval_ms = 500
+motion = "highway"
+"#;
+
+    const SPEEDING: &str = r#"
+[[alerts]]
+name = "speeding"
+field = "speed"
+above = 130.0
+for_s = 10
+"#;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let file = Path::new("unit.toml");
+        let scenario = Scenario::parse(text, file)?;
+        scenario.validate(file)?;
+        Ok(scenario)
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).expect_err("should be rejected").to_string()
+    }
+
+    /// The error of MINIMAL with `alerts` appended, each rule's text edited by `edit`.
+    fn alert_error(alerts: &str, edit: impl Fn(String) -> String) -> String {
+        error_of(&format!("{MINIMAL}{}", edit(alerts.to_string())))
+    }
+
+    fn assert_names(message: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(message.contains(part), "{part:?} not in {message}");
+        }
+    }
+
+    #[test]
+    fn alerts_and_speeding_are_read_and_left_out_of_the_hash_when_absent() {
+        let plain = parse(MINIMAL).expect("valid");
+        assert!(plain.alerts.is_empty());
+        assert_eq!(plain.fleet.speeding_share, 0.0);
+        let explicit = parse(&MINIMAL.replace(
+            "motion = \"highway\"",
+            "motion = \"highway\"\nspeeding_share = 0.0",
+        ))
+        .expect("valid");
+        assert_eq!(plain.hash(), explicit.hash(), "0.0 is the default");
+        let speeding = parse(&format!(
+            "{}{SPEEDING}",
+            MINIMAL.replace(
+                "motion = \"highway\"",
+                "motion = \"highway\"\nspeeding_share = 0.25"
+            )
+        ))
+        .expect("valid");
+        assert_eq!(speeding.fleet.speeding_share, 0.25);
+        assert_eq!(
+            speeding.alerts,
+            [crate::scenario::AlertRule {
+                name: "speeding".to_string(),
+                field: "speed".to_string(),
+                above: Some(130.0),
+                below: None,
+                for_s: 10.0,
+            }]
+        );
+        assert_ne!(speeding.hash(), plain.hash());
+        let without_for_s = parse(&format!(
+            "{MINIMAL}{}",
+            SPEEDING.replace("for_s = 10\n", "")
+        ))
+        .expect("valid");
+        assert_eq!(without_for_s.alerts[0].for_s, 0.0);
+    }
+
+    /// An edit of a rule's text and the parts its error must name.
+    type EditCase = (fn(String) -> String, &'static [&'static str]);
+
+    #[test]
+    fn alert_rules_are_checked_key_by_key() {
+        let cases: [EditCase; 10] = [
+            (
+                |rule| rule.replace("field = \"speed\"", "field = \"velocity\""),
+                &[
+                    "unit.toml: alerts[0].field",
+                    "\"velocity\" is not a numeric field",
+                    "latitude, longitude, speed, temperature, humidity",
+                ],
+            ),
+            (
+                |rule| rule.replace("above = 130.0", "above = 130.0\nbelow = 5.0"),
+                &["alerts[0].below", "both set", "keep `above`"],
+            ),
+            (
+                |rule| rule.replace("above = 130.0", ""),
+                &["alerts[0].above", "missing", "below = NUMBER"],
+            ),
+            (
+                |rule| rule.replace("above = 130.0", "above = inf"),
+                &["alerts[0].above", "inf is not a finite number"],
+            ),
+            (
+                |rule| rule.replace("for_s = 10", "for_s = -1"),
+                &["alerts[0].for_s", "-1 is not a duration", "0 or more"],
+            ),
+            (
+                |rule| rule.replace("for_s = 10", "for_s = nan"),
+                &["alerts[0].for_s", "NaN is not a duration"],
+            ),
+            (
+                |rule| rule.replace("name = \"speeding\"", "name = \"\""),
+                &["alerts[0].name", "is empty", "give the alert a name"],
+            ),
+            (
+                |rule| rule.replace("name = \"speeding\"", "name = \"  \""),
+                &["alerts[0].name", "is empty"],
+            ),
+            (
+                |rule| format!("{rule}{}", rule.replace("above = 130.0", "above = 150.0")),
+                &[
+                    "alerts[1].name",
+                    "\"speeding\" is also the name of alerts[0]",
+                    "a name of its own",
+                ],
+            ),
+            (
+                |rule| rule.replace("for_s = 10", "for_s = 10\nduration = 3"),
+                &["alerts[0]", "unknown field `duration`"],
+            ),
+        ];
+        for (edit, parts) in cases {
+            assert_names(&alert_error(SPEEDING, edit), parts);
+        }
+        let second = format!(
+            "{SPEEDING}{}",
+            SPEEDING
+                .replace("speeding", "cold")
+                .replace("field = \"speed\"", "field = \"temperature\"")
+                .replace("for_s = 10", "for_s = -0.5")
+        );
+        assert_names(&alert_error(&second, |rule| rule), &["alerts[1].for_s"]);
+        parse(&format!(
+            "{MINIMAL}{}",
+            SPEEDING
+                .replace("field = \"speed\"", "field = \"humidity\"")
+                .replace("above = 130.0", "below = 20.5")
+                .replace("for_s = 10", "for_s = 0")
+        ))
+        .expect("a below rule on another field with for_s = 0 is valid");
+    }
+
+    #[test]
+    fn an_alert_needs_its_field_in_the_message() {
+        let own_record = format!(
+            "{MINIMAL}[pipeline.consumer]\ncommand = [\"./consumer\"]\n\
+             [pipeline.record]\nspeed = \"\"\n{SPEEDING}"
+        );
+        assert_names(
+            &error_of(&own_record),
+            &[
+                "alerts[0].field",
+                "leaves out speed",
+                "pipeline.record.speed",
+            ],
+        );
+        parse(&own_record.replace("speed = \"\"", "speed = \"velocity\""))
+            .expect("a renamed field is still sent");
+    }
+
+    #[test]
+    fn the_speeding_share_is_a_share_of_highway_vehicles() {
+        let share = |value: &str, motion: &str| {
+            MINIMAL.replace(
+                "motion = \"highway\"",
+                &format!("motion = \"{motion}\"\nspeeding_share = {value}"),
+            )
+        };
+        assert_names(
+            &error_of(&share("1.5", "highway")),
+            &["fleet.speeding_share", "1.5 is out of range", "0 to 1"],
+        );
+        assert_names(
+            &error_of(&share("-0.1", "mixed")),
+            &["fleet.speeding_share", "out of range"],
+        );
+        assert_names(
+            &error_of(&share("0.2", "urban")),
+            &[
+                "fleet.speeding_share",
+                "motion = \"urban\" has none",
+                "\"mixed\"",
+            ],
+        );
+        parse(&share("0.0", "urban")).expect("no speeding suits any fleet");
+        parse(&share("1.0", "mixed")).expect("every highway vehicle may speed");
+    }
 }

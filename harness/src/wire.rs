@@ -300,6 +300,7 @@ mod tests {
             interval_ms: 1000.0,
             jitter_fraction: 0.02,
             ramp: None,
+            speeding_share: 0.0,
         };
         for event in plan.events() {
             let (record, _) = Record::decode(&event.to_json()).unwrap();

@@ -17,6 +17,7 @@ fn plan(seed: u64, model: MotionModel, interval_ms: f64, jitter_fraction: f64) -
         interval_ms,
         jitter_fraction,
         ramp: None,
+        speeding_share: 0.0,
     }
 }
 

@@ -383,22 +383,71 @@ fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario)
         kebab(&pipeline.consumer.commit)
     )?;
     write_faults(out, scenario)?;
+    write_alerts(out, scenario)?;
     let expectations = &scenario.expectations;
+    let optional = [
+        (expectations.latency_e2e_p99_ms_max, "e2e p99 <=", " ms"),
+        (
+            expectations.throughput_written_per_s_min,
+            "written >=",
+            "/s",
+        ),
+        (
+            expectations.alerts_missed_max.map(|v| v as f64),
+            "alerts missed <=",
+            "",
+        ),
+        (
+            expectations.alerts_spurious_max.map(|v| v as f64),
+            "spurious <=",
+            "",
+        ),
+        (
+            expectations.alerts_duplicated_max.map(|v| v as f64),
+            "duplicated <=",
+            "",
+        ),
+        (
+            expectations.alerts_latency_p99_ms_max,
+            "alert p99 <=",
+            " ms",
+        ),
+    ];
+    let optional: String = (optional.iter())
+        .filter_map(|(value, what, unit)| value.map(|v| format!(", {what} {v}{unit}")))
+        .collect();
     writeln!(
         out,
-        "expectations  lost <= {}, corrupt <= {}, unexpected <= {}{}{}",
-        expectations.lost_max,
-        expectations.corrupt_max,
-        expectations.unexpected_max,
-        expectations
-            .latency_e2e_p99_ms_max
-            .map(|v| format!(", e2e p99 <= {v} ms"))
-            .unwrap_or_default(),
-        expectations
-            .throughput_written_per_s_min
-            .map(|v| format!(", written >= {v}/s"))
-            .unwrap_or_default(),
+        "expectations  lost <= {}, corrupt <= {}, unexpected <= {}{optional}",
+        expectations.lost_max, expectations.corrupt_max, expectations.unexpected_max,
     )
+}
+
+/// The alert rules, and how many alerts the seed says they raise.
+fn write_alerts(out: &mut impl Write, scenario: &Scenario) -> io::Result<()> {
+    if scenario.alerts.is_empty() {
+        return Ok(());
+    }
+    let expected = crate::alerts::expected_alerts(scenario).map_or(0, |alerts| alerts.len());
+    writeln!(
+        out,
+        "alerts        {} rules, {expected} alerts expected with seed {}",
+        scenario.alerts.len(),
+        scenario.seed
+    )?;
+    for rule in &scenario.alerts {
+        let (sign, threshold) = match (rule.above, rule.below) {
+            (Some(above), _) => (">", above),
+            (None, Some(below)) => ("<", below),
+            (None, None) => ("?", f64::NAN),
+        };
+        writeln!(
+            out,
+            "  {}: {} {sign} {threshold} for {} s",
+            rule.name, rule.field, rule.for_s
+        )?;
+    }
+    Ok(())
 }
 
 /// The resolved fault schedule, then the tamper faults (carried out after the drain).

@@ -28,6 +28,7 @@ impl FleetPlan {
             ramp: fleet
                 .ramp
                 .map(|ramp| (ramp.start_vehicle_count, ramp.ramp_s as i64 * 1000)),
+            speeding_share: fleet.speeding_share,
         }
     }
 

@@ -54,6 +54,14 @@ pub const HIGHWAY: MotionProfile = MotionProfile {
     heading_drift_rad: 0.004,
 };
 
+/// A speeding motorist (the `fleet.speeding_share` of the highway vehicles): the motorway profile
+/// with cruise speeds of 122-162 km/h, so about four in five of its cruising stretches (a new
+/// speed about once a minute) are above 130 km/h.
+pub const HIGHWAY_SPEEDING: MotionProfile = MotionProfile {
+    cruise_speed_mps: (34.0, 45.0),
+    ..HIGHWAY
+};
+
 /// Great-circle distance in metres between two points given in degrees (haversine).
 pub fn great_circle_distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let (phi1, phi2) = (lat1.to_radians(), lat2.to_radians());

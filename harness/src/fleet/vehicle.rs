@@ -2,7 +2,7 @@
 
 use std::f64::consts::PI;
 
-use super::motion::{self, HIGHWAY, MotionProfile, URBAN};
+use super::motion::{self, HIGHWAY, HIGHWAY_SPEEDING, MotionProfile, URBAN};
 use crate::scenario::{MotionModel, Region};
 use crate::seed::{ParkedRng, SimRng};
 use crate::wire::Event;
@@ -23,6 +23,9 @@ pub struct FleetPlan {
     pub jitter_fraction: f64,
     /// (vehicles active at start, ms over which the rest join).
     pub ramp: Option<(u32, i64)>,
+    /// The share of the highway vehicles that drive the [`HIGHWAY_SPEEDING`] profile (0: none,
+    /// and not a single draw changes).
+    pub speeding_share: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,6 +113,20 @@ const HUMIDITY_RANGE_PCT: (f64, f64) = (5.0, 100.0);
 /// Vehicles turn back toward the centre when they come this close (fraction of the region) to its edge.
 const EDGE_MARGIN: f64 = 0.08;
 
+/// The profile of highway vehicle `index`: [`HIGHWAY_SPEEDING`] for the speeding share of them,
+/// drawn from a generator of its own (component `speeding`), so the vehicle's own draws stay
+/// what they are without the share; only the cruise speeds it draws change.
+fn highway_profile(plan: &FleetPlan, index: u32) -> &'static MotionProfile {
+    let speeding = plan.speeding_share > 0.0
+        && crate::seed::rng_for(plan.seed, "speeding", u64::from(index))
+            .chance(plan.speeding_share);
+    if speeding {
+        &HIGHWAY_SPEEDING
+    } else {
+        &HIGHWAY
+    }
+}
+
 /// When vehicle `index` joins, ms after the scenario's start: at once, or evenly over the ramp
 /// for the vehicles beyond its start count.
 pub(crate) fn join_offset_ms(plan: &FleetPlan, index: u32) -> i64 {
@@ -164,9 +181,9 @@ impl VehicleState {
         let mut rng = start.resume();
         let profile = match plan.model {
             MotionModel::Urban => &URBAN,
-            MotionModel::Highway => &HIGHWAY,
+            MotionModel::Highway => highway_profile(plan, index),
             MotionModel::Mixed if rng.chance(0.7) => &URBAN,
-            MotionModel::Mixed => &HIGHWAY,
+            MotionModel::Mixed => highway_profile(plan, index),
         };
         let region = plan.region;
         let pad = EDGE_MARGIN * 1.5;
@@ -416,6 +433,61 @@ impl Motion {
 mod tests {
     use super::*;
     use crate::scenario::Scenario;
+
+    fn events(plan: &FleetPlan, index: u32) -> Vec<Event> {
+        Vehicle::new(plan, index).collect()
+    }
+
+    #[test]
+    fn speeding_changes_only_the_speeds_of_the_speeding_share_of_highway_vehicles() {
+        let calm = FleetPlan {
+            seed: 9,
+            vehicle_count: 400,
+            model: MotionModel::Mixed,
+            region: Region::default(),
+            start_ms: 0,
+            end_ms: 120_000,
+            interval_ms: 1000.0,
+            jitter_fraction: 0.02,
+            ramp: None,
+            speeding_share: 0.0,
+        };
+        let speeding = FleetPlan {
+            speeding_share: 0.5,
+            ..calm
+        };
+        let profile = |plan: &FleetPlan, index| *VehicleState::new(plan, index).motion.profile;
+        let (mut highway, mut speeders, mut above_130) = (0, 0, 0);
+        for index in 0..calm.vehicle_count {
+            let (before, after) = (events(&calm, index), events(&speeding, index));
+            assert!(before.iter().all(|event| event.speed_kmh <= 130.0));
+            match (profile(&calm, index), profile(&speeding, index)) {
+                (URBAN, URBAN) | (HIGHWAY, HIGHWAY) => {
+                    assert!(before == after, "vehicle {index} does not speed");
+                    highway += usize::from(profile(&calm, index) == HIGHWAY);
+                }
+                (HIGHWAY, HIGHWAY_SPEEDING) => {
+                    (highway, speeders) = (highway + 1, speeders + 1);
+                    // It drives elsewhere, so it may steer and draw otherwise: only the count
+                    // of its samples over the run stays about the same.
+                    assert!(before.len().abs_diff(after.len()) <= 1, "{index}");
+                    above_130 += after.iter().filter(|event| event.speed_kmh > 130.0).count();
+                }
+                (calm, speeding) => panic!("vehicle {index}: {calm:?} became {speeding:?}"),
+            }
+        }
+        // Mixed: about 30% of 400 on the motorway, about half of those speeding.
+        assert!((90..=150).contains(&highway), "{highway} highway vehicles");
+        assert!(
+            (speeders as f64 / highway as f64 - 0.5).abs() < 0.15,
+            "{speeders} of {highway}"
+        );
+        // Most of the speeders' samples break 130 km/h.
+        assert!(
+            above_130 > speeders * 120 / 2,
+            "{above_130} samples above 130 km/h"
+        );
+    }
 
     #[test]
     fn a_parked_generator_gives_the_same_samples_as_a_whole_one() {
