@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
+use crate::alerts::AlertsSection;
 use crate::faults::tamper::TamperRecord;
 use crate::faults::{FaultRecord, complete_records};
 use crate::measure::{LatencyRecorder, LatencySummary, ThroughputSeries};
@@ -43,6 +44,8 @@ pub struct RunFacts<'a> {
     pub tampered: Vec<TamperRecord>,
     /// Containers the kernel killed for lack of memory; losses are completed here.
     pub oom_kills: Vec<OomKill>,
+    /// The alerts against the seed's, when the scenario has rules.
+    pub alerts: Option<AlertsSection>,
     pub errors: Vec<String>,
 }
 
@@ -91,6 +94,7 @@ pub fn assemble(
         kill.events_lost = crate::faults::lost_in_window(&lost_per_second, from_s, to_s);
     }
     report.errors = facts.errors;
+    report.alerts = facts.alerts;
     report.check_expectations(&scenario.expectations);
     report
 }

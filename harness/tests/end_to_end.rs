@@ -89,8 +89,15 @@ async fn smoke_scenario_arrives_complete_and_exact() {
         );
     }
     // Cassandra's GC log was read: its limit is the heap roadtest gave the JVM.
-    let gc = report.memory.gc.get("cassandra").expect("memory.gc.cassandra");
-    assert_eq!(gc.heap_max_mb, options.local.cassandra_heap_mb as f64, "{gc:?}");
+    let gc = report
+        .memory
+        .gc
+        .get("cassandra")
+        .expect("memory.gc.cassandra");
+    assert_eq!(
+        gc.heap_max_mb, options.local.cassandra_heap_mb as f64,
+        "{gc:?}"
+    );
     assert_eq!(gc.heap_used_mb.len() as u64, gc.collections, "{gc:?}");
     // The report on disk is the one returned, and carries the keys CI reads.
     let on_disk = Report::read(&options.out_dir).expect("report.json readable");
@@ -178,12 +185,25 @@ async fn an_overloaded_pipeline_drains_at_its_write_rate_and_records_no_error() 
         .await
         .unwrap_or_else(|error| panic!("the overload run could not be carried out: {error}"));
     // Under overload Cassandra's young generation fills many times over: the GC log has them.
-    let gc = report.memory.gc.get("cassandra").expect("memory.gc.cassandra");
+    let gc = report
+        .memory
+        .gc
+        .get("cassandra")
+        .expect("memory.gc.cassandra");
     assert!(gc.collections > 0 && gc.pause_ms.max > 0.0, "{gc:?}");
-    assert!(gc.gc_time_percent > 0.0 && gc.gc_time_percent < 100.0, "{gc:?}");
+    assert!(
+        gc.gc_time_percent > 0.0 && gc.gc_time_percent < 100.0,
+        "{gc:?}"
+    );
     let heap = &gc.heap_used_mb;
-    assert!(heap.iter().all(|point| point.after <= point.before + 1.0), "{heap:?}");
-    assert!(heap.iter().all(|point| point.before <= gc.heap_max_mb), "{heap:?}");
+    assert!(
+        heap.iter().all(|point| point.after <= point.before + 1.0),
+        "{heap:?}"
+    );
+    assert!(
+        heap.iter().all(|point| point.before <= gc.heap_max_mb),
+        "{heap:?}"
+    );
     let drain = Drain::of(&report.throughput.produced, &report.throughput.written);
     eprintln!("overload: {drain:?}; errors {:?}", report.errors);
     assert!(report.errors.is_empty(), "{:?}", report.errors);

@@ -79,6 +79,14 @@ pub struct IngestArgs {
     /// Directory for this process's stats file (`consumer-PID.json`).
     #[arg(long)]
     pub stats_dir: Option<PathBuf>,
+    /// Evaluate these threshold rules (a JSON list of scenario `[[alerts]]` rules) on the
+    /// consumed events and post what fires to --alert-webhook
+    #[arg(long, value_name = "FILE", requires = "alert_webhook")]
+    pub alert_rules: Option<PathBuf>,
+    /// Where to post alerts, as JSON `[{"vehicle_id", "alert", "at"}]` (`roadtest run` hands
+    /// its own webhook)
+    #[arg(long, value_name = "URL", requires = "alert_rules")]
+    pub alert_webhook: Option<String>,
     // Last: their help headings apply to the flags after them.
     #[command(flatten)]
     pub kafka_security: KafkaSecurityArgs,
@@ -143,6 +151,10 @@ impl IngestArgs {
         );
         if let Some(dir) = &self.stats_dir {
             push_flag(&mut args, "--stats-dir", dir);
+        }
+        if let (Some(rules), Some(webhook)) = (&self.alert_rules, &self.alert_webhook) {
+            push_flag(&mut args, "--alert-rules", rules);
+            push_flag(&mut args, "--alert-webhook", webhook);
         }
         push_security_flags(&mut args, &self.kafka_security, &self.cql_security);
         args
@@ -264,6 +276,8 @@ mod tests {
             session_timeout_ms: 45_000,
             metrics_listen: address("0.0.0.0:9187"),
             stats_dir: Some(PathBuf::from("/tmp/run dir/consumer-stats")),
+            alert_rules: Some(PathBuf::from("/tmp/run dir/alerts.json")),
+            alert_webhook: Some("http://127.0.0.1:9000/alerts".into()),
             kafka_security: KafkaSecurityArgs {
                 protocol: Some(KafkaProtocol::SaslSsl),
                 mechanism: Some(SaslMechanism::ScramSha512),

@@ -15,6 +15,7 @@ use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
+use super::alerter::Alerter;
 pub use super::args::{IngestArgs, METRICS_LISTEN_DEFAULT};
 use super::core::{Action, IngestCore, IngestSettings, LogLevel, Row};
 use super::lag::{LagProbe, watermark_query};
@@ -107,6 +108,12 @@ pub async fn run(args: IngestArgs, shutdown: impl Future<Output = ()>) -> Result
         return Ok(());
     };
     let (metrics_task, metrics) = start_metrics(args.metrics_listen).await?;
+    let alerter = match (&args.alert_rules, &args.alert_webhook) {
+        (Some(rules), Some(webhook)) => {
+            Some(Alerter::start(rules, webhook).map_err(IngestError::Settings)?)
+        }
+        _ => None,
+    };
     let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
     let mut service = Service {
         core,
@@ -118,6 +125,7 @@ pub async fn run(args: IngestArgs, shutdown: impl Future<Output = ()>) -> Result
         shutdown_started: None,
         started,
         started_epoch_us,
+        alerter,
     };
     let outcome = service.event_loop(done_rx, shutdown).await;
     if outcome.is_ok() {
@@ -237,6 +245,8 @@ struct Service {
     /// The core's time zero, and the same moment as µs since the Unix epoch.
     started: Instant,
     started_epoch_us: u64,
+    /// Threshold alerts on the consumed events (`--alert-rules`, `--alert-webhook`).
+    alerter: Option<Alerter>,
 }
 
 impl Service {
@@ -285,6 +295,9 @@ impl Service {
         while let Some(action) = self.core.next_action() {
             match action {
                 Action::Write { batch_id, rows, .. } => {
+                    if let Some(alerter) = &mut self.alerter {
+                        alerter.observe(&rows);
+                    }
                     spawn_write(
                         &self.connections.writer,
                         batch_id,
@@ -452,6 +465,9 @@ impl Service {
 
     /// After a clean drain: the last stats say so.
     fn finish(&mut self) {
+        if let Some(alerter) = self.alerter.take() {
+            alerter.finish();
+        }
         self.telemetry.report.exited_cleanly = true;
         self.telemetry.report.consuming = false;
         self.telemetry.publish(&self.core);

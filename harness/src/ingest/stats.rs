@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::core::{IngestCore, IngestStats};
-use crate::live::IngestMetrics;
+use crate::live::{IngestCounts, IngestMetrics};
 
 /// A histogram of µs from 1 µs to one hour at 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
@@ -140,7 +140,16 @@ impl Telemetry {
         report.consume_us = HistogramPairs::from_histogram(&self.consume_us);
         report.write_ack_us = HistogramPairs::from_histogram(&self.write_ack_us);
         report.batch_write_us = HistogramPairs::from_histogram(&self.batch_write_us);
-        self.metrics.publish(&report.core, report.lag);
+        let core = &report.core;
+        self.metrics.publish(IngestCounts {
+            consumed: core.consumed,
+            written: core.written,
+            write_failures: core.write_failures,
+            retries: core.retries,
+            dead_lettered: core.dead_lettered,
+            in_flight_batches: core.in_flight_batches,
+            lag: report.lag,
+        });
         if let Some(path) = &self.stats_path
             && let Err(error) = report.write(path)
         {

@@ -40,39 +40,83 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
 }
 
 async fn answer(mut stream: TcpStream, registry: Arc<Registry>) {
-    // Read the request head (bounded), then answer by its path.
-    let mut request = [0u8; 4096];
-    let mut read = 0;
-    while read < request.len() {
-        match stream.read(&mut request[read..]).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => read += n,
+    let response = match read_request(&mut stream, 0).await {
+        Some(request) if request.method == "GET" && request.path == "/metrics" => {
+            response("200 OK", CONTENT_TYPE, &super::text(&registry))
         }
-        if request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&request[..read]);
-    let response = match request_path(&head) {
-        Some("/metrics") => response("200 OK", CONTENT_TYPE, &super::text(&registry)),
         _ => response(
             "404 Not Found",
             "text/plain; charset=utf-8",
-            "roadtest serves its metrics at /metrics\n",
+            "roadtest serves its metrics at GET /metrics\n",
         ),
     };
     let _ = stream.write_all(response.as_bytes()).await;
 }
 
-/// The path of a `GET` request line, without its query.
-fn request_path(head: &str) -> Option<&str> {
+/// One HTTP request as read: its method, its path without the query, and its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Request {
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) body: Vec<u8>,
+}
+
+/// The largest request head read (a larger one is cut there and fails to parse).
+const HEAD_MAX: usize = 16 * 1024;
+
+/// Reads one request: the head, then up to `body_max` bytes of body (`content-length`; a longer
+/// body is `None`). `None` too for a connection that closes early or a head that is not HTTP.
+pub(super) async fn read_request(stream: &mut TcpStream, body_max: usize) -> Option<Request> {
+    let mut buffer = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if buffer.len() >= HEAD_MAX {
+            return None;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let (method, path) = request_line(&head)?;
+    let length = content_length(&head).unwrap_or(0);
+    if length > body_max {
+        return None;
+    }
+    let mut body = buffer.split_off(head_end);
+    while body.len() < length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    body.truncate(length);
+    Some(Request { method, path, body })
+}
+
+/// The method and the path (without its query) of a request line.
+fn request_line(head: &str) -> Option<(String, String)> {
     let mut words = head.lines().next()?.split(' ');
     let (method, target) = (words.next()?, words.next()?);
     let path = target.split('?').next()?;
-    (method == "GET").then_some(path)
+    Some((method.to_string(), path.to_string()))
 }
 
-fn response(status: &str, content_type: &str, body: &str) -> String {
+/// The `content-length` of a request head, if it has one.
+fn content_length(head: &str) -> Option<usize> {
+    head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+pub(super) fn response(status: &str, content_type: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
@@ -84,17 +128,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_get_of_metrics_is_answered_with_metrics() {
+    fn the_request_line_and_length_are_read_from_the_head() {
+        let line = |head: &str| request_line(head).map(|(m, p)| format!("{m} {p}"));
         assert_eq!(
-            request_path("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"),
-            Some("/metrics")
+            line("GET /metrics?x=1 HTTP/1.1\r\n").as_deref(),
+            Some("GET /metrics")
         );
-        assert_eq!(
-            request_path("GET /metrics?x=1 HTTP/1.1\r\n"),
-            Some("/metrics")
-        );
-        assert_eq!(request_path("POST /metrics HTTP/1.1\r\n"), None);
-        assert_eq!(request_path(""), None);
+        assert_eq!(line(""), None);
+        let head = "POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n";
+        assert_eq!(content_length(head), Some(12));
+        assert_eq!(content_length("GET / HTTP/1.1\r\n\r\n"), None);
     }
 
     #[tokio::test]

@@ -8,7 +8,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::ingest::core::IngestStats;
+/// The consumer's counts at one moment (its core's stats and its lag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    pub consumed: u64,
+    pub written: u64,
+    pub write_failures: u64,
+    pub retries: u64,
+    pub dead_lettered: u64,
+    pub in_flight_batches: u64,
+    /// Records behind the end of the assigned partitions (negative: not known, shown as 0).
+    pub lag: i64,
+}
 
 /// The handles of the consumer's metrics; clones share them.
 #[derive(Debug, Clone)]
@@ -98,8 +109,8 @@ impl IngestMetrics {
         Arc::clone(&self.registry)
     }
 
-    /// The consumer's stats now.
-    pub fn publish(&self, stats: &IngestStats, lag: i64) {
+    /// The consumer's counts now.
+    pub fn publish(&self, stats: IngestCounts) {
         for (counter, total) in [
             (&self.consumed, stats.consumed),
             (&self.written, stats.written),
@@ -114,7 +125,7 @@ impl IngestMetrics {
         }
         self.in_flight
             .set(i64::try_from(stats.in_flight_batches).unwrap_or(i64::MAX));
-        self.lag.set(lag.max(0));
+        self.lag.set(stats.lag.max(0));
     }
 
     /// One batch acknowledged after `micros`.
@@ -130,13 +141,13 @@ mod tests {
     #[test]
     fn the_stats_become_the_consumers_metrics() {
         let metrics = IngestMetrics::new();
-        let stats = IngestStats {
+        metrics.publish(IngestCounts {
             consumed: 10,
             written: 9,
             write_failures: 1,
-            ..IngestStats::default()
-        };
-        metrics.publish(&stats, -4);
+            lag: -4,
+            ..IngestCounts::default()
+        });
         metrics.batch_written(2_500);
         let text = super::super::text(&metrics.registry());
         for line in [

@@ -1,19 +1,22 @@
 //! Live metrics in Prometheus's exposition format (OpenMetrics text, encoded by the
 //! prometheus-client crate): a run's ([`RunMetrics`], `roadtest run --metrics-listen`) and the
 //! reference consumer's ([`IngestMetrics`], `roadtest ingest --metrics-listen`), both served over
-//! HTTP at `/metrics` by [`serve`]. docs/monitoring.md lists every metric.
+//! HTTP at `/metrics` by [`serve`]; and the alert webhook a run listens on ([`serve_alerts`]).
+//! docs/monitoring.md lists every metric.
 
 mod http;
 mod ingest;
 mod run;
+mod webhook;
 
 use std::collections::BTreeSet;
 
 use prometheus_client::registry::Registry;
 
 pub use self::http::{MetricsError, bind, serve};
-pub use self::ingest::IngestMetrics;
+pub use self::ingest::{IngestCounts, IngestMetrics};
 pub use self::run::{LiveProgress, RunMetrics};
+pub use self::webhook::{AlertInbox, Inbox, serve_alerts};
 
 /// Where `roadtest run --metrics-listen` is documented to listen (deploy/prometheus scrapes it).
 pub const RUN_METRICS_ADDRESS: &str = "127.0.0.1:9464";

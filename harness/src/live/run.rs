@@ -10,8 +10,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::measure::LatencyRecorder;
-
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -228,9 +226,10 @@ impl RunMetrics {
         }
     }
 
-    /// Fills the end-to-end histogram with the verified rows' latencies (once, at the end).
-    pub fn e2e(&self, latencies: &LatencyRecorder) {
-        for (latency_us, count) in latencies.values() {
+    /// Fills the end-to-end histogram with the verified rows' latencies (once, at the end):
+    /// each distinct latency in µs with how many rows had it.
+    pub fn e2e(&self, latencies_us: impl IntoIterator<Item = (u64, u64)>) {
+        for (latency_us, count) in latencies_us {
             for _ in 0..count {
                 self.e2e.observe(latency_us as f64 / 1e6);
             }
@@ -292,9 +291,7 @@ mod tests {
     fn processes_and_latencies_are_exposed_in_base_units() {
         let metrics = RunMetrics::new();
         metrics.process("cassandra", Some(512.0), Some(150.0));
-        let mut latencies = LatencyRecorder::new();
-        latencies.record_n(3_000, 4, 0);
-        metrics.e2e(&latencies);
+        metrics.e2e([(3_000, 4)]);
         metrics.gc(12.0, 100.0, 200.0);
         let text = super::super::text(&metrics.registry());
         for line in [

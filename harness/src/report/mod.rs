@@ -69,6 +69,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::AlertsSection;
 use crate::faults::FaultRecord;
 use crate::faults::tamper::TamperRecord;
 use crate::ingest::core::IngestStats;
@@ -217,6 +218,10 @@ pub struct Report {
     /// Containers the kernel killed for lack of memory during the run (containers target).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oom_kills: Vec<OomKill>,
+    /// The alerts the pipeline posted to the run's webhook against those the seed says must
+    /// fire (a scenario with `[[alerts]]` on a real target; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsSection>,
     /// Outages and problems met during the run.
     pub errors: Vec<String>,
     /// Every expectation of the scenario, checked.
@@ -398,6 +403,7 @@ impl Report {
             faults: Vec::new(),
             tampered: Vec::new(),
             oom_kills: Vec::new(),
+            alerts: None,
             errors: Vec::new(),
             expectations: Vec::new(),
             passed: false,
@@ -565,6 +571,7 @@ throughput_written_per_s_min = 5.0
             peak_rss_mb: sampler.peaks_rss_mb(),
             peak_cpu_percent: BTreeMap::from([("roadtest".to_string(), 12.5)]),
             timelines: sampler.timelines(),
+            gc: BTreeMap::new(),
         };
         report.verify = VerifySection {
             expected: 60,

@@ -17,6 +17,27 @@ impl Report {
         text
     }
 
+    /// The alerts against the seed's, when the scenario has rules.
+    fn write_alerts(&self, out: &mut impl Write) -> std::fmt::Result {
+        let Some(alerts) = &self.alerts else {
+            return Ok(());
+        };
+        let ms = |value: Option<i64>| value.map_or("-".to_string(), |ms| format!("{ms} ms"));
+        writeln!(
+            out,
+            "alerts: {} expected, {} received, {} missed, {} spurious, {} duplicated, {} \
+             malformed posts; latency p50 {}, p99 {}",
+            alerts.expected,
+            alerts.received,
+            alerts.missed,
+            alerts.spurious,
+            alerts.duplicated,
+            alerts.malformed,
+            ms(alerts.latency_ms.p50),
+            ms(alerts.latency_ms.p99)
+        )
+    }
+
     /// Peak RSS of every process, and what each JVM's GC log says.
     fn write_memory(&self, out: &mut impl Write) -> std::fmt::Result {
         if !self.memory.peak_rss_mb.is_empty() {
@@ -91,6 +112,7 @@ impl Report {
         )?;
         self.write_consumer(out)?;
         self.write_memory(out)?;
+        self.write_alerts(out)?;
         for result in &self.expectations {
             let mark = if result.passed { "PASS" } else { "FAIL" };
             let sign = match result.comparison {

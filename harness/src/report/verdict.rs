@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use super::{DISCREPANCY_COUNT_MAX, Discrepancy, Report, VerifySection};
+use crate::alerts::AlertsSection;
 use crate::faults::tamper::TamperRecord;
 use crate::scenario::{Expectations, TamperKind};
 
@@ -97,6 +98,58 @@ pub fn evaluate_expectations(
     results
 }
 
+/// The alert expectations the scenario sets, against a run's alerts section (a run without one,
+/// such as a simulated run, judges none of them). The latency of no matched alert is 0 when
+/// none was expected, else never passes.
+pub fn alert_expectations(
+    expectations: &Expectations,
+    alerts: &AlertsSection,
+) -> Vec<ExpectationResult> {
+    let counts = [
+        (
+            "alerts_missed_max",
+            expectations.alerts_missed_max,
+            alerts.missed,
+        ),
+        (
+            "alerts_spurious_max",
+            expectations.alerts_spurious_max,
+            alerts.spurious,
+        ),
+        (
+            "alerts_duplicated_max",
+            expectations.alerts_duplicated_max,
+            alerts.duplicated,
+        ),
+    ];
+    let mut results: Vec<ExpectationResult> = (counts.into_iter())
+        .filter_map(|(name, max, value)| {
+            let max = max?;
+            Some(ExpectationResult::check(
+                name,
+                Comparison::AtMost,
+                max as f64,
+                value as f64,
+            ))
+        })
+        .collect();
+    if let Some(max_ms) = expectations.alerts_latency_p99_ms_max {
+        let p99_ms = match (alerts.latency_ms.p99, alerts.expected) {
+            (Some(p99), _) => p99 as f64,
+            (None, 0) => 0.0,
+            (None, _) => f64::NAN,
+        };
+        let name = "alerts_latency_p99_ms_max";
+        results.push(ExpectationResult::check(
+            name,
+            Comparison::AtMost,
+            max_ms,
+            p99_ms,
+        ));
+    }
+    results
+}
+
 impl Report {
     /// Sets `passed` to whether every expectation held, and returns it.
     ///
@@ -115,6 +168,9 @@ impl Report {
             self.latency.e2e_ms.p99_ms,
             self.throughput.written_per_s,
         );
+        if let Some(alerts) = &self.alerts {
+            (self.expectations).extend(alert_expectations(expectations, alerts));
+        }
         self.finish_verdict()
     }
 
@@ -243,7 +299,52 @@ mod tests {
             unexpected_max: 1,
             latency_e2e_p99_ms_max: Some(250.0),
             throughput_written_per_s_min: Some(1_000.0),
+            ..Expectations::default()
         }
+    }
+
+    #[test]
+    fn alert_expectations_are_judged_only_where_set_and_an_unmeasured_latency_fails() {
+        let expectations = Expectations {
+            alerts_missed_max: Some(0),
+            alerts_spurious_max: Some(1),
+            alerts_latency_p99_ms_max: Some(2_000.0),
+            ..Expectations::default()
+        };
+        let section = |missed, spurious, p99| AlertsSection {
+            expected: 3,
+            received: 3 - missed + spurious,
+            missed,
+            spurious,
+            duplicated: 0,
+            malformed: 0,
+            latency_ms: crate::alerts::AlertLatency {
+                p50: p99,
+                p99,
+                max: p99,
+            },
+            missed_examples: Vec::new(),
+            spurious_examples: Vec::new(),
+        };
+        let judged = |alerts: &AlertsSection| -> Vec<(String, bool)> {
+            (alert_expectations(&expectations, alerts).into_iter())
+                .map(|result| (result.name, result.passed))
+                .collect()
+        };
+        let names = [
+            "alerts_missed_max",
+            "alerts_spurious_max",
+            "alerts_latency_p99_ms_max",
+        ];
+        let all = |passed: [bool; 3]| -> Vec<(String, bool)> {
+            names.iter().map(|n| n.to_string()).zip(passed).collect()
+        };
+        assert_eq!(judged(&section(0, 1, Some(150))), all([true, true, true]));
+        assert_eq!(
+            judged(&section(1, 2, Some(2_500))),
+            all([false, false, false])
+        );
+        assert_eq!(judged(&section(3, 0, None)), all([false, true, false]));
     }
 
     fn names(results: &[ExpectationResult]) -> Vec<&str> {

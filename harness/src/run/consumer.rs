@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
 
+use super::alerts::AlertWatch;
 use super::watch::consumer_error;
 use super::{CONSUMER_READY, RunError, RunNames};
 use crate::clients::kafka::GroupWatch;
@@ -111,16 +112,24 @@ pub(super) fn launch(
     endpoints: &Endpoints,
     names: &RunNames,
     stats_dir: &Path,
+    alerts: Option<&AlertWatch>,
 ) -> Result<Option<ConsumerLaunch>, RunError> {
     let consumer = &scenario.pipeline.consumer;
     if !consumer.managed {
         return Ok(None);
     }
     if consumer.is_reference() {
-        let args = consumer_args(endpoints, names, consumer, stats_dir);
+        let mut args = consumer_args(endpoints, names, consumer, stats_dir);
+        if let Some(alerts) = alerts.filter(|_| consumer.alerter) {
+            args.alert_rules = Some(alerts.rules_file.clone());
+            args.alert_webhook = Some(alerts.url.clone());
+        }
         return Ok(Some(ConsumerLaunch::reference(args.to_args())));
     }
-    let env = contract_env(scenario, endpoints, names);
+    let mut env = contract_env(scenario, endpoints, names);
+    if let Some(alerts) = alerts {
+        env.push(("ROADTEST_ALERT_WEBHOOK".into(), alerts.url.clone().into()));
+    }
     let Some((program, args)) = consumer.command.split_first() else {
         let image = ImageConsumer {
             image: consumer.image.clone(),
@@ -217,6 +226,8 @@ fn consumer_args(
         stats_dir: Some(stats_dir.to_path_buf()),
         kafka_security: KafkaSecurityArgs::default(),
         cql_security: CqlSecurityArgs::default(),
+        alert_rules: None,
+        alert_webhook: None,
     }
 }
 

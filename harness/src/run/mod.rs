@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use scylla::client::session::Session;
 
+use self::alerts::AlertWatch;
+use crate::alerts::AlertsSection;
 use crate::assemble::RunFacts;
 use crate::clients::kafka::ProducerSettings;
 use crate::clients::{ClientError, unique_suffix};
@@ -33,6 +35,7 @@ use crate::targets::{
 use crate::verify::VerifyOutcome;
 use crate::wire::RecordFormat;
 
+mod alerts;
 mod consumer;
 mod database;
 mod faults;
@@ -92,6 +95,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Table(#[from] crate::table::TableError),
+    #[error("cannot listen for the pipeline's alerts on 127.0.0.1: {0}")]
+    AlertWebhook(std::io::Error),
 }
 
 /// How to carry out a run.
@@ -210,8 +215,10 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
     if let Some(live) = &options.metrics {
         live.started(&scenario.name, scenario.seed, kind.name());
     }
+    let alerts = AlertWatch::start(scenario, &options.out_dir).await?;
     let mut prepared = prepare(kind, scenario, &options).await?;
-    let (watch, layout) = match start_consumer(&mut prepared, scenario, &options).await {
+    let started = start_consumer(&mut prepared, scenario, &options, alerts.as_ref()).await;
+    let (watch, layout) = match started {
         Ok(started) => started,
         Err(error) => {
             // Before any load: nothing of the run is worth keeping, so nothing is left behind.
@@ -221,9 +228,12 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
     };
     let (driven, samplers) = drive_and_watch(&mut prepared, scenario, &options, &watch).await?;
     let watched = (driven, samplers, &watch, &layout);
-    let collected = collect(&mut prepared, scenario, &options, watched).await?;
+    let mut collected = collect(&mut prepared, scenario, &options, watched).await?;
     if let Some(live) = &options.metrics {
-        live.e2e(&collected.verified.e2e);
+        live.e2e(collected.verified.e2e.values());
+    }
+    if let Some(alerts) = &alerts {
+        collected.alerts = Some(alerts.settle(scenario, collected.driven.clock).await);
     }
     let database = collected.database.clone();
     let report = assemble(&prepared, scenario, &options, collected, started_at);
@@ -335,6 +345,7 @@ async fn start_consumer(
     prepared: &mut Prepared,
     scenario: &Scenario,
     options: &RunOptions,
+    alerts: Option<&AlertWatch>,
 ) -> Result<(ConsumerWatch, TableLayout), RunError> {
     let stats_dir = options.out_dir.join("consumer-stats");
     std::fs::create_dir_all(&stats_dir).map_err(|source| TargetError::WorkDir {
@@ -347,6 +358,7 @@ async fn start_consumer(
         &prepared.endpoints,
         &prepared.names,
         &stats_dir,
+        alerts,
     )?;
     let database = Database::connect(&prepared.endpoints, SERVICES_WAIT).await?;
     let elsewhere = launch.is_none();
@@ -538,6 +550,8 @@ struct Collected {
     containers: ProcessSampler,
     /// `memory.gc.cassandra`, when Cassandra's GC log was read.
     gc: Option<GcSection>,
+    /// The alerts the pipeline posted against those the seed says must fire (with rules).
+    alerts: Option<AlertsSection>,
 }
 
 /// Finishes the faults, drains, stops the consumer cleanly and the samplers, carries out the
@@ -611,6 +625,7 @@ async fn collect(
         host,
         containers,
         gc,
+        alerts: None,
     })
 }
 
@@ -642,6 +657,7 @@ fn assemble(
         host,
         containers,
         gc,
+        alerts,
     } = collected;
     let target = &prepared.target;
     let stages = ConsumerStages::merge(&consumers, driven.clock);
@@ -670,6 +686,7 @@ fn assemble(
             sim: None,
         },
         memory: memory_section(&host, &containers, gc),
+        alerts,
         faults: driven.faults.into_records(),
         tampered,
         oom_kills,

@@ -113,6 +113,8 @@ fn simulate_verified(
         faults: outcome.faults,
         tampered,
         oom_kills: Vec::new(),
+        // The simulation models no webhook: its reports judge no alert expectation.
+        alerts: None,
         errors: outcome.errors,
     };
     let report = crate::assemble::assemble(scenario, scenario_path, facts, &verified);
