@@ -128,6 +128,13 @@ enum Command {
             requires = "metrics_listen"
         )]
         metrics_linger_s: u64,
+        /// With [[alerts]] in the scenario: listen for the pipeline's alerts at
+        /// http://ADDR/alerts [default: any free port on 127.0.0.1]
+        ///
+        /// A fixed address is what an Alertmanager webhook receiver can name. Consumers of your
+        /// own get the URL as ROADTEST_ALERT_WEBHOOK.
+        #[arg(long, value_name = "ADDR")]
+        alert_listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
         external: Box<crate::targets::external::ExternalArgs>,
     },
@@ -286,6 +293,7 @@ fn run(command: Command) -> u8 {
             notify_webhook,
             metrics_listen,
             metrics_linger_s,
+            alert_listen,
             external,
         } => run_scenario(
             &scenario,
@@ -298,6 +306,7 @@ fn run(command: Command) -> u8 {
                 notify_webhook: notify_webhook.as_deref(),
                 metrics_listen,
                 metrics_linger: std::time::Duration::from_secs(metrics_linger_s),
+                alert_listen,
             },
         ),
         Command::Explore {

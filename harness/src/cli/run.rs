@@ -38,6 +38,8 @@ pub(super) struct RunFlags<'a> {
     pub(super) metrics_listen: Option<SocketAddr>,
     /// How long to keep serving them after the run.
     pub(super) metrics_linger: Duration,
+    /// Where the alert webhook listens (a scenario with alert rules).
+    pub(super) alert_listen: Option<SocketAddr>,
 }
 
 /// Where a run goes, chosen once.
@@ -225,6 +227,7 @@ fn run_real(
     options.target = Some(kind);
     options.target_reason = plan.reason.clone();
     options.external = plan.external.clone();
+    options.alert_listen = flags.alert_listen;
     let runtime = runtime()?;
     // Bound before anything starts: a port in use stops the run while nothing needs undoing.
     let server = match flags.metrics_listen {

@@ -3,6 +3,7 @@
 //! told where by `ROADTEST_ALERT_WEBHOOK`), waits for them to settle after the drain, and matches
 //! them against the alerts the seed says must fire.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,14 +43,17 @@ impl AlertWatch {
     pub(super) async fn start(
         scenario: &Scenario,
         out_dir: &std::path::Path,
+        listen: Option<SocketAddr>,
     ) -> Result<Option<AlertWatch>, RunError> {
         if scenario.alerts.is_empty() {
             return Ok(None);
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let address = listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let failed = |source| RunError::AlertWebhook { address, source };
+        let listener = tokio::net::TcpListener::bind(address)
             .await
-            .map_err(RunError::AlertWebhook)?;
-        let address = listener.local_addr().map_err(RunError::AlertWebhook)?;
+            .map_err(failed)?;
+        let address = listener.local_addr().map_err(failed)?;
         let rules_file = out_dir.join("alert-rules.json");
         let rules = serde_json::to_string_pretty(&scenario.alerts).unwrap_or_default();
         let written =

@@ -95,8 +95,14 @@ pub enum RunError {
     },
     #[error(transparent)]
     Table(#[from] crate::table::TableError),
-    #[error("cannot listen for the pipeline's alerts on 127.0.0.1: {0}")]
-    AlertWebhook(std::io::Error),
+    #[error(
+        "cannot listen for the pipeline's alerts on {address}: {source} (choose another \
+         address with --alert-listen, or leave it out for any free port)"
+    )]
+    AlertWebhook {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// How to carry out a run.
@@ -122,6 +128,9 @@ pub struct RunOptions {
     /// Live metrics to keep up to date while the run goes (`roadtest run --metrics-listen`
     /// serves them); the end-to-end histogram is filled once the rows are verified.
     pub metrics: Option<RunMetrics>,
+    /// Where the alert webhook listens when the scenario has `[[alerts]]` (`None`: any free
+    /// port on 127.0.0.1). A fixed address is what an Alertmanager's configuration can name.
+    pub alert_listen: Option<std::net::SocketAddr>,
 }
 
 impl RunOptions {
@@ -143,6 +152,7 @@ impl RunOptions {
             local: LocalOptions::from_env(),
             progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
             metrics: None,
+            alert_listen: None,
         })
     }
 }
@@ -215,7 +225,7 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
     if let Some(live) = &options.metrics {
         live.started(&scenario.name, scenario.seed, kind.name());
     }
-    let alerts = AlertWatch::start(scenario, &options.out_dir).await?;
+    let alerts = AlertWatch::start(scenario, &options.out_dir, options.alert_listen).await?;
     let mut prepared = prepare(kind, scenario, &options).await?;
     let started = start_consumer(&mut prepared, scenario, &options, alerts.as_ref()).await;
     let (watch, layout) = match started {
