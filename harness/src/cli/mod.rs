@@ -16,7 +16,7 @@ mod run;
 use self::run::{RunFlags, TargetArg, run_scenario, write_views};
 
 use crate::fleet::FleetPlan;
-use crate::scenario::{Overrides, Scenario, TamperKind};
+use crate::scenario::{Expectations, Overrides, Scenario, TamperKind};
 
 /// Exit code when every check held.
 pub const EXIT_PASSED: u8 = 0;
@@ -393,7 +393,11 @@ fn write_plan(out: &mut impl Write, path: &std::path::Path, scenario: &Scenario)
     )?;
     write_faults(out, scenario)?;
     write_alerts(out, scenario)?;
-    let expectations = &scenario.expectations;
+    write_expectations(out, &scenario.expectations)
+}
+
+/// The expectations line: the three counts always, the optional keys when set.
+fn write_expectations(out: &mut impl Write, expectations: &Expectations) -> io::Result<()> {
     let optional = [
         (expectations.latency_e2e_p99_ms_max, "e2e p99 <=", " ms"),
         (

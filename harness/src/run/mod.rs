@@ -471,8 +471,9 @@ impl Samplers {
         (samplers, processes)
     }
 
-    /// Stops them all and returns (host processes, containers, Cassandra's GC log).
-    async fn finish(self) -> (ProcessSampler, ProcessSampler, Option<GcFollower>) {
+    /// Stops them all and returns (host processes, containers, what Cassandra's GC log says
+    /// of the run from its start until now).
+    async fn finish(self, clock: RunClock) -> (ProcessSampler, ProcessSampler, Option<GcSection>) {
         let _ = self.stop.send(true);
         let host = self.host.await.unwrap_or_default();
         let containers = match self.containers {
@@ -483,6 +484,8 @@ impl Samplers {
             Some(task) => task.await.ok(),
             None => None,
         };
+        let start_ms = (clock.start_epoch_us / 1_000) as i64;
+        let gc = gc.and_then(|gc| gc.section(start_ms, (epoch_us() / 1_000) as i64));
         (host, containers, gc)
     }
 }
@@ -600,9 +603,7 @@ async fn collect(
             .errors
             .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
     }
-    let (host, containers, gc) = samplers.finish().await;
-    let run_start_ms = (driven.clock.start_epoch_us / 1_000) as i64;
-    let gc = gc.and_then(|gc| gc.section(run_start_ms, (epoch_us() / 1_000) as i64));
+    let (host, containers, gc) = samplers.finish(driven.clock).await;
     let oom_kills = oom_kills(target, &driven).await;
     // A fresh connection: the set-up one may have lived through database faults, and a driver's
     // pool that is still reconnecting would fail the verification's first request.
