@@ -617,9 +617,10 @@ pub struct ConsumerSettings {
     /// nothing, and only produces, waits for the rows, verifies and measures.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub managed: bool,
-    /// With `[[alerts]]` and the reference consumer: whether its alerter evaluates the rules and
-    /// posts to the run's webhook (`false`: alerting of your own, such as Prometheus rules
-    /// through Alertmanager, posts there instead).
+    /// With `[[alerts]]` and the reference consumer: whether its alerter posts what fires to
+    /// the run's webhook. It evaluates the rules and counts what fires in its metrics either way
+    /// (`false`: alerting of your own, such as Prometheus rules on that count through
+    /// Alertmanager, posts instead).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub alerter: bool,
     /// Rows written per batch (1..=10,000).

@@ -4,106 +4,28 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use roadtest::Scenario;
 use roadtest::live::RunMetrics;
 use roadtest::run::RunOptions;
 
-/// Prometheus, stopped (and its folder removed) when dropped.
-struct Prometheus {
-    child: Child,
-    address: SocketAddr,
-    dir: PathBuf,
-}
+mod monitoring;
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Where Debian's package puts the binary (it need not be on PATH).
-fn prometheus_binary() -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join("prometheus"))
-        .find(|candidate| candidate.is_file());
-    found.unwrap_or_else(|| {
-        panic!(
-            "no `prometheus` binary: install Debian's package (`ci/prometheus` does, and \
-             `ci/test` runs it), e.g. `apt-get install prometheus`"
-        )
-    })
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
+use self::monitoring::{Service, get, repo};
 
 /// Starts Prometheus scraping `target` every second, with the repository's alert rules.
-fn start_prometheus(target: SocketAddr) -> Prometheus {
-    let dir = std::env::temp_dir().join(format!("roadtest-prometheus-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a folder for Prometheus");
+fn start_prometheus(target: SocketAddr) -> Service {
     let rules = repo().join("deploy/prometheus/rules/roadtest.rules.yml");
-    let config = format!(
+    monitoring::prometheus(&format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
          scrape_configs:\n  - job_name: roadtest\n    static_configs:\n      - targets: ['{target}']\n",
         rules.display()
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).expect("write the config");
-    let address: SocketAddr = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .expect("address");
-    let log = std::fs::File::create(dir.join("prometheus.log")).expect("a log file");
-    let child = Command::new(prometheus_binary())
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={address}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus starts");
-    let prometheus = Prometheus {
-        child,
-        address,
-        dir,
-    };
-    wait_for(Duration::from_secs(30), "Prometheus to be ready", || {
-        get(&prometheus, "/-/ready").ok().map(|_| ())
-    });
-    prometheus
-}
-
-fn get(prometheus: &Prometheus, path: &str) -> Result<String, String> {
-    let url = format!("http://{}{path}", prometheus.address);
-    ureq::get(&url)
-        .call()
-        .map_err(|e| e.to_string())?
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| e.to_string())
+    ))
 }
 
 /// The value of an instant query that returns one sample, if it does.
-fn query(prometheus: &Prometheus, promql: &str) -> Option<f64> {
+fn query(prometheus: &Service, promql: &str) -> Option<f64> {
     let encoded: String = promql
         .bytes()
         .map(|b| match b {
@@ -111,7 +33,11 @@ fn query(prometheus: &Prometheus, promql: &str) -> Option<f64> {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let body = get(prometheus, &format!("/api/v1/query?query={encoded}")).ok()?;
+    let body = get(
+        prometheus.address,
+        &format!("/api/v1/query?query={encoded}"),
+    )
+    .ok()?;
     let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
     let value = answer["data"]["result"].as_array()?.first()?["value"][1].as_str()?;
     value.parse().ok()
@@ -191,7 +117,7 @@ async fn prometheus_scrapes_a_run_and_holds_the_reports_totals() {
             .map(|(name, total)| (name.to_string(), query(&prometheus, name), *total))
             .collect();
         let up = query(&prometheus, "up{job=\"roadtest\"}");
-        let rules = get(&prometheus, "/api/v1/rules").expect("the rules");
+        let rules = get(prometheus.address, "/api/v1/rules").expect("the rules");
         (values, up, rules)
     })
     .await

@@ -127,6 +127,7 @@ pub(super) fn knee(args: &KneeArgs) -> Result<u8, String> {
         metrics_listen: None,
         metrics_linger: std::time::Duration::ZERO,
         alert_listen: None,
+        consumer_metrics_listen: None,
     };
     let plan = RunPlan::check(&args.scenario, flags)?;
     let scenario = &plan.scenario;

@@ -135,6 +135,10 @@ enum Command {
         /// own get the URL as ROADTEST_ALERT_WEBHOOK.
         #[arg(long, value_name = "ADDR")]
         alert_listen: Option<std::net::SocketAddr>,
+        /// Where the reference consumer serves its Prometheus metrics [default: any free port
+        /// on 127.0.0.1, which it logs]; deploy/prometheus scrapes 127.0.0.1:9465
+        #[arg(long, value_name = "ADDR")]
+        consumer_metrics_listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
         external: Box<crate::targets::external::ExternalArgs>,
     },
@@ -294,6 +298,7 @@ fn run(command: Command) -> u8 {
             metrics_listen,
             metrics_linger_s,
             alert_listen,
+            consumer_metrics_listen,
             external,
         } => run_scenario(
             &scenario,
@@ -307,6 +312,7 @@ fn run(command: Command) -> u8 {
                 metrics_listen,
                 metrics_linger: std::time::Duration::from_secs(metrics_linger_s),
                 alert_listen,
+                consumer_metrics_listen,
             },
         ),
         Command::Explore {

@@ -40,6 +40,8 @@ pub(super) struct RunFlags<'a> {
     pub(super) metrics_linger: Duration,
     /// Where the alert webhook listens (a scenario with alert rules).
     pub(super) alert_listen: Option<SocketAddr>,
+    /// Where the reference consumer serves its metrics.
+    pub(super) consumer_metrics_listen: Option<SocketAddr>,
 }
 
 /// Where a run goes, chosen once.
@@ -228,6 +230,7 @@ fn run_real(
     options.target_reason = plan.reason.clone();
     options.external = plan.external.clone();
     options.alert_listen = flags.alert_listen;
+    options.consumer_metrics_listen = flags.consumer_metrics_listen;
     let runtime = runtime()?;
     // Bound before anything starts: a port in use stops the run while nothing needs undoing.
     let server = match flags.metrics_listen {

@@ -1,8 +1,10 @@
-//! The reference consumer's optional alerter (`--alert-rules FILE --alert-webhook URL`): it
+//! The reference consumer's optional alerter (`--alert-rules FILE [--alert-webhook URL]`): it
 //! evaluates a scenario's threshold rules on the rows it hands out for writing (each vehicle's
-//! events in the order they were consumed) and posts each batch's alerts to the webhook as plain
-//! JSON, `[{"vehicle_id", "alert", "at"}]`, from a thread of its own, so a slow webhook never
-//! holds up consuming. `roadtest run` hands it the rules and its own webhook.
+//! events in the order they were consumed), counts each alert in its metrics
+//! (`roadtest_ingest_alerts_fired_total{alert, vehicle_id}`, for Prometheus rules to relay) and,
+//! given a webhook, posts each batch's alerts there as plain JSON, `[{"vehicle_id", "alert",
+//! "at"}]`, from a thread of its own, so a slow webhook never holds up consuming. `roadtest run`
+//! hands it the rules and its own webhook.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use super::core::Row;
 use crate::alerts::{Evaluator, Fired};
+use crate::live::IngestMetrics;
 use crate::scenario::AlertRule;
 
 /// One post's time limit: a webhook that does not answer in time loses that post (logged).
@@ -20,13 +23,19 @@ const POST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Alerter {
     evaluator: Evaluator,
+    metrics: IngestMetrics,
     outbox: Option<Sender<Vec<Fired>>>,
     poster: Option<JoinHandle<()>>,
 }
 
 impl Alerter {
-    /// Reads the rules (a JSON list of `[[alerts]]` rules) and starts the posting thread.
-    pub fn start(rules_path: &Path, webhook: &str) -> Result<Alerter, String> {
+    /// Reads the rules (a JSON list of `[[alerts]]` rules) and, given a webhook, starts the
+    /// posting thread.
+    pub fn start(
+        rules_path: &Path,
+        webhook: Option<&str>,
+        metrics: IngestMetrics,
+    ) -> Result<Alerter, String> {
         let text = std::fs::read_to_string(rules_path)
             .map_err(|e| format!("{}: cannot read the alert rules: {e}", rules_path.display()))?;
         let rules: Vec<AlertRule> = serde_json::from_str(&text).map_err(|e| {
@@ -36,15 +45,24 @@ impl Alerter {
             )
         })?;
         let evaluator = Evaluator::new(&rules).map_err(|e| e.to_string())?;
+        tracing::info!(rules = rules.len(), webhook, "alerting");
+        let Some(webhook) = webhook else {
+            return Ok(Alerter {
+                evaluator,
+                metrics,
+                outbox: None,
+                poster: None,
+            });
+        };
         let (outbox, posts) = channel();
         let url = webhook.to_string();
         let poster = std::thread::Builder::new()
             .name("roadtest-alerter".into())
             .spawn(move || post_all(&url, posts))
             .map_err(|e| format!("cannot start the alerter's thread: {e}"))?;
-        tracing::info!(rules = rules.len(), webhook, "alerting");
         Ok(Alerter {
             evaluator,
+            metrics,
             outbox: Some(outbox),
             poster: Some(poster),
         })
@@ -58,6 +76,9 @@ impl Alerter {
                     .observe_record(&row.record, row.vehicle_index)
             })
             .collect();
+        for alert in &fired {
+            self.metrics.alert_fired(&alert.alert, &alert.vehicle_id);
+        }
         if let (false, Some(outbox)) = (fired.is_empty(), &self.outbox) {
             let _ = outbox.send(fired);
         }

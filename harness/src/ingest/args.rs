@@ -80,8 +80,9 @@ pub struct IngestArgs {
     #[arg(long)]
     pub stats_dir: Option<PathBuf>,
     /// Evaluate these threshold rules (a JSON list of scenario `[[alerts]]` rules) on the
-    /// consumed events and post what fires to --alert-webhook
-    #[arg(long, value_name = "FILE", requires = "alert_webhook")]
+    /// consumed events, count what fires (roadtest_ingest_alerts_fired_total) and post it to
+    /// --alert-webhook when given
+    #[arg(long, value_name = "FILE")]
     pub alert_rules: Option<PathBuf>,
     /// Where to post alerts, as JSON `[{"vehicle_id", "alert", "at"}]` (`roadtest run` hands
     /// its own webhook)
@@ -152,8 +153,10 @@ impl IngestArgs {
         if let Some(dir) = &self.stats_dir {
             push_flag(&mut args, "--stats-dir", dir);
         }
-        if let (Some(rules), Some(webhook)) = (&self.alert_rules, &self.alert_webhook) {
+        if let Some(rules) = &self.alert_rules {
             push_flag(&mut args, "--alert-rules", rules);
+        }
+        if let Some(webhook) = &self.alert_webhook {
             push_flag(&mut args, "--alert-webhook", webhook);
         }
         push_security_flags(&mut args, &self.kafka_security, &self.cql_security);

@@ -108,11 +108,12 @@ pub async fn run(args: IngestArgs, shutdown: impl Future<Output = ()>) -> Result
         return Ok(());
     };
     let (metrics_task, metrics) = start_metrics(args.metrics_listen).await?;
-    let alerter = match (&args.alert_rules, &args.alert_webhook) {
-        (Some(rules), Some(webhook)) => {
-            Some(Alerter::start(rules, webhook).map_err(IngestError::Settings)?)
-        }
-        _ => None,
+    let alerter = match &args.alert_rules {
+        Some(rules) => Some(
+            Alerter::start(rules, args.alert_webhook.as_deref(), metrics.clone())
+                .map_err(IngestError::Settings)?,
+        ),
+        None => None,
     };
     let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
     let mut service = Service {

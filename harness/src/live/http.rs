@@ -41,7 +41,7 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
 
 async fn answer(mut stream: TcpStream, registry: Arc<Registry>) {
     let response = match read_request(&mut stream, 0).await {
-        Some(request) if request.method == "GET" && request.path == "/metrics" => {
+        Ok(request) if request.method == "GET" && request.path == "/metrics" => {
             response("200 OK", CONTENT_TYPE, &super::text(&registry))
         }
         _ => response(
@@ -64,9 +64,21 @@ pub(super) struct Request {
 /// The largest request head read (a larger one is cut there and fails to parse).
 const HEAD_MAX: usize = 16 * 1024;
 
+/// Why no request was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadError {
+    /// The peer closed the connection before sending a byte (a port probe): nothing to answer.
+    Closed,
+    /// Not an HTTP request, cut short, or a body over the limit.
+    Bad,
+}
+
 /// Reads one request: the head, then up to `body_max` bytes of body (`content-length`; a longer
-/// body is `None`). `None` too for a connection that closes early or a head that is not HTTP.
-pub(super) async fn read_request(stream: &mut TcpStream, body_max: usize) -> Option<Request> {
+/// body is [`ReadError::Bad`]).
+pub(super) async fn read_request(
+    stream: &mut TcpStream,
+    body_max: usize,
+) -> Result<Request, ReadError> {
     let mut buffer = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -74,28 +86,29 @@ pub(super) async fn read_request(stream: &mut TcpStream, body_max: usize) -> Opt
             break at + 4;
         }
         if buffer.len() >= HEAD_MAX {
-            return None;
+            return Err(ReadError::Bad);
         }
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) if buffer.is_empty() => return Err(ReadError::Closed),
+            Ok(0) | Err(_) => return Err(ReadError::Bad),
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
         }
     };
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let (method, path) = request_line(&head)?;
+    let (method, path) = request_line(&head).ok_or(ReadError::Bad)?;
     let length = content_length(&head).unwrap_or(0);
     if length > body_max {
-        return None;
+        return Err(ReadError::Bad);
     }
     let mut body = buffer.split_off(head_end);
     while body.len() < length {
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) => return Err(ReadError::Bad),
             Ok(n) => body.extend_from_slice(&chunk[..n]),
         }
     }
     body.truncate(length);
-    Some(Request { method, path, body })
+    Ok(Request { method, path, body })
 }
 
 /// The method and the path (without its query) of a request line.

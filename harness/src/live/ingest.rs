@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
@@ -33,6 +34,7 @@ pub struct IngestMetrics {
     in_flight: Gauge,
     lag: Gauge,
     batch_write: Histogram,
+    alerts_fired: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Default for IngestMetrics {
@@ -55,6 +57,7 @@ impl IngestMetrics {
             in_flight: Gauge::default(),
             lag: Gauge::default(),
             batch_write: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            alerts_fired: Family::default(),
         };
         let counters: [(&str, &str, &Counter); 5] = [
             (
@@ -92,6 +95,11 @@ impl IngestMetrics {
             "Records behind the end of the assigned partitions",
             metrics.lag.clone(),
         );
+        registry.register(
+            "alerts_fired",
+            "Alerts the consumer's alerter fired, by alert and vehicle",
+            metrics.alerts_fired.clone(),
+        );
         registry.register_with_unit(
             "batch_write_latency",
             "Batch write latency",
@@ -128,6 +136,15 @@ impl IngestMetrics {
         self.lag.set(stats.lag.max(0));
     }
 
+    /// One alert fired by the consumer's alerter.
+    pub fn alert_fired(&self, alert: &str, vehicle_id: &str) {
+        let labels = vec![
+            ("alert".to_string(), alert.to_string()),
+            ("vehicle_id".to_string(), vehicle_id.to_string()),
+        ];
+        self.alerts_fired.get_or_create(&labels).inc();
+    }
+
     /// One batch acknowledged after `micros`.
     pub fn batch_written(&self, micros: u64) {
         self.batch_write.observe(micros as f64 / 1e6);
@@ -149,6 +166,7 @@ mod tests {
             ..IngestCounts::default()
         });
         metrics.batch_written(2_500);
+        metrics.alert_fired("speeding", "veh-000003");
         let text = super::super::text(&metrics.registry());
         for line in [
             "roadtest_ingest_records_consumed_total 10",
@@ -156,6 +174,7 @@ mod tests {
             "roadtest_ingest_write_failures_total 1",
             "roadtest_ingest_lag_records 0",
             "roadtest_ingest_batch_write_latency_seconds_count 1",
+            "roadtest_ingest_alerts_fired_total{alert=\"speeding\",vehicle_id=\"veh-000003\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }

@@ -34,12 +34,13 @@ pub fn text(registry: &Registry) -> String {
 /// Every metric family roadtest run and the reference consumer expose, named as a query names
 /// them: counters with their `_total`, histograms by their base name (their series add
 /// `_bucket`, `_sum` and `_count`). Labelled families appear once they have a series, so the
-/// run here has started and sampled a process.
+/// run here has started and sampled a process, and the consumer has fired an alert.
 pub fn exposed_families() -> BTreeSet<String> {
     let run = RunMetrics::new();
     run.started("scenario", 0, "target");
     run.process("process", Some(1.0), Some(1.0));
     let ingest = IngestMetrics::new();
+    ingest.alert_fired("alert", "vehicle");
     let mut names = families(&text(&run.registry()));
     names.extend(families(&text(&ingest.registry())));
     names

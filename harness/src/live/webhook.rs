@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::http::{read_request, response};
+use super::http::{ReadError, read_request, response};
 use crate::alerts::{ReceivedAlert, parse_webhook};
 
 /// The largest body taken (1 MiB: thousands of alerts).
@@ -84,7 +84,11 @@ pub async fn serve_alerts(listener: TcpListener, inbox: Arc<AlertInbox>) {
 }
 
 async fn answer(mut stream: TcpStream, inbox: Arc<AlertInbox>) {
-    let request = read_request(&mut stream, BODY_MAX).await;
+    let request = match read_request(&mut stream, BODY_MAX).await {
+        Err(ReadError::Closed) => return,
+        Err(ReadError::Bad) => None,
+        Ok(request) => Some(request),
+    };
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as i64);
@@ -104,6 +108,30 @@ async fn answer(mut stream: TcpStream, inbox: Arc<AlertInbox>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_bare_connection_is_no_post_and_a_bad_body_gets_400() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("its address");
+        let inbox = Arc::new(AlertInbox::default());
+        let server = tokio::spawn(serve_alerts(listener, Arc::clone(&inbox)));
+        // A port probe: connects, sends nothing, leaves.
+        drop(TcpStream::connect(address).await.expect("connect"));
+        let mut stream = TcpStream::connect(address).await.expect("connect");
+        let body = "{\"alerts\": 3";
+        let request = format!(
+            "POST /alerts HTTP/1.1\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        let seen = inbox.snapshot();
+        assert_eq!((seen.posts, seen.malformed), (0, 1), "{seen:?}");
+        server.abort();
+    }
 
     #[test]
     fn a_malformed_body_is_refused_counted_and_explained() {

@@ -113,6 +113,7 @@ pub(super) fn launch(
     names: &RunNames,
     stats_dir: &Path,
     alerts: Option<&AlertWatch>,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> Result<Option<ConsumerLaunch>, RunError> {
     let consumer = &scenario.pipeline.consumer;
     if !consumer.managed {
@@ -120,9 +121,12 @@ pub(super) fn launch(
     }
     if consumer.is_reference() {
         let mut args = consumer_args(endpoints, names, consumer, stats_dir);
-        if let Some(alerts) = alerts.filter(|_| consumer.alerter) {
+        args.metrics_listen = metrics_listen.unwrap_or(args.metrics_listen);
+        // It evaluates and counts the rules either way; it posts unless alerting of your own
+        // (Prometheus rules on that count, through Alertmanager, say) is to post instead.
+        if let Some(alerts) = alerts {
             args.alert_rules = Some(alerts.rules_file.clone());
-            args.alert_webhook = Some(alerts.url.clone());
+            args.alert_webhook = consumer.alerter.then(|| alerts.url.clone());
         }
         return Ok(Some(ConsumerLaunch::reference(args.to_args())));
     }

@@ -131,6 +131,9 @@ pub struct RunOptions {
     /// Where the alert webhook listens when the scenario has `[[alerts]]` (`None`: any free
     /// port on 127.0.0.1). A fixed address is what an Alertmanager's configuration can name.
     pub alert_listen: Option<std::net::SocketAddr>,
+    /// Where the reference consumer serves its Prometheus metrics (`None`: any free port, which
+    /// it logs). A fixed address is what a scrape configuration can name.
+    pub consumer_metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl RunOptions {
@@ -153,6 +156,7 @@ impl RunOptions {
             progress: std::io::stderr().is_terminal() || std::env::var_os("CI").is_some(),
             metrics: None,
             alert_listen: None,
+            consumer_metrics_listen: None,
         })
     }
 }
@@ -369,6 +373,7 @@ async fn start_consumer(
         &prepared.names,
         &stats_dir,
         alerts,
+        options.consumer_metrics_listen,
     )?;
     let database = Database::connect(&prepared.endpoints, SERVICES_WAIT).await?;
     let elsewhere = launch.is_none();
