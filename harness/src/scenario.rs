@@ -1088,7 +1088,7 @@ impl fmt::Display for Service {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1110,14 +1110,16 @@ vehicle_count = 3
 sample_interval_ms = 500
 "#;
 
-    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    /// Parses and validates a scenario text as `unit.toml` (scenario_rules' tests use it too).
+    pub(crate) fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         let file = Path::new("unit.toml");
         let scenario = Scenario::parse(text, file)?;
         scenario.validate(file)?;
         Ok(scenario)
     }
 
-    fn error_of(text: &str) -> String {
+    /// The error a scenario text is rejected with.
+    pub(crate) fn error_of(text: &str) -> String {
         parse(text).expect_err("should be rejected").to_string()
     }
 

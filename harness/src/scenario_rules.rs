@@ -721,7 +721,6 @@ fn check_expectations(scenario: &Scenario) -> Result<(), Problem> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     const MINIMAL: &str = r#"
 name = "unit"
@@ -741,16 +740,7 @@ above = 130.0
 for_s = 10
 "#;
 
-    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
-        let file = Path::new("unit.toml");
-        let scenario = Scenario::parse(text, file)?;
-        scenario.validate(file)?;
-        Ok(scenario)
-    }
-
-    fn error_of(text: &str) -> String {
-        parse(text).expect_err("should be rejected").to_string()
-    }
+    use crate::scenario::tests::{error_of, parse};
 
     /// The error of MINIMAL with `alerts` appended, each rule's text edited by `edit`.
     fn alert_error(alerts: &str, edit: impl Fn(String) -> String) -> String {
