@@ -168,3 +168,23 @@ async fn prometheus_and_alertmanager_relay_the_alerts_in_their_own_payload() {
     assert_eq!(alerts.malformed, 1, "{alerts:?}");
     report.assert_passed();
 }
+
+#[test]
+fn an_alert_webhook_port_in_use_exits_2_before_anything_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = taken.local_addr().expect("its address").to_string();
+    let scenario = repo().join("scenarios/alerts-ci.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--target", "local", "--quiet", "--alert-listen", &address])
+        .output()
+        .expect("roadtest runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&address) && stderr.contains("--alert-listen"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting the local services"), "{stderr}");
+}
