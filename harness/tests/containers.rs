@@ -288,6 +288,15 @@ async fn smoke_passes_on_containers_with_nothing_lost() {
         let mb = report.memory.peak_rss_mb.get(name).copied();
         assert!(mb.is_some_and(|mb| mb > 1.0), "{name}: {mb:?}");
     }
+    // The GC log came out of roadtest's Cassandra image through the mounted folder: its limit
+    // is the heap the container was given.
+    let gc = report
+        .memory
+        .gc
+        .get("cassandra")
+        .expect("memory.gc.cassandra");
+    let heap_mb = options(Database::Cassandra).cassandra_heap_mb;
+    assert_eq!(gc.heap_max_mb, f64::from(heap_mb), "{gc:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -206,6 +206,11 @@ impl RunMetrics {
         self.consumer_up.set(i64::from(now.consumer_up));
     }
 
+    /// Rows written as counted once more after the run (raises the counter; never lowers it).
+    pub fn written(&self, total: u64) {
+        raise(&self.written, total);
+    }
+
     /// Faults in effect now, and how many have started so far.
     pub fn faults(&self, (active, started): (usize, usize)) {
         self.faults_active

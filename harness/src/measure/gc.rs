@@ -1,6 +1,6 @@
 //! Cassandra's memory without JMX: the JVM's own garbage-collection log (unified logging,
-//! `-Xlog:gc*:file=DIR/gc-%p.log:time,uptime,level,tags`, one file per JVM so a restart starts a
-//! new one), read while it grows. Each collection's summary line gives the pause and the heap
+//! `-Xlog:gc*:file=DIR/gc-%p-%t.log:time,uptime,level,tags`, one file per JVM start), read while
+//! it grows. Each collection's summary line gives the pause and the heap
 //! before and after it:
 //!
 //! ```text
@@ -208,6 +208,10 @@ fn is_gc_log(path: &Path) -> bool {
 /// The text from `offset` up to the file's last newline, and its length in bytes.
 fn read_complete_lines(path: &Path, offset: u64) -> Option<(String, u64)> {
     let mut file = std::fs::File::open(path).ok()?;
+    // A file shorter than what was read of it was written anew: nothing new can be told apart.
+    if file.metadata().ok()?.len() < offset {
+        return None;
+    }
     file.seek(SeekFrom::Start(offset)).ok()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;

@@ -245,6 +245,13 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
     let mut collected = collect(&mut prepared, scenario, &options, watched).await?;
     if let Some(live) = &options.metrics {
         live.e2e(collected.verified.e2e.values());
+        // The reference consumer's last words, written when it stopped after the drain.
+        let consumers = collected.consumers.iter();
+        live.written(
+            consumers
+                .map(|(_, c)| c.core.written + c.core.dead_lettered)
+                .sum(),
+        );
     }
     if let Some(alerts) = &alerts {
         collected.alerts = Some(alerts.settle(scenario, collected.driven.clock).await);

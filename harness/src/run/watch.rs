@@ -205,16 +205,7 @@ pub(super) async fn drain(
     let mut idle_since: Option<(Instant, u64)> = None;
     loop {
         let (written, in_flight, consuming, consumer_lag) = consumer.totals(target.consumer_pid());
-        if written >= outcome.acknowledged && in_flight == 0 {
-            return Ok(());
-        }
-        let idle = consuming
-            && in_flight == 0
-            && consumer_lag == 0
-            && idle_since.is_some_and(|(_, at)| at == written);
-        if !idle {
-            idle_since = Some((Instant::now(), written));
-        }
+        // Before the check: the count that ends the drain is the one a scraper must see.
         if let Some((live, clock)) = live {
             live.progress(LiveProgress {
                 elapsed_s: clock.start.elapsed().as_secs_f64(),
@@ -224,6 +215,16 @@ pub(super) async fn drain(
                 lag: pipeline_lag(outcome.acknowledged, written),
                 consumer_up: consumer_up(target),
             });
+        }
+        if written >= outcome.acknowledged && in_flight == 0 {
+            return Ok(());
+        }
+        let idle = consuming
+            && in_flight == 0
+            && consumer_lag == 0
+            && idle_since.is_some_and(|(_, at)| at == written);
+        if !idle {
+            idle_since = Some((Instant::now(), written));
         }
         let waiting = Waiting::of(written, outcome.acknowledged, in_flight, consuming, idle);
         progress.draining(outcome.acknowledged, written, waiting);

@@ -221,12 +221,14 @@ impl Target {
         }
     }
 
-    /// The folder where Cassandra's JVM writes its GC logs (`gc-PID.log`), when roadtest
-    /// started that Cassandra: the local target with the Cassandra sink.
+    /// The folder where Cassandra's JVM writes its GC logs (`gc-*.log`), when roadtest started
+    /// that Cassandra with its own launcher: the local target with the Cassandra sink, and
+    /// roadtest's Cassandra image on the containers target (through a mounted folder).
     pub fn gc_log_dir(&self) -> Option<std::path::PathBuf> {
         match &self.running {
             Running::Local(target) => target.gc_log_dir(),
-            Running::Containers(_) | Running::External(_) => None,
+            Running::Containers(target) => target.gc_log_dir(),
+            Running::External(_) => None,
         }
     }
 

@@ -51,6 +51,7 @@ use self::consumer::ContainerConsumer;
 pub use self::docker::{ContainerUsage, UsageProbe};
 use self::docker::{DOCKER_CALL_TIMEOUT, LogFollower, bounded};
 pub use self::history::OomKill;
+use self::options::CassandraFamily;
 pub use self::options::{ContainersOptions, Database, ImageRef, KafkaFamily};
 use self::readiness::{
     docker_error, is_not_running, probe, start_again, start_service, wait_for_ready_line,
@@ -141,7 +142,20 @@ pub struct ContainersTarget {
     ready_after: BTreeMap<Role, Duration>,
 }
 
+/// The host folder roadtest's own Cassandra image writes its logs to (the GC log among them),
+/// when the database is that image: `cassandra-logs` in the run folder.
+fn cassandra_logs(options: &ContainersOptions, dir: &std::path::Path) -> Option<PathBuf> {
+    let local = options.database == Database::Cassandra
+        && CassandraFamily::of(&options.cassandra_image) == CassandraFamily::Local;
+    local.then(|| dir.join("cassandra-logs"))
+}
+
 impl ContainersTarget {
+    /// Where Cassandra's JVM writes its GC logs, when the database is roadtest's own image.
+    pub fn gc_log_dir(&self) -> Option<PathBuf> {
+        cassandra_logs(&self.options, &self.dir)
+    }
+
     /// Checks the options, pings Docker (2 s), removes orphans of dead roadtest processes, pulls
     /// missing images, starts broker and database together and waits until both are ready.
     pub async fn start(options: ContainersOptions) -> Result<ContainersTarget, ContainersError> {
@@ -175,13 +189,21 @@ impl ContainersTarget {
             broker_proxy.local_addr(),
             labels(Role::Broker),
         );
-        let database_spec = spec::database_spec(
+        let mut database_spec = spec::database_spec(
             &options,
             &run_id,
             ports.cql,
             ports.bridge,
             labels(Role::Cassandra),
         );
+        if let Some(logs) = cassandra_logs(&options, &dir) {
+            std::fs::create_dir_all(&logs).map_err(|source| TargetError::WorkDir {
+                path: logs.clone(),
+                source,
+            })?;
+            let host = logs.to_string_lossy().into_owned();
+            database_spec.logs_mount = Some((host, spec::CASSANDRA_NODE_LOGS.to_string()));
+        }
         let (broker, database) = tokio::join!(
             start_service(&docker, &options, &dir, kafka_spec),
             start_service(&docker, &options, &dir, database_spec),

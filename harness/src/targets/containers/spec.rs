@@ -9,7 +9,7 @@ use std::time::Duration;
 use testcontainers::bollard::models::{
     HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
 use testcontainers::{ContainerRequest, GenericImage, Image, ImageExt};
 use testcontainers_modules::kafka::apache::Kafka;
 
@@ -99,7 +99,13 @@ pub struct ContainerSpec {
     pub restart_on_failure: bool,
     pub ready_line: ReadyLine,
     pub labels: BTreeMap<String, String>,
+    /// A host folder mounted over a folder of the container (host path, container path): how
+    /// roadtest's Cassandra image hands out its GC log.
+    pub logs_mount: Option<(String, String)>,
 }
+
+/// Where roadtest's Cassandra image writes its logs, the GC log among them.
+pub const CASSANDRA_NODE_LOGS: &str = "/var/lib/cassandra/node/logs";
 
 impl ContainerSpec {
     /// The testcontainers request that starts this container; its ready condition is the ready
@@ -117,6 +123,9 @@ impl ContainerSpec {
         }
         if !self.cmd.is_empty() {
             request = request.with_cmd(self.cmd.clone());
+        }
+        if let Some((host, container)) = &self.logs_mount {
+            request = request.with_mount(Mount::bind_mount(host.as_str(), container.as_str()));
         }
         let memory_bytes = i64::from(self.memory_limit_mb) * 1024 * 1024;
         let restart_policy = self.restart_on_failure.then_some(RestartPolicy {
@@ -194,6 +203,7 @@ pub fn kafka_spec(
         restart_on_failure: false,
         ready_line,
         labels,
+        logs_mount: None,
     }
 }
 
@@ -290,6 +300,7 @@ pub fn database_spec(
         restart_on_failure: options.database_restart == DatabaseRestart::OnFailure,
         ready_line,
         labels,
+        logs_mount: None,
     }
 }
 
