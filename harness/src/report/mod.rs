@@ -34,7 +34,7 @@
 //! | `memory.peak_rss_mb.<process>` | number | **gate** Highest resident memory of each process, MB. |
 //! | `memory.peak_cpu_percent.<process>` | number | Highest CPU of each process, % of one core. |
 //! | `memory.timelines.<process>[]` | list | Samples: `at_ms`, `rss_mb` and `cpu_percent` (null when absent). |
-//! | `memory.gc.cassandra` | object | From Cassandra's GC log (the local target's Cassandra; absent elsewhere): `collections`, `full_collections`, `pause_ms.{p50,p99,max}`, `gc_time_percent` (% of the run paused), `heap_max_mb`, `heap_used_mb[]` (`at_s`, `before`, `after`: MB around each collection). |
+//! | `memory.gc.cassandra` | object | From Cassandra's GC log (a Cassandra roadtest starts with its launcher: local target, roadtest's image on containers; absent elsewhere): `collections`, `full_collections`, `pause_ms.{p50,p99,max}`, `gc_time_percent` (% of the run paused), `heap_max_mb`, `heap_used_mb[]` (`at_s`, `before`, `after`: MB around each collection). |
 //! | `consumer.processes[]` | list | Each consumer process: `pid` (real runs) or `incarnation` (sim), `exited_cleanly`, `stats` (the core's counters: consumed, written, committed offsets per partition, ...). |
 //! | `consumer.sim` | object | Simulated runs only: `virtual_end_s`, `steps`, `database_rows_lost_in_crashes`, `latencies`. |
 //! | `verify.expected` | integer | **gate** Events the seed says were sent. |
