@@ -144,10 +144,27 @@ pub struct ContainersTarget {
 
 /// The host folder roadtest's own Cassandra image writes its logs to (the GC log among them),
 /// when the database is that image: `cassandra-logs` in the run folder.
-fn cassandra_logs(options: &ContainersOptions, dir: &std::path::Path) -> Option<PathBuf> {
+fn cassandra_logs(options: &ContainersOptions, dir: &Path) -> Option<PathBuf> {
     let local = options.database == Database::Cassandra
         && CassandraFamily::of(&options.cassandra_image) == CassandraFamily::Local;
     local.then(|| dir.join("cassandra-logs"))
+}
+
+/// Mounts [`cassandra_logs`] (created here) over the logs folder of roadtest's Cassandra image.
+fn mount_cassandra_logs(
+    database: &mut ContainerSpec,
+    options: &ContainersOptions,
+    dir: &Path,
+) -> Result<(), TargetError> {
+    if let Some(logs) = cassandra_logs(options, dir) {
+        std::fs::create_dir_all(&logs).map_err(|source| TargetError::WorkDir {
+            path: logs.clone(),
+            source,
+        })?;
+        let host = logs.to_string_lossy().into_owned();
+        database.logs_mount = Some((host, spec::CASSANDRA_NODE_LOGS.to_string()));
+    }
+    Ok(())
 }
 
 impl ContainersTarget {
@@ -196,14 +213,7 @@ impl ContainersTarget {
             ports.bridge,
             labels(Role::Cassandra),
         );
-        if let Some(logs) = cassandra_logs(&options, &dir) {
-            std::fs::create_dir_all(&logs).map_err(|source| TargetError::WorkDir {
-                path: logs.clone(),
-                source,
-            })?;
-            let host = logs.to_string_lossy().into_owned();
-            database_spec.logs_mount = Some((host, spec::CASSANDRA_NODE_LOGS.to_string()));
-        }
+        mount_cassandra_logs(&mut database_spec, &options, &dir)?;
         let (broker, database) = tokio::join!(
             start_service(&docker, &options, &dir, kafka_spec),
             start_service(&docker, &options, &dir, database_spec),
