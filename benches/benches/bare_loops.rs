@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::types::RDKafkaErrorCode;
 use roadtest::Scenario;
 use roadtest::clients::kafka::{ProducerSettings, create_topics, producer_config};
-use roadtest::clients::pg::{self, UpsertColumns};
+use roadtest::clients::pg::{self, PgEndpoint, UpsertColumns};
 use roadtest::clients::{CqlConnection, KafkaConnection, cql};
 use roadtest::drive::{Destination, DriveCounters, drive};
 use roadtest::fleet::FleetPlan;
@@ -52,7 +52,7 @@ struct Bench {
     /// A name no earlier run used, for topics, keyspaces and groups.
     stamp: String,
     /// The PostgreSQL of (e) and (f) (the local target's, started for the bench), and its URL.
-    postgres: (LocalTarget, String),
+    postgres: (LocalTarget, PgEndpoint),
 }
 
 /// One round's four rates (events or rows per second) and the two ratios.
@@ -97,7 +97,7 @@ fn main() {
 }
 
 impl Bench {
-    fn new(vehicles: u32, postgres: (LocalTarget, String)) -> Bench {
+    fn new(vehicles: u32, postgres: (LocalTarget, PgEndpoint)) -> Bench {
         let kafka = KafkaConnection::plaintext(service_env("ROADTEST_KAFKA_BOOTSTRAP"));
         let contact: SocketAddr = service_env("ROADTEST_CQL_CONTACT")
             .parse()
@@ -381,8 +381,9 @@ impl Bench {
     /// (e) and (f) into schemas of their own (named `schemas`), in alternating order; their
     /// rates. The schemas are dropped afterwards.
     async fn postgres_round(&self, round: usize, topic: &str, schemas: [String; 2]) -> (f64, f64) {
-        let url = &self.postgres.1;
-        let client = pg::connect(url, DEADLINE)
+        let endpoint = &self.postgres.1;
+        let url = &endpoint.url;
+        let client = pg::connect(endpoint, DEADLINE)
             .await
             .expect("PostgreSQL answers");
         for schema in &schemas {
@@ -428,7 +429,7 @@ impl Bench {
 
 /// A PostgreSQL of the bench's own, started as the local target starts it (with a broker the
 /// bench does not use), and its connection string.
-async fn start_postgres() -> (LocalTarget, String) {
+async fn start_postgres() -> (LocalTarget, PgEndpoint) {
     let mut options = LocalOptions::from_env();
     options.sink = Sink::Postgres;
     let target = LocalTarget::start(options)

@@ -937,6 +937,46 @@ fn bad_knee_flags_exit_2_naming_the_flag() {
 }
 
 #[test]
+fn a_postgres_url_with_a_password_or_beside_cql_contacts_exits_2_before_anything_starts() {
+    let scenario =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke-postgres.toml");
+    let out = std::env::temp_dir().join(format!("roadtest-cli-{}-pg-url", std::process::id()));
+    for (flags, says) in [
+        (
+            &["--postgres-url", "postgresql://app:hunter2@127.0.0.1:1/db"][..],
+            "ROADTEST_POSTGRES_PASSWORD",
+        ),
+        (
+            &[
+                "--postgres-url",
+                "postgresql://app@127.0.0.1:1/db",
+                "--cql-contact",
+                "127.0.0.1:1",
+            ],
+            "not both",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+            .arg("run")
+            .arg(&scenario)
+            .args(["--target", "external", "--kafka-bootstrap", "127.0.0.1:1"])
+            .args(flags)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("roadtest runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(
+            !out.exists(),
+            "nothing is written before the flags are right"
+        );
+    }
+}
+
+#[test]
 fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_not_apply() {
     let scenario =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke-postgres.toml");

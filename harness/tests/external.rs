@@ -1,4 +1,4 @@
-//! The external target against real clusters: this host's services (`roadtest services up`: Tansu, Cassandra 2.1 behind the CQL bridge) stand in for clusters that already run; mutual TLS through terminators this test puts in front of them, and a Cassandra that requires a login.
+//! The external target against real clusters: this host's services (`roadtest services up`: Tansu, Cassandra 2.1 behind the CQL bridge) stand in for clusters that already run; mutual TLS through terminators this test puts in front of them, a Cassandra that requires a login, and a PostgreSQL server of the test's own that requires a password.
 //!
 //! Fails (never skips) when the services are not up, saying how to start them. The runs are
 //! serialised: they share the services, and the fault run's latency checks need a quiet host.
@@ -20,13 +20,14 @@ use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509, X509NameBuilder};
 use roadtest::Scenario;
+use roadtest::clients::pg::{self, POSTGRES_PASSWORD_ENV, PgEndpoint};
 use roadtest::clients::security::{
     CqlSecurity, KafkaProtocol, KafkaSecurity, Login, Password, TlsFiles,
 };
 use roadtest::clients::{CqlConnection, KafkaConnection, cql};
 use roadtest::report::Report;
 use roadtest::run::{ExternalClusters, RunOptions};
-use roadtest::targets::TargetKind;
+use roadtest::targets::{PostgresInstall, TargetKind};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
@@ -80,6 +81,7 @@ fn plaintext(kafka: &str, cql: &str) -> ExternalClusters {
             contact_points: vec![cql.to_string()],
             ..CqlConnection::default()
         },
+        postgres: None,
         kafka_replication_factor: 1,
         cql_replication: cql::REPLICATION_ONE.to_string(),
     }
@@ -152,6 +154,169 @@ async fn consumer_kill_and_network_faults_work_without_touching_the_clusters() {
         write_ack_p99_ms >= 240.0,
         "the Cassandra latency fault should show in write acks, p99 was {write_ack_p99_ms} ms"
     );
+}
+
+// ---- PostgreSQL: a server of this test's that wants a password ----
+
+/// The password of the PostgreSQL server's user `app`.
+const APP_PASSWORD: &str = "correct horse battery";
+
+/// A PostgreSQL server on a free port whose TCP connections need a password (scram-sha-256;
+/// user `app`), with commit times on; returns it, its port and its folder.
+fn postgres_with_login() -> (Service, u16, PathBuf) {
+    let install = PostgresInstall::find().unwrap_or_else(|error| panic!("{error}"));
+    let dir = out_dir("postgres-server");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the server's folder");
+    let password_file = dir.join("password");
+    std::fs::write(&password_file, APP_PASSWORD).expect("the password file");
+    let as_server_user = |command: &mut Command| {
+        if let Some((uid, gid)) = install.user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
+            std::os::unix::fs::chown(&password_file, Some(uid), Some(gid)).expect("chown");
+            std::os::unix::process::CommandExt::uid(command, uid);
+            std::os::unix::process::CommandExt::gid(command, gid);
+        }
+    };
+    let data = dir.join("data");
+    let mut initdb = Command::new(install.bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "app",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
+        .arg(format!("--pwfile={}", password_file.display()))
+        .args(["--no-sync", "-E", "UTF8"])
+        .current_dir(&dir);
+    as_server_user(&mut initdb);
+    let output = initdb.output().expect("run initdb");
+    assert!(output.status.success(), "initdb: {output:?}");
+    let address = free_address();
+    let mut server = Command::new(install.bin.join("postgres"));
+    server
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &address.port().to_string(), "-k"])
+        .arg(&dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "track_commit_timestamp=on",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("postgres.log")).expect("log"),
+        ));
+    as_server_user(&mut server);
+    let service = Service(server.spawn().expect("start postgres"));
+    wait_until_listening("PostgreSQL", address, Duration::from_secs(30));
+    (service, address.port(), dir)
+}
+
+/// The schemas of the server whose names roadtest's runs use.
+async fn run_schemas(url: &str) -> Vec<String> {
+    let endpoint = PgEndpoint {
+        url: url.to_string(),
+        password: Some(Password::new(APP_PASSWORD)),
+    };
+    let client = pg::connect(&endpoint, Duration::from_secs(30))
+        .await
+        .expect("connect");
+    let rows = client
+        .query(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'roadtest_%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("list the schemas");
+    rows.iter().map(|row| row.get(0)).collect()
+}
+
+/// `roadtest run SCENARIO --target external --postgres-url URL`, the password in the
+/// environment when given; (exit code, stderr, report.json when written).
+fn run_postgres_cli(
+    name: &str,
+    kafka: &str,
+    url: &str,
+    password: Option<&str>,
+) -> (Option<i32>, String, Option<serde_json::Value>) {
+    let out = out_dir(&format!("{name}-cli"));
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roadtest"));
+    command
+        .arg("run")
+        .arg(&scenario)
+        .args([
+            "--target",
+            "external",
+            "--quiet",
+            "--kafka-bootstrap",
+            kafka,
+        ])
+        .args(["--postgres-url", url, "--out"])
+        .arg(&out)
+        .env_remove(POSTGRES_PASSWORD_ENV);
+    if let Some(password) = password {
+        command.env(POSTGRES_PASSWORD_ENV, password);
+    }
+    let output = command.output().expect("run roadtest");
+    let report = std::fs::read(out.join("report.json"))
+        .ok()
+        .map(|bytes| serde_json::from_slice(&bytes).expect("report.json is JSON"));
+    let _ = std::fs::remove_dir_all(&out);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_with_a_password_from_the_environment_and_a_slowed_path() {
+    let _one = RUNS.lock().await;
+    let (kafka, _) = services();
+    let (_server, port, dir) = postgres_with_login();
+    let url = format!("postgresql://app@127.0.0.1:{port}/postgres");
+    let (code, stderr, _) = run_postgres_cli("external-postgres-ci", &kafka, &url, None);
+    assert_ne!(code, Some(0), "no password, no run: {stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains(POSTGRES_PASSWORD_ENV),
+        "a refused login must say where the password goes: {stderr}"
+    );
+    let (code, stderr, report) =
+        run_postgres_cli("external-postgres-ci", &kafka, &url, Some(APP_PASSWORD));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(APP_PASSWORD), "{stderr}");
+    let report = report.expect("report.json written");
+    assert_eq!(report["target"]["name"], "external");
+    assert_eq!(report["verify"]["lost"], 0);
+    assert_eq!(report["verify"]["expected"], report["verify"]["found"]);
+    let replay = report["replay_command"].as_str().unwrap_or_default();
+    assert!(
+        replay.contains(&format!("--postgres-url {url}")),
+        "{replay}"
+    );
+    let versions = report["target"]["service_versions"]["postgres"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(versions.contains("PostgreSQL 1"), "{report}");
+    // +150 ms +- 30 each way on 6 s of writes: only the consumer's path through the proxy can.
+    let write_ack_p99_ms = report["latency"]["stages"]["write_ack_ms"]["p99"]
+        .as_f64()
+        .unwrap_or_default();
+    assert!(
+        write_ack_p99_ms >= 240.0,
+        "the PostgreSQL latency fault should show in write acks, p99 was {write_ack_p99_ms} ms"
+    );
+    assert_eq!(
+        run_schemas(&url).await,
+        Vec::<String>::new(),
+        "a passed run drops its schema"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 // ---- TLS: terminators in front of a Tansu of this test and of the services' CQL bridge ----

@@ -326,6 +326,7 @@ fn clusters(kafka: &str, cql: &str) -> roadtest::run::ExternalClusters {
             contact_points: vec![cql.to_string()],
             ..Default::default()
         },
+        postgres: None,
         kafka_replication_factor: 1,
         cql_replication: roadtest::clients::cql::REPLICATION_ONE.to_string(),
     }

@@ -74,9 +74,9 @@ impl RunPlan {
         let external_flags = flags.external.is_set();
         if external_flags && flags.target.is_some_and(|t| t != TargetArg::External) {
             return Err(format!(
-                "--kafka-bootstrap, --cql-contact, the --kafka-*/--cql-* security flags, \
-                 --kafka-replication-factor and --cql-replication apply to --target external \
-                 only, and the target is {}",
+                "--kafka-bootstrap, --cql-contact, --postgres-url, the --kafka-*/--cql-* \
+                 security flags, --kafka-replication-factor and --cql-replication apply to \
+                 --target external only, and the target is {}",
                 target_name(flags.target)
             ));
         }

@@ -29,7 +29,8 @@ pub enum ClientError {
     },
     #[error(
         "{service} at {address} refused the connection: {message}; check the user name, its \
-         password (ROADTEST_CQL_PASSWORD / ROADTEST_KAFKA_PASSWORD) and the TLS files"
+         password (ROADTEST_CQL_PASSWORD / ROADTEST_KAFKA_PASSWORD / ROADTEST_POSTGRES_PASSWORD) \
+         and the TLS files"
     )]
     Refused {
         service: &'static str,

@@ -13,8 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::{ClientError, retry};
+use super::security::Password;
+use super::{ClientError, retry_unless};
 use crate::wire::Record;
+
+/// The variable holding the password of the PostgreSQL user (`roadtest run --postgres-url`,
+/// `roadtest ingest --postgres-url`): libpq's `PGPASSWORD` under roadtest's name. A URL never
+/// carries it: URLs are logged, shown by `ps` and written into the replay command.
+pub const POSTGRES_PASSWORD_ENV: &str = "ROADTEST_POSTGRES_PASSWORD";
 
 /// The table's columns after `vehicle_id` and `timestamp`, in the order the upsert binds them:
 /// roadtest's value fields, each in a column of its own name.
@@ -38,17 +44,110 @@ pub fn address_of(url: &str) -> String {
     format!("{host}:{port}")
 }
 
+/// A PostgreSQL server to connect to: a connection string without a password, and the password
+/// (from [`POSTGRES_PASSWORD_ENV`]) kept apart, so it reaches no argument, log line or report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgEndpoint {
+    pub url: String,
+    pub password: Option<Password>,
+}
+
+impl PgEndpoint {
+    /// A server that needs no password (the local target's own, with trust on loopback).
+    pub fn new(url: impl Into<String>) -> PgEndpoint {
+        PgEndpoint {
+            url: url.into(),
+            password: None,
+        }
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        address_of(&self.url)
+    }
+
+    /// The connection settings: the URL's, plus the password.
+    fn config(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        if let Some(password) = &self.password {
+            config.password(password.expose());
+        }
+        Ok(config)
+    }
+
+    /// The same server and login at `address` instead (roadtest's fault proxy in front of it),
+    /// as a key-value connection string.
+    pub fn at(&self, address: std::net::SocketAddr) -> PgEndpoint {
+        let config = self.url.parse::<tokio_postgres::Config>().ok();
+        let quoted = |text: &str| format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut url = format!("host={} port={}", address.ip(), address.port());
+        if let Some(user) = config.as_ref().and_then(|c| c.get_user()) {
+            url.push_str(&format!(" user={}", quoted(user)));
+        }
+        if let Some(dbname) = config.as_ref().and_then(|c| c.get_dbname()) {
+            url.push_str(&format!(" dbname={}", quoted(dbname)));
+        }
+        url.push_str(" connect_timeout=3");
+        PgEndpoint {
+            url,
+            password: self.password.clone(),
+        }
+    }
+}
+
+/// Checks a connection string given on the command line: it parses, names a TCP host, and
+/// holds no password (that comes from [`POSTGRES_PASSWORD_ENV`]).
+pub fn check_url(flag: &str, url: &str) -> Result<(), String> {
+    let example = "postgresql://USER@HOST:5432/DATABASE";
+    let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        format!("{flag}: not a PostgreSQL connection string ({e}); give one like {example}")
+    })?;
+    if config.get_password().is_some() {
+        return Err(format!(
+            "{flag}: the URL holds a password; leave it out and set {POSTGRES_PASSWORD_ENV} \
+             instead (URLs are logged, shown by ps and written into the replay command)"
+        ));
+    }
+    if !matches!(
+        config.get_hosts().first(),
+        Some(tokio_postgres::config::Host::Tcp(_))
+    ) {
+        return Err(format!(
+            "{flag}: no TCP host in {url:?}; give one like {example}"
+        ));
+    }
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(format!(
+            "{flag}: sslmode=require: roadtest connects to PostgreSQL without TLS for now; use \
+             a listener that accepts plain connections (sslmode=prefer or disable)"
+        ));
+    }
+    Ok(())
+}
+
+/// An error with its causes: tokio-postgres shows only its kind ("db error", "invalid
+/// configuration") and keeps what PostgreSQL said in its source.
+fn full_message(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 fn error(url: &str, what: impl Into<String>, source: tokio_postgres::Error) -> ClientError {
     ClientError::Postgres {
         address: address_of(url),
         what: what.into(),
-        source: source.into(),
+        source: full_message(&source).into(),
     }
 }
 
 /// One connection attempt; its connection task runs until the client is dropped or it breaks.
-async fn connect_once(url: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+async fn connect_once(endpoint: &PgEndpoint) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = endpoint.config()?.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "PostgreSQL connection closed");
@@ -58,16 +157,67 @@ async fn connect_once(url: &str) -> Result<Client, tokio_postgres::Error> {
 }
 
 /// Connects, trying again until `deadline` (PostgreSQL refuses connections while it starts and
-/// while it recovers after a crash).
-pub async fn connect(url: &str, deadline: Duration) -> Result<Client, ClientError> {
-    retry(deadline, || connect_once(url))
+/// while it recovers after a crash); a refused login ends it at once.
+pub async fn connect(endpoint: &PgEndpoint, deadline: Duration) -> Result<Client, ClientError> {
+    let attempt = || async { connect_once(endpoint).await.map_err(|e| full_message(&e)) };
+    retry_unless(deadline, attempt, |message: &String| login_refused(message))
         .await
-        .map_err(|(waited, last_error)| ClientError::Unreachable {
-            service: "PostgreSQL",
-            address: address_of(url),
-            waited,
-            last_error,
+        .map_err(|(waited, last_error)| {
+            if login_refused(&last_error) {
+                ClientError::Refused {
+                    service: "PostgreSQL",
+                    address: endpoint.address(),
+                    message: last_error,
+                }
+            } else {
+                ClientError::Unreachable {
+                    service: "PostgreSQL",
+                    address: endpoint.address(),
+                    waited,
+                    last_error,
+                }
+            }
         })
+}
+
+/// Whether a connection error is a refused login (no waiting mends it): a wrong password, an
+/// unknown user, a password the server asked for and roadtest did not have.
+fn login_refused(error: &str) -> bool {
+    [
+        "password authentication failed",
+        "password missing",
+        "no pg_hba.conf entry",
+        "role \"",
+    ]
+    .iter()
+    .any(|sign| error.contains(sign))
+}
+
+/// What a PostgreSQL server says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFacts {
+    pub version: String,
+    /// `track_commit_timestamp`: whether it records when each transaction committed (without
+    /// it no row has a write time, and roadtest cannot measure latency).
+    pub commit_times: bool,
+    /// `synchronous_commit` (on: a commit is flushed before it is acknowledged).
+    pub synchronous_commit: String,
+}
+
+/// Asks a server for its [`ServerFacts`].
+pub async fn server_facts(client: &Client, url: &str) -> Result<ServerFacts, ClientError> {
+    let show = |setting: &'static str| async move {
+        client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .and_then(|row| row.try_get::<_, String>(0))
+            .map_err(|e| error(url, format!("read the setting {setting}"), e))
+    };
+    Ok(ServerFacts {
+        version: show("server_version").await?,
+        commit_times: show("track_commit_timestamp").await? == "on",
+        synchronous_commit: show("synchronous_commit").await?,
+    })
 }
 
 /// Creates the run's schema and roadtest's table in it, the CQL table's shape in PostgreSQL's
@@ -213,24 +363,29 @@ fn epoch_ms(time: SystemTime) -> i64 {
 /// pipelined on it), and connects again on the next batch after the connection broke.
 #[derive(Debug)]
 pub struct PgWriter {
-    url: String,
+    endpoint: PgEndpoint,
     upsert: String,
     current: tokio::sync::Mutex<Option<Arc<(Client, Statement)>>>,
 }
 
 impl PgWriter {
     /// Connects (waiting up to `deadline` for PostgreSQL) and prepares the upsert into `schema`.
-    pub async fn connect(url: &str, schema: &str, deadline: Duration) -> Result<Self, ClientError> {
+    pub async fn connect(
+        endpoint: PgEndpoint,
+        schema: &str,
+        deadline: Duration,
+    ) -> Result<Self, ClientError> {
+        let client = connect(&endpoint, deadline).await?;
+        let upsert = upsert_statement(schema);
+        let statement = client
+            .prepare(&upsert)
+            .await
+            .map_err(|e| error(&endpoint.url, "prepare the upsert", e))?;
         let writer = PgWriter {
-            url: url.to_string(),
-            upsert: upsert_statement(schema),
+            endpoint,
+            upsert,
             current: tokio::sync::Mutex::new(None),
         };
-        let client = connect(url, deadline).await?;
-        let statement = client
-            .prepare(&writer.upsert)
-            .await
-            .map_err(|e| error(url, "prepare the upsert", e))?;
         *writer.current.lock().await = Some(Arc::new((client, statement)));
         Ok(writer)
     }
@@ -243,19 +398,20 @@ impl PgWriter {
         }
         *current = None;
         let attempt = async {
-            let client = connect_once(&self.url).await?;
+            let client = connect_once(&self.endpoint).await?;
             let statement = client.prepare(&self.upsert).await?;
             Ok::<_, tokio_postgres::Error>((client, statement))
         };
         match tokio::time::timeout(WRITER_CONNECT_TIMEOUT, attempt).await {
             Ok(Ok(open)) => Ok(Arc::clone(current.insert(Arc::new(open)))),
             Ok(Err(e)) => Err(format!(
-                "connect to PostgreSQL at {}: {e}",
-                address_of(&self.url)
+                "connect to PostgreSQL at {}: {}",
+                self.endpoint.address(),
+                full_message(&e)
             )),
             Err(_) => Err(format!(
                 "connect to PostgreSQL at {}: no answer within {WRITER_CONNECT_TIMEOUT:?}",
-                address_of(&self.url)
+                self.endpoint.address()
             )),
         }
     }
@@ -270,7 +426,10 @@ impl PgWriter {
             .execute(statement, &columns.params())
             .await
             .map(|_| ())
-            .map_err(|e| format!("upsert into PostgreSQL at {}: {e}", address_of(&self.url)))
+            .map_err(|e| {
+                let address = self.endpoint.address();
+                format!("upsert into PostgreSQL at {address}: {}", full_message(&e))
+            })
     }
 }
 
@@ -352,6 +511,47 @@ mod tests {
             "127.0.0.1:5433"
         );
         assert_eq!(address_of("host=db port=6000 user=x"), "db:6000");
+    }
+
+    #[test]
+    fn a_url_with_a_password_or_without_a_host_is_refused_with_its_flag() {
+        check_url(
+            "--postgres-url",
+            "postgresql://app@db.example.com:5432/telemetry",
+        )
+        .expect("valid");
+        for (url, says) in [
+            ("postgresql://app:secret@db:5432/x", POSTGRES_PASSWORD_ENV),
+            ("host=db user=app password=secret", POSTGRES_PASSWORD_ENV),
+            ("postgresql://app@db/x?sslmode=require", "sslmode=require"),
+            ("host=/var/run/postgresql user=app", "no TCP host"),
+            (
+                "postgresql://app@db:port/x",
+                "not a PostgreSQL connection string",
+            ),
+        ] {
+            let error = check_url("--postgres-url", url).expect_err(url);
+            assert!(error.starts_with("--postgres-url: "), "{error}");
+            assert!(error.contains(says), "{url}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_moved_to_a_proxy_keeps_its_login_and_database() {
+        let endpoint = PgEndpoint {
+            url: "postgresql://o'brien@db.example.com:6432/tele%20metry".into(),
+            password: Some(Password::new("pw")),
+        };
+        let moved = endpoint.at("127.0.0.1:40001".parse().expect("address"));
+        let config: tokio_postgres::Config = moved.url.parse().expect("parses");
+        assert_eq!(moved.address(), "127.0.0.1:40001");
+        assert_eq!(config.get_user(), Some("o'brien"));
+        assert_eq!(config.get_dbname(), Some("tele metry"));
+        assert_eq!(config.get_password(), None);
+        assert_eq!(moved.password, endpoint.password);
+        let with_password = moved.config().expect("parses");
+        assert_eq!(with_password.get_password(), Some(&b"pw"[..]));
     }
 
     #[test]

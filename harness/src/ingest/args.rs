@@ -4,7 +4,8 @@ use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
-use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
+use crate::clients::pg::{POSTGRES_PASSWORD_ENV, PgEndpoint};
+use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs, Password};
 use crate::clients::{ClientError, CqlConnection, KafkaConnection};
 use crate::scenario::{CommitPolicy, ConsumerSettings};
 
@@ -37,7 +38,8 @@ pub struct IngestArgs {
     )]
     pub cql: Vec<String>,
     /// Write PostgreSQL at this connection string instead of Cassandra (the table `telemetry` in
-    /// the schema named by --keyspace).
+    /// the schema named by --keyspace); the password from ROADTEST_POSTGRES_PASSWORD, never the
+    /// URL.
     #[arg(long, value_name = "URL", conflicts_with = "cql")]
     pub postgres_url: Option<String>,
     /// Connect to the node the cluster reports as FROM at TO instead (roadtest's fault proxy in
@@ -109,6 +111,18 @@ impl IngestArgs {
             translation: self.cql_translate.clone(),
         };
         Ok((kafka, cql))
+    }
+
+    /// The PostgreSQL server of --postgres-url, with the password from the environment.
+    pub fn postgres(&self) -> Option<PgEndpoint> {
+        let url = self.postgres_url.clone()?;
+        let password = std::env::var(POSTGRES_PASSWORD_ENV)
+            .ok()
+            .filter(|password| !password.is_empty());
+        Some(PgEndpoint {
+            url,
+            password: password.map(Password::new),
+        })
     }
 
     /// The consumer settings these arguments give.

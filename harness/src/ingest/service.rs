@@ -23,7 +23,7 @@ use super::stats::Telemetry;
 use crate::clients::kafka::{
     ProducerSettings, consumer_config, kafka_error, producer_config, wait_for_broker,
 };
-use crate::clients::pg::{self, PgWriter};
+use crate::clients::pg::PgWriter;
 use crate::clients::{ClientError, CqlConnection, cql};
 use crate::live::IngestMetrics;
 use crate::measure::epoch_us;
@@ -164,17 +164,18 @@ async fn connect(
     shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<Connections>, IngestError> {
     let (kafka, cql_connection) = args.connections()?;
-    let database = match &args.postgres_url {
-        Some(url) => pg::address_of(url),
+    let postgres = args.postgres();
+    let database = match &postgres {
+        Some(endpoint) => endpoint.address(),
         None => cql_connection.address(),
     };
     tracing::info!(bootstrap = %kafka.bootstrap, %database, "waiting for Kafka and the database");
     let writer = tokio::select! {
         ready = async {
             wait_for_broker(&kafka, SERVICES_WAIT).await?;
-            match &args.postgres_url {
-                Some(url) => Ok::<_, ClientError>(Writer::Postgres(Arc::new(
-                    PgWriter::connect(url, &args.keyspace, SERVICES_WAIT).await?,
+            match postgres {
+                Some(endpoint) => Ok::<_, ClientError>(Writer::Postgres(Arc::new(
+                    PgWriter::connect(endpoint, &args.keyspace, SERVICES_WAIT).await?,
                 ))),
                 None => cql_writer(&cql_connection, &args.keyspace).await,
             }

@@ -219,7 +219,7 @@ fn consumer_args(
             Some(_) => Vec::new(),
             None => endpoints.cql.contact_points.clone(),
         },
-        postgres_url: endpoints.postgres.clone(),
+        postgres_url: endpoints.postgres.as_ref().map(|p| p.url.clone()),
         cql_translate: Vec::new(),
         keyspace: names.keyspace.clone(),
         batch_size: consumer.batch_size,

@@ -38,9 +38,9 @@ impl Database {
         wait: Duration,
     ) -> Result<Self, ClientError> {
         Ok(match &endpoints.postgres_direct {
-            Some(url) => Database::Postgres {
-                client: Arc::new(pg::connect(url, wait).await?),
-                url: url.clone(),
+            Some(endpoint) => Database::Postgres {
+                client: Arc::new(pg::connect(endpoint, wait).await?),
+                url: endpoint.url.clone(),
             },
             None => Database::Cql(Arc::new(cql::connect(&endpoints.cql_direct, wait).await?)),
         })

@@ -318,6 +318,12 @@ async fn prepare(
     capabilities
         .refuse_unsupported_sink(kind, scenario)
         .and_then(|()| capabilities.refuse_unsupported_faults(kind, scenario))
+        .and_then(|()| match &options.external {
+            Some(clusters) if kind == TargetKind::External => {
+                clusters.refuse_other_sink(&scenario.pipeline)
+            }
+            _ => Ok(()),
+        })
         .map_err(RunError::TargetChoice)?;
     std::fs::create_dir_all(&options.out_dir).map_err(|source| TargetError::WorkDir {
         path: options.out_dir.clone(),

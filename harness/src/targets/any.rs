@@ -106,10 +106,13 @@ impl Target {
             }
             TargetKind::External => {
                 let clusters = settings.external.cloned().ok_or(TargetError::NoClusters)?;
+                let database = match &clusters.postgres {
+                    Some(postgres) => format!("PostgreSQL at {}", postgres.address()),
+                    None => format!("Cassandra at {}", clusters.cql.address()),
+                };
                 eprintln!(
-                    "roadtest: connecting to Kafka at {} and Cassandra at {} (external target)...",
+                    "roadtest: connecting to Kafka at {} and {database} (external target)...",
                     clusters.kafka.bootstrap,
-                    clusters.cql.address()
                 );
                 let options = ExternalOptions {
                     clusters,

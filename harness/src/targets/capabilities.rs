@@ -50,7 +50,7 @@ impl Capabilities {
                 shared_clusters: true,
                 // Unknown brokers: the settings every Kafka-protocol broker accepts.
                 idempotent_producer: false,
-                sinks: &[Sink::Cassandra],
+                sinks: &[Sink::Cassandra, Sink::Postgres],
             },
         }
     }

@@ -27,11 +27,12 @@ use super::consumer::{ConsumerLaunch, HostConsumer};
 use super::kafka_gateway::{BrokerRoutes, KafkaGateway};
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port};
+use crate::clients::pg::{self, POSTGRES_PASSWORD_ENV, PgEndpoint};
 use crate::clients::security::{
-    CQL_PASSWORD_ENV, CqlSecurityArgs, KAFKA_PASSWORD_ENV, KafkaSecurityArgs,
+    CQL_PASSWORD_ENV, CqlSecurityArgs, KAFKA_PASSWORD_ENV, KafkaSecurityArgs, Password,
 };
 use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql, kafka};
-use crate::scenario::Scenario;
+use crate::scenario::{PipelineSettings, Scenario, Sink};
 
 /// How long the clusters have to answer at start.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,6 +57,12 @@ pub struct ExternalArgs {
     /// Replication of the run's keyspace, a CQL map (external target).
     #[arg(long, value_name = "MAP", default_value = cql::REPLICATION_ONE)]
     pub cql_replication: String,
+    /// An existing PostgreSQL server for `pipeline.sink = "postgres"` (external target).
+    ///
+    /// Instead of --cql-contact; like postgresql://USER@HOST:5432/DATABASE. The password comes
+    /// from ROADTEST_POSTGRES_PASSWORD, never the URL.
+    #[arg(long = "postgres-url", value_name = "URL")]
+    pub postgres_url: Option<String>,
     #[command(flatten)]
     pub kafka: KafkaSecurityArgs,
     #[command(flatten)]
@@ -67,6 +74,7 @@ impl ExternalArgs {
     pub fn is_set(&self) -> bool {
         self.kafka_bootstrap.is_some()
             || !self.cql_contact.is_empty()
+            || self.postgres_url.is_some()
             || self.kafka.is_set()
             || self.cql.is_set()
             || self.kafka_replication_factor != 1
@@ -84,8 +92,23 @@ impl ExternalArgs {
             .filter(|bootstrap| !bootstrap.trim().is_empty())
             .ok_or("--target external needs --kafka-bootstrap HOST:PORT")?;
         check_host_ports("--kafka-bootstrap", bootstrap.split(','))?;
-        if self.cql_contact.is_empty() {
-            return Err("--target external needs --cql-contact HOST:PORT".into());
+        let postgres = self.postgres(&lookup)?;
+        match (self.cql_contact.is_empty(), &postgres) {
+            (true, None) => {
+                return Err(
+                    "--target external needs --cql-contact HOST:PORT (Cassandra) or \
+                            --postgres-url URL (PostgreSQL)"
+                        .into(),
+                );
+            }
+            (false, Some(_)) => {
+                return Err(
+                    "give --cql-contact or --postgres-url, not both: a run writes one \
+                            database (the scenario's pipeline.sink)"
+                        .into(),
+                );
+            }
+            _ => {}
         }
         check_host_ports("--cql-contact", self.cql_contact.iter().map(String::as_str))?;
         if !self.cql_replication.trim_start().starts_with('{') {
@@ -107,9 +130,27 @@ impl ExternalArgs {
         Ok(ExternalClusters {
             kafka,
             cql,
+            postgres,
             kafka_replication_factor: self.kafka_replication_factor,
             cql_replication: self.cql_replication.clone(),
         })
+    }
+
+    /// `--postgres-url`, checked, with the password from [`POSTGRES_PASSWORD_ENV`].
+    fn postgres(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<PgEndpoint>, String> {
+        let Some(url) = &self.postgres_url else {
+            return Ok(None);
+        };
+        pg::check_url("--postgres-url", url)?;
+        Ok(Some(PgEndpoint {
+            url: url.clone(),
+            password: lookup(POSTGRES_PASSWORD_ENV)
+                .filter(|password| !password.is_empty())
+                .map(Password::new),
+        }))
     }
 }
 
@@ -117,21 +158,59 @@ impl ExternalArgs {
 #[derive(Debug, Clone)]
 pub struct ExternalClusters {
     pub kafka: KafkaConnection,
+    /// Cassandra or ScyllaDB (no contact points when the run writes PostgreSQL).
     pub cql: CqlConnection,
+    /// PostgreSQL, when the run writes it (`--postgres-url`).
+    pub postgres: Option<PgEndpoint>,
     pub kafka_replication_factor: i32,
     /// A CQL replication map for the run's keyspace.
     pub cql_replication: String,
 }
 
 impl ExternalClusters {
+    /// Refuses a run whose database (`pipeline.sink`) is not the one these flags reach, or whose
+    /// durability setting only a target that runs the database can make.
+    pub fn refuse_other_sink(&self, pipeline: &PipelineSettings) -> Result<(), String> {
+        if pipeline.sink == Sink::Postgres && !pipeline.postgres_synchronous_commit {
+            return Err(
+                "pipeline.postgres_synchronous_commit = false: the external target uses the \
+                 server as it is configured (the report gives its synchronous_commit); remove \
+                 the key, or use --target local"
+                    .into(),
+            );
+        }
+        match (pipeline.sink, &self.postgres) {
+            (Sink::Postgres, None) => Err(
+                "pipeline.sink = \"postgres\": the external target needs --postgres-url URL \
+                 (and the password in ROADTEST_POSTGRES_PASSWORD) instead of --cql-contact; or \
+                 use --target local"
+                    .into(),
+            ),
+            (Sink::Cassandra, Some(_)) => Err(
+                "--postgres-url: this scenario writes Cassandra (pipeline.sink = \"cassandra\"); \
+                 give --cql-contact HOST:PORT, or set pipeline.sink = \"postgres\""
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The flags that reach these clusters again (passwords stay in the environment).
     pub fn replay_flags(&self) -> String {
         let mut flags: Vec<OsString> = vec![
             "--kafka-bootstrap".into(),
             self.kafka.bootstrap.clone().into(),
-            "--cql-contact".into(),
-            self.cql.address().into(),
         ];
+        match &self.postgres {
+            Some(postgres) if postgres.url.contains(' ') => {
+                flags.extend([
+                    "--postgres-url".into(),
+                    format!("\"{}\"", postgres.url).into(),
+                ]);
+            }
+            Some(postgres) => flags.extend(["--postgres-url".into(), postgres.url.clone().into()]),
+            None => flags.extend(["--cql-contact".into(), self.cql.address().into()]),
+        }
         flags.extend(self.kafka.security.to_args());
         flags.extend(self.cql.security.to_args());
         if self.kafka_replication_factor != 1 {
@@ -165,37 +244,78 @@ fn check_host_ports<'a>(flag: &str, entries: impl Iterator<Item = &'a str>) -> R
     Ok(())
 }
 
-/// What the report says of the clusters: brokers and nodes found, security in use.
-fn describe(
+/// What the report says of the brokers: how many, where, which security.
+fn describe_brokers(clusters: &ExternalClusters, broker_count: usize) -> String {
+    format!(
+        "external: {} broker(s) at {}, security {}",
+        broker_count,
+        clusters.kafka.bootstrap,
+        clusters.kafka.security.protocol.flag_name()
+    )
+}
+
+/// Connects to the run's database (Cassandra or PostgreSQL) and says what it found: the
+/// database's role, how long it took to answer, what the report says of it, and the Cassandra
+/// nodes (none for PostgreSQL).
+async fn reach_database(
     clusters: &ExternalClusters,
-    broker_count: usize,
-    release: &str,
-    node_count: usize,
-) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            Role::Broker.name().to_string(),
-            format!(
-                "external: {} broker(s) at {}, security {}",
-                broker_count,
-                clusters.kafka.bootstrap,
-                clusters.kafka.security.protocol.flag_name()
-            ),
-        ),
-        (
-            Role::Cassandra.name().to_string(),
-            format!(
-                "external: release {release}, {} node(s) at {}{}",
-                node_count,
-                clusters.cql.address(),
-                if clusters.cql.security.tls.is_some() {
-                    ", TLS"
-                } else {
-                    ""
-                }
-            ),
-        ),
-    ])
+) -> Result<(Role, Duration, String, Vec<IpAddr>), TargetError> {
+    let started = Instant::now();
+    if let Some(postgres) = &clusters.postgres {
+        let client = pg::connect(postgres, READY_TIMEOUT).await?;
+        let ready_after = started.elapsed();
+        let facts = pg::server_facts(&client, &postgres.url).await?;
+        if !facts.commit_times {
+            return Err(setup(
+                format!("PostgreSQL at {}", postgres.address()),
+                "track_commit_timestamp is off: roadtest measures each row's latency by when its \
+                 transaction committed; turn it on (ALTER SYSTEM SET track_commit_timestamp = on, \
+                 then restart the server)",
+            ));
+        }
+        let description = format!(
+            "external: PostgreSQL {} at {}, synchronous_commit {}",
+            facts.version,
+            postgres.address(),
+            facts.synchronous_commit
+        );
+        return Ok((Role::Postgres, ready_after, description, Vec::new()));
+    }
+    let session = cql::connect(&clusters.cql, READY_TIMEOUT).await?;
+    let ready_after = started.elapsed();
+    let (release, nodes) = cluster_nodes(&session, &clusters.cql).await?;
+    let description = format!(
+        "external: release {release}, {} node(s) at {}{}",
+        nodes.len(),
+        clusters.cql.address(),
+        if clusters.cql.security.tls.is_some() {
+            ", TLS"
+        } else {
+            ""
+        }
+    );
+    Ok((Role::Cassandra, ready_after, description, nodes))
+}
+
+fn setup(what: impl Into<String>, message: impl Into<String>) -> TargetError {
+    TargetError::External(Box::new(ExternalError::Setup {
+        what: what.into(),
+        message: message.into(),
+    }))
+}
+
+/// The fault proxy in front of the PostgreSQL server; the consumer connects through it.
+async fn proxy_postgres(
+    options: &ExternalOptions,
+    postgres: &PgEndpoint,
+) -> Result<FaultProxy, TargetError> {
+    let address = postgres.address();
+    let upstream = tokio::net::lookup_host(&address)
+        .await
+        .ok()
+        .and_then(|mut found| found.next())
+        .ok_or_else(|| setup("--postgres-url", format!("cannot resolve {address}")))?;
+    Ok(FaultProxy::start("postgres", localhost(0), upstream, options.seed).await?)
 }
 
 /// One fault proxy per Cassandra node; the consumer's driver maps each node to its proxy.
@@ -292,18 +412,22 @@ impl ExternalTarget {
         let started = Instant::now();
         let brokers = kafka::brokers(&options.clusters.kafka, READY_TIMEOUT).await?;
         let mut ready_after = BTreeMap::from([(Role::Broker, started.elapsed())]);
-        let started = Instant::now();
-        let session = cql::connect(&options.clusters.cql, READY_TIMEOUT).await?;
-        ready_after.insert(Role::Cassandra, started.elapsed());
-        let (release, nodes) = cluster_nodes(&session, &options.clusters.cql).await?;
-        drop(session);
-        let versions = describe(&options.clusters, brokers.len(), &release, nodes.len());
+        let (database, database_after, description, nodes) =
+            reach_database(&options.clusters).await?;
+        ready_after.insert(database, database_after);
+        let versions = BTreeMap::from([
+            (
+                Role::Broker.name().to_string(),
+                describe_brokers(&options.clusters, brokers.len()),
+            ),
+            (database.name().to_string(), description),
+        ]);
         let mut endpoints = Endpoints {
             kafka: options.clusters.kafka.clone(),
             cql: options.clusters.cql.clone(),
             cql_direct: options.clusters.cql.clone(),
-            postgres: None,
-            postgres_direct: None,
+            postgres: options.clusters.postgres.clone(),
+            postgres_direct: options.clusters.postgres.clone(),
         };
         let mut proxies = BTreeMap::new();
         let mut gateways = Vec::new();
@@ -320,6 +444,14 @@ impl ExternalTarget {
         if options.proxied.contains(&Role::Cassandra) {
             let node_proxies = proxy_nodes(&options, &nodes, &mut endpoints.cql).await?;
             proxies.insert(Role::Cassandra, node_proxies);
+        }
+        if let (true, Some(postgres)) = (
+            options.proxied.contains(&Role::Postgres),
+            &options.clusters.postgres,
+        ) {
+            let proxy = proxy_postgres(&options, postgres).await?;
+            endpoints.postgres = Some(postgres.at(proxy.local_addr()));
+            proxies.insert(Role::Postgres, vec![proxy]);
         }
         let consumer = HostConsumer::new(options.roadtest_binary.clone(), &options.work_dir);
         Ok(ExternalTarget {
@@ -378,6 +510,14 @@ impl ExternalTarget {
             flags.push(format!("{from}={to}").into());
         }
         let mut passwords = Vec::new();
+        if let Some(password) = self
+            .endpoints
+            .postgres
+            .as_ref()
+            .and_then(|p| p.password.as_ref())
+        {
+            passwords.push((POSTGRES_PASSWORD_ENV.into(), password.expose().into()));
+        }
         if let Some((_, login)) = &kafka.sasl {
             passwords.push((KAFKA_PASSWORD_ENV.into(), login.password.expose().into()));
         }
@@ -501,10 +641,10 @@ async fn proxy_brokers(
         )
         .await
         .map_err(|error| {
-            TargetError::External(Box::new(ExternalError::Setup {
-                what: format!("the Kafka gateway for broker {id} ({host}:{port})"),
-                message: error.to_string(),
-            }))
+            setup(
+                format!("the Kafka gateway for broker {id} ({host}:{port})"),
+                error.to_string(),
+            )
         })?;
         let proxy = FaultProxy::start(
             "broker",
@@ -570,12 +710,7 @@ fn contact_port(cql: &CqlConnection) -> Result<u16, TargetError> {
         .first()
         .and_then(|contact| contact.rsplit_once(':'))
         .and_then(|(_, port)| port.parse().ok())
-        .ok_or_else(|| {
-            TargetError::External(Box::new(ExternalError::Setup {
-                what: "--cql-contact".into(),
-                message: "no HOST:PORT contact point".into(),
-            }))
-        })
+        .ok_or_else(|| setup("--cql-contact", "no HOST:PORT contact point"))
 }
 
 /// The driver reports node `i` as (its address, the port it connected to), and it connects

@@ -92,6 +92,71 @@ fn connection_flags_are_checked() {
 }
 
 #[test]
+fn postgres_flags_take_the_password_from_the_environment_and_match_the_sink() {
+    let args = |contact: &[&str], postgres: Option<&str>| ExternalArgs {
+        kafka_bootstrap: Some("b:9092".into()),
+        cql_contact: contact.iter().map(|c| c.to_string()).collect(),
+        postgres_url: postgres.map(str::to_string),
+        kafka_replication_factor: 1,
+        cql_replication: cql::REPLICATION_ONE.to_string(),
+        ..ExternalArgs::default()
+    };
+    let url = "postgresql://app@db:5432/telemetry";
+    let env = |key: &str| (key == POSTGRES_PASSWORD_ENV).then(|| "s3cret".to_string());
+    let clusters = args(&[], Some(url)).resolve(env).expect("valid");
+    let postgres = clusters.postgres.clone().expect("PostgreSQL");
+    assert_eq!(postgres.url, url);
+    assert_eq!(
+        postgres.password.as_ref().map(|p| p.expose()),
+        Some("s3cret")
+    );
+    assert!(!clusters.replay_flags().contains("s3cret"));
+    assert!(clusters.replay_flags().contains("--postgres-url"));
+    assert!(!clusters.replay_flags().contains("--cql-contact"));
+    let no_env = |_: &str| None;
+    let without = args(&[], Some(url)).resolve(no_env).expect("valid");
+    assert_eq!(without.postgres.and_then(|p| p.password), None);
+    for (contact, postgres, says) in [
+        (
+            &[][..],
+            None,
+            "--cql-contact HOST:PORT (Cassandra) or --postgres-url",
+        ),
+        (&["c:9042"][..], Some(url), "not both"),
+        (
+            &[][..],
+            Some("postgresql://app:pw@db/x"),
+            POSTGRES_PASSWORD_ENV,
+        ),
+    ] {
+        let error = args(contact, postgres)
+            .resolve(no_env)
+            .expect_err("refused");
+        assert!(error.contains(says), "{error}");
+    }
+    let pipeline = |sink: Sink, synchronous_commit: bool| PipelineSettings {
+        sink,
+        postgres_synchronous_commit: synchronous_commit,
+        ..PipelineSettings::default()
+    };
+    clusters
+        .refuse_other_sink(&pipeline(Sink::Postgres, true))
+        .expect("PostgreSQL to PostgreSQL");
+    for (refused, says) in [
+        (pipeline(Sink::Cassandra, true), "--cql-contact"),
+        (pipeline(Sink::Postgres, false), "synchronous_commit"),
+    ] {
+        let error = clusters.refuse_other_sink(&refused).expect_err("refused");
+        assert!(error.contains(says), "{error}");
+    }
+    let cassandra = args(&["c:9042"], None).resolve(no_env).expect("valid");
+    let error = cassandra
+        .refuse_other_sink(&pipeline(Sink::Postgres, true))
+        .expect_err("no PostgreSQL given");
+    assert!(error.contains("--postgres-url"), "{error}");
+}
+
+#[test]
 fn every_reported_node_address_reaches_its_own_proxy() {
     let nodes: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
     let proxies: Vec<SocketAddr> = vec![

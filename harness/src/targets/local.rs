@@ -13,6 +13,7 @@ use super::postgres::PostgresInstall;
 use super::process::{ProcessSpec, ServiceProcess};
 use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
+use crate::clients::pg::PgEndpoint;
 use crate::clients::{CqlConnection, KafkaConnection};
 pub use crate::scenario::{CommitlogSync, Sink};
 
@@ -155,8 +156,8 @@ async fn start_proxies(
         FaultProxy::start(role.name(), localhost(0), localhost(upstream), options.seed).await?;
     let postgres = (options.sink == Sink::Postgres).then(|| {
         (
-            super::postgres::url(database.local_addr()),
-            super::postgres::url(localhost(ports.postgres)),
+            PgEndpoint::new(super::postgres::url(database.local_addr())),
+            PgEndpoint::new(super::postgres::url(localhost(ports.postgres))),
         )
     });
     // With PostgreSQL the CQL endpoints point at the unused bridge port: nothing answers there.
@@ -517,10 +518,10 @@ impl LocalTarget {
         };
         let process = self.process(role)?;
         super::process::wait_accepting(process, role, address, started, deadline).await?;
-        if let (Role::Postgres, Some(url)) = (role, &self.endpoints.postgres_direct) {
+        if let (Role::Postgres, Some(endpoint)) = (role, &self.endpoints.postgres_direct) {
             // It listens before it answers: a start after a crash replays the WAL first.
             let remaining = deadline.saturating_sub(started.elapsed());
-            crate::clients::pg::connect(url, remaining).await?;
+            crate::clients::pg::connect(endpoint, remaining).await?;
         }
         self.ready_after.insert(role, started.elapsed());
         Ok(())

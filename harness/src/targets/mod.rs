@@ -20,6 +20,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::clients::pg::PgEndpoint;
 use crate::clients::{CqlConnection, KafkaConnection};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use containers::{ContainersOptions, ContainersTarget, TargetKind};
 pub use external::{ExternalOptions, ExternalTarget};
 pub use local::{LocalOptions, LocalTarget};
 pub use ports::free_port;
+pub use postgres::PostgresInstall;
 
 /// How clients reach the pipeline's services.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +45,9 @@ pub struct Endpoints {
     pub cql_direct: CqlConnection,
     /// PostgreSQL's connection string for the consumer (through the fault proxy), when the
     /// pipeline writes PostgreSQL (`pipeline.sink = "postgres"`).
-    pub postgres: Option<String>,
+    pub postgres: Option<PgEndpoint>,
     /// PostgreSQL's connection string bypassing the fault proxy (set-up and verification).
-    pub postgres_direct: Option<String>,
+    pub postgres_direct: Option<PgEndpoint>,
 }
 
 /// One process of the pipeline that a target runs and can signal.
