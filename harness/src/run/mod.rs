@@ -26,7 +26,7 @@ use crate::measure::{
 use crate::report::{
     ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
 };
-use crate::scenario::Scenario;
+use crate::scenario::{DatabaseRestart, Scenario};
 use crate::table::TableLayout;
 use crate::targets::containers::OomKill;
 use crate::targets::{
@@ -622,11 +622,11 @@ async fn collect(
             .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
     }
     let (host, containers, gc) = samplers.finish(driven.clock).await;
-    let oom_kills = oom_kills(target, &driven).await;
-    // A fresh connection: the set-up one may have lived through database faults, and a driver's
-    // pool that is still reconnecting would fail the verification's first request.
-    let wait = verification_wait(&oom_kills);
+    // A fresh connection (the set-up one may have lived through database faults, and a driver's
+    // pool still reconnecting would fail the first request); then the kills, a late one too.
+    let wait = verification_wait(scenario, target.kind());
     let database = Database::connect(&prepared.endpoints, wait).await?;
+    let oom_kills = oom_kills(target, &driven).await;
     eprintln!(
         "roadtest: verifying every event against {}...",
         database.name()
@@ -658,13 +658,15 @@ async fn collect(
     })
 }
 
-/// How long verification waits for the database to answer: a database the kernel killed for
-/// lack of memory may still be on its way back under Docker's restart policy, whose delay
-/// doubles with each restart, and gets as long as a start may take.
-fn verification_wait(oom_kills: &[OomKill]) -> Duration {
-    match oom_kills.is_empty() {
-        true => SERVICES_WAIT,
-        false => RECOVERY_WAIT,
+/// How long verification waits for the database to answer. A database that Docker restarts by
+/// itself (`database_restart = "on-failure"`, on containers) may still be on its way back from
+/// an out-of-memory kill, even one during the drain: the restart policy's delay doubles with
+/// each restart, and the start itself replays the commit log.
+fn verification_wait(scenario: &Scenario, kind: TargetKind) -> Duration {
+    let restarts = scenario.pipeline.containers.database_restart == DatabaseRestart::OnFailure;
+    match restarts && kind == TargetKind::Containers {
+        true => RECOVERY_WAIT,
+        false => SERVICES_WAIT,
     }
 }
 
