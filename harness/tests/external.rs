@@ -92,42 +92,16 @@ async fn smoke_from_the_command_line_passes_and_leaves_nothing_behind() {
     let _one = RUNS.lock().await;
     let (kafka, cql) = services();
     let before = run_keyspaces(&cql).await;
-    let out = out_dir("smoke-cli");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
-    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
-        .arg("run")
-        .arg(&scenario)
-        .args([
-            "--target",
-            "external",
-            "--quiet",
-            "--kafka-bootstrap",
-            &kafka,
-        ])
-        .args(["--cql-contact", &cql, "--out"])
-        .arg(&out)
-        .output()
-        .expect("run roadtest");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join("report.json")).expect("report.json written"),
-    )
-    .expect("report.json is JSON");
-    assert_eq!(report["target"]["name"], "external");
-    assert_eq!(report["verify"]["lost"], 0);
-    assert_eq!(report["verify"]["expected"], report["verify"]["found"]);
-    let replay = report["replay_command"].as_str().unwrap_or_default();
-    assert!(
-        replay.contains(&format!("--kafka-bootstrap {kafka} --cql-contact {cql}")),
-        "the replay command must reach the same clusters: {replay}"
+    let ran = run_cli("smoke", &kafka, &["--cql-contact", &cql], None);
+    passed_without_loss(
+        ran,
+        &format!("--kafka-bootstrap {kafka} --cql-contact {cql}"),
     );
     assert_eq!(
         run_keyspaces(&cql).await,
         before,
         "a passed run drops its keyspace"
     );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,12 +212,32 @@ async fn run_schemas(url: &str) -> Vec<String> {
     rows.iter().map(|row| row.get(0)).collect()
 }
 
-/// `roadtest run SCENARIO --target external --postgres-url URL`, the password in the
-/// environment when given; (exit code, stderr, report.json when written).
-fn run_postgres_cli(
+/// Checks that a [`run_cli`] run passed on the external target with every event found, and
+/// that its replay command holds `replay_part` (it reaches the same clusters); its report.
+fn passed_without_loss(
+    (code, stderr, report): (Option<i32>, String, Option<serde_json::Value>),
+    replay_part: &str,
+) -> serde_json::Value {
+    assert_eq!(code, Some(0), "{stderr}");
+    let report = report.expect("report.json written");
+    assert_eq!(report["target"]["name"], "external");
+    assert_eq!(report["verify"]["lost"], 0);
+    assert_eq!(report["verify"]["expected"], report["verify"]["found"]);
+    let replay = report["replay_command"].as_str().unwrap_or_default();
+    assert!(
+        replay.contains(replay_part),
+        "the replay command must reach the same clusters: {replay}"
+    );
+    report
+}
+
+/// `roadtest run SCENARIO --target external --kafka-bootstrap KAFKA DATABASE_FLAGS`, the
+/// PostgreSQL password in the environment when given; (exit code, stderr, report.json when
+/// written).
+fn run_cli(
     name: &str,
     kafka: &str,
-    url: &str,
+    database_flags: &[&str],
     password: Option<&str>,
 ) -> (Option<i32>, String, Option<serde_json::Value>) {
     let out = out_dir(&format!("{name}-cli"));
@@ -259,7 +253,8 @@ fn run_postgres_cli(
             "--kafka-bootstrap",
             kafka,
         ])
-        .args(["--postgres-url", url, "--out"])
+        .args(database_flags)
+        .arg("--out")
         .arg(&out)
         .env_remove(POSTGRES_PASSWORD_ENV);
     if let Some(password) = password {
@@ -280,25 +275,25 @@ async fn postgres_with_a_password_from_the_environment_and_a_slowed_path() {
     let (kafka, _) = services();
     let (_server, port, dir) = postgres_with_login();
     let url = format!("postgresql://app@127.0.0.1:{port}/postgres");
-    let (code, stderr, _) = run_postgres_cli("external-postgres-ci", &kafka, &url, None);
+    let (code, stderr, _) = run_cli(
+        "external-postgres-ci",
+        &kafka,
+        &["--postgres-url", &url],
+        None,
+    );
     assert_ne!(code, Some(0), "no password, no run: {stderr}");
     assert!(
         stderr.contains("refused") && stderr.contains(POSTGRES_PASSWORD_ENV),
         "a refused login must say where the password goes: {stderr}"
     );
-    let (code, stderr, report) =
-        run_postgres_cli("external-postgres-ci", &kafka, &url, Some(APP_PASSWORD));
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(!stderr.contains(APP_PASSWORD), "{stderr}");
-    let report = report.expect("report.json written");
-    assert_eq!(report["target"]["name"], "external");
-    assert_eq!(report["verify"]["lost"], 0);
-    assert_eq!(report["verify"]["expected"], report["verify"]["found"]);
-    let replay = report["replay_command"].as_str().unwrap_or_default();
-    assert!(
-        replay.contains(&format!("--postgres-url {url}")),
-        "{replay}"
+    let (code, stderr, report) = run_cli(
+        "external-postgres-ci",
+        &kafka,
+        &["--postgres-url", &url],
+        Some(APP_PASSWORD),
     );
+    assert!(!stderr.contains(APP_PASSWORD), "{stderr}");
+    let report = passed_without_loss((code, stderr, report), &format!("--postgres-url {url}"));
     let versions = report["target"]["service_versions"]["postgres"]
         .as_str()
         .unwrap_or_default();
