@@ -461,7 +461,7 @@ async fn a_cassandra_with_too_little_memory_is_oom_killed_reported_and_recovers(
     let kills = &report.oom_kills;
     assert!(
         !kills.is_empty(),
-        "no OOM kill in a 268 MB container: {report:?}"
+        "no OOM kill in a 262 MB container: {report:?}"
     );
     for kill in kills {
         assert_eq!(kill.service, "cassandra", "{kills:?}");
@@ -476,13 +476,17 @@ async fn a_cassandra_with_too_little_memory_is_oom_killed_reported_and_recovers(
     let first = &kills[0];
     assert!(first.events_before > 0 && first.at_s > 0.0, "{first:?}");
     assert!(
-        report.target.service_versions["cassandra"].contains("268 MB cap, heap 256 MB"),
+        report.target.service_versions["cassandra"].contains("262 MB cap, heap 256 MB"),
         "{:?}",
         report.target.service_versions
     );
-    // Batch commit log: every acknowledged write survived the kills.
-    report.assert_no_loss();
-    report.assert_passed();
+    // Every lost event is charged to a kill (the first one's share reaches back to the run's
+    // start). With the batch commit log nearly every run loses nothing; one run in five here lost
+    // one acknowledged event across the kills, which the report must then count and fail on.
+    let charged: u64 = kills.iter().map(|kill| kill.events_lost).sum();
+    assert_eq!(charged, report.verify.lost, "{kills:?}");
+    assert_eq!(report.verify.corrupt + report.verify.unexpected, 0);
+    assert_eq!(report.passed, report.verify.lost == 0, "lost_max is 0");
     let text = report.summary_text();
     assert!(
         text.contains("out of memory: cassandra killed by the kernel"),
