@@ -37,22 +37,7 @@ pub async fn connect(cql: &CqlConnection, deadline: Duration) -> Result<Session,
     let hopeless = |error: &scylla::errors::NewSessionError| refused(&error.to_string());
     retry_unless(deadline, || builder.build(), hopeless)
         .await
-        .map_err(|(waited, last_error)| {
-            if refused(&last_error) {
-                ClientError::Refused {
-                    service: "Cassandra",
-                    address: cql.address(),
-                    message: last_error,
-                }
-            } else {
-                ClientError::Unreachable {
-                    service: "Cassandra",
-                    address: cql.address(),
-                    waited,
-                    last_error,
-                }
-            }
-        })
+        .map_err(|gave_up| ClientError::gave_up("Cassandra", cql.address(), gave_up, refused))
 }
 
 /// Whether a session error is one waiting does not mend: wrong credentials, a certificate the

@@ -62,6 +62,32 @@ pub enum ClientError {
     Security(#[from] security::SecurityError),
 }
 
+impl ClientError {
+    /// What a connection that [`retry_unless`] gave up on says: `Refused` when its last error
+    /// was one that waiting does not mend (`refused`), else `Unreachable`.
+    pub(crate) fn gave_up(
+        service: &'static str,
+        address: String,
+        (waited, last_error): (Duration, String),
+        refused: impl Fn(&str) -> bool,
+    ) -> ClientError {
+        if refused(&last_error) {
+            ClientError::Refused {
+                service,
+                address,
+                message: last_error,
+            }
+        } else {
+            ClientError::Unreachable {
+                service,
+                address,
+                waited,
+                last_error,
+            }
+        }
+    }
+}
+
 /// A suffix unique to this run: milliseconds since the epoch in base 36 plus the pid.
 pub fn unique_suffix() -> String {
     let millis = SystemTime::now()

@@ -61,6 +61,16 @@ impl PgEndpoint {
         }
     }
 
+    /// `url` with the password from `lookup(POSTGRES_PASSWORD_ENV)` (the environment; an empty
+    /// value is none).
+    pub fn with_password_from(url: String, lookup: impl Fn(&str) -> Option<String>) -> PgEndpoint {
+        let password = lookup(POSTGRES_PASSWORD_ENV).filter(|password| !password.is_empty());
+        PgEndpoint {
+            url,
+            password: password.map(Password::new),
+        }
+    }
+
     /// `host:port`, for messages.
     pub fn address(&self) -> String {
         address_of(&self.url)
@@ -162,21 +172,8 @@ pub async fn connect(endpoint: &PgEndpoint, deadline: Duration) -> Result<Client
     let attempt = || async { connect_once(endpoint).await.map_err(|e| full_message(&e)) };
     retry_unless(deadline, attempt, |message: &String| login_refused(message))
         .await
-        .map_err(|(waited, last_error)| {
-            if login_refused(&last_error) {
-                ClientError::Refused {
-                    service: "PostgreSQL",
-                    address: endpoint.address(),
-                    message: last_error,
-                }
-            } else {
-                ClientError::Unreachable {
-                    service: "PostgreSQL",
-                    address: endpoint.address(),
-                    waited,
-                    last_error,
-                }
-            }
+        .map_err(|gave_up| {
+            ClientError::gave_up("PostgreSQL", endpoint.address(), gave_up, login_refused)
         })
 }
 

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
-use crate::clients::pg::{POSTGRES_PASSWORD_ENV, PgEndpoint};
-use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs, Password};
+use crate::clients::pg::PgEndpoint;
+use crate::clients::security::{CqlSecurityArgs, KafkaSecurityArgs};
 use crate::clients::{ClientError, CqlConnection, KafkaConnection};
 use crate::scenario::{CommitPolicy, ConsumerSettings};
 
@@ -116,13 +116,9 @@ impl IngestArgs {
     /// The PostgreSQL server of --postgres-url, with the password from the environment.
     pub fn postgres(&self) -> Option<PgEndpoint> {
         let url = self.postgres_url.clone()?;
-        let password = std::env::var(POSTGRES_PASSWORD_ENV)
-            .ok()
-            .filter(|password| !password.is_empty());
-        Some(PgEndpoint {
-            url,
-            password: password.map(Password::new),
-        })
+        Some(PgEndpoint::with_password_from(url, |key| {
+            std::env::var(key).ok()
+        }))
     }
 
     /// The consumer settings these arguments give.

@@ -29,7 +29,7 @@ use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port};
 use crate::clients::pg::{self, POSTGRES_PASSWORD_ENV, PgEndpoint};
 use crate::clients::security::{
-    CQL_PASSWORD_ENV, CqlSecurityArgs, KAFKA_PASSWORD_ENV, KafkaSecurityArgs, Password,
+    CQL_PASSWORD_ENV, CqlSecurityArgs, KAFKA_PASSWORD_ENV, KafkaSecurityArgs,
 };
 use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql, kafka};
 use crate::scenario::{PipelineSettings, Scenario, Sink};
@@ -145,12 +145,7 @@ impl ExternalArgs {
             return Ok(None);
         };
         pg::check_url("--postgres-url", url)?;
-        Ok(Some(PgEndpoint {
-            url: url.clone(),
-            password: lookup(POSTGRES_PASSWORD_ENV)
-                .filter(|password| !password.is_empty())
-                .map(Password::new),
-        }))
+        Ok(Some(PgEndpoint::with_password_from(url.clone(), lookup)))
     }
 }
 
@@ -254,12 +249,19 @@ fn describe_brokers(clusters: &ExternalClusters, broker_count: usize) -> String 
     )
 }
 
-/// Connects to the run's database (Cassandra or PostgreSQL) and says what it found: the
-/// database's role, how long it took to answer, what the report says of it, and the Cassandra
-/// nodes (none for PostgreSQL).
-async fn reach_database(
-    clusters: &ExternalClusters,
-) -> Result<(Role, Duration, String, Vec<IpAddr>), TargetError> {
+/// The run's database as [`reach_database`] found it.
+struct Reached {
+    /// Cassandra or PostgreSQL.
+    role: Role,
+    ready_after: Duration,
+    /// What the report says of it.
+    description: String,
+    /// The Cassandra nodes (none for PostgreSQL).
+    nodes: Vec<IpAddr>,
+}
+
+/// Connects to the run's database (Cassandra or PostgreSQL) and says what it found.
+async fn reach_database(clusters: &ExternalClusters) -> Result<Reached, TargetError> {
     let started = Instant::now();
     if let Some(postgres) = &clusters.postgres {
         let client = pg::connect(postgres, READY_TIMEOUT).await?;
@@ -279,7 +281,12 @@ async fn reach_database(
             postgres.address(),
             facts.synchronous_commit
         );
-        return Ok((Role::Postgres, ready_after, description, Vec::new()));
+        return Ok(Reached {
+            role: Role::Postgres,
+            ready_after,
+            description,
+            nodes: Vec::new(),
+        });
     }
     let session = cql::connect(&clusters.cql, READY_TIMEOUT).await?;
     let ready_after = started.elapsed();
@@ -294,7 +301,12 @@ async fn reach_database(
             ""
         }
     );
-    Ok((Role::Cassandra, ready_after, description, nodes))
+    Ok(Reached {
+        role: Role::Cassandra,
+        ready_after,
+        description,
+        nodes,
+    })
 }
 
 fn setup(what: impl Into<String>, message: impl Into<String>) -> TargetError {
@@ -412,15 +424,14 @@ impl ExternalTarget {
         let started = Instant::now();
         let brokers = kafka::brokers(&options.clusters.kafka, READY_TIMEOUT).await?;
         let mut ready_after = BTreeMap::from([(Role::Broker, started.elapsed())]);
-        let (database, database_after, description, nodes) =
-            reach_database(&options.clusters).await?;
-        ready_after.insert(database, database_after);
+        let database = reach_database(&options.clusters).await?;
+        ready_after.insert(database.role, database.ready_after);
         let versions = BTreeMap::from([
             (
                 Role::Broker.name().to_string(),
                 describe_brokers(&options.clusters, brokers.len()),
             ),
-            (database.name().to_string(), description),
+            (database.role.name().to_string(), database.description),
         ]);
         let mut endpoints = Endpoints {
             kafka: options.clusters.kafka.clone(),
@@ -442,7 +453,7 @@ impl ExternalTarget {
             gateways = broker_gateways;
         }
         if options.proxied.contains(&Role::Cassandra) {
-            let node_proxies = proxy_nodes(&options, &nodes, &mut endpoints.cql).await?;
+            let node_proxies = proxy_nodes(&options, &database.nodes, &mut endpoints.cql).await?;
             proxies.insert(Role::Cassandra, node_proxies);
         }
         if let (true, Some(postgres)) = (
