@@ -244,9 +244,9 @@ pub struct ContainersSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cassandra_heap_mb: Option<u32>,
     /// `no` (the default) or `on-failure`: Docker starts the database container again when it
-    /// exits with an error (an OOM kill included), up to [`DatabaseRestart::RETRIES_MAX`] times.
-    #[serde(skip_serializing_if = "DatabaseRestart::is_no")]
-    pub database_restart: DatabaseRestart,
+    /// exits with an error (an OOM kill included), up to [`RestartPolicy::RETRIES_MAX`] times.
+    #[serde(skip_serializing_if = "RestartPolicy::is_no")]
+    pub database_restart: RestartPolicy,
 }
 
 impl ContainersSettings {
@@ -260,27 +260,28 @@ impl ContainersSettings {
     }
 }
 
-/// What Docker does when the database container exits on its own.
+/// What is done when a service exits on its own (a crash, an OOM kill, an error exit): the
+/// database container (Docker does it) or the consumer under test (roadtest does it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum DatabaseRestart {
+pub enum RestartPolicy {
     #[default]
     No,
     OnFailure,
 }
 
-impl DatabaseRestart {
-    /// Restarts Docker makes at most with `on-failure`.
+impl RestartPolicy {
+    /// Restarts made at most with `on-failure`.
     pub const RETRIES_MAX: i64 = 10;
 
     pub fn is_no(&self) -> bool {
-        *self == DatabaseRestart::No
+        *self == RestartPolicy::No
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            DatabaseRestart::No => "no",
-            DatabaseRestart::OnFailure => "on-failure",
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure => "on-failure",
         }
     }
 }
@@ -635,6 +636,12 @@ pub struct ConsumerSettings {
     /// Kafka consumer-group session timeout in ms (1,000..=300,000).
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u32,
+    /// `no` (the default) or `on-failure`: roadtest starts the consumer again when it exits on
+    /// its own during the run with anything but success (a crash included), as a supervisor
+    /// (systemd, Kubernetes) would, up to [`RestartPolicy::RETRIES_MAX`] times. Every such exit
+    /// is in the report's errors either way.
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
+    pub restart: RestartPolicy,
 }
 
 fn default_batch_size() -> u32 {
@@ -679,6 +686,7 @@ impl Default for ConsumerSettings {
             max_in_flight: default_max_in_flight(),
             commit: CommitPolicy::default(),
             session_timeout_ms: default_session_timeout_ms(),
+            restart: RestartPolicy::No,
         }
     }
 }

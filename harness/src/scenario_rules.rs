@@ -343,6 +343,13 @@ fn check_unmanaged(scenario: &Scenario) -> Result<(), Problem> {
              managed = true to have roadtest start the command or the image)",
         );
     }
+    if !consumer.restart.is_no() {
+        return problem(
+            "pipeline.consumer.restart",
+            "the consumer runs elsewhere (pipeline.consumer.managed = false): roadtest cannot \
+             restart it; leave restart out, and let what runs it restart it",
+        );
+    }
     if scenario.pipeline.fresh_names {
         return problem(
             "pipeline.consumer.managed",
@@ -751,6 +758,31 @@ for_s = 10
         for part in parts {
             assert!(message.contains(part), "{part:?} not in {message}");
         }
+    }
+
+    #[test]
+    fn a_consumer_restart_policy_is_read_and_refused_for_a_consumer_run_elsewhere() {
+        use crate::scenario::RestartPolicy;
+        let plain = parse(MINIMAL).expect("valid");
+        assert_eq!(plain.pipeline.consumer.restart, RestartPolicy::No);
+        let restarting = format!("{MINIMAL}[pipeline.consumer]\nrestart = \"on-failure\"\n");
+        let parsed = parse(&restarting).expect("valid");
+        assert_eq!(parsed.pipeline.consumer.restart, RestartPolicy::OnFailure);
+        assert_ne!(parsed.hash(), plain.hash());
+        let explicit_no = format!("{MINIMAL}[pipeline.consumer]\nrestart = \"no\"\n");
+        assert_eq!(parse(&explicit_no).expect("valid").hash(), plain.hash());
+        let elsewhere = format!(
+            "{MINIMAL}[pipeline]\ntopic = \"t\"\nkeyspace = \"k\"\nfresh_names = false\n\
+             [pipeline.consumer]\nmanaged = false\nrestart = \"on-failure\"\n"
+        );
+        assert_names(
+            &error_of(&elsewhere),
+            &["pipeline.consumer.restart", "cannot restart it"],
+        );
+        assert_names(
+            &error_of(&restarting.replace("on-failure", "always")),
+            &["restart", "always"],
+        );
     }
 
     #[test]

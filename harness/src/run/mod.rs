@@ -26,7 +26,7 @@ use crate::measure::{
 use crate::report::{
     ConsumerProcess, ConsumerSection, MemorySection, Report, ReportError, format_rfc3339,
 };
-use crate::scenario::{DatabaseRestart, Scenario};
+use crate::scenario::{RestartPolicy, Scenario};
 use crate::table::TableLayout;
 use crate::targets::containers::OomKill;
 use crate::targets::{
@@ -40,12 +40,14 @@ mod consumer;
 mod database;
 mod faults;
 mod start;
+mod supervise;
 mod tamper;
 mod watch;
 
 use self::consumer::{ConsumerWatch, RowCount};
 use self::database::Database;
 use self::faults::FaultExecutor;
+use self::supervise::Supervisor;
 
 use self::watch::{Progress, Watched, drain, follow, own_and};
 pub use crate::targets::external::ExternalClusters;
@@ -445,6 +447,7 @@ struct Driven {
     clock: RunClock,
     outcome: DriveOutcome,
     faults: FaultExecutor,
+    supervisor: Supervisor,
     errors: Vec<String>,
     progress: Progress,
 }
@@ -542,7 +545,7 @@ async fn drive_and_watch(
             })
             .map_err(|e| RunError::Producer(e.to_string()))?
     };
-    let mut errors = Vec::new();
+    let mut supervisor = Supervisor::new(scenario.pipeline.consumer.restart, clock.start);
     let mut progress = Progress::new(options.progress, scenario);
     let watched = Watched {
         counters: &counters,
@@ -551,7 +554,7 @@ async fn drive_and_watch(
         clock,
         live: options.metrics.as_ref(),
     };
-    follow(target, watched, &mut progress, &mut faults, &mut errors).await;
+    follow(target, watched, &mut progress, &mut faults, &mut supervisor).await;
     let outcome: DriveOutcome = tokio::task::spawn_blocking(move || producer.join())
         .await
         .map_err(|e| RunError::Producer(e.to_string()))?
@@ -561,7 +564,8 @@ async fn drive_and_watch(
         clock,
         outcome,
         faults,
-        errors,
+        supervisor,
+        errors: Vec::new(),
         progress,
     };
     Ok((driven, samplers))
@@ -607,16 +611,21 @@ async fn collect(
         &mut driven.progress,
         scenario,
         options.metrics.as_ref().map(|live| (live, driven.clock)),
+        &mut driven.supervisor,
     )
     .await;
+    let exits = driven.supervisor.take_errors();
+    driven.errors.extend(exits);
     if let Err(problem) = drained {
         driven.errors.push(problem.to_string());
     }
     driven.progress.finish();
     // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0); one that
-    // runs elsewhere is not roadtest's to stop.
+    // runs elsewhere is not roadtest's to stop, and one that ended by itself was reported when
+    // the watch or the drain saw it.
     let managed = scenario.pipeline.consumer.managed;
-    if managed && !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
+    let ended = target.consumer_exited().is_some();
+    if managed && !ended && !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
         driven
             .errors
             .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
@@ -663,7 +672,7 @@ async fn collect(
 /// an out-of-memory kill, even one during the drain: the restart policy's delay doubles with
 /// each restart, and the start itself replays the commit log.
 fn verification_wait(scenario: &Scenario, kind: TargetKind) -> Duration {
-    let restarts = scenario.pipeline.containers.database_restart == DatabaseRestart::OnFailure;
+    let restarts = scenario.pipeline.containers.database_restart == RestartPolicy::OnFailure;
     match restarts && kind == TargetKind::Containers {
         true => RECOVERY_WAIT,
         false => SERVICES_WAIT,

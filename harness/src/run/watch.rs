@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::consumer::ConsumerWatch;
 use super::faults::FaultExecutor;
+use super::supervise::Supervisor;
 use super::{DRAIN_IDLE, RunError};
 use crate::Scenario;
 use crate::drive::{DriveCounters, DriveOutcome};
@@ -84,7 +85,7 @@ pub(super) async fn follow(
     watched: Watched<'_>,
     progress: &mut Progress,
     faults: &mut FaultExecutor,
-    errors: &mut Vec<String>,
+    supervisor: &mut Supervisor,
 ) {
     let Watched {
         counters,
@@ -94,7 +95,6 @@ pub(super) async fn follow(
         live,
     } = watched;
     let mut ticker = tokio::time::interval(Duration::from_millis(50));
-    let mut consumer_down_reported = false;
     while !counters.finished.load(Ordering::Relaxed) {
         ticker.tick().await;
         // One look at the processes and one read of the consumers' stats per tick serve the
@@ -115,17 +115,9 @@ pub(super) async fn follow(
                 consuming,
             )
             .await;
-        if let Some(status) = target.consumer_exited()
-            && !consumer_down_reported
-            && !faults.touches(crate::scenario::Service::Consumer)
-        {
-            let log = target.dir().join("consumer.log");
-            let tail = crate::targets::process::log_tail(&log, 5);
-            errors.push(format!(
-                "the consumer exited during the run ({status}); the end of {}:\n{tail}",
-                log.display()
-            ));
-            consumer_down_reported = true;
+        // A consumer fault's own kill or stop is the fault's to report and undo.
+        if !faults.touches(crate::scenario::Service::Consumer) {
+            supervisor.look(target).await;
         }
         progress.producing(
             counters.acknowledged.load(Ordering::Relaxed),
@@ -197,6 +189,7 @@ pub(super) async fn drain(
     progress: &mut Progress,
     scenario: &Scenario,
     live: Option<(&RunMetrics, RunClock)>,
+    supervisor: &mut Supervisor,
 ) -> Result<(), DrainError> {
     let limit = Duration::from_secs(60 + scenario.duration_s / 2).min(Duration::from_secs(600));
     let started = Instant::now();
@@ -230,7 +223,7 @@ pub(super) async fn drain(
         progress.draining(outcome.acknowledged, written, waiting);
         let stop = if idle && idle_since.is_some_and(|(since, _)| since.elapsed() > DRAIN_IDLE) {
             Some(DrainStop::Idle)
-        } else if target.consumer_exited().is_some() {
+        } else if supervisor.look(target).await {
             Some(DrainStop::Exited)
         } else if started.elapsed() > limit {
             Some(DrainStop::Limit(limit))

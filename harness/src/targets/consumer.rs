@@ -145,7 +145,7 @@ impl HostConsumer {
         Ok(())
     }
 
-    /// Its exit status if it has exited (reaping it).
+    /// Its exit status if it ended by itself (kept until it is started again).
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.process.as_mut()?.exited()
     }

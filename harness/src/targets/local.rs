@@ -324,7 +324,7 @@ impl LocalTarget {
         self.spawn_spec(Role::Consumer, spec)
     }
 
-    /// The consumer's exit status if it has exited (reaping it).
+    /// The consumer's exit status if it ended by itself (kept until it is started again).
     pub fn consumer_exited(&mut self) -> Option<std::process::ExitStatus> {
         self.processes.get_mut(&Role::Consumer)?.exited()
     }

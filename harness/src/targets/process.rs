@@ -43,6 +43,9 @@ pub struct ServiceProcess {
     spec: ProcessSpec,
     child: Option<Child>,
     starts: u32,
+    /// How the process ended by itself, kept until it is started again: whoever looks first
+    /// (the sampler, the watch) reaps it, and every later look still sees the status.
+    ended: Option<ExitStatus>,
 }
 
 impl ServiceProcess {
@@ -52,6 +55,7 @@ impl ServiceProcess {
             spec,
             child: None,
             starts: 0,
+            ended: None,
         };
         process.start()?;
         Ok(process)
@@ -84,6 +88,7 @@ impl ServiceProcess {
         // After the change of user (which clears a parent-death signal), so it holds.
         die_with_parent(&mut command);
         self.child = Some(command.spawn()?);
+        self.ended = None;
         self.starts += 1;
         Ok(())
     }
@@ -110,15 +115,21 @@ impl ServiceProcess {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Reaps the process if it has exited; returns its status then.
+    /// The status of the process if it ended by itself since it was last started (reaping it
+    /// the first time). A kill or stop of roadtest's own leaves no status.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
-        self.child = None;
-        Some(status)
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            self.child = None;
+            self.ended = Some(status);
+        }
+        self.ended
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.is_some() && self.exited().is_none()
+        self.exited();
+        self.child.is_some()
     }
 
     /// Sends a signal; an exited process is not an error.
@@ -149,13 +160,17 @@ impl ServiceProcess {
     }
 
     /// The stop signal (SIGTERM unless the spec names another), wait up to `grace`, then SIGKILL;
-    /// returns the exit status if it stopped by itself.
+    /// returns the exit status if it stopped by itself (or had ended by itself before).
     pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if let Some(status) = self.ended.take() {
+            return Some(status);
+        }
         let _ = self.signal(Signal::SIGCONT);
         let _ = self.signal(self.spec.stop_signal.unwrap_or(Signal::SIGTERM));
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(status) = self.exited() {
+                self.ended = None;
                 return Some(status);
             }
             self.child.as_ref()?;
@@ -165,7 +180,6 @@ impl ServiceProcess {
         None
     }
 
-    /// The last `lines` lines of the log, for error messages.
     /// Where a signal to the process goes: with `whole_tree`, a SIGKILL, SIGSTOP or SIGCONT goes
     /// to every descendant too (for SIGKILL the tree is stopped first, so that nothing in it acts
     /// on the others' deaths: they all die at the same instant, as in a crash).
@@ -186,6 +200,7 @@ impl ServiceProcess {
         tree
     }
 
+    /// The last `lines` lines of the log, for error messages.
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.spec.log, lines)
     }
@@ -341,6 +356,40 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
             !alive(pid)
         })
+    }
+
+    #[test]
+    fn an_exit_stays_seen_whoever_reaps_it_first() {
+        let dir = std::env::temp_dir().join(format!("roadtest-exit-{}", std::process::id()));
+        let spec = ProcessSpec {
+            name: "exits".into(),
+            program: PathBuf::from("sh"),
+            args: vec!["-c".into(), "exit 3".into()],
+            log: dir.join("exits.log"),
+            dir: dir.clone(),
+            ..ProcessSpec::default()
+        };
+        let mut process = ServiceProcess::spawn(spec).expect("sh starts");
+        // The sampler's look reaps it; the watch's later look must still see how it ended.
+        assert!((0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !process.is_running()
+        }));
+        for _ in 0..2 {
+            assert_eq!(process.exited().and_then(|status| status.code()), Some(3));
+        }
+        // Stopping a process that already ended gives its status, and leaves none behind.
+        assert_eq!(
+            process
+                .terminate(Duration::from_secs(1))
+                .and_then(|s| s.code()),
+            Some(3)
+        );
+        assert_eq!(process.exited(), None);
+        // A restart starts afresh.
+        process.start().expect("sh starts again");
+        assert_eq!(process.starts(), 2);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

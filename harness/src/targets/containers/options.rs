@@ -10,7 +10,7 @@ use testcontainers_modules::kafka::apache::Kafka;
 use testcontainers_modules::scylladb::ScyllaDB;
 
 use super::ContainersError;
-pub use crate::scenario::{CommitlogSync, ContainersSettings, DatabaseRestart};
+pub use crate::scenario::{CommitlogSync, ContainersSettings, RestartPolicy};
 
 /// The Cassandra image used unless overridden: a pinned release, never `latest`.
 pub const CASSANDRA_IMAGE: &str = "cassandra";
@@ -194,7 +194,7 @@ pub struct ContainersOptions {
     /// Cassandra's commit-log durability (`batch` rewrites cassandra.yaml before start).
     pub commitlog_sync: CommitlogSync,
     /// Whether Docker starts the database container again when it exits on its own.
-    pub database_restart: DatabaseRestart,
+    pub database_restart: RestartPolicy,
     /// Bound on pulling one missing image.
     pub pull_timeout: Duration,
     /// Bound on one container's start: from `docker start` until its ready line is logged and
@@ -222,7 +222,7 @@ impl ContainersOptions {
             database_memory_mb: ContainersSettings::DATABASE_MEMORY_MB_DEFAULT,
             cassandra_heap_mb: ContainersSettings::CASSANDRA_HEAP_MB_DEFAULT,
             commitlog_sync: CommitlogSync::Periodic,
-            database_restart: DatabaseRestart::No,
+            database_restart: RestartPolicy::No,
             pull_timeout: Duration::from_secs(900),
             ready_timeout: Duration::from_secs(240),
             seed: 0,

@@ -14,8 +14,8 @@ use testcontainers::{ContainerRequest, GenericImage, Image, ImageExt};
 use testcontainers_modules::kafka::apache::Kafka;
 
 use super::options::{
-    CassandraFamily, CommitlogSync, ContainersOptions, Database, DatabaseRestart, ImageRef,
-    KafkaFamily, SCYLLA_RESERVE_MB,
+    CassandraFamily, CommitlogSync, ContainersOptions, Database, ImageRef, KafkaFamily,
+    SCYLLA_RESERVE_MB,
 };
 use crate::targets::Role;
 
@@ -95,7 +95,7 @@ pub struct ContainerSpec {
     /// Memory cap (swap included: no swap), MB.
     pub memory_limit_mb: u32,
     /// Docker starts the container again when it exits with an error (an OOM kill included),
-    /// up to [`DatabaseRestart::RETRIES_MAX`] times.
+    /// up to [`super::options::RestartPolicy::RETRIES_MAX`] times.
     pub restart_on_failure: bool,
     pub ready_line: ReadyLine,
     pub labels: BTreeMap<String, String>,
@@ -130,7 +130,7 @@ impl ContainerSpec {
         let memory_bytes = i64::from(self.memory_limit_mb) * 1024 * 1024;
         let restart_policy = self.restart_on_failure.then_some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::ON_FAILURE),
-            maximum_retry_count: Some(DatabaseRestart::RETRIES_MAX),
+            maximum_retry_count: Some(super::options::RestartPolicy::RETRIES_MAX),
         });
         let port_key = format!("{}/tcp", self.container_port);
         let host_port = self.host_port.to_string();
@@ -297,7 +297,7 @@ pub fn database_spec(
         host_port,
         client_address: SocketAddr::from(([127, 0, 0, 1], bridge.unwrap_or(host_port))),
         memory_limit_mb: options.database_memory_mb,
-        restart_on_failure: options.database_restart == DatabaseRestart::OnFailure,
+        restart_on_failure: options.database_restart == super::options::RestartPolicy::OnFailure,
         ready_line,
         labels,
         logs_mount: None,
