@@ -146,10 +146,43 @@ async fn a_broker_restart_on_memory_storage_is_reported_plainly() {
     );
     assert!(restart["error"].is_null(), "{restart}");
     assert_eq!(number(&restart, "events_lost") as u64, verify.lost);
+    // Tansu's new log begins again at offset 0, behind the consumer's position. The consumer
+    // either notices the end that went back and reads the new log from its beginning, or
+    // crashes inside librdkafka 2.12.1 on Tansu's answer for the vanished topic (a zero topic id
+    // with a current leader: a NULL topic name reaches strcmp) and, restarted by the scenario's
+    // `restart = "on-failure"`, reads the new log from its beginning (the group's offsets went
+    // with the broker). Either way the crash must be in the report, not silently lost.
+    let processes = &report.consumer.processes;
+    let noticed = processes.iter().any(|p| !p.stats.logs_lost.is_empty());
+    let crashes: Vec<&String> = report
+        .errors
+        .iter()
+        .filter(|e| e.contains("the consumer exited during the run"))
+        .collect();
+    assert!(
+        noticed || !crashes.is_empty(),
+        "the consumer neither noticed the lost log nor crashed: {processes:?} {:?}",
+        report.errors
+    );
+    let unclean = processes.iter().filter(|p| !p.exited_cleanly).count();
+    assert_eq!(
+        unclean,
+        crashes.len(),
+        "every consumer that did not exit cleanly is reported as an exit during the run, and \
+         only those: {processes:?} {crashes:?}"
+    );
+    assert!(
+        crashes.iter().all(|e| e.contains("started again")),
+        "{crashes:?}"
+    );
+    assert_eq!(
+        processes.len() - unclean,
+        1,
+        "one consumer, the last one started, stops cleanly at the end: {processes:?}"
+    );
     // Every event the consumer had read before the kill is stored: it wrote all the events
     // sent before the kill but the lag it had then (give or take one second of sends, for the
-    // kill's moment). What follows the restart depends on Tansu: its new log begins again at
-    // offset 0, behind the consumer's position; runs have lost from 400 to all 600 later events.
+    // kill's moment).
     let plan = FleetPlan::from_scenario(&scenario);
     let kill_ms = (number(&restart, "at_s") * 1000.0) as i64;
     let before_kill = plan.expected_events_by(kill_ms);
@@ -159,12 +192,29 @@ async fn a_broker_restart_on_memory_storage_is_reported_plainly() {
         "found {} events; {before_kill} were sent before the kill, {held} at most were not yet read",
         verify.found
     );
-    // And none of the events lost was sent before the kill.
+    // And every event lost was sent around the kill: none before the lag it had then, and,
+    // once every partition's new log is read from its beginning (all noticed, or a consumer
+    // started again), none after the broker was back. A partition not noticed (its end was not
+    // seen going back twice: seen in 1 run of 5) loses the events of its new log up to the old
+    // position, and the report says which partitions were noticed.
+    let mut noticed: Vec<i32> = processes
+        .iter()
+        .flat_map(|p| p.stats.logs_lost.iter().map(|lost| lost.partition))
+        .collect();
+    noticed.sort_unstable();
+    noticed.dedup();
+    let reread = !crashes.is_empty() || noticed.len() == scenario.pipeline.partitions as usize;
+    let back_ms = match reread {
+        true => kill_ms + (number(&restart, "duration_s") * 1000.0) as i64 + 1000,
+        false => i64::MAX,
+    };
     for example in &verify.discrepancies {
         let sent_ms = example.expected["timestamp"].as_i64().expect("a timestamp");
+        let offset_ms = sent_ms - scenario.start_timestamp_ms;
         assert!(
-            sent_ms - scenario.start_timestamp_ms >= kill_ms - 1000,
-            "an event sent before the kill was lost: {example:?}"
+            (kill_ms - 1000..back_ms).contains(&offset_ms),
+            "an event sent {offset_ms} ms into the run was lost (the kill at {kill_ms} ms, the \
+             broker back by {back_ms} ms, partitions noticed {noticed:?}): {example:?}"
         );
     }
     report.assert_passed();

@@ -201,6 +201,19 @@ pub struct IngestStats {
     pub stale_reports: u64,
     /// Last committed next offset per partition.
     pub committed: BTreeMap<i32, i64>,
+    /// Partitions whose log the broker lost (a restart without storage): each one read again
+    /// from its beginning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs_lost: Vec<LogLost>,
+}
+
+/// The broker lost a partition's log: its end went back, as after a restart on memory storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct LogLost {
+    pub partition: i32,
+    /// The end (high watermark) the partition had reached, and where it was found after.
+    pub end_before: i64,
+    pub end_after: i64,
 }
 
 /// What the core tracks of one assigned partition.
@@ -264,6 +277,9 @@ pub struct IngestCore {
     actions: VecDeque<Action>,
     next_batch_id: u64,
     next_generation: u64,
+    /// Generations of partitions whose log the broker lost: their rows are still written (nobody
+    /// will read them again), their offsets never committed.
+    lost_generations: BTreeSet<u64>,
     last_commit_ms: Option<u64>,
     phase: Phase,
     stats: IngestStats,
@@ -283,6 +299,7 @@ impl IngestCore {
             actions: VecDeque::new(),
             next_batch_id: 0,
             next_generation: 0,
+            lost_generations: BTreeSet::new(),
             last_commit_ms: None,
             phase: Phase::Running,
             stats: IngestStats::default(),
@@ -348,18 +365,47 @@ impl IngestCore {
     pub fn on_partitions_assigned(&mut self, partitions: &[i32]) {
         for &partition in partitions {
             if !self.partitions.contains_key(&partition) {
-                let generation = self.next_generation;
-                self.next_generation += 1;
-                let state = PartitionState {
-                    generation,
-                    pending: BTreeSet::new(),
-                    lowest_seen: None,
-                    highest_seen: None,
-                    committed: None,
-                };
+                let state = self.fresh_partition();
                 self.partitions.insert(partition, state);
             }
         }
+    }
+
+    fn fresh_partition(&mut self) -> PartitionState {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        PartitionState {
+            generation,
+            pending: BTreeSet::new(),
+            lowest_seen: None,
+            highest_seen: None,
+            committed: None,
+        }
+    }
+
+    /// The broker lost `lost.partition`'s log (its end went back): the offsets read so far name
+    /// records the new log does not hold. The rows already read are still written, since nobody
+    /// will read them again, but their offsets are never committed; the partition starts over
+    /// with fresh tracking, and the adapter reads it again from its beginning.
+    pub fn on_log_lost(&mut self, lost: LogLost) {
+        if !self.partitions.contains_key(&lost.partition) {
+            return;
+        }
+        self.seal();
+        let fresh = self.fresh_partition();
+        if let Some(old) = self.partitions.insert(lost.partition, fresh) {
+            self.lost_generations.insert(old.generation);
+        }
+        self.stats.logs_lost.push(lost);
+        self.actions.push_back(Action::Log {
+            level: LogLevel::Warn,
+            message: format!(
+                "the broker lost the log of partition {}: its end went back from {} to {} (a \
+                 restart without storage?); reading it again from its beginning. Events it held \
+                 that were not read yet are gone; rows already read are still written",
+                lost.partition, lost.end_before, lost.end_after
+            ),
+        });
     }
 
     /// Commits what is done on these partitions (one `Commit`, even if unchanged), then forgets
@@ -372,9 +418,9 @@ impl IngestCore {
             .retain(|partition, _| !revoked.contains(partition));
         self.open_rows
             .retain(|row| !revoked.contains(&row.partition));
-        let partitions = &self.partitions;
+        let (partitions, lost) = (&self.partitions, &self.lost_generations);
         self.batches.retain(|_, batch| {
-            batch.retry_due_ms.is_none() || keep_current_rows(partitions, batch)
+            batch.retry_due_ms.is_none() || keep_current_rows(partitions, lost, batch)
         });
         self.dead_letters
             .retain(|(partition, _), _| !revoked.contains(partition));
@@ -538,7 +584,7 @@ impl IngestCore {
         self.stats.write_failures += 1;
         let backoff_ms = self.settings.retry_backoff_ms(batch.attempt);
         let (attempt, row_count) = (batch.attempt, batch.rows.len());
-        let message = if keep_current_rows(&self.partitions, batch) {
+        let message = if keep_current_rows(&self.partitions, &self.lost_generations, batch) {
             batch.retry_due_ms = Some(now_ms.saturating_add(backoff_ms));
             format!(
                 "write of batch {batch_id} ({row_count} rows) failed on attempt {attempt}: \
@@ -679,12 +725,18 @@ fn batch_generation(generations: &[(i32, u64)], partition: i32) -> Option<u64> {
     Some(generations[index].1)
 }
 
-/// Drops rows of partitions revoked since sealing; returns whether any rows are left.
-fn keep_current_rows(partitions: &BTreeMap<i32, PartitionState>, batch: &mut Batch) -> bool {
+/// Drops rows of partitions revoked since sealing (another consumer reads them again); rows
+/// of a lost log stay. Returns whether any rows are left.
+fn keep_current_rows(
+    partitions: &BTreeMap<i32, PartitionState>,
+    lost_generations: &BTreeSet<u64>,
+    batch: &mut Batch,
+) -> bool {
     let generations = &batch.generations;
     let current = |row: &Row| {
-        partitions.get(&row.partition).map(|state| state.generation)
-            == batch_generation(generations, row.partition)
+        let sealed = batch_generation(generations, row.partition);
+        sealed.is_some_and(|generation| lost_generations.contains(&generation))
+            || partitions.get(&row.partition).map(|state| state.generation) == sealed
     };
     if !batch.rows.iter().all(current) {
         batch.rows = batch

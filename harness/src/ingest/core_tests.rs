@@ -461,6 +461,59 @@ fn rows_of_an_earlier_assignment_are_not_retried_after_the_partition_comes_back(
 }
 
 #[test]
+fn a_lost_log_writes_the_rows_read_and_commits_only_the_new_log() {
+    let mut core = core_with(settings(3));
+    for offset in 100..104 {
+        core.on_record(0, offset, &payload(offset as u64), 0);
+    }
+    core.on_record(1, 7, &payload(7), 0);
+    assert_eq!(writes(&drain(&mut core)).len(), 1, "(0, 100) to (0, 102)");
+    let lost = LogLost {
+        partition: 0,
+        end_before: 104,
+        end_after: 4,
+    };
+    core.on_log_lost(lost);
+    core.on_log_lost(LogLost {
+        partition: 5,
+        ..lost
+    });
+    let actions = drain(&mut core);
+    assert_eq!(
+        writes(&actions),
+        vec![(1, 1, vec![(0, 103), (1, 7)])],
+        "the open rows are sealed before the partition starts over"
+    );
+    assert!(actions.iter().any(|action| matches!(action,
+        Action::Log { level: LogLevel::Warn, message } if message.contains("partition 0"))));
+    assert_eq!(
+        core.stats().logs_lost,
+        vec![lost],
+        "partition 5 is not ours"
+    );
+    // A failed write of the old log's rows is retried: nobody will read them again.
+    core.on_write_failed(0, "timeout", 10);
+    core.on_tick(60);
+    assert_eq!(
+        writes(&drain(&mut core)),
+        vec![(0, 2, vec![(0, 100), (0, 101), (0, 102)])]
+    );
+    core.on_write_ok(0, 61);
+    core.on_write_ok(1, 61);
+    // The new log from its beginning: its offsets are committed, the old ones never.
+    for offset in 0..3 {
+        core.on_record(0, offset, &payload(200 + offset as u64), 70);
+    }
+    assert_eq!(
+        writes(&drain(&mut core)),
+        vec![(2, 1, vec![(0, 0), (0, 1), (0, 2)])]
+    );
+    core.on_write_ok(2, 71);
+    core.on_tick(72);
+    assert_eq!(commits(&drain(&mut core)), vec![vec![(0, 3), (1, 8)]]);
+}
+
+#[test]
 fn nothing_is_due_once_everything_is_committed() {
     let mut core = core_with(settings(1));
     core.on_record(0, 0, &payload(0), 0);

@@ -437,6 +437,7 @@ impl Service {
     /// loop never waits for the broker), then the stats.
     fn on_publish_tick(&mut self) {
         self.take_rebalances();
+        self.take_lost_logs();
         self.telemetry.report.lag = self.connections.lag.lag_records();
         self.connections.lag.request();
         self.telemetry.publish(&self.core);
@@ -448,12 +449,35 @@ impl Service {
         self.core.begin_shutdown(self.now_ms());
     }
 
+    /// Partitions whose log the broker lost: the core starts each over, and the consumer reads
+    /// it again from its beginning (where the broker's new log starts) instead of waiting beyond
+    /// its end for records that will never come.
+    fn take_lost_logs(&mut self) {
+        for lost in self.connections.lag.lost_logs() {
+            if !self.assigned.contains(&lost.partition) {
+                continue;
+            }
+            self.core.on_log_lost(lost);
+            self.connections.lag.on_rewound(lost.partition);
+            let seek = self.connections.consumer.seek(
+                &self.args.topic,
+                lost.partition,
+                Offset::Beginning,
+                Duration::from_secs(1),
+            );
+            if let Err(error) = seek {
+                tracing::warn!(partition = lost.partition, %error, "cannot read the partition again from its beginning");
+            }
+        }
+    }
+
     /// Applies the rebalances librdkafka reported, in order.
     fn take_rebalances(&mut self) {
         while let Ok((is_assign, partitions)) = self.connections.rebalances.try_recv() {
             if is_assign {
                 tracing::info!(?partitions, "partitions assigned");
                 self.core.on_partitions_assigned(&partitions);
+                self.connections.lag.on_assigned(&partitions);
                 self.assigned.extend(&partitions);
             } else {
                 tracing::info!(?partitions, "partitions revoked");

@@ -703,7 +703,12 @@ fn assemble(
     let stages = ConsumerStages::merge(&consumers, driven.clock);
     let outcome = &driven.outcome;
     let service_versions = target.service_versions();
-    let errors = run_errors(&driven, &service_versions, target.capabilities());
+    let errors = run_errors(
+        &driven,
+        &service_versions,
+        target.capabilities(),
+        &consumers,
+    );
     let facts = RunFacts {
         target_name: target.kind().name(),
         replay_command: prepared.replay.clone(),
@@ -756,16 +761,35 @@ fn run_errors(
     driven: &Driven,
     service_versions: &BTreeMap<String, String>,
     capabilities: Capabilities,
+    consumers: &[(PathBuf, ConsumerReport)],
 ) -> Vec<String> {
     let mut errors = driven.errors.clone();
     let delivery = driven.outcome.first_errors.iter();
     errors.extend(delivery.map(|error| format!("delivery failed: {error}")));
     if driven.faults.restarts_broker() && !capabilities.broker_keeps_data {
         let broker = service_versions.get("broker");
+        let mut noticed: Vec<i32> = consumers
+            .iter()
+            .flat_map(|(_, consumer)| consumer.core.logs_lost.iter().map(|lost| lost.partition))
+            .collect();
+        noticed.sort_unstable();
+        noticed.dedup();
+        let consumer = match noticed.is_empty() {
+            true => String::from(
+                "no consumer reported noticing it (consumer.processes[].stats.logs_lost is \
+                 empty: a consumer of your own, one started again after the restart, or one \
+                 that had read nothing yet), so events sent after the restart may not have \
+                 been read",
+            ),
+            false => format!(
+                "the consumer noticed on partitions {noticed:?} and read them again from their \
+                 beginning (consumer.processes[].stats.logs_lost)"
+            ),
+        };
         errors.push(format!(
-            "the broker ({}) kept nothing across its restart: its log began again at offset 0, \
-             behind the position the consumer had reached, so events sent after the restart may \
-             never be read (and events it held but the consumer had not yet read were lost)",
+            "the broker ({}) kept nothing across its restart: events it held that the consumer \
+             had not read yet were lost, and its log began again at offset 0, behind the \
+             consumer's position; {consumer}",
             broker.map_or("its storage", String::as_str)
         ));
     }
