@@ -412,3 +412,43 @@ fn the_simulation_loses_rows_to_a_postgres_kill_only_without_synchronous_commit(
     );
     assert_eq!(lost("postgres-crash-ci"), 0);
 }
+
+#[test]
+fn the_simulated_broker_restart_loses_only_what_the_broker_held_and_the_new_log_is_read() {
+    let (scenario, path) = scenario("broker-restart-ci");
+    let report =
+        simulate(&scenario, &path, SimLatencies::default()).unwrap_or_else(|e| panic!("{e}"));
+    let verify = &report.verify;
+    assert_eq!((verify.corrupt, verify.unexpected), (0, 0));
+    assert!(
+        report.errors.iter().any(|e| e.contains("kept nothing")),
+        "{:?}",
+        report.errors
+    );
+    // As the real consumer does: every partition's position was beyond its new log's end.
+    let mut noticed: Vec<i32> = report
+        .consumer
+        .processes
+        .iter()
+        .flat_map(|p| p.stats.logs_lost.iter().map(|lost| lost.partition))
+        .collect();
+    noticed.sort_unstable();
+    let every: Vec<i32> = (0..scenario.pipeline.partitions as i32).collect();
+    assert_eq!(noticed, every, "{:?}", report.consumer.processes);
+    // Lost: what the broker held unread at the kill, never more than a second of sends, and
+    // nothing sent once it was back.
+    let plan = FleetPlan::from_scenario(&scenario);
+    let restart = fault(&report, 0);
+    let kill_ms = (number(&restart, "at_s") * 1000.0) as i64;
+    let back_ms = kill_ms + (number(&restart, "duration_s") * 1000.0) as i64;
+    assert!(verify.lost <= plan.expected_events_by(1000), "{verify:?}");
+    for example in &verify.discrepancies {
+        let offset_ms = example.expected["timestamp"].as_i64().expect("a timestamp")
+            - scenario.start_timestamp_ms;
+        assert!(
+            (kill_ms - 1000..back_ms).contains(&offset_ms),
+            "an event sent {offset_ms} ms into the run was lost: {example:?}"
+        );
+    }
+    assert_eq!(number(&restart, "events_lost") as u64, verify.lost);
+}

@@ -614,22 +614,12 @@ async fn collect(
         &mut driven.supervisor,
     )
     .await;
-    let exits = driven.supervisor.take_errors();
-    driven.errors.extend(exits);
+    driven.errors.extend(driven.supervisor.take_errors());
     if let Err(problem) = drained {
         driven.errors.push(problem.to_string());
     }
     driven.progress.finish();
-    // Stop the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0); one that
-    // runs elsewhere is not roadtest's to stop, and one that ended by itself was reported when
-    // the watch or the drain saw it.
-    let managed = scenario.pipeline.consumer.managed;
-    let ended = target.consumer_exited().is_some();
-    if managed && !ended && !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
-        driven
-            .errors
-            .push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
-    }
+    stop_consumer(target, scenario, &mut driven.errors).await?;
     let (host, containers, gc) = samplers.finish(driven.clock).await;
     // A fresh connection (the set-up one may have lived through database faults, and a driver's
     // pool still reconnecting would fail the first request); then the kills, a late one too.
@@ -665,6 +655,22 @@ async fn collect(
         gc,
         alerts: None,
     })
+}
+
+/// Stops the consumer cleanly (SIGTERM: finish in-flight writes, commit, exit 0); one that runs
+/// elsewhere is not roadtest's to stop, and one that ended by itself was reported when the watch
+/// or the drain saw it.
+async fn stop_consumer(
+    target: &mut Target,
+    scenario: &Scenario,
+    errors: &mut Vec<String>,
+) -> Result<(), RunError> {
+    let managed = scenario.pipeline.consumer.managed;
+    let ended = target.consumer_exited().is_some();
+    if managed && !ended && !target.stop(Role::Consumer, Duration::from_secs(15)).await? {
+        errors.push("the consumer did not exit cleanly within 15 s of SIGTERM".into());
+    }
+    Ok(())
 }
 
 /// How long verification waits for the database to answer. A database that Docker restarts by

@@ -11,8 +11,10 @@
 //! write latencies; one consumer group's committed offsets; a consumer kill dropping all of the
 //! core's memory and restarting from the committed offsets after the fault's duration; a stop
 //! draining first; Cassandra's periodic commit-log sync (every 10 s; a crash loses acknowledged
-//! rows not yet synced) or batch sync; tamper faults on the store after the run ([`tamper`]). Not modelled: the broker's memory storage (the sim broker
-//! is durable across kills), rebalances between several consumers, dead letters (the fleet sends
+//! rows not yet synced) or batch sync; tamper faults on the store after the run ([`tamper`]); a broker on memory
+//! storage, as the local target's: a kill or stop loses its logs and the group's offsets, and the
+//! consumer notices a second after the broker is back (its position beyond the new log's end)
+//! and reads the new log from offset 0. Not modelled: a durable broker, rebalances between several consumers, dead letters (the fleet sends
 //! none), bandwidth beyond an added per-request delay, connection resets other than failing the
 //! database writes in flight.
 

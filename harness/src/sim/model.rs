@@ -1,9 +1,10 @@
-//! The simulated services of the sim target: seeded latency draws, a durable broker and a database with a commit log.
+//! The simulated services of the sim target: seeded latency draws, a broker on memory storage and a database with a commit log.
 //!
 //! The broker keeps partitions of events (keyed by vehicle id with FNV-1a, a stable hash; real
 //! Kafka uses murmur2, which only changes which partition a vehicle lands on), offsets, and one
-//! consumer group's committed offsets. It is durable: a killed broker keeps its log (the local
-//! target's Tansu on memory storage does not; the sim does not model that). The store keeps rows
+//! consumer group's committed offsets. Like the local target's Tansu on memory storage, a killed
+//! or stopped broker keeps nothing: its logs begin again at offset 0 and the group's offsets are
+//! gone ([`SimBroker::lose_everything`]). The store keeps rows
 //! by (vehicle, timestamp) and an undo log of writes since the last commit-log sync: a crash
 //! rolls those back, as Cassandra's periodic sync loses acknowledged writes not yet synced.
 
@@ -82,10 +83,12 @@ pub fn partition_of(vehicle_index: u32, partitions: u32) -> usize {
     (hash % u64::from(partitions.max(1))) as usize
 }
 
-/// One partition's log; entries below the committed offset are trimmed.
+/// One partition's log; entries below the committed offset are trimmed, until the log is lost
+/// once (a commit from before the loss would trim the new log's unread records).
 #[derive(Debug, Default)]
 struct PartitionLog {
     base_offset: i64,
+    untrimmed: bool,
     /// (event, time it became visible, in µs).
     entries: VecDeque<(Event, u64)>,
     last_visible_us: u64,
@@ -96,6 +99,8 @@ struct PartitionLog {
 pub struct SimBroker {
     partitions: Vec<PartitionLog>,
     committed: Vec<Option<i64>>,
+    /// Each partition's end before the logs were lost, until the consumer notices.
+    ends_before_loss: Option<Vec<i64>>,
 }
 
 impl SimBroker {
@@ -104,6 +109,7 @@ impl SimBroker {
         SimBroker {
             partitions: (0..count).map(|_| PartitionLog::default()).collect(),
             committed: vec![None; count],
+            ends_before_loss: None,
         }
     }
 
@@ -139,6 +145,28 @@ impl SimBroker {
         self.committed[partition].unwrap_or(0)
     }
 
+    /// A restart on memory storage: every log begins again at offset 0, empty, and the group's
+    /// committed offsets are gone. Each partition's end before is kept for
+    /// [`SimBroker::take_ends_before_loss`].
+    pub fn lose_everything(&mut self) {
+        let ends = (0..self.partitions.len())
+            .map(|p| self.end_offset(p))
+            .collect();
+        self.ends_before_loss = Some(ends);
+        for log in &mut self.partitions {
+            *log = PartitionLog {
+                untrimmed: true,
+                ..PartitionLog::default()
+            };
+        }
+        self.committed.fill(None);
+    }
+
+    /// Each partition's end before the last loss, once.
+    pub fn take_ends_before_loss(&mut self) -> Option<Vec<i64>> {
+        self.ends_before_loss.take()
+    }
+
     /// Commits `offset` (the next to read) and trims what is below it.
     pub fn commit(&mut self, partition: usize, offset: i64) {
         let Some(slot) = self.committed.get_mut(partition) else {
@@ -146,7 +174,7 @@ impl SimBroker {
         };
         *slot = Some(offset);
         let log = &mut self.partitions[partition];
-        while log.base_offset < offset && !log.entries.is_empty() {
+        while !log.untrimmed && log.base_offset < offset && !log.entries.is_empty() {
             log.entries.pop_front();
             log.base_offset += 1;
         }
@@ -330,6 +358,18 @@ mod tests {
         assert_eq!(broker.get(1, 1).map(|e| e.1), Some(50));
         assert_eq!(broker.committed(1), 1);
         assert_eq!(broker.committed(0), 0);
+        // A restart on memory storage: empty logs from offset 0, no committed offsets, and a
+        // stale commit (from before the loss) trims nothing of the new log.
+        broker.lose_everything();
+        assert_eq!(broker.take_ends_before_loss(), Some(vec![0, 2]));
+        assert_eq!(broker.take_ends_before_loss(), None);
+        assert_eq!(broker.end_offset(1), 0);
+        assert_eq!(broker.committed(1), 0);
+        broker.append(1, event, 60);
+        broker.append(1, event, 70);
+        broker.commit(1, 2);
+        assert_eq!(broker.committed(1), 2);
+        assert_eq!(broker.get(1, 0).map(|e| e.1), Some(60));
     }
 
     #[test]

@@ -46,6 +46,9 @@ fn durability(pipeline: &PipelineSettings) -> (CommitlogSync, u64) {
 
 /// How often the end of the run is checked once the producer is done, µs.
 const DRAIN_CHECK_US: u64 = 100_000;
+/// How long after the broker is back the consumer notices that its log was lost: the real one
+/// measures the log's end every half second and needs it gone back twice in a row.
+const LOST_LOG_NOTICED_US: u64 = 1_000_000;
 /// The most virtual time the drain may take after the scenario's end, µs.
 pub const DRAIN_LIMIT_US: u64 = 600_000_000;
 
@@ -72,6 +75,8 @@ enum Happening {
         incarnation: u64,
     },
     DrainCheck,
+    /// The consumer's lag measurements see the logs the broker lost.
+    LostLogsNoticed,
 }
 
 #[derive(Debug)]
@@ -388,6 +393,7 @@ impl World {
                 );
             }
             Happening::DrainCheck => self.drain_check(),
+            Happening::LostLogsNoticed => self.lost_logs_noticed(),
             // Stale: meant for an earlier incarnation.
             Happening::Poll { .. }
             | Happening::Tick { .. }

@@ -1,9 +1,9 @@
 //! Process lifecycles of the simulated pipeline: consumer starts and exits, fault injection and recovery, the final drain.
 
-use crate::ingest::core::IngestCore;
+use crate::ingest::core::{IngestCore, LogLost};
 use crate::scenario::{FaultAction, Service};
 
-use super::{Condition, DRAIN_CHECK_US, DRAIN_LIMIT_US, Happening, World};
+use super::{Condition, DRAIN_CHECK_US, DRAIN_LIMIT_US, Happening, LOST_LOG_NOTICED_US, World};
 
 impl World {
     pub(super) fn consumer_start(&mut self) {
@@ -80,6 +80,13 @@ impl World {
             (Service::Broker, FaultAction::Kill | FaultAction::Stop) => {
                 self.broker_condition.down = true;
                 self.broker_condition.stalled_until_us = until_us;
+                self.broker.lose_everything();
+                self.out.errors.push(format!(
+                    "the broker (simulated, memory storage) kept nothing across its restart at \
+                     {:.1} s: events it held that the consumer had not read yet were lost, and \
+                     its logs began again at offset 0",
+                    self.now_us as f64 / 1e6
+                ));
             }
             (Service::Cassandra | Service::Postgres, FaultAction::Kill) => {
                 self.store.crash();
@@ -133,6 +140,10 @@ impl World {
             }
             (Service::Broker, FaultAction::Kill | FaultAction::Stop) => {
                 self.broker_condition.down = false;
+                self.schedule(
+                    self.now_us + LOST_LOG_NOTICED_US,
+                    Happening::LostLogsNoticed,
+                );
             }
             (_, FaultAction::Latency | FaultAction::Bandwidth) => {
                 self.condition_mut(fault.service).extra = None;
@@ -143,6 +154,31 @@ impl World {
         if self.consumer.poll_at.is_none() {
             self.want_poll();
         }
+    }
+
+    /// The consumer sees which logs the broker lost, as the real one does: a partition whose
+    /// position is beyond the new log's end is started over and read from offset 0; one whose
+    /// new log already reached the position goes unnoticed and is read on from there.
+    pub(super) fn lost_logs_noticed(&mut self) {
+        let Some(ends_before) = self.broker.take_ends_before_loss() else {
+            return;
+        };
+        let Some(core) = self.consumer.core.as_mut() else {
+            return;
+        };
+        for (partition, end_before) in ends_before.into_iter().enumerate() {
+            let end_after = self.broker.end_offset(partition);
+            if self.consumer.positions[partition] <= end_after {
+                continue;
+            }
+            core.on_log_lost(LogLost {
+                partition: partition as i32,
+                end_before,
+                end_after,
+            });
+            self.consumer.positions[partition] = 0;
+        }
+        self.after_core();
     }
 
     /// Once the producer is done and every fault undone: drain the consumer, then end.
