@@ -622,10 +622,10 @@ async fn collect(
     stop_consumer(target, scenario, &mut driven.errors).await?;
     let (host, containers, gc) = samplers.finish(driven.clock).await;
     // A fresh connection (the set-up one may have lived through database faults, and a driver's
-    // pool still reconnecting would fail the first request); then the kills, a late one too.
-    let wait = verification_wait(scenario, target.kind());
-    let database = Database::connect(&prepared.endpoints, wait).await?;
-    let oom_kills = oom_kills(target, &driven).await;
+    // pool still reconnecting would fail the first request); the kills are read after the
+    // verification, so one during it is in the report too.
+    let recovery = database_recovery(scenario, target.kind());
+    let mut database = Database::connect(&prepared.endpoints, recovery.1).await?;
     eprintln!(
         "roadtest: verifying every event against {}...",
         database.name()
@@ -634,9 +634,9 @@ async fn collect(
     // Tamper faults act now: nothing writes any more, so the rows they touch stay as they left them.
     let plan = &driven.plan;
     let tampered = database.tamper(keyspace, layout, scenario, plan).await?;
-    let verified = database
-        .verify(keyspace, &driven.plan, driven.clock, layout)
-        .await?;
+    let at = (&prepared.endpoints, keyspace.as_str());
+    let verified = verify_events(&mut database, at, &driven, layout, recovery).await?;
+    let oom_kills = oom_kills(target, &driven).await;
     let hlog = options.out_dir.join("e2e.hlog");
     let start_s = driven.clock.start_epoch_us as f64 / 1e6;
     if let Err(error) = verified.e2e.write_interval_log_file(&hlog, start_s) {
@@ -673,15 +673,46 @@ async fn stop_consumer(
     Ok(())
 }
 
-/// How long verification waits for the database to answer. A database that Docker restarts by
-/// itself (`database_restart = "on-failure"`, on containers) may still be on its way back from
-/// an out-of-memory kill, even one during the drain: the restart policy's delay doubles with
-/// each restart, and the start itself replays the commit log.
-fn verification_wait(scenario: &Scenario, kind: TargetKind) -> Duration {
-    let restarts = scenario.pipeline.containers.database_restart == RestartPolicy::OnFailure;
-    match restarts && kind == TargetKind::Containers {
-        true => RECOVERY_WAIT,
-        false => SERVICES_WAIT,
+/// Whether Docker restarts the database by itself (`database_restart = "on-failure"`, on
+/// containers), and so how long verification waits for it: it may still be on its way back from
+/// an out-of-memory kill when the verification begins, even one during the drain (the restart
+/// policy's delay doubles with each restart, and the start itself replays the commit log), and
+/// be killed again while it is read.
+fn database_recovery(scenario: &Scenario, kind: TargetKind) -> (bool, Duration) {
+    let restarts_itself = scenario.pipeline.containers.database_restart == RestartPolicy::OnFailure
+        && kind == TargetKind::Containers;
+    match restarts_itself {
+        true => (true, RECOVERY_WAIT),
+        false => (false, SERVICES_WAIT),
+    }
+}
+
+/// Verifies every event. A database that restarts by itself and goes away during the
+/// verification is connected to afresh and read again, for as long as `wait` allows.
+async fn verify_events(
+    database: &mut Database,
+    (endpoints, keyspace): (&Endpoints, &str),
+    driven: &Driven,
+    layout: &TableLayout,
+    (restarts_itself, wait): (bool, Duration),
+) -> Result<VerifyOutcome, RunError> {
+    let started = Instant::now();
+    loop {
+        match database
+            .verify(keyspace, &driven.plan, driven.clock, layout)
+            .await
+        {
+            Ok(verified) => return Ok(verified),
+            Err(error) if restarts_itself && started.elapsed() < wait => {
+                eprintln!(
+                    "roadtest: {} went away during the verification ({error}); it restarts by \
+                     itself, so roadtest connects again and reads every event again",
+                    database.name()
+                );
+                *database = Database::connect(endpoints, wait).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 
