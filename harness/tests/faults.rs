@@ -208,15 +208,24 @@ async fn a_broker_restart_on_memory_storage_is_reported_plainly() {
         true => kill_ms + (number(&restart, "duration_s") * 1000.0) as i64 + 1000,
         false => i64::MAX,
     };
-    for example in &verify.discrepancies {
-        let sent_ms = example.expected["timestamp"].as_i64().expect("a timestamp");
-        let offset_ms = sent_ms - scenario.start_timestamp_ms;
-        assert!(
-            (kill_ms - 1000..back_ms).contains(&offset_ms),
-            "an event sent {offset_ms} ms into the run was lost (the kill at {kill_ms} ms, the \
-             broker back by {back_ms} ms, partitions noticed {noticed:?}): {example:?}"
-        );
-    }
+    // Sends Tansu refused once it was back ("Unknown broker error" while the topics are made
+    // again; seen in 1 run of 12) were never acknowledged: the report counts them as failed
+    // deliveries, and they may be lost whenever they were sent.
+    let outside: Vec<_> = verify
+        .discrepancies
+        .iter()
+        .filter(|example| {
+            let sent_ms = example.expected["timestamp"].as_i64().expect("a timestamp");
+            !(kill_ms - 1000..back_ms).contains(&(sent_ms - scenario.start_timestamp_ms))
+        })
+        .collect();
+    assert!(
+        outside.len() as u64 <= report.producer.failed_deliveries,
+        "{} events lost outside the kill (at {kill_ms} ms, the broker back by {back_ms} ms, \
+         partitions noticed {noticed:?}), more than the {} deliveries that failed: {outside:?}",
+        outside.len(),
+        report.producer.failed_deliveries
+    );
     report.assert_passed();
 }
 
