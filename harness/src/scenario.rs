@@ -206,6 +206,11 @@ pub struct PipelineSettings {
     /// about 0.6 s: a kill -9 can lose acknowledged rows).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub postgres_synchronous_commit: bool,
+    /// Where the local target's broker keeps its log: `memory` (the default: a restart keeps
+    /// nothing) or `durable` (Tansu's SQLite storage in the run folder: topics, log and committed
+    /// offsets survive a restart). The sim target models both; other targets refuse `durable`.
+    #[serde(default, skip_serializing_if = "BrokerStorage::is_default")]
+    pub broker_storage: BrokerStorage,
     /// Memory caps and the database's restart policy on the containers target.
     #[serde(default, skip_serializing_if = "ContainersSettings::is_default")]
     pub containers: ContainersSettings,
@@ -316,6 +321,30 @@ impl Sink {
     }
 }
 
+/// Where the broker keeps its log (`pipeline.broker_storage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokerStorage {
+    /// Tansu's memory storage: a restart keeps nothing.
+    #[default]
+    Memory,
+    /// Tansu built with its SQLite (libsql) storage: a restart keeps topics, log and offsets.
+    Durable,
+}
+
+impl BrokerStorage {
+    pub fn is_default(&self) -> bool {
+        *self == BrokerStorage::Memory
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokerStorage::Memory => "memory",
+            BrokerStorage::Durable => "durable",
+        }
+    }
+}
+
 /// Cassandra's commit-log durability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -373,6 +402,7 @@ impl Default for PipelineSettings {
             cassandra_commitlog_sync: CommitlogSync::default(),
             sink: Sink::default(),
             postgres_synchronous_commit: true,
+            broker_storage: BrokerStorage::default(),
             containers: ContainersSettings::default(),
             producer_buffer_mb: PRODUCER_BUFFER_MB_DEFAULT,
         }

@@ -976,12 +976,13 @@ fn a_postgres_url_with_a_password_or_beside_cql_contacts_exits_2_before_anything
     }
 }
 
-#[test]
-fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_not_apply() {
+/// Runs the committed scenario `name` on the containers and on the external target, which must
+/// refuse it with exit 2 before anything is started or contacted (no Docker, no clusters needed),
+/// naming `key` and the local target.
+fn refused_off_the_local_target(name: &str, key: &str) {
     let scenario =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke-postgres.toml");
-    let out = std::env::temp_dir().join(format!("roadtest-cli-{}-pg-target", std::process::id()));
-    // Before anything is started or contacted (no Docker, no clusters needed).
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml"));
+    let out = std::env::temp_dir().join(format!("roadtest-cli-{}-{name}", std::process::id()));
     for target in [
         &["--target", "containers"][..],
         &[
@@ -1004,10 +1005,20 @@ fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_n
             .expect("roadtest runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{target:?}: {stderr}");
-        assert!(stderr.contains("pipeline.sink"), "{target:?}: {stderr}");
+        assert!(stderr.contains(key), "{target:?}: {stderr}");
         assert!(stderr.contains("--target local"), "{target:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_durable_broker_is_refused_where_roadtest_does_not_start_the_broker() {
+    refused_off_the_local_target("broker-restart-durable-ci", "pipeline.broker_storage");
+}
+
+#[test]
+fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_not_apply() {
+    refused_off_the_local_target("smoke-postgres", "pipeline.sink");
     let path = variant(
         "sync-commit-on-cassandra",
         "keyspace = \"roadtest\"",

@@ -319,6 +319,7 @@ async fn prepare(
     let capabilities = Capabilities::of(kind);
     capabilities
         .refuse_unsupported_sink(kind, scenario)
+        .and_then(|()| capabilities.refuse_unsupported_broker_storage(kind, scenario))
         .and_then(|()| capabilities.refuse_unsupported_faults(kind, scenario))
         .and_then(|()| match &options.external {
             Some(clusters) if kind == TargetKind::External => {

@@ -100,6 +100,7 @@ impl Target {
                 local.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
                 local.sink = scenario.pipeline.sink;
                 local.postgres_synchronous_commit = scenario.pipeline.postgres_synchronous_commit;
+                local.broker_storage = scenario.pipeline.broker_storage;
                 local.seed = scenario.seed;
                 eprintln!("roadtest: starting the local services...");
                 LocalTarget::start(local).await?.into()
@@ -149,7 +150,8 @@ impl Target {
     pub fn capabilities(&self) -> Capabilities {
         match &self.running {
             Running::Containers(target) => target.capabilities(),
-            _ => Capabilities::of(self.kind()),
+            Running::Local(target) => target.capabilities(),
+            Running::External(_) => Capabilities::of(self.kind()),
         }
     }
 

@@ -15,10 +15,15 @@ use super::proxy::{FaultProxy, NetworkCondition};
 use super::{Endpoints, Role, TargetError, free_port, fresh_run_dir};
 use crate::clients::pg::PgEndpoint;
 use crate::clients::{CqlConnection, KafkaConnection};
-pub use crate::scenario::{CommitlogSync, Sink};
+pub use crate::scenario::{BrokerStorage, CommitlogSync, Sink};
 
 /// Versions of the services this target runs (for reports).
-pub const TANSU_VERSION: &str = "0.6.0 (memory storage)";
+pub const TANSU_VERSION: &str = "0.6.0";
+/// The durable broker: Tansu built with its SQLite storage by `roadtest services install`.
+const TANSU_DURABLE: &str = "bin/tansu-durable";
+/// Its database, relative to the broker's folder (Tansu resolves SQLite paths under its working
+/// directory).
+const TANSU_DURABLE_URL: &str = "sqlite://tansu.db";
 pub const CASSANDRA_VERSION: &str = "2.1.0";
 
 /// Readiness deadlines.
@@ -44,6 +49,8 @@ pub struct LocalOptions {
     pub sink: Sink,
     /// PostgreSQL's `synchronous_commit` (on: nothing acknowledged is lost in a crash).
     pub postgres_synchronous_commit: bool,
+    /// Where Tansu keeps its log: memory (a restart keeps nothing) or SQLite in the run folder.
+    pub broker_storage: BrokerStorage,
     /// Root seed for the fault proxies' jitter.
     pub seed: u64,
 }
@@ -61,6 +68,7 @@ impl LocalOptions {
             cassandra_heap_mb: 256,
             sink: Sink::Cassandra,
             postgres_synchronous_commit: true,
+            broker_storage: BrokerStorage::Memory,
             seed: 0,
         }
     }
@@ -129,7 +137,10 @@ impl Ports {
 
 /// The binaries the target runs are where `roadtest services install` puts them.
 fn check_installed(options: &LocalOptions) -> Result<(), TargetError> {
-    let mut needed = vec![("tansu", options.home.join("bin/tansu"))];
+    let mut needed = vec![match options.broker_storage {
+        BrokerStorage::Memory => ("tansu", options.home.join("bin/tansu")),
+        BrokerStorage::Durable => ("tansu-durable", options.home.join(TANSU_DURABLE)),
+    }];
     if options.sink == Sink::Cassandra {
         needed.push(("cassandra-node", options.home.join("bin/cassandra-node")));
     }
@@ -265,6 +276,14 @@ impl LocalTarget {
         (self.options.sink == Sink::Cassandra).then(|| self.dir.join("cassandra/logs"))
     }
 
+    /// What this target can do: its broker keeps its data on durable storage.
+    pub fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities {
+            broker_keeps_data: self.options.broker_storage == BrokerStorage::Durable,
+            ..super::Capabilities::of(super::TargetKind::Local)
+        }
+    }
+
     /// How long each service took to become ready at its last start.
     pub fn ready_after(&self) -> &BTreeMap<Role, Duration> {
         &self.ready_after
@@ -272,7 +291,14 @@ impl LocalTarget {
 
     /// Service name -> version, for reports.
     pub fn service_versions(&self) -> BTreeMap<String, String> {
-        let broker = ("broker".to_string(), format!("tansu {TANSU_VERSION}"));
+        let storage = match self.options.broker_storage {
+            BrokerStorage::Memory => "memory storage",
+            BrokerStorage::Durable => "durable: SQLite storage",
+        };
+        let broker = (
+            "broker".to_string(),
+            format!("tansu {TANSU_VERSION} ({storage})"),
+        );
         if let Some(postgres) = &self.postgres {
             let synchronous_commit = if self.options.postgres_synchronous_commit {
                 "on"
@@ -417,18 +443,22 @@ impl LocalTarget {
         let ports = self.ports;
         let arg = |text: String| OsString::from(text);
         let (program, args) = match role {
-            Role::Broker => (
-                home.join("bin/tansu"),
-                vec![
+            Role::Broker => {
+                let (program, storage) = match self.options.broker_storage {
+                    BrokerStorage::Memory => (home.join("bin/tansu"), "memory://tansu/"),
+                    BrokerStorage::Durable => (home.join(TANSU_DURABLE), TANSU_DURABLE_URL),
+                };
+                let args = vec![
                     arg("broker".into()),
                     arg("--listener-url".into()),
                     arg(format!("tcp://127.0.0.1:{}", ports.kafka)),
                     arg("--advertised-listener-url".into()),
                     arg(format!("tcp://{}", self.endpoints.kafka.bootstrap)),
                     arg("--storage-engine".into()),
-                    arg("memory://tansu/".into()),
-                ],
-            ),
+                    arg(storage.into()),
+                ];
+                (program, args)
+            }
             Role::Cassandra => (
                 home.join("bin/cassandra-node"),
                 vec![
