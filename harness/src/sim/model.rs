@@ -1,10 +1,10 @@
-//! The simulated services of the sim target: seeded latency draws, a broker on memory storage and a database with a commit log.
+//! The simulated services of the sim target: seeded latency draws, a broker on memory or durable storage and a database with a commit log.
 //!
 //! The broker keeps partitions of events (keyed by vehicle id with FNV-1a, a stable hash; real
 //! Kafka uses murmur2, which only changes which partition a vehicle lands on), offsets, and one
 //! consumer group's committed offsets. Like the local target's Tansu on memory storage, a killed
 //! or stopped broker keeps nothing: its logs begin again at offset 0 and the group's offsets are
-//! gone ([`SimBroker::lose_everything`]). The store keeps rows
+//! gone ([`SimBroker::lose_everything`]); on durable storage the world never calls that. The store keeps rows
 //! by (vehicle, timestamp) and an undo log of writes since the last commit-log sync: a crash
 //! rolls those back, as Cassandra's periodic sync loses acknowledged writes not yet synced.
 

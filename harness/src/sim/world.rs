@@ -13,7 +13,7 @@ use crate::faults::{FaultRecord, PlannedFault, Trigger};
 use crate::fleet::{EventStream, FleetPlan};
 use crate::ingest::core::{Action, IngestCore, IngestSettings, IngestStats, Row};
 use crate::measure::{LatencyRecorder, ThroughputSeries};
-use crate::scenario::{CommitlogSync, PipelineSettings, Scenario, Sink};
+use crate::scenario::{BrokerStorage, CommitlogSync, PipelineSettings, Scenario, Sink};
 use crate::seed::{SimRng, rng_for};
 use crate::wire::Event;
 
@@ -173,6 +173,8 @@ pub struct World {
     producer_done: bool,
     broker: SimBroker,
     broker_condition: Condition,
+    /// `pipeline.broker_storage = "durable"`: a restart keeps the logs and committed offsets.
+    broker_keeps_log: bool,
     store: SimStore,
     database: Condition,
     /// When the database (of finite capacity) has served every write queued so far, µs.
@@ -232,6 +234,7 @@ impl World {
             producer_done: false,
             broker: SimBroker::new(scenario.pipeline.partitions),
             broker_condition: Condition::default(),
+            broker_keeps_log: scenario.pipeline.broker_storage == BrokerStorage::Durable,
             store: SimStore::new(
                 plan.vehicle_count,
                 plan.samples_per_vehicle_max(),

@@ -80,13 +80,9 @@ impl World {
             (Service::Broker, FaultAction::Kill | FaultAction::Stop) => {
                 self.broker_condition.down = true;
                 self.broker_condition.stalled_until_us = until_us;
-                self.broker.lose_everything();
-                self.out.errors.push(format!(
-                    "the broker (simulated, memory storage) kept nothing across its restart at \
-                     {:.1} s: events it held that the consumer had not read yet were lost, and \
-                     its logs began again at offset 0",
-                    self.now_us as f64 / 1e6
-                ));
+                if !self.broker_keeps_log {
+                    self.broker_loses_everything();
+                }
             }
             (Service::Cassandra | Service::Postgres, FaultAction::Kill) => {
                 self.store.crash();
@@ -140,10 +136,12 @@ impl World {
             }
             (Service::Broker, FaultAction::Kill | FaultAction::Stop) => {
                 self.broker_condition.down = false;
-                self.schedule(
-                    self.now_us + LOST_LOG_NOTICED_US,
-                    Happening::LostLogsNoticed,
-                );
+                if !self.broker_keeps_log {
+                    self.schedule(
+                        self.now_us + LOST_LOG_NOTICED_US,
+                        Happening::LostLogsNoticed,
+                    );
+                }
             }
             (_, FaultAction::Latency | FaultAction::Bandwidth) => {
                 self.condition_mut(fault.service).extra = None;
@@ -154,6 +152,17 @@ impl World {
         if self.consumer.poll_at.is_none() {
             self.want_poll();
         }
+    }
+
+    /// A restart on memory storage: the broker's logs and the group's offsets are gone.
+    fn broker_loses_everything(&mut self) {
+        self.broker.lose_everything();
+        self.out.errors.push(format!(
+            "the broker (simulated, memory storage) kept nothing across its restart at {:.1} s: \
+             events it held that the consumer had not read yet were lost, and its logs began \
+             again at offset 0",
+            self.now_us as f64 / 1e6
+        ));
     }
 
     /// The consumer sees which logs the broker lost, as the real one does: a partition whose
