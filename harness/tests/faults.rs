@@ -237,6 +237,69 @@ async fn a_broker_restart_on_memory_storage_is_reported_plainly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_on_durable_storage_loses_nothing_and_the_consumer_resumes() {
+    let home = roadtest::targets::local::roadtest_home();
+    assert!(
+        home.join("bin/tansu-durable").exists(),
+        "the durable broker is not built under {}; run `roadtest services install` (or `ci/test`)",
+        home.display()
+    );
+    let (scenario, path) = scenario("broker-restart-durable-ci");
+    let report = run(&scenario, &path, "broker-restart-durable").await;
+    let restart = fault(&report, 0);
+    eprintln!(
+        "broker-restart-durable: {:?}; producer sent {}, failed {}; errors {:?}\nfault {restart}",
+        report.verify, report.producer.sent, report.producer.failed_deliveries, report.errors
+    );
+    let broker = &report.target.service_versions["broker"];
+    assert!(broker.contains("SQLite"), "{broker}");
+    report.assert_no_loss();
+    assert_eq!(report.producer.failed_deliveries, 0);
+    assert!(restart["error"].is_null(), "{restart}");
+    assert_eq!(number(&restart, "events_lost"), 0.0, "{restart}");
+    // The broker came back with its log: no end went back, no consumer crashed or was started
+    // again, and the one consumer caught up with what was sent during the outage.
+    assert!(
+        partitions_noticed(&report).is_empty(),
+        "{:?}",
+        report.consumer.processes
+    );
+    let processes = &report.consumer.processes;
+    assert!(
+        processes.len() == 1 && processes[0].exited_cleanly,
+        "{processes:?} {:?}",
+        report.errors
+    );
+    assert!(number(&restart, "ready_after_s") > 0.0, "{restart}");
+    assert!(
+        number(&restart, "lag_recovered_after_s") >= 0.0,
+        "the consumer never caught up after the restart: {restart}"
+    );
+    report.assert_passed();
+}
+
+#[test]
+fn the_simulated_broker_restart_on_durable_storage_loses_nothing() {
+    let (scenario, path) = scenario("broker-restart-durable-ci");
+    let report =
+        simulate(&scenario, &path, SimLatencies::default()).unwrap_or_else(|e| panic!("{e}"));
+    report.assert_no_loss();
+    assert!(
+        !report.errors.iter().any(|e| e.contains("kept nothing")),
+        "{:?}",
+        report.errors
+    );
+    assert!(partitions_noticed(&report).is_empty());
+    let restart = fault(&report, 0);
+    assert_eq!(number(&restart, "events_lost"), 0.0, "{restart}");
+    assert!(
+        number(&restart, "latency_recovered_after_s") >= 0.0,
+        "{restart}"
+    );
+    report.assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_at_most_once_consumer_is_caught_losing_events() {
     let (safe, path) = scenario("unsafe-commit-ci");
     let mut unsafe_policy = safe.clone();
