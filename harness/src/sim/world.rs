@@ -210,7 +210,6 @@ impl World {
         settings.validate().map_err(|e| e.to_string())?;
         let faults = crate::faults::resolve(scenario);
         let threshold_ms = crate::faults::latency_threshold_ms(scenario);
-        let seed = scenario.seed;
         let durability = durability(&scenario.pipeline);
         let records = faults
             .iter()
@@ -247,10 +246,10 @@ impl World {
             consumer: Consumer::default(),
             faults,
             after_events,
-            rng_broker: rng_for(seed, "sim-broker", 0),
-            rng_consumer: rng_for(seed, "sim-consumer", 0),
-            rng_database: rng_for(seed, "sim-database", 0),
-            rng_network: rng_for(seed, "sim-network", 0),
+            rng_broker: rng_for(scenario.seed, "sim-broker", 0),
+            rng_consumer: rng_for(scenario.seed, "sim-consumer", 0),
+            rng_database: rng_for(scenario.seed, "sim-database", 0),
+            rng_network: rng_for(scenario.seed, "sim-network", 0),
             out: SimOutcome {
                 faults: records,
                 ..SimOutcome::default()

@@ -443,22 +443,7 @@ impl LocalTarget {
         let ports = self.ports;
         let arg = |text: String| OsString::from(text);
         let (program, args) = match role {
-            Role::Broker => {
-                let (program, storage) = match self.options.broker_storage {
-                    BrokerStorage::Memory => (home.join("bin/tansu"), "memory://tansu/"),
-                    BrokerStorage::Durable => (home.join(TANSU_DURABLE), TANSU_DURABLE_URL),
-                };
-                let args = vec![
-                    arg("broker".into()),
-                    arg("--listener-url".into()),
-                    arg(format!("tcp://127.0.0.1:{}", ports.kafka)),
-                    arg("--advertised-listener-url".into()),
-                    arg(format!("tcp://{}", self.endpoints.kafka.bootstrap)),
-                    arg("--storage-engine".into()),
-                    arg(storage.into()),
-                ];
-                (program, args)
-            }
+            Role::Broker => self.broker_command(),
             Role::Cassandra => (
                 home.join("bin/cassandra-node"),
                 vec![
@@ -509,6 +494,24 @@ impl LocalTarget {
             )],
             ..ProcessSpec::default()
         }
+    }
+
+    /// Tansu on the scenario's storage, listening on its own port and advertising its proxy.
+    fn broker_command(&self) -> (PathBuf, Vec<OsString>) {
+        let (program, storage) = match self.options.broker_storage {
+            BrokerStorage::Memory => (self.options.home.join("bin/tansu"), "memory://tansu/"),
+            BrokerStorage::Durable => (self.options.home.join(TANSU_DURABLE), TANSU_DURABLE_URL),
+        };
+        let args = [
+            "broker".to_string(),
+            "--listener-url".to_string(),
+            format!("tcp://127.0.0.1:{}", self.ports.kafka),
+            "--advertised-listener-url".to_string(),
+            format!("tcp://{}", self.endpoints.kafka.bootstrap),
+            "--storage-engine".to_string(),
+            storage.to_string(),
+        ];
+        (program, args.into_iter().map(OsString::from).collect())
     }
 
     fn spawn(&mut self, role: Role) -> Result<(), TargetError> {
