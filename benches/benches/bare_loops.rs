@@ -387,7 +387,7 @@ impl Bench {
             .await
             .expect("PostgreSQL answers");
         for schema in &schemas {
-            pg::create_schema(&client, url, schema)
+            pg::create_schema(&client, url, schema, &Default::default())
                 .await
                 .expect("create the schema");
         }

@@ -519,6 +519,11 @@ pub struct TableSettings {
     pub temperature: String,
     pub humidity: String,
     pub format_version: String,
+    /// PostgreSQL only: a `timestamptz` column the system under test fills with each row's write
+    /// time; end-to-end latency is measured to it. `""` (the default): to the commit time of the
+    /// transaction that wrote the row.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub write_time: String,
 }
 
 /// The fields of a row besides its keys (vehicle and timestamp), in the order verification
@@ -595,6 +600,7 @@ impl Default for TableSettings {
         TableSettings {
             name: "telemetry".to_string(),
             create: true,
+            write_time: String::new(),
             vehicle_id,
             seq,
             timestamp,

@@ -241,9 +241,8 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
     check_unmanaged(scenario)
 }
 
-/// What each database takes: its own durability key, its own faults; PostgreSQL with the
-/// reference consumer and roadtest's own record and table (a consumer or table of the user's own
-/// on PostgreSQL is not supported yet).
+/// What each database takes: its own durability key, its own faults; PostgreSQL with fresh names,
+/// and a consumer of the user's own only as a command roadtest starts.
 fn check_sink(scenario: &Scenario) -> Result<(), Problem> {
     let pipeline = &scenario.pipeline;
     let sink = pipeline.sink;
@@ -262,18 +261,13 @@ fn check_sink(scenario: &Scenario) -> Result<(), Problem> {
                  pipeline.postgres_synchronous_commit",
             );
         }
-        if !pipeline.consumer.is_reference() {
+        let consumer = &pipeline.consumer;
+        if !consumer.image.is_empty() || !consumer.managed {
             return problem(
                 "pipeline.sink",
-                "\"postgres\" runs with roadtest's reference consumer only so far: remove \
-                 pipeline.consumer.command / image / managed, or write Cassandra",
-            );
-        }
-        if !pipeline.table.is_default() || !pipeline.record.is_default() {
-            return problem(
-                "pipeline.sink",
-                "\"postgres\" writes roadtest's own record and table only so far: remove \
-                 [pipeline.table] and [pipeline.record], or write Cassandra",
+                "\"postgres\" runs the reference consumer or a consumer of your own that \
+                 roadtest starts (pipeline.consumer.command) so far: remove \
+                 pipeline.consumer.image / managed, or write Cassandra",
             );
         }
         if !pipeline.fresh_names {
@@ -421,6 +415,44 @@ fn check_table(scenario: &Scenario) -> Result<(), Problem> {
         twice: |name| format!("column {name:?} is given to two fields"),
     };
     check_names(&table.columns(), Vec::new(), &naming)?;
+    check_write_time(scenario)
+}
+
+/// `pipeline.table.write_time`: PostgreSQL's only (Cassandra keeps each cell's write time), a
+/// usable name of a column no field has.
+fn check_write_time(scenario: &Scenario) -> Result<(), Problem> {
+    let table = &scenario.pipeline.table;
+    let column = table.write_time.as_str();
+    if column.is_empty() {
+        return Ok(());
+    }
+    if scenario.pipeline.sink != Sink::Postgres {
+        return problem(
+            "pipeline.table.write_time",
+            "applies to sink = \"postgres\" only: Cassandra keeps every cell's write time \
+             (WRITETIME), which roadtest reads",
+        );
+    }
+    let usable = column.len() <= 48
+        && column.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && column
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !usable {
+        return problem(
+            "pipeline.table.write_time",
+            format!(
+                "{column:?} is not a usable column name; use up to 48 of a-z, 0-9 and '_', \
+                 starting with a letter or '_'"
+            ),
+        );
+    }
+    if table.columns().iter().any(|(_, name)| *name == column) {
+        return problem(
+            "pipeline.table.write_time",
+            format!("column {column:?} is a field's already; the write time needs its own"),
+        );
+    }
     Ok(())
 }
 

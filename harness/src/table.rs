@@ -158,6 +158,9 @@ pub struct TableLayout {
     /// Only rows with timestamps in `[start, end)` ms are this run's (a table with fixed names
     /// holds earlier runs' rows too); `None`: every row is.
     pub window: Option<(i64, i64)>,
+    /// PostgreSQL: the column holding each row's write time (`pipeline.table.write_time`);
+    /// `None`: the commit time of the transaction that wrote it.
+    pub write_time: Option<String>,
 }
 
 impl TableLayout {
@@ -190,34 +193,7 @@ impl TableLayout {
                 "a timestamp, the first clustering column",
             ));
         }
-        let mut values = Vec::new();
-        for field in VALUE_FIELDS {
-            if settings.column(field).is_none() || !format.sends(field) {
-                continue;
-            }
-            let column = column_of(settings, field, columns)?;
-            let fits = match field {
-                "seq" | "format_version" => {
-                    matches!(column.column_type, ColumnType::Int | ColumnType::BigInt)
-                }
-                _ => matches!(column.column_type, ColumnType::Double | ColumnType::Float),
-            };
-            if !fits {
-                let wanted = match field {
-                    "seq" | "format_version" => "int or bigint",
-                    _ => "double or float",
-                };
-                return Err(TableError::Column {
-                    field,
-                    message: format!(
-                        "column `{}` is {}; {field} needs {wanted}",
-                        column.name,
-                        column.column_type.name()
-                    ),
-                });
-            }
-            values.push((field, column.name.clone(), column.column_type.clone()));
-        }
+        let values = value_columns(settings, format, columns)?;
         if values.is_empty() {
             return Err(TableError::Column {
                 field: "seq",
@@ -232,30 +208,11 @@ impl TableLayout {
             timestamp: timestamp.name.clone(),
             values,
             window: None,
+            write_time: write_time_of(settings, columns)?,
         })
     }
 
     /// The column whose write time is the row's: the first compared value column.
-    /// roadtest's own table (the default `[pipeline.table]`) as it is created in PostgreSQL:
-    /// every value field in a column of its own name.
-    pub fn roadtest() -> TableLayout {
-        let column_type = |field: &str| match field {
-            "seq" => ColumnType::BigInt,
-            "format_version" => ColumnType::Int,
-            _ => ColumnType::Double,
-        };
-        TableLayout {
-            table: TableSettings::default().name,
-            vehicle: String::from("vehicle_id"),
-            timestamp: String::from("timestamp"),
-            values: VALUE_FIELDS
-                .iter()
-                .map(|&field| (field, field.to_string(), column_type(field)))
-                .collect(),
-            window: None,
-        }
-    }
-
     pub fn write_time_column(&self) -> &str {
         self.values.first().map_or("", |(_, column, _)| column)
     }
@@ -428,6 +385,68 @@ fn column_of<'a>(
             ),
         }
     })
+}
+
+/// (field, column, type) of each value field the message sends and the table has a column for,
+/// in [`VALUE_FIELDS`] order; the error names the first whose column is missing or cannot hold it.
+fn value_columns(
+    settings: &TableSettings,
+    format: &RecordFormat,
+    columns: &[SchemaColumn],
+) -> Result<Vec<(&'static str, String, ColumnType)>, TableError> {
+    let mut values = Vec::new();
+    for field in VALUE_FIELDS {
+        if settings.column(field).is_none() || !format.sends(field) {
+            continue;
+        }
+        let column = column_of(settings, field, columns)?;
+        let fits = match field {
+            "seq" | "format_version" => {
+                matches!(column.column_type, ColumnType::Int | ColumnType::BigInt)
+            }
+            _ => matches!(column.column_type, ColumnType::Double | ColumnType::Float),
+        };
+        if !fits {
+            let wanted = match field {
+                "seq" | "format_version" => "int or bigint",
+                _ => "double or float",
+            };
+            return Err(TableError::Column {
+                field,
+                message: format!(
+                    "column `{}` is {}; {field} needs {wanted}",
+                    column.name,
+                    column.column_type.name()
+                ),
+            });
+        }
+        values.push((field, column.name.clone(), column.column_type.clone()));
+    }
+    Ok(values)
+}
+
+/// The write-time column `settings` names, which must be a timestamp column of the table.
+fn write_time_of(
+    settings: &TableSettings,
+    columns: &[SchemaColumn],
+) -> Result<Option<String>, TableError> {
+    let name = settings.write_time.as_str();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match columns.iter().find(|c| c.name == name) {
+        Some(column) if column.column_type == ColumnType::Timestamp => Ok(Some(name.to_string())),
+        found => Err(TableError::Column {
+            field: "write_time",
+            message: match found {
+                Some(column) => format!(
+                    "column `{name}` is {}; a write time needs timestamptz",
+                    column.column_type.name()
+                ),
+                None => format!("column `{name}` is not in table `{}`", settings.name),
+            },
+        }),
+    }
 }
 
 fn key_problem(field: &'static str, column: &SchemaColumn, wanted: &str) -> TableError {

@@ -1031,6 +1031,13 @@ fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_n
             "sink = \"postgres\"",
         ],
     );
+    let path = variant(
+        "write-time-on-cassandra",
+        "keyspace = \"roadtest\"\n\n[pipeline.consumer]\n",
+        "keyspace = \"roadtest\"\n\n[pipeline.table]\nwrite_time = \"written_at\"\n\n\
+         [pipeline.consumer]\ncommand = [\"./consumer\"]\n",
+    );
+    assert_rejected(&path, &["pipeline.table.write_time", "sink = \"postgres\""]);
     let faults = "[[faults]]\naction = \"kill\"\nservice = \"cassandra\"\nat_s = 5\n\n[fleet]";
     let path = variant(
         "cassandra-fault-on-postgres",

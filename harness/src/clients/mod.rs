@@ -4,6 +4,7 @@ pub mod cql;
 pub mod kafka;
 mod kafka_group;
 pub mod pg;
+pub mod pg_table;
 pub mod security;
 
 pub use security::{CqlConnection, KafkaConnection};

@@ -15,6 +15,8 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::security::Password;
 use super::{ClientError, retry_unless};
+use crate::scenario::TableSettings;
+use crate::table::TableLayout;
 use crate::wire::Record;
 
 /// The variable holding the password of the PostgreSQL user (`roadtest run --postgres-url`,
@@ -217,23 +219,18 @@ pub async fn server_facts(client: &Client, url: &str) -> Result<ServerFacts, Cli
     })
 }
 
-/// Creates the run's schema and roadtest's table in it, the CQL table's shape in PostgreSQL's
-/// types; a hypertable on `timestamp` when the TimescaleDB extension is installed.
-pub async fn create_schema(client: &Client, url: &str, schema: &str) -> Result<(), ClientError> {
+/// Creates the run's schema and the table `table` describes in it (roadtest's by default), the
+/// CQL table's shape in PostgreSQL's types; a hypertable on its timestamp column when the
+/// TimescaleDB extension is installed.
+pub async fn create_schema(
+    client: &Client,
+    url: &str,
+    schema: &str,
+    table: &TableSettings,
+) -> Result<(), ClientError> {
     let ddl = format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE IF NOT EXISTS {schema}.telemetry (
-             vehicle_id text NOT NULL,
-             timestamp timestamptz NOT NULL,
-             seq bigint,
-             latitude double precision,
-             longitude double precision,
-             speed double precision,
-             temperature double precision,
-             humidity double precision,
-             format_version integer,
-             PRIMARY KEY (vehicle_id, timestamp)
-         );"
+        "CREATE SCHEMA IF NOT EXISTS {schema}; {}",
+        super::pg_table::ddl(table, schema)
     );
     client
         .batch_execute(&ddl)
@@ -248,7 +245,8 @@ pub async fn create_schema(client: &Client, url: &str, schema: &str) -> Result<(
         .map_err(|e| error(url, "look for the TimescaleDB extension", e))?;
     if timescale.is_some() {
         let hypertable = format!(
-            "SELECT create_hypertable('{schema}.telemetry', 'timestamp', if_not_exists => TRUE)"
+            "SELECT create_hypertable('{schema}.{}', '{}', if_not_exists => TRUE)",
+            table.name, table.timestamp
         );
         client
             .batch_execute(&hypertable)
@@ -348,14 +346,6 @@ fn system_time(ms: i64) -> SystemTime {
     }
 }
 
-/// A point in time as milliseconds since the Unix epoch.
-fn epoch_ms(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_millis() as i64,
-        Err(before) => -(before.duration().as_millis() as i64),
-    }
-}
-
 /// The reference consumer's writer: upserts batches over one connection (concurrent batches are
 /// pipelined on it), and connects again on the next batch after the connection broke.
 #[derive(Debug)]
@@ -441,27 +431,23 @@ pub struct StoredRow {
     pub committed_us: i64,
 }
 
-/// Reads the rows of one vehicle in timestamp order, with their commit times.
+/// Reads the rows of one vehicle in timestamp order from the table `layout` describes, with
+/// their write times (its write-time column, else their commit times).
 pub async fn vehicle_rows(
     client: &Client,
     url: &str,
     schema: &str,
+    layout: &TableLayout,
     vehicle_id: &str,
 ) -> Result<Vec<StoredRow>, ClientError> {
-    let select = format!(
-        "SELECT timestamp, {}, \
-         COALESCE((EXTRACT(EPOCH FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint, 0) \
-         FROM {schema}.telemetry WHERE vehicle_id = $1 ORDER BY timestamp ASC",
-        VALUE_COLUMNS.join(", ")
-    );
+    let select = super::pg_table::select(layout, schema);
     let rows = client
         .query(&select, &[&vehicle_id])
         .await
         .map_err(|e| error(url, format!("read the rows of {vehicle_id}"), e))?;
     let read = |row: &tokio_postgres::Row| -> Result<StoredRow, tokio_postgres::Error> {
-        let timestamp: SystemTime = row.try_get(0)?;
         Ok(StoredRow {
-            timestamp_ms: epoch_ms(timestamp),
+            timestamp_ms: row.try_get(0)?,
             seq: row.try_get(1)?,
             floats: [
                 row.try_get(2)?,
@@ -480,13 +466,17 @@ pub async fn vehicle_rows(
         .map_err(|e| error(url, format!("decode the rows of {vehicle_id}"), e))
 }
 
-/// Every vehicle with rows in the table.
+/// Every vehicle with rows in the table `layout` describes.
 pub async fn vehicles(
     client: &Client,
     url: &str,
     schema: &str,
+    layout: &TableLayout,
 ) -> Result<Vec<String>, ClientError> {
-    let listing = format!("SELECT DISTINCT vehicle_id FROM {schema}.telemetry ORDER BY 1");
+    let listing = format!(
+        "SELECT DISTINCT {} FROM {schema}.{} ORDER BY 1",
+        layout.vehicle, layout.table
+    );
     let rows = client
         .query(&listing, &[])
         .await
@@ -552,9 +542,14 @@ mod tests {
     }
 
     #[test]
-    fn milliseconds_survive_the_round_trip_through_system_time() {
-        for ms in [0, 1, 1_796_135_062_123, -1, -86_400_001] {
-            assert_eq!(epoch_ms(system_time(ms)), ms);
+    fn milliseconds_become_the_system_time_that_many_from_the_epoch() {
+        for ms in [0_i64, 1, 1_796_135_062_123, -1, -86_400_001] {
+            let time = system_time(ms);
+            let back = match time.duration_since(UNIX_EPOCH) {
+                Ok(after) => after.as_millis() as i64,
+                Err(before) => -(before.duration().as_millis() as i64),
+            };
+            assert_eq!(back, ms);
         }
     }
 

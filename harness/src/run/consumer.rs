@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use scylla::client::session::Session;
-
 use super::alerts::AlertWatch;
+use super::database::Database;
 use super::watch::consumer_error;
 use super::{CONSUMER_READY, RunError, RunNames};
 use crate::clients::kafka::GroupWatch;
@@ -179,6 +178,18 @@ fn contract_env(
         ("ROADTEST_CQL_CONTACT", contact),
         ("ROADTEST_KEYSPACE", names.keyspace.clone()),
         ("ROADTEST_TABLE", scenario.pipeline.table.name.clone()),
+        ("ROADTEST_SINK", scenario.pipeline.sink.name().to_string()),
+        // PostgreSQL's connection string (no password: that stays in ROADTEST_POSTGRES_PASSWORD
+        // of roadtest's own environment, which the consumer inherits); the schema is
+        // ROADTEST_KEYSPACE.
+        (
+            "ROADTEST_POSTGRES_URL",
+            endpoints
+                .postgres
+                .as_ref()
+                .map(|postgres| postgres.url.clone())
+                .unwrap_or_default(),
+        ),
         (
             "ROADTEST_SESSION_TIMEOUT_MS",
             consumer.session_timeout_ms.to_string(),
@@ -367,7 +378,7 @@ impl ConsumerWatch {
 /// when dropped); a count that fails keeps the last one.
 #[derive(Debug)]
 pub(super) struct RowCount {
-    session: Arc<Session>,
+    database: Database,
     keyspace: String,
     layout: TableLayout,
     /// The consumer runs elsewhere (`managed = false`): it has no process here, and is taken
@@ -379,18 +390,18 @@ pub(super) struct RowCount {
 
 impl RowCount {
     pub(super) fn start(
-        session: Arc<Session>,
+        database: Database,
         keyspace: &str,
         layout: &TableLayout,
         elsewhere: bool,
     ) -> RowCount {
         let latest = Arc::new(AtomicU64::new(0));
         let task = {
-            let (session, latest) = (Arc::clone(&session), Arc::clone(&latest));
+            let (database, latest) = (database.clone(), Arc::clone(&latest));
             let (keyspace, layout) = (keyspace.to_string(), layout.clone());
             tokio::spawn(async move {
                 loop {
-                    let count = layout.count_rows(&session, &keyspace, COUNT_TIMEOUT);
+                    let count = database.count_rows(&keyspace, &layout, COUNT_TIMEOUT);
                     if let Ok(count) = count.await {
                         latest.store(count, Ordering::Relaxed);
                     }
@@ -399,7 +410,7 @@ impl RowCount {
             })
         };
         RowCount {
-            session,
+            database,
             keyspace: keyspace.to_string(),
             layout: layout.clone(),
             elsewhere,
@@ -415,8 +426,8 @@ impl RowCount {
     /// A count made now (the latest one if it fails).
     async fn now(&self) -> u64 {
         let count = self
-            .layout
-            .count_rows(&self.session, &self.keyspace, COUNT_TIMEOUT);
+            .database
+            .count_rows(&self.keyspace, &self.layout, COUNT_TIMEOUT);
         match count.await {
             Ok(count) => count,
             Err(_) => self.latest(),

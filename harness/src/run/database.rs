@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use scylla::client::session::Session;
 
-use crate::clients::{ClientError, cql, pg};
+use crate::clients::{ClientError, cql, pg, pg_table};
 use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
 use crate::measure::RunClock;
-use crate::scenario::Scenario;
-use crate::table::TableLayout;
+use crate::scenario::{Scenario, TableSettings};
+use crate::table::{TableError, TableLayout};
 use crate::targets::{Endpoints, Target};
 use crate::verify::{VerifyOutcome, verify, verify_postgres};
+use crate::wire::RecordFormat;
 
 /// A direct connection to the run's database.
 #[derive(Clone)]
@@ -65,13 +66,53 @@ impl Database {
     ) -> Result<(), ClientError> {
         let table = &scenario.pipeline.table;
         match self {
-            Database::Cql(_) if !table.create => Ok(()),
+            _ if !table.create => Ok(()),
             Database::Cql(session) => {
                 let address = endpoints.cql_direct.address();
                 let replication = target.cql_replication();
                 cql::create_schema(session, &address, keyspace, replication, table).await
             }
-            Database::Postgres { client, url } => pg::create_schema(client, url, keyspace).await,
+            Database::Postgres { client, url } => {
+                pg::create_schema(client, url, keyspace, table).await
+            }
+        }
+    }
+
+    /// Waits (up to `wait`) until the table `settings` names exists, then checks it against the
+    /// message `format` and returns how to read it.
+    pub(super) async fn wait_and_check(
+        &self,
+        keyspace: &str,
+        settings: &TableSettings,
+        format: &RecordFormat,
+        wait: Duration,
+    ) -> Result<TableLayout, TableError> {
+        match self {
+            Database::Cql(session) => {
+                crate::table::wait_and_check(session, keyspace, settings, format, wait).await
+            }
+            Database::Postgres { client, .. } => {
+                pg_table::wait_and_check(client, keyspace, settings, format, wait).await
+            }
+        }
+    }
+
+    /// The rows of the table `layout` describes (within its window), counted within `timeout`.
+    pub(super) async fn count_rows(
+        &self,
+        keyspace: &str,
+        layout: &TableLayout,
+        timeout: Duration,
+    ) -> Result<u64, String> {
+        match self {
+            Database::Cql(session) => layout.count_rows(session, keyspace, timeout).await,
+            Database::Postgres { client, .. } => {
+                let count = pg_table::count_rows(client, keyspace, layout);
+                match tokio::time::timeout(timeout, count).await {
+                    Ok(counted) => counted.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no count within {timeout:?}")),
+                }
+            }
         }
     }
 
@@ -105,7 +146,7 @@ impl Database {
                 verify(Arc::clone(session), keyspace, plan, clock, layout).await
             }
             Database::Postgres { client, url } => {
-                verify_postgres(client, url, keyspace, plan, clock).await
+                verify_postgres(client, url, keyspace, plan, clock, layout).await
             }
         }
     }

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use scylla::client::session::Session;
-
 use self::alerts::AlertWatch;
 use crate::alerts::AlertsSection;
 use crate::assemble::RunFacts;
@@ -396,19 +394,12 @@ async fn start_consumer(
     if let Some(launch) = launch {
         prepared.target.start_consumer(launch).await?;
     }
-    let (watch, layout) = match database {
-        Database::Cql(session) => {
-            let checked = check_table(prepared, scenario, &session).await?;
-            let watch = if scenario.pipeline.consumer.is_reference() {
-                ConsumerWatch::Stats(stats_dir)
-            } else {
-                let keyspace = &prepared.names.keyspace;
-                ConsumerWatch::Rows(RowCount::start(session, keyspace, &checked, elsewhere))
-            };
-            (watch, checked)
-        }
-        // roadtest created its own table there, and its reference consumer writes it.
-        Database::Postgres { .. } => (ConsumerWatch::Stats(stats_dir), TableLayout::roadtest()),
+    let layout = check_table(prepared, scenario, &database).await?;
+    let watch = if scenario.pipeline.consumer.is_reference() {
+        ConsumerWatch::Stats(stats_dir)
+    } else {
+        let keyspace = &prepared.names.keyspace;
+        ConsumerWatch::Rows(RowCount::start(database, keyspace, &layout, elsewhere))
     };
     let kafka = prepared.endpoints.kafka.clone();
     watch
@@ -417,12 +408,12 @@ async fn start_consumer(
     Ok((watch, layout))
 }
 
-/// Checks the Cassandra table the consumer writes (waiting for it when the system under test
-/// creates it) against the message format, and returns how to read it.
+/// Checks the table the consumer writes (waiting for it when the system under test creates it)
+/// against the message format, and returns how to read it.
 async fn check_table(
     prepared: &mut Prepared,
     scenario: &Scenario,
-    session: &Session,
+    database: &Database,
 ) -> Result<TableLayout, RunError> {
     let (keyspace, table) = (&prepared.names.keyspace, &scenario.pipeline.table);
     let format = RecordFormat::new(&scenario.pipeline.record);
@@ -431,7 +422,7 @@ async fn check_table(
     } else {
         TABLE_WAIT
     };
-    let table = crate::table::wait_and_check(session, keyspace, table, &format, wait);
+    let table = database.wait_and_check(keyspace, table, &format, wait);
     let mut layout = consumer::unless_it_exits(&mut prepared.target, table).await?;
     if prepared.names.fixed {
         // The table holds earlier runs' rows too: this run's are those of its time window.

@@ -1,6 +1,6 @@
 //! Verification against PostgreSQL: each vehicle's rows read back in timestamp order (with the
-//! commit time of the transaction that wrote each as its write time) through the same merge as
-//! Cassandra's, then the vehicles nobody sent.
+//! table's write-time column, else the commit time of the transaction that wrote each, as its
+//! write time) through the same merge as Cassandra's, then the vehicles nobody sent.
 
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_postgres::Client;
@@ -18,18 +18,19 @@ use crate::wire::{Event, vehicle_id};
 /// Vehicles read at once over the one connection (its queries are pipelined).
 const VEHICLES_IN_FLIGHT: usize = 16;
 
-/// Verifies every vehicle of `plan` against roadtest's table in `schema`.
+/// Verifies every vehicle of `plan` against the table `layout` describes in `schema`.
 pub async fn verify_postgres(
     client: &Client,
     url: &str,
     schema: &str,
     plan: &FleetPlan,
     clock: RunClock,
+    layout: &TableLayout,
 ) -> Result<VerifyOutcome, ClientError> {
-    let checked = Checked::of_layout(&TableLayout::roadtest());
+    let checked = Checked::of_layout(layout);
     let read = |id: String, expected: Option<u32>| async move {
         read_again_on_failure(&id, || async {
-            let rows = pg::vehicle_rows(client, url, schema, &id).await?;
+            let rows = pg::vehicle_rows(client, url, schema, layout, &id).await?;
             let mut outcome = VerifyOutcome::default();
             let events: Box<dyn Iterator<Item = Event> + '_> = match expected {
                 Some(vehicle) => Box::new(plan.vehicle(vehicle)),
@@ -52,7 +53,7 @@ pub async fn verify_postgres(
         total.merge(outcome);
     }
     let listed = read_again_on_failure("the vehicles with rows", || {
-        pg::vehicles(client, url, schema)
+        pg::vehicles(client, url, schema, layout)
     });
     for id in listed.await?.into_iter().filter(|id| !in_fleet(id, plan)) {
         total.merge(read(id, None).await?);
