@@ -1,10 +1,11 @@
-"""A telemetry consumer of the kind roadtest puts under test: Kafka in, Cassandra out.
+"""A telemetry consumer of the kind roadtest puts under test: Kafka in, Cassandra or PostgreSQL out.
 
 It is written the way many such services are: confluent-kafka and the DataStax
-cassandra-driver, rows buffered and written in batches. Its messages have field names of their own
-(vin, sequence, recorded_at as RFC 3339, lat, lon, speed_kmh, temperature_c, humidity_pct), and it
-creates its own table at start (vehicle_readings: an int sequence, a float humidity); the scenarios
-beside it tell roadtest so in [pipeline.record] and [pipeline.table]. It has two commit modes:
+cassandra-driver (or psycopg 3), rows buffered and written in batches. Its messages have field
+names of their own (vin, sequence, recorded_at as RFC 3339, lat, lon, speed_kmh, temperature_c,
+humidity_pct), and it creates its own table at start (vehicle_readings: an int sequence, a float
+humidity; in PostgreSQL also written_at, the time each row was written); the scenarios beside it
+tell roadtest so in [pipeline.record] and [pipeline.table]. It has two commit modes:
 
   --commit after-write  offsets are committed once the batch is in Cassandra (at-least-once)
   --commit auto         the library's auto-commit (its default): offsets of polled messages are
@@ -12,8 +13,10 @@ beside it tell roadtest so in [pipeline.record] and [pipeline.table]. It has two
                         and the write loses the buffered rows
 
 Everything it needs comes from roadtest's environment contract (README, "Your own consumer"):
-ROADTEST_KAFKA_BOOTSTRAP, ROADTEST_TOPIC, ROADTEST_GROUP, ROADTEST_CQL_CONTACT,
-ROADTEST_KEYSPACE, ROADTEST_TABLE and ROADTEST_SESSION_TIMEOUT_MS. SIGTERM flushes, commits and
+ROADTEST_KAFKA_BOOTSTRAP, ROADTEST_TOPIC, ROADTEST_GROUP, ROADTEST_SINK, ROADTEST_CQL_CONTACT (or
+ROADTEST_POSTGRES_URL, with ROADTEST_POSTGRES_PASSWORD when the server wants one),
+ROADTEST_KEYSPACE (PostgreSQL: the schema), ROADTEST_TABLE and ROADTEST_SESSION_TIMEOUT_MS. SIGTERM
+flushes, commits and
 exits 0. LOG_LEVEL (default INFO) sets how much it logs; COMMIT (after-write or auto) is the
 default of --commit, for its image (Dockerfile), whose arguments a scenario does not set.
 """
@@ -80,7 +83,7 @@ def epoch_ms(text):
     return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
 
 
-def create_schema(session, keyspace, table):
+def create_cassandra_schema(session, keyspace, table):
     """The pipeline's own init step: keyspace and table, if they are not there yet."""
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
@@ -94,15 +97,10 @@ def create_schema(session, keyspace, table):
     )
 
 
-class Writer:
-    """Buffers decoded records and writes them as one round of concurrent inserts."""
+class Batch:
+    """Buffers decoded records until they are due to be written."""
 
-    def __init__(self, session, keyspace, table):
-        self.session = session
-        self.insert = session.prepare(
-            f"INSERT INTO {keyspace}.{table} (vin, recorded_at, sequence, lat, lon, speed_kmh, "
-            "temperature_c, humidity_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        )
+    def __init__(self):
         self.rows = []
         self.oldest = None
 
@@ -110,7 +108,7 @@ class Writer:
         if self.oldest is None:
             self.oldest = time.monotonic()
         self.rows.append((
-            message["vin"], epoch_ms(message["recorded_at"]), message["sequence"], message["lat"],
+            message["vin"], message["recorded_at"], message["sequence"], message["lat"],
             message["lon"], message["speed_kmh"], message["temperature_c"],
             message["humidity_pct"],
         ))
@@ -121,9 +119,31 @@ class Writer:
         )
 
     def flush(self):
-        """Writes every buffered row; retries a failed one until it is written."""
-        pending = [self.session.execute_async(self.insert, row) for row in self.rows]
-        for row, future in zip(self.rows, pending):
+        """Writes every buffered row (retrying until it is written); returns how many."""
+        if self.rows:
+            self.write(self.rows)
+        written = len(self.rows)
+        self.rows = []
+        self.oldest = None
+        return written
+
+
+class CassandraWriter(Batch):
+    """Writes a batch as one round of concurrent inserts."""
+
+    def __init__(self, contact, keyspace, table):
+        super().__init__()
+        self.cluster, self.session = connect_cassandra(contact)
+        create_cassandra_schema(self.session, keyspace, table)
+        self.insert = self.session.prepare(
+            f"INSERT INTO {keyspace}.{table} (vin, recorded_at, sequence, lat, lon, speed_kmh, "
+            "temperature_c, humidity_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+
+    def write(self, rows):
+        rows = [(row[0], epoch_ms(row[1])) + row[2:] for row in rows]
+        pending = [self.session.execute_async(self.insert, row) for row in rows]
+        for row, future in zip(rows, pending):
             while True:
                 try:
                     future.result()
@@ -132,10 +152,67 @@ class Writer:
                     LOG.warning("write of %s failed (%s); retrying", row[0], error)
                     time.sleep(0.5)
                     future = self.session.execute_async(self.insert, row)
-        written = len(self.rows)
-        self.rows = []
-        self.oldest = None
-        return written
+
+    def close(self):
+        self.cluster.shutdown()
+
+
+class PostgresWriter(Batch):
+    """Writes a batch as one transaction of upserts, stamping each row's written_at."""
+
+    def __init__(self, url, schema, table):
+        super().__init__()
+        self.url = url
+        self.connection = self.connect()
+        with self.connection.transaction():
+            self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self.connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {schema}.{table} (vin text NOT NULL, "
+                "recorded_at timestamptz NOT NULL, sequence integer, lat double precision, "
+                "lon double precision, speed_kmh double precision, temperature_c double "
+                "precision, humidity_pct real, written_at timestamptz, "
+                "PRIMARY KEY (vin, recorded_at))"
+            )
+        values = ("sequence", "lat", "lon", "speed_kmh", "temperature_c", "humidity_pct")
+        self.upsert = (
+            f"INSERT INTO {schema}.{table} (vin, recorded_at, {', '.join(values)}, written_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp()) "
+            "ON CONFLICT (vin, recorded_at) DO UPDATE SET "
+            + ", ".join(f"{v} = EXCLUDED.{v}" for v in values + ("written_at",))
+        )
+
+    def connect(self):
+        """Retries until the database answers: the consumer must not crash-loop while it starts."""
+        import psycopg  # only this sink needs it
+
+        password = os.environ.get("ROADTEST_POSTGRES_PASSWORD")
+        extra = {"password": password} if password else {}
+        deadline = time.monotonic() + CONNECT_DEADLINE_S
+        while True:
+            try:
+                return psycopg.connect(self.url, connect_timeout=5, **extra)
+            except psycopg.OperationalError as error:
+                if time.monotonic() > deadline:
+                    raise
+                LOG.warning("postgresql not ready (%s); retrying", error)
+                time.sleep(1)
+
+    def write(self, rows):
+        rows = [(row[0], datetime.datetime.fromisoformat(row[1])) + row[2:] for row in rows]
+        while True:
+            try:
+                with self.connection.transaction():
+                    with self.connection.cursor() as cursor:
+                        cursor.executemany(self.upsert, rows)
+                return
+            except Exception as error:  # a lost connection, a restart: reconnect and retry
+                LOG.warning("write of %d rows failed (%s); retrying", len(rows), error)
+                time.sleep(0.5)
+                if self.connection.closed or self.connection.broken:
+                    self.connection = self.connect()
+
+    def close(self):
+        self.connection.close()
 
 
 def main():
@@ -165,10 +242,11 @@ def main():
         # A topic created after the consumer subscribed is found within two seconds.
         "topic.metadata.refresh.interval.ms": 2000,
     })
-    cluster, session = connect_cassandra(environment("ROADTEST_CQL_CONTACT"))
     keyspace, table = environment("ROADTEST_KEYSPACE"), environment("ROADTEST_TABLE")
-    create_schema(session, keyspace, table)
-    writer = Writer(session, keyspace, table)
+    if os.environ.get("ROADTEST_SINK", "cassandra") == "postgres":
+        writer = PostgresWriter(environment("ROADTEST_POSTGRES_URL"), keyspace, table)
+    else:
+        writer = CassandraWriter(environment("ROADTEST_CQL_CONTACT"), keyspace, table)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     consumer.subscribe([environment("ROADTEST_TOPIC")])
@@ -187,7 +265,7 @@ def main():
     written += writer.flush()
     commit(consumer)
     consumer.close()
-    cluster.shutdown()
+    writer.close()
     LOG.info("stopped cleanly after writing %d rows", written)
 
 
