@@ -543,7 +543,8 @@ async fn query_columns(
         .map_err(|e| e.to_string())
 }
 
-/// Waits (up to `deadline`) until the table exists, then checks it against `settings`.
+/// Waits (up to `deadline`) until the table exists in Cassandra, then checks it against
+/// `settings`.
 pub async fn wait_and_check(
     session: &Session,
     keyspace: &str,
@@ -551,9 +552,25 @@ pub async fn wait_and_check(
     format: &RecordFormat,
     deadline: Duration,
 ) -> Result<TableLayout, TableError> {
+    let read = || async { read_columns(session, keyspace, &settings.name).await };
+    wait_for_columns(keyspace, settings, format, deadline, read).await
+}
+
+/// Asks `read` for the table's columns until it finds them (up to `deadline`; a failed read
+/// counts as not yet), then checks them against `settings`.
+pub async fn wait_for_columns<F, E>(
+    keyspace: &str,
+    settings: &TableSettings,
+    format: &RecordFormat,
+    deadline: Duration,
+    read: impl Fn() -> F,
+) -> Result<TableLayout, TableError>
+where
+    F: std::future::Future<Output = Result<Option<Vec<SchemaColumn>>, E>>,
+{
     let started = Instant::now();
     loop {
-        if let Ok(Some(columns)) = read_columns(session, keyspace, &settings.name).await {
+        if let Ok(Some(columns)) = read().await {
             return TableLayout::check(settings, format, &columns);
         }
         if started.elapsed() > deadline {

@@ -1,6 +1,7 @@
-//! PostgreSQL, the second sink: connecting, roadtest's table in a schema of the run's own, the
+//! PostgreSQL, the second sink: connecting, the run's table in a schema of the run's own, the
 //! reference consumer's batched upsert (one statement, one transaction) and reading rows back
-//! with the commit time of the transaction that wrote each (`track_commit_timestamp`).
+//! with their write times: the commit time of the transaction that wrote each
+//! (`track_commit_timestamp`), or the table's own write-time column ([`super::pg_table`]).
 //!
 //! tokio-postgres: it runs on the tokio runtime the rest of roadtest uses, prepares statements,
 //! and pipelines the queries of concurrent tasks over one connection (the consumer's batches in
@@ -421,7 +422,8 @@ impl PgWriter {
 }
 
 /// One row of a vehicle as read back: its timestamp (ms since the epoch), the compared values
-/// and when the transaction that wrote it committed (µs since the epoch; 0 when unknown).
+/// (`None` where null or not in the table) and its write time: when the transaction that wrote
+/// it committed, or the table's write-time column (µs since the epoch; 0 when unknown).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRow {
     pub timestamp_ms: i64,

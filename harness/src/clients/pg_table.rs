@@ -3,7 +3,7 @@
 //! Cassandra's are), waiting for a table the system under test creates, the verification query
 //! and the row count that shows a consumer of the user's own writing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::Client;
 
@@ -95,7 +95,8 @@ pub async fn read_columns(
     Ok((!columns.is_empty()).then_some(columns))
 }
 
-/// Waits (up to `deadline`) until the table exists, then checks it against `settings`.
+/// Waits (up to `deadline`) until the table exists in PostgreSQL, then checks it against
+/// `settings`.
 pub async fn wait_and_check(
     client: &Client,
     schema: &str,
@@ -103,20 +104,8 @@ pub async fn wait_and_check(
     format: &RecordFormat,
     deadline: Duration,
 ) -> Result<TableLayout, TableError> {
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(columns)) = read_columns(client, schema, &settings.name).await {
-            return TableLayout::check(settings, format, &columns);
-        }
-        if started.elapsed() > deadline {
-            return Err(TableError::Missing {
-                keyspace: schema.to_string(),
-                table: settings.name.clone(),
-                waited_s: deadline.as_secs(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let read = || async { read_columns(client, schema, &settings.name).await };
+    crate::table::wait_for_columns(schema, settings, format, deadline, read).await
 }
 
 /// One vehicle's rows (bound: the vehicle id) in timestamp order: the timestamp in ms, `seq`,
