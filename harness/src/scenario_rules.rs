@@ -385,18 +385,8 @@ fn check_table(scenario: &Scenario) -> Result<(), Problem> {
              consumer of your own that writes it (pipeline.consumer.command)",
         );
     }
-    let cql_name = |text: &str| {
-        text.len() <= 48
-            && text
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
     let allowed = "use up to 48 of a-z, 0-9 and '_', starting with a letter or '_'";
-    if !cql_name(&table.name) {
+    if !usable_name(&table.name) {
         return problem(
             "pipeline.table.name",
             format!("{:?} is not a usable table name; {allowed}", table.name),
@@ -404,7 +394,7 @@ fn check_table(scenario: &Scenario) -> Result<(), Problem> {
     }
     let naming = Naming {
         prefix: "pipeline.table",
-        usable: cql_name,
+        usable: usable_name,
         left_out: "needs a column: rows are found by vehicle and timestamp",
         unusable: |name| {
             format!(
@@ -416,6 +406,19 @@ fn check_table(scenario: &Scenario) -> Result<(), Problem> {
     };
     check_names(&table.columns(), Vec::new(), &naming)?;
     check_write_time(scenario)
+}
+
+/// A table or column name both databases take unquoted: up to 48 of a-z, 0-9 and '_',
+/// starting with a letter or '_'.
+fn usable_name(text: &str) -> bool {
+    text.len() <= 48
+        && text
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `pipeline.table.write_time`: PostgreSQL's only (Cassandra keeps each cell's write time), a
@@ -433,12 +436,7 @@ fn check_write_time(scenario: &Scenario) -> Result<(), Problem> {
              (WRITETIME), which roadtest reads",
         );
     }
-    let usable = column.len() <= 48
-        && column.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && column
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !usable {
+    if !usable_name(column) {
         return problem(
             "pipeline.table.write_time",
             format!(
