@@ -385,11 +385,13 @@ fn check_table(scenario: &Scenario) -> Result<(), Problem> {
              consumer of your own that writes it (pipeline.consumer.command)",
         );
     }
-    let allowed = "use up to 48 of a-z, 0-9 and '_', starting with a letter or '_'";
     if !usable_name(&table.name) {
         return problem(
             "pipeline.table.name",
-            format!("{:?} is not a usable table name; {allowed}", table.name),
+            format!(
+                "{:?} is not a usable table name; {USABLE_NAMES}",
+                table.name
+            ),
         );
     }
     let naming = Naming {
@@ -397,16 +399,16 @@ fn check_table(scenario: &Scenario) -> Result<(), Problem> {
         usable: usable_name,
         left_out: "needs a column: rows are found by vehicle and timestamp",
         unusable: |name| {
-            format!(
-                "{name:?} is not a usable column name; use up to 48 of a-z, 0-9 and '_', \
-                 starting with a letter or '_' (\"\": no column)"
-            )
+            format!("{name:?} is not a usable column name; {USABLE_NAMES} (\"\": no column)")
         },
         twice: |name| format!("column {name:?} is given to two fields"),
     };
     check_names(&table.columns(), Vec::new(), &naming)?;
     check_write_time(scenario)
 }
+
+/// What [`usable_name`] takes, as error messages say it.
+const USABLE_NAMES: &str = "use up to 48 of a-z, 0-9 and '_', starting with a letter or '_'";
 
 /// A table or column name both databases take unquoted: up to 48 of a-z, 0-9 and '_',
 /// starting with a letter or '_'.
@@ -439,10 +441,7 @@ fn check_write_time(scenario: &Scenario) -> Result<(), Problem> {
     if !usable_name(column) {
         return problem(
             "pipeline.table.write_time",
-            format!(
-                "{column:?} is not a usable column name; use up to 48 of a-z, 0-9 and '_', \
-                 starting with a letter or '_'"
-            ),
+            format!("{column:?} is not a usable column name; {USABLE_NAMES}"),
         );
     }
     if table.columns().iter().any(|(_, name)| *name == column) {
