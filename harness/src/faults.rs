@@ -373,14 +373,17 @@ pub fn complete_records(
     }
 }
 
-/// Lost events intended in the seconds that overlap `[from_s, to_s)`.
+/// Lost events intended from the second `from_s` falls in up to the second `to_s` falls in (not
+/// included). Back-to-back windows share no second, so their counts add up to the total: a
+/// second in which one fault ends and the next fires is the next one's.
 pub fn lost_in_window(lost_per_second: &[u64], from_s: f64, to_s: f64) -> u64 {
+    let (first, end) = (from_s.floor(), to_s.floor());
     lost_per_second
         .iter()
         .enumerate()
         .filter(|(second, _)| {
             let start = *second as f64;
-            start + 1.0 > from_s && start < to_s
+            start >= first && start < end
         })
         .map(|(_, lost)| lost)
         .sum()
@@ -603,6 +606,23 @@ at_s = 5
         assert_eq!(records[1].latency_recovered_after_s, Some(1.0));
         assert_eq!(records[0].events_lost, 7);
         assert_eq!(records[1].events_lost, 3);
+    }
+
+    #[test]
+    fn faults_firing_mid_second_share_no_second_of_losses() {
+        // Three kills a few milliseconds into their seconds, as a run fires them: every lost
+        // event is charged to exactly one, the second each fires in to that one.
+        let lost: Vec<u64> = (0..26).map(|second| second % 4 + 1).collect();
+        let starts = [6.002, 13.004, 20.001];
+        let charged: Vec<u64> = (0..3)
+            .map(|index| {
+                let from_s = if index == 0 { 0.0 } else { starts[index] };
+                let to_s = starts.get(index + 1).copied().unwrap_or(f64::INFINITY);
+                lost_in_window(&lost, from_s, to_s)
+            })
+            .collect();
+        assert_eq!(charged.iter().sum::<u64>(), lost.iter().sum::<u64>());
+        assert_eq!(charged[1], lost[13..20].iter().sum::<u64>());
     }
 
     #[test]
