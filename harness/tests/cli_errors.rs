@@ -1017,8 +1017,22 @@ fn a_durable_broker_is_refused_where_roadtest_does_not_start_the_broker() {
 }
 
 #[test]
-fn the_postgres_sink_is_refused_where_it_cannot_run_and_its_keys_where_they_do_not_apply() {
-    refused_off_the_local_target("smoke-postgres", "pipeline.sink");
+fn the_postgres_sink_needs_its_url_on_the_external_target_and_its_keys_apply_to_it_only() {
+    let scenario =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke-postgres.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_roadtest"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--target", "external", "--kafka-bootstrap", "127.0.0.1:1"])
+        .args(["--cql-contact", "127.0.0.1:1"])
+        .output()
+        .expect("roadtest runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pipeline.sink") && stderr.contains("--postgres-url"),
+        "{stderr}"
+    );
     let path = variant(
         "sync-commit-on-cassandra",
         "keyspace = \"roadtest\"",

@@ -1,4 +1,4 @@
-//! The containers target on a real Docker daemon: Kafka and Cassandra start through testcontainers, answer Kafka and CQL clients, take faults, report usage, run scenarios end to end and go away.
+//! The containers target on a real Docker daemon: Kafka and Cassandra (or PostgreSQL) start through testcontainers, answer Kafka and CQL clients, take faults, report usage, run scenarios end to end and go away.
 //!
 //! Needs a Docker daemon and the images: `ci/docker up` and `ci/images build` (which `ci/test`
 //! runs) give both on a machine without a registry; the images are those of
@@ -19,6 +19,8 @@ use roadtest::targets::containers::choice::{connect, docker_endpoint};
 use roadtest::targets::containers::{ContainersOptions, ContainersTarget, Database, KafkaFamily};
 use roadtest::targets::{Role, TargetKind};
 use scylla::client::session::Session;
+
+mod postgres_crash;
 
 static CONTAINERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -314,6 +316,47 @@ async fn a_killed_cassandra_container_with_batch_commitlog_loses_nothing() {
         ready_after > 0.5,
         "the container restarts in seconds: {crash}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postgres_container_with_synchronous_commit_loses_nothing() {
+    let _guard = CONTAINERS.lock().await;
+    let report = run_scenario("postgres-crash-ci").await;
+    report.assert_no_loss();
+    report.assert_passed();
+    assert_eq!(report.target.name, "containers");
+    let crash = serde_json::to_value(&report.faults[0]).expect("a fault record");
+    assert_eq!(
+        (&crash["action"], &crash["service"]),
+        (&"kill".into(), &"postgres".into())
+    );
+    assert!(crash["error"].is_null(), "{crash}");
+    assert!(
+        crash["ready_after_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{crash}"
+    );
+    // Each row's latency is its transaction's commit time, read from the container's server.
+    assert_eq!(report.latency.e2e_ms.count, report.verify.found);
+    let versions = &report.target.service_versions;
+    let image = options(Database::Postgres).postgres_image.to_string();
+    let postgres = versions.get("postgres").map(String::as_str).unwrap_or("");
+    assert!(
+        postgres.contains(&image) && postgres.contains("synchronous_commit on"),
+        "{versions:?}"
+    );
+    assert!(!versions.contains_key("cassandra"), "{versions:?}");
+    // Sampled through Docker's stats like every container.
+    let mb = report.memory.peak_rss_mb.get("postgres").copied();
+    assert!(mb.is_some_and(|mb| mb > 1.0), "postgres: {mb:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postgres_container_without_synchronous_commit_loses_acknowledged_rows_counted() {
+    let _guard = CONTAINERS.lock().await;
+    let (mut scenario, path) = scenario("postgres-crash");
+    postgres_crash::killed_three_times(&mut scenario);
+    let report = run_on_containers(&scenario, &path, "postgres-sync-off").await;
+    postgres_crash::assert_acknowledged_rows_lost_and_counted(&report);
 }
 
 /// `roadtest run` with the Kafka image set to a tag nobody has, under `home`, with `target`.

@@ -9,6 +9,8 @@ use roadtest::run::RunOptions;
 use roadtest::scenario::CommitPolicy;
 use roadtest::sim::{SimLatencies, simulate};
 
+mod postgres_crash;
+
 fn scenario(name: &str) -> (Scenario, PathBuf) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios")
@@ -381,21 +383,6 @@ async fn tampered_rows_are_counted_exactly_and_named() {
 // PostgreSQL as the database: a kill -9 loses acknowledged rows exactly when synchronous commit
 // is off, every row has its commit time, and the simulation follows the same setting.
 
-/// Rows the reference consumer reported written (acknowledged by the database), over all its
-/// processes.
-fn acknowledged(report: &Report) -> u64 {
-    let consumer = serde_json::to_value(&report.consumer).expect("the consumer section as JSON");
-    consumer["processes"]
-        .as_array()
-        .map(|processes| {
-            processes
-                .iter()
-                .filter_map(|process| process["stats"]["written"].as_u64())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_postgres_with_synchronous_commit_loses_nothing_and_every_row_has_its_commit_time()
 {
@@ -428,52 +415,10 @@ async fn a_killed_postgres_with_synchronous_commit_loses_nothing_and_every_row_h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_postgres_without_synchronous_commit_loses_acknowledged_rows_counted_exactly() {
-    // postgres-crash at 1,000 events/s, with three kills instead of one. A kill loses the commits
-    // since the WAL writer's last write; about one kill in twenty lands right after that write,
-    // before the consumer's next commit, and loses nothing. Three kills all doing so: about 1e-4.
     let (mut scenario, path) = scenario("postgres-crash");
-    scenario.duration_s = 26;
-    let kill = scenario.faults[0].clone();
-    scenario.faults = [6.0, 13.0, 20.0]
-        .into_iter()
-        .map(|at_s| {
-            let mut fault = kill.clone();
-            fault.at_s = Some(at_s);
-            fault.duration_s = 2.0;
-            fault
-        })
-        .collect();
+    postgres_crash::killed_three_times(&mut scenario);
     let report = run(&scenario, &path, "postgres-sync-off").await;
-    let verify = &report.verify;
-    assert_eq!(
-        (verify.corrupt, verify.unexpected),
-        (0, 0),
-        "{:?}",
-        report.errors
-    );
-    assert!(
-        verify.lost > 0,
-        "synchronous_commit off must lose rows to a kill -9"
-    );
-    assert_eq!(verify.found + verify.lost, verify.expected);
-    // PostgreSQL acknowledged every event (the consumer wrote them all and committed their
-    // offsets), so each lost row is an acknowledged one: none was waiting to be written.
-    assert!(
-        acknowledged(&report) >= verify.expected,
-        "acknowledged {} of {}",
-        acknowledged(&report),
-        verify.expected
-    );
-    // Each lost row is charged to the kill nearest before it: the three add up to the total.
-    let charged: Vec<u64> = (0..3)
-        .map(|index| fault(&report, index)["events_lost"].as_u64().unwrap_or(0))
-        .collect();
-    assert_eq!(charged.iter().sum::<u64>(), verify.lost, "{charged:?}");
-    let versions = &report.target.service_versions;
-    assert!(
-        versions["postgres"].contains("synchronous_commit off"),
-        "{versions:?}"
-    );
+    postgres_crash::assert_acknowledged_rows_lost_and_counted(&report);
 }
 
 #[test]

@@ -44,10 +44,15 @@ impl Capabilities {
             TargetKind::Containers => Capabilities {
                 broker_keeps_data: true,
                 broker_storages: &[BrokerStorage::Memory],
-                process_faults: &[Role::Broker, Role::Cassandra, Role::Consumer],
+                process_faults: &[
+                    Role::Broker,
+                    Role::Cassandra,
+                    Role::Postgres,
+                    Role::Consumer,
+                ],
                 shared_clusters: false,
                 idempotent_producer: true,
-                sinks: &[Sink::Cassandra],
+                sinks: &[Sink::Cassandra, Sink::Postgres],
             },
             TargetKind::External => Capabilities {
                 broker_keeps_data: true,
@@ -167,6 +172,25 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn postgres_runs_wherever_roadtest_or_the_user_runs_a_database() {
+        let postgres = scenario("sink = \"postgres\"\n");
+        for kind in [
+            TargetKind::Local,
+            TargetKind::Containers,
+            TargetKind::External,
+        ] {
+            let capabilities = Capabilities::of(kind);
+            assert_eq!(
+                capabilities.refuse_unsupported_sink(kind, &postgres),
+                Ok(())
+            );
+            // Where roadtest starts PostgreSQL, it can kill, stop and pause it.
+            let faults = capabilities.process_faults.contains(&Role::Postgres);
+            assert_eq!(faults, kind != TargetKind::External, "{kind}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! PostgreSQL on the local target: finding the installed server, a fresh cluster in the run
 //! directory (initdb), and how it is started: its own port, fsync on, `track_commit_timestamp`
 //! on (the commit time of a row's transaction is its write time), `synchronous_commit` as the
-//! scenario says. As root it runs as the `postgres` user (PostgreSQL refuses root).
+//! scenario says ([`server_settings`], which the containers target gives its PostgreSQL image
+//! too). As root it runs as the `postgres` user (PostgreSQL refuses root).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -105,17 +106,8 @@ impl PostgresInstall {
             OsString::from("-k"),
             dir.as_os_str().to_owned(),
         ];
-        for text in [
-            String::from("listen_addresses=127.0.0.1"),
-            String::from("fsync=on"),
-            String::from("track_commit_timestamp=on"),
-            format!(
-                "synchronous_commit={}",
-                if synchronous_commit { "on" } else { "off" }
-            ),
-            String::from("shared_buffers=64MB"),
-            String::from("max_connections=50"),
-        ] {
+        args.extend(setting(String::from("listen_addresses=127.0.0.1")));
+        for text in server_settings(synchronous_commit) {
             args.extend(setting(text));
         }
         ProcessSpec {
@@ -132,6 +124,20 @@ impl PostgresInstall {
             ..ProcessSpec::default()
         }
     }
+}
+
+/// The settings (`-c name=value`) PostgreSQL runs with on any target roadtest starts it on.
+pub fn server_settings(synchronous_commit: bool) -> [String; 5] {
+    [
+        String::from("fsync=on"),
+        String::from("track_commit_timestamp=on"),
+        format!(
+            "synchronous_commit={}",
+            if synchronous_commit { "on" } else { "off" }
+        ),
+        String::from("shared_buffers=64MB"),
+        String::from("max_connections=50"),
+    ]
 }
 
 /// The connection string of roadtest's user at `address` (`host:port`).

@@ -1,9 +1,11 @@
-//! The containers target: real Kafka and Cassandra (or ScyllaDB) in Docker containers started by testcontainers; the consumer on the host, or in a container of the user's image.
+//! The containers target: real Kafka and Cassandra (or ScyllaDB, or PostgreSQL) in Docker containers started by testcontainers; the consumer on the host, or in a container of the user's image.
 //!
 //! - Kafka: testcontainers-modules' Apache Kafka image (`apache/kafka-native:3.8.0`, KRaft, one
 //!   node) with the module's settings, advertising the fault proxy in front of it.
 //! - Database: `cassandra:5.0.4` (a `GenericImage`, heap and memory cap set) or ScyllaDB (the
-//!   module's image, one shard). Both speak CQL v4: no bridge.
+//!   module's image, one shard). Both speak CQL v4: no bridge. With `pipeline.sink = "postgres"`,
+//!   `postgres:15.14-bookworm` (or `roadtest-local/postgres`, which takes the same settings) run
+//!   as the local target runs its PostgreSQL.
 //! - Each container's client port is bound to a port of 127.0.0.1 chosen up front, so it stays
 //!   the same across a stop/start; a [`FaultProxy`] sits in front of each, as on the local target.
 //! - Ready = the service's ready line in its log AND its client probe answering (Kafka metadata,
@@ -15,7 +17,7 @@
 //! - A consumer image of the user's own (`[pipeline.consumer] image`) runs as a container on
 //!   the host's network ([`consumer`]), faulted through Docker like the services and sampled
 //!   through Docker's stats; any other consumer is a child process on the host.
-//! - Logs: `DIR/broker.log`, `DIR/cassandra.log`, `DIR/consumer.log`.
+//! - Logs: `DIR/broker.log`, `DIR/cassandra.log` (or `DIR/postgres.log`), `DIR/consumer.log`.
 //! - Containers are removed when the target is dropped (inside a tokio runtime) or by
 //!   [`ContainersTarget::remove`]; those of a roadtest killed with SIGKILL are removed by the next
 //!   start on the same host (labels `roadtest.owner-*`).
@@ -60,7 +62,8 @@ use self::spec::ContainerSpec;
 use super::consumer::{ConsumerLaunch, HostConsumer};
 use super::process::{ProcessSpec, ServiceProcess, wait_accepting};
 use super::proxy::{FaultProxy, NetworkCondition};
-use super::{Capabilities, Endpoints, Role, TargetError, free_port, fresh_run_dir};
+use super::{Capabilities, Endpoints, Role, TargetError, free_port, fresh_run_dir, postgres};
+use crate::clients::pg::PgEndpoint;
 use crate::clients::unique_suffix;
 use crate::clients::{CqlConnection, KafkaConnection};
 
@@ -191,9 +194,9 @@ impl ContainersTarget {
         };
         std::fs::create_dir_all(&dir).map_err(work_dir_error)?;
         let ports = HostPorts::choose(options.database_needs_bridge()).map_err(work_dir_error)?;
-        let (broker_proxy, cassandra_proxy, endpoints) = front(&options, ports).await?;
+        let (broker_proxy, database_proxy, endpoints) = front(&options, ports).await?;
         let bridge = match ports.bridge {
-            Some(port) => Some(start_bridge(&options, &dir, port, ports.cql).await?),
+            Some(port) => Some(start_bridge(&options, &dir, port, ports.database).await?),
             None => None,
         };
         let run_id = unique_suffix();
@@ -206,12 +209,13 @@ impl ContainersTarget {
             broker_proxy.local_addr(),
             labels(Role::Broker),
         );
+        let database_role = options.database.role();
         let mut database_spec = spec::database_spec(
             &options,
             &run_id,
-            ports.cql,
+            ports.database,
             ports.bridge,
-            labels(Role::Cassandra),
+            labels(database_role),
         );
         mount_cassandra_logs(&mut database_spec, &options, &dir)?;
         let (broker, database) = tokio::join!(
@@ -227,17 +231,17 @@ impl ContainersTarget {
             docker,
             run_id,
             endpoints,
-            services: BTreeMap::from([(Role::Broker, broker), (Role::Cassandra, database)]),
+            services: BTreeMap::from([(Role::Broker, broker), (database_role, database)]),
             bridge,
             consumer,
             consumer_container: None,
             proxies: BTreeMap::from([
                 (Role::Broker, broker_proxy),
-                (Role::Cassandra, cassandra_proxy),
+                (database_role, database_proxy),
             ]),
             ready_after: BTreeMap::from([
                 (Role::Broker, broker_ready),
-                (Role::Cassandra, database_ready),
+                (database_role, database_ready),
             ]),
         })
     }
@@ -286,7 +290,8 @@ impl ContainersTarget {
                 ),
             );
         }
-        if let Some(database) = self.services.get(&Role::Cassandra) {
+        let role = self.options.database.role();
+        if let Some(database) = self.services.get(&role) {
             let bridged = match self.bridge {
                 Some(_) => ", behind cql-bridge",
                 None => "",
@@ -298,9 +303,17 @@ impl ContainersTarget {
                     self.options.commitlog_sync.name()
                 ),
                 Database::Scylla => ", 1 shard".to_string(),
+                Database::Postgres => format!(
+                    ", synchronous_commit {}",
+                    if self.options.postgres_synchronous_commit {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                ),
             };
             versions.insert(
-                Role::Cassandra.name().to_string(),
+                role.name().to_string(),
                 format!(
                     "{} (container, {} MB cap{detail})",
                     database.spec.image, database.spec.memory_limit_mb
@@ -575,8 +588,8 @@ impl Drop for ContainersTarget {
 struct HostPorts {
     /// Kafka's client port, bound to the broker container's.
     kafka: u16,
-    /// The CQL port, bound to the database container's.
-    cql: u16,
+    /// The database's client port (CQL or PostgreSQL), bound to its container's.
+    database: u16,
     /// The CQL bridge in front of `cql`, for a database that speaks CQL v3 only.
     bridge: Option<u16>,
 }
@@ -586,7 +599,7 @@ impl HostPorts {
     fn choose(needs_bridge: bool) -> std::io::Result<HostPorts> {
         Ok(HostPorts {
             kafka: free_port()?,
-            cql: free_port()?,
+            database: free_port()?,
             bridge: match needs_bridge {
                 true => Some(free_port()?),
                 false => None,
@@ -602,22 +615,33 @@ async fn front(
     ports: HostPorts,
 ) -> Result<(FaultProxy, FaultProxy, Endpoints), ContainersError> {
     let localhost = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let cql_client = localhost(ports.bridge.unwrap_or(ports.cql));
+    let database_client = localhost(ports.bridge.unwrap_or(ports.database));
     let kafka = localhost(ports.kafka);
     let broker_proxy = FaultProxy::start("broker", localhost(0), kafka, options.seed)
         .await
         .map_err(TargetError::from)?;
-    let cassandra_proxy = FaultProxy::start("cassandra", localhost(0), cql_client, options.seed)
-        .await
-        .map_err(TargetError::from)?;
+    let role = options.database.role();
+    let database_proxy =
+        FaultProxy::start(role.name(), localhost(0), database_client, options.seed)
+            .await
+            .map_err(TargetError::from)?;
+    let (cql, postgres) = match options.database {
+        Database::Postgres => {
+            let proxied = PgEndpoint::new(postgres::url(database_proxy.local_addr()));
+            let direct = PgEndpoint::new(postgres::url(database_client));
+            // No CQL database: the CQL endpoints point at PostgreSQL, where no CQL client goes.
+            (database_client, Some((proxied, direct)))
+        }
+        Database::Cassandra | Database::Scylla => (database_proxy.local_addr(), None),
+    };
     let endpoints = Endpoints {
         kafka: KafkaConnection::plaintext(broker_proxy.local_addr().to_string()),
-        cql: CqlConnection::plain(cassandra_proxy.local_addr()),
-        cql_direct: CqlConnection::plain(cql_client),
-        postgres: None,
-        postgres_direct: None,
+        cql: CqlConnection::plain(cql),
+        cql_direct: CqlConnection::plain(database_client),
+        postgres: postgres.as_ref().map(|(proxied, _)| proxied.clone()),
+        postgres_direct: postgres.map(|(_, direct)| direct),
     };
-    Ok((broker_proxy, cassandra_proxy, endpoints))
+    Ok((broker_proxy, database_proxy, endpoints))
 }
 
 /// Starts `roadtest cql-bridge` on the host (CQL v4 on `port`, v3 to the container's bound

@@ -11,13 +11,20 @@ use testcontainers_modules::scylladb::ScyllaDB;
 
 use super::ContainersError;
 pub use crate::scenario::{CommitlogSync, ContainersSettings, RestartPolicy};
+use crate::targets::Role;
 
 /// The Cassandra image used unless overridden: a pinned release, never `latest`.
 pub const CASSANDRA_IMAGE: &str = "cassandra";
 pub const CASSANDRA_TAG: &str = "5.0.4";
 
+/// The PostgreSQL image used unless overridden (`pipeline.sink = "postgres"`): Docker Hub's
+/// official image, a pinned release of the major version the local target runs.
+pub const POSTGRES_IMAGE: &str = "postgres";
+pub const POSTGRES_TAG: &str = "15.14-bookworm";
+
 /// roadtest's own images, built by `ci/images build` from the local target's artifacts (no
-/// registry needed): Tansu in a Kafka image, Cassandra 2.1 with its node script.
+/// registry needed): Tansu in a Kafka image, Cassandra 2.1 with its node script. (Its PostgreSQL
+/// image, `roadtest-local/postgres`, takes the official image's settings: no family of its own.)
 pub const LOCAL_KAFKA_IMAGE: &str = "roadtest-local/kafka";
 pub const LOCAL_CASSANDRA_IMAGE: &str = "roadtest-local/cassandra";
 /// The file `ci/images build` writes: `ROADTEST_*_IMAGE=NAME:TAG` lines, read by
@@ -134,7 +141,8 @@ impl FromStr for ImageRef {
     }
 }
 
-/// Which CQL database runs in the database container.
+/// Which database runs in the database container: a CQL one (`ROADTEST_DATABASE`), or
+/// PostgreSQL when the scenario says `pipeline.sink = "postgres"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Database {
     /// Apache Cassandra (a `GenericImage`: testcontainers-modules has no Cassandra module).
@@ -142,6 +150,8 @@ pub enum Database {
     Cassandra,
     /// ScyllaDB (image and readiness line from testcontainers-modules' `scylladb` module).
     Scylla,
+    /// PostgreSQL (a `GenericImage`, run with the official image's settings).
+    Postgres,
 }
 
 impl Database {
@@ -149,6 +159,16 @@ impl Database {
         match self {
             Database::Cassandra => "cassandra",
             Database::Scylla => "scylla",
+            Database::Postgres => "postgres",
+        }
+    }
+
+    /// The service the container runs, as faults and reports name it: `cassandra` for either
+    /// CQL database.
+    pub fn role(self) -> Role {
+        match self {
+            Database::Cassandra | Database::Scylla => Role::Cassandra,
+            Database::Postgres => Role::Postgres,
         }
     }
 }
@@ -156,10 +176,15 @@ impl Database {
 impl FromStr for Database {
     type Err = String;
 
+    /// The CQL database of `ROADTEST_DATABASE`; PostgreSQL is the scenario's choice.
     fn from_str(text: &str) -> Result<Database, String> {
         match text {
             "cassandra" => Ok(Database::Cassandra),
             "scylla" | "scylladb" => Ok(Database::Scylla),
+            "postgres" | "postgresql" => Err(format!(
+                "`{text}`: PostgreSQL is chosen by the scenario (pipeline.sink = \"postgres\"), \
+                 not here; allowed: cassandra, scylla"
+            )),
             other => Err(format!(
                 "`{other}` is not a database this target runs; allowed: cassandra, scylla"
             )),
@@ -184,6 +209,10 @@ pub struct ContainersOptions {
     pub cassandra_image: ImageRef,
     /// Default: testcontainers-modules' ScyllaDB image and tag.
     pub scylla_image: ImageRef,
+    /// Default `postgres:15.14-bookworm`; any image that takes the official image's settings.
+    pub postgres_image: ImageRef,
+    /// PostgreSQL's `synchronous_commit` (`pipeline.postgres_synchronous_commit`).
+    pub postgres_synchronous_commit: bool,
     /// Memory cap of the broker container, MB (no swap beyond it).
     pub broker_memory_mb: u32,
     /// Memory cap of the database container, MB (no swap beyond it). An uncapped Cassandra sizes
@@ -218,6 +247,8 @@ impl ContainersOptions {
             database: Database::Cassandra,
             cassandra_image: ImageRef::new(CASSANDRA_IMAGE, CASSANDRA_TAG),
             scylla_image: ImageRef::new(scylla.name(), scylla.tag()),
+            postgres_image: ImageRef::new(POSTGRES_IMAGE, POSTGRES_TAG),
+            postgres_synchronous_commit: true,
             broker_memory_mb: ContainersSettings::BROKER_MEMORY_MB_DEFAULT,
             database_memory_mb: ContainersSettings::DATABASE_MEMORY_MB_DEFAULT,
             cassandra_heap_mb: ContainersSettings::CASSANDRA_HEAP_MB_DEFAULT,
@@ -230,8 +261,8 @@ impl ContainersOptions {
     }
 
     /// Defaults plus the environment: the roadtest binary as the local target finds it,
-    /// `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`, `ROADTEST_SCYLLA_IMAGE` (each
-    /// `NAME:TAG`) and `ROADTEST_DATABASE` (`cassandra` | `scylla`); a variable the environment
+    /// `ROADTEST_KAFKA_IMAGE`, `ROADTEST_CASSANDRA_IMAGE`, `ROADTEST_SCYLLA_IMAGE`,
+    /// `ROADTEST_POSTGRES_IMAGE` (each `NAME:TAG`) and `ROADTEST_DATABASE` (`cassandra` | `scylla`); a variable the environment
     /// does not set is taken from `$ROADTEST_HOME/images.env` when that file sets it.
     pub fn from_env() -> Result<ContainersOptions, ContainersError> {
         let binary = crate::targets::local::find_roadtest_binary();
@@ -282,6 +313,7 @@ impl ContainersOptions {
             ("ROADTEST_KAFKA_IMAGE", &mut self.kafka_image),
             ("ROADTEST_CASSANDRA_IMAGE", &mut self.cassandra_image),
             ("ROADTEST_SCYLLA_IMAGE", &mut self.scylla_image),
+            ("ROADTEST_POSTGRES_IMAGE", &mut self.postgres_image),
         ] {
             if let Some(text) = lookup(key).filter(|text| !text.is_empty()) {
                 *image = text.parse().map_err(invalid(key))?;
@@ -298,6 +330,7 @@ impl ContainersOptions {
         match self.database {
             Database::Cassandra => &self.cassandra_image,
             Database::Scylla => &self.scylla_image,
+            Database::Postgres => &self.postgres_image,
         }
     }
 
@@ -323,6 +356,7 @@ impl ContainersOptions {
             ("kafka_image", &self.kafka_image),
             ("cassandra_image", &self.cassandra_image),
             ("scylla_image", &self.scylla_image),
+            ("postgres_image", &self.postgres_image),
         ] {
             image.check().map_err(|problem| invalid(key, problem))?;
         }
@@ -380,6 +414,9 @@ impl ContainersOptions {
                     ));
                 }
             }
+            // PostgreSQL sizes its buffers itself (64 MB shared buffers): any cap above the
+            // minimum holds it.
+            Database::Postgres => {}
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use super::docker::{self, DOCKER_CALL_TIMEOUT, LogFollower, bounded};
 use super::options::{ContainersOptions, ImageRef};
 use super::spec::ContainerSpec;
 use super::{ContainersError, Service};
+use crate::clients::pg::{self, PgEndpoint};
 use crate::clients::{ClientError, CqlConnection, KafkaConnection, cql, kafka};
 use crate::targets::{Role, TargetError};
 
@@ -147,7 +148,8 @@ pub(super) async fn wait_for_ready_line(
     }
 }
 
-/// The client probe: Kafka answers a metadata request; the database answers a CQL query.
+/// The client probe: Kafka answers a metadata request; PostgreSQL takes a login (it refuses one
+/// while it starts or replays its WAL); a CQL database answers a query.
 pub(super) async fn probe(
     role: Role,
     address: SocketAddr,
@@ -156,6 +158,10 @@ pub(super) async fn probe(
     match role {
         Role::Broker => {
             kafka::wait_for_broker(&KafkaConnection::plaintext(address.to_string()), deadline).await
+        }
+        Role::Postgres => {
+            let endpoint = PgEndpoint::new(crate::targets::postgres::url(address));
+            pg::connect(&endpoint, deadline).await.map(drop)
         }
         _ => {
             let session = cql::connect(&CqlConnection::plain(address), deadline).await?;

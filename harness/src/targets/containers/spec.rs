@@ -23,6 +23,8 @@ use crate::targets::Role;
 pub const KAFKA_CONTAINER_PORT: u16 = 9092;
 /// The CQL native port inside the database container.
 pub const CQL_CONTAINER_PORT: u16 = 9042;
+/// PostgreSQL's port inside its container.
+pub const POSTGRES_CONTAINER_PORT: u16 = 5432;
 /// Host address every container port is bound to: nothing is published beyond this host.
 pub const BIND_ADDRESS: &str = "127.0.0.1";
 
@@ -69,6 +71,13 @@ pub const TANSU_READY: ReadyLine = ReadyLine {
 pub const CASSANDRA_READY: ReadyLine = ReadyLine {
     text: "Starting listening for CQL clients",
     stream: LogStream::Stdout,
+};
+/// Logged by PostgreSQL once it accepts connections, after a crash once it has replayed its
+/// WAL. (The official image's first start logs it twice, the first time from a server that
+/// listens on no TCP port while it initialises the cluster: the client probe tells them apart.)
+pub const POSTGRES_READY: ReadyLine = ReadyLine {
+    text: "database system is ready to accept connections",
+    stream: LogStream::Stderr,
 };
 /// Logged by ScyllaDB once it serves (what testcontainers-modules' ScyllaDB waits for).
 pub const SCYLLA_READY: ReadyLine = ReadyLine {
@@ -258,9 +267,10 @@ pub fn tansu_cmd(advertised: SocketAddr) -> Vec<String> {
     .to_vec()
 }
 
-/// The database: Cassandra (heap set, commit-log mode applied) or ScyllaDB (one shard, memory
-/// within the cap), its CQL port bound to `host_port`; `bridge`: the host port of the CQL bridge
-/// in front of a database that speaks CQL v3 only.
+/// The database: Cassandra (heap set, commit-log mode applied), ScyllaDB (one shard, memory
+/// within the cap) or PostgreSQL (as the local target runs it), its client port bound to
+/// `host_port`; `bridge`: the host port of the CQL bridge in front of a database that speaks CQL
+/// v3 only.
 pub fn database_spec(
     options: &ContainersOptions,
     run_id: &str,
@@ -286,14 +296,23 @@ pub fn database_spec(
             scylla_cmd(options.database_memory_mb),
             SCYLLA_READY,
         ),
+        Database::Postgres => (
+            postgres_env(),
+            postgres_cmd(options.postgres_synchronous_commit),
+            POSTGRES_READY,
+        ),
+    };
+    let container_port = match options.database {
+        Database::Postgres => POSTGRES_CONTAINER_PORT,
+        Database::Cassandra | Database::Scylla => CQL_CONTAINER_PORT,
     };
     ContainerSpec {
-        role: Role::Cassandra,
+        role: options.database.role(),
         container_name: format!("roadtest-{run_id}-{}", options.database.name()),
         image: options.database_image().clone(),
         env,
         cmd,
-        container_port: CQL_CONTAINER_PORT,
+        container_port,
         host_port,
         client_address: SocketAddr::from(([127, 0, 0, 1], bridge.unwrap_or(host_port))),
         memory_limit_mb: options.database_memory_mb,
@@ -384,4 +403,26 @@ pub fn scylla_cmd(database_memory_mb: u32) -> Vec<String> {
     ]
     .map(str::to_string)
     .to_vec()
+}
+
+/// The official image's settings: roadtest's superuser, no password from the bridge network (the
+/// port is bound to 127.0.0.1 only), as initdb does on the local target.
+pub fn postgres_env() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "POSTGRES_USER".to_string(),
+            crate::targets::postgres::USER.to_string(),
+        ),
+        ("POSTGRES_HOST_AUTH_METHOD".to_string(), "trust".to_string()),
+    ])
+}
+
+/// The server's settings, the local target's: fsync on, commit timestamps tracked (a row's
+/// write time), `synchronous_commit` as the scenario says, small buffers.
+pub fn postgres_cmd(synchronous_commit: bool) -> Vec<String> {
+    let mut cmd = vec!["postgres".to_string()];
+    for setting in crate::targets::postgres::server_settings(synchronous_commit) {
+        cmd.extend(["-c".to_string(), setting]);
+    }
+    cmd
 }

@@ -17,7 +17,8 @@ use super::options::{
 };
 use super::spec::{
     self, CASSANDRA_READY, CQL_CONTAINER_PORT, ContainerSpec, KAFKA_CONTAINER_PORT, KAFKA_READY,
-    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_ROLE, LABEL_RUN, LogStream, SCYLLA_READY, TANSU_READY,
+    LABEL_OWNER_HOST, LABEL_OWNER_PID, LABEL_ROLE, LABEL_RUN, LogStream, POSTGRES_CONTAINER_PORT,
+    POSTGRES_READY, SCYLLA_READY, TANSU_READY,
 };
 use super::{ContainersError, ContainersTarget};
 use crate::targets::Role;
@@ -244,6 +245,50 @@ fn scylla_uses_the_modules_image_one_shard_and_memory_within_the_cap() {
 }
 
 #[test]
+fn postgres_runs_with_the_local_targets_settings_on_its_own_port() {
+    let mut options = options();
+    options.database = Database::Postgres;
+    options.postgres_synchronous_commit = false;
+    let spec = spec::database_spec(&options, "run1", 40_006, None, labels(Role::Postgres));
+    assert_eq!(spec.role, Role::Postgres);
+    assert_eq!(spec.image.to_string(), "postgres:15.14-bookworm");
+    assert_eq!(spec.container_name, "roadtest-run1-postgres");
+    assert_eq!(spec.container_port, POSTGRES_CONTAINER_PORT);
+    assert_eq!(
+        spec.client_address,
+        SocketAddr::from(([127, 0, 0, 1], 40_006))
+    );
+    assert_eq!(spec.env["POSTGRES_USER"], "roadtest");
+    assert_eq!(spec.env["POSTGRES_HOST_AUTH_METHOD"], "trust");
+    assert_eq!(spec.cmd[0], "postgres");
+    let settings: Vec<&str> = spec.cmd[1..]
+        .chunks(2)
+        .map(|pair| {
+            assert_eq!(pair[0], "-c");
+            pair[1].as_str()
+        })
+        .collect();
+    for setting in [
+        "fsync=on",
+        "track_commit_timestamp=on",
+        "synchronous_commit=off",
+    ] {
+        assert!(settings.contains(&setting), "{settings:?}");
+    }
+    assert_eq!(spec.ready_line, POSTGRES_READY);
+    assert_eq!(spec.ready_line.stream, LogStream::Stderr);
+    assert_eq!(host_config(&spec).memory, Some(2048 * MIB));
+    options.postgres_synchronous_commit = true;
+    let spec = spec::database_spec(&options, "run1", 40_006, None, labels(Role::Postgres));
+    assert!(spec.cmd.contains(&"synchronous_commit=on".to_string()));
+    // No heap to check: a cap below Cassandra's needs is fine for PostgreSQL.
+    options.database_memory_mb = 256;
+    options
+        .validate()
+        .expect("a small PostgreSQL container is valid");
+}
+
+#[test]
 fn roadtests_tansu_image_runs_tansu_advertising_its_proxy() {
     let mut options = options();
     options.kafka_image = ImageRef::new(LOCAL_KAFKA_IMAGE, "tansu-0.6.0");
@@ -393,6 +438,10 @@ fn the_environment_overrides_images_and_database() {
         ("ROADTEST_KAFKA_IMAGE", "apache/kafka:3.9.0"),
         ("ROADTEST_CASSANDRA_IMAGE", "cassandra:4.1.7"),
         ("ROADTEST_SCYLLA_IMAGE", "scylladb/scylla:6.2.3"),
+        (
+            "ROADTEST_POSTGRES_IMAGE",
+            "roadtest-local/postgres:15-bookworm",
+        ),
         ("ROADTEST_DATABASE", "scylla"),
     ]);
     options
@@ -404,6 +453,10 @@ fn the_environment_overrides_images_and_database() {
     assert_eq!(
         options.database_image().to_string(),
         "scylladb/scylla:6.2.3"
+    );
+    assert_eq!(
+        options.postgres_image.to_string(),
+        "roadtest-local/postgres:15-bookworm"
     );
 
     let error = options
@@ -419,7 +472,9 @@ fn the_environment_overrides_images_and_database() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("ROADTEST_DATABASE") && error.contains("cassandra, scylla"),
+        error.contains("ROADTEST_DATABASE")
+            && error.contains("pipeline.sink = \"postgres\"")
+            && error.contains("cassandra, scylla"),
         "{error}"
     );
 }
