@@ -242,7 +242,7 @@ fn check_pipeline(scenario: &Scenario) -> Result<(), Problem> {
 }
 
 /// What each database takes: its own durability key, its own faults; PostgreSQL with fresh names,
-/// and a consumer of the user's own only as a command roadtest starts.
+/// and a consumer roadtest starts (not one running elsewhere).
 fn check_sink(scenario: &Scenario) -> Result<(), Problem> {
     let pipeline = &scenario.pipeline;
     let sink = pipeline.sink;
@@ -261,13 +261,12 @@ fn check_sink(scenario: &Scenario) -> Result<(), Problem> {
                  pipeline.postgres_synchronous_commit",
             );
         }
-        let consumer = &pipeline.consumer;
-        if !consumer.image.is_empty() || !consumer.managed {
+        if !pipeline.consumer.managed {
             return problem(
                 "pipeline.sink",
-                "\"postgres\" runs the reference consumer or a consumer of your own that \
-                 roadtest starts (pipeline.consumer.command) so far: remove \
-                 pipeline.consumer.image / managed, or write Cassandra",
+                "\"postgres\" runs a consumer that roadtest starts (the reference consumer, \
+                 pipeline.consumer.command, or .image on the containers target) so far: remove \
+                 pipeline.consumer.managed = false, or write Cassandra",
             );
         }
         if !pipeline.fresh_names {

@@ -1061,6 +1061,12 @@ fn the_postgres_sink_needs_its_url_on_the_external_target_and_its_keys_apply_to_
     let text = std::fs::read_to_string(&path).expect("variant readable");
     std::fs::write(&path, text.replacen("[fleet]", faults, 1)).expect("write variant");
     assert_rejected(&path, &["faults[0].service", "service = \"postgres\""]);
+    let path = variant(
+        "elsewhere-on-postgres",
+        "keyspace = \"roadtest\"\n\n[pipeline.consumer]\n",
+        "keyspace = \"roadtest\"\nsink = \"postgres\"\n\n[pipeline.consumer]\nmanaged = false\n",
+    );
+    assert_rejected(&path, &["pipeline.sink", "managed = false"]);
 }
 
 #[test]

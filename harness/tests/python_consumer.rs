@@ -216,6 +216,39 @@ async fn the_python_consumer_as_an_image_is_killed_and_started_again_through_doc
     assert!(rss.is_some_and(|mb| mb > 20.0), "consumer memory {rss:?}");
 }
 
+/// The same image writing PostgreSQL (container-postgres.toml): the consumer's container beside
+/// PostgreSQL's, each killed with `docker kill` and started again, nothing lost; every row's
+/// latency measured to the `written_at` the consumer stamped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_consumer_image_writes_postgresql_in_docker_through_both_kills() {
+    let (scenario, path) = example("container-postgres");
+    require_image(&scenario.pipeline.consumer.image);
+    let target = roadtest::targets::TargetKind::Containers;
+    let report = run_on("container-postgres", &scenario, &path, target, None)
+        .await
+        .unwrap_or_else(|error| {
+            panic!("container-postgres.toml could not be carried out: {error}")
+        });
+    report.assert_no_loss();
+    report.assert_passed();
+    assert_eq!(report.target.name, "containers");
+    assert!(report.consumer.command.is_empty(), "{:?}", report.consumer);
+    let services: Vec<String> = report
+        .faults
+        .iter()
+        .map(|fault| {
+            assert!(fault.error.is_none(), "{fault:?}");
+            serde_json::to_value(fault).expect("a fault as JSON")["service"].to_string()
+        })
+        .collect();
+    assert_eq!(services, ["\"postgres\"", "\"consumer\""]);
+    assert_eq!(report.latency.e2e_ms.count, report.verify.found);
+    for name in ["postgres", "consumer"] {
+        let mb = report.memory.peak_rss_mb.get(name).copied();
+        assert!(mb.is_some_and(|mb| mb > 1.0), "{name}: {mb:?}");
+    }
+}
+
 /// An image whose program ends at once (the Python base runs `python3` with no input) is
 /// reported with its exit status, seen through Docker's wait, before any load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
