@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{EXIT_FAILED, EXIT_PASSED, ScenarioArgs, ignore_broken_pipe, init_logging, runtime};
 use crate::Scenario;
+use crate::scenario::Sink;
 use crate::shutdown::termination;
 use crate::targets::TargetKind;
 use crate::targets::containers::{choose_target, docker_ping, images_available, local_installed};
@@ -90,7 +91,7 @@ impl RunPlan {
             ),
             false => None,
         };
-        let (destination, reason) = choose(flags.target, external_flags);
+        let (destination, reason) = choose(flags.target, external_flags, scenario.pipeline.sink);
         // A consumer of the user's own needs a real target (an image, the containers target),
         // and its program must exist.
         let why = reason
@@ -144,7 +145,11 @@ fn target_name(target: Option<TargetArg>) -> &'static str {
 }
 
 /// The destination the flags ask for, else the default and why.
-fn choose(target: Option<TargetArg>, external_flags: bool) -> (Destination, Option<String>) {
+fn choose(
+    target: Option<TargetArg>,
+    external_flags: bool,
+    sink: Sink,
+) -> (Destination, Option<String>) {
     match target {
         Some(TargetArg::Containers) => (Destination::Real(TargetKind::Containers), None),
         Some(TargetArg::Local) => (Destination::Real(TargetKind::Local), None),
@@ -154,7 +159,12 @@ fn choose(target: Option<TargetArg>, external_flags: bool) -> (Destination, Opti
             Destination::Real(TargetKind::External),
             Some("--kafka-bootstrap / --cql-contact given: the clusters there".into()),
         ),
-        None => match choose_target(None, docker_ping, images_available, local_installed()) {
+        None => match choose_target(
+            None,
+            docker_ping,
+            || images_available(sink),
+            local_installed(),
+        ) {
             Ok((kind, why)) => (Destination::Real(kind), Some(why)),
             Err(error) => (
                 Destination::Sim,

@@ -219,7 +219,7 @@ async fn run(scenario: &Scenario, mut options: RunOptions) -> Result<Report, Run
     // Before anything is started or created: a consumer program that cannot be found.
     consumer::resolve_program(scenario, &options.scenario_path)?;
     // The default, like the command line's: with no real target here, the simulation.
-    let Some(kind) = start::choose_target(&options).await? else {
+    let Some(kind) = start::choose_target(&options, scenario.pipeline.sink).await? else {
         let path = &options.scenario_path;
         let replay = crate::sim::replay_command(scenario, path);
         eprintln!("roadtest: replay with: {replay}");
@@ -316,8 +316,7 @@ async fn prepare(
     // Before anything is created or contacted: faults this target cannot carry out.
     let capabilities = Capabilities::of(kind);
     capabilities
-        .refuse_unsupported_sink(kind, scenario)
-        .and_then(|()| capabilities.refuse_unsupported_broker_storage(kind, scenario))
+        .refuse_unsupported_broker_storage(kind, scenario)
         .and_then(|()| capabilities.refuse_unsupported_faults(kind, scenario))
         .and_then(|()| match &options.external {
             Some(clusters) if kind == TargetKind::External => {

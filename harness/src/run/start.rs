@@ -2,12 +2,17 @@
 
 use super::{RunError, RunOptions};
 use crate::Scenario;
+use crate::scenario::Sink;
 use crate::targets::containers::{docker_ping, images_available, local_installed};
 use crate::targets::{StartSettings, Target, TargetKind};
 
-/// Picks the target: the one asked for, else the default; says which and why on stderr.
-/// `None`: no real target can run here (no Docker, no local services); the reason was said.
-pub(super) async fn choose_target(options: &RunOptions) -> Result<Option<TargetKind>, RunError> {
+/// Picks the target: the one asked for, else the default (for a run into `sink`); says which and
+/// why on stderr. `None`: no real target can run here (no Docker, no local services); the reason
+/// was said.
+pub(super) async fn choose_target(
+    options: &RunOptions,
+    sink: Sink,
+) -> Result<Option<TargetKind>, RunError> {
     Ok(Some(match options.target {
         Some(kind) => {
             if let Some(why) = &options.target_reason {
@@ -16,11 +21,11 @@ pub(super) async fn choose_target(options: &RunOptions) -> Result<Option<TargetK
             kind
         }
         None => {
-            let choice = tokio::task::spawn_blocking(|| {
+            let choice = tokio::task::spawn_blocking(move || {
                 crate::targets::containers::choose_target(
                     None,
                     docker_ping,
-                    images_available,
+                    || images_available(sink),
                     local_installed(),
                 )
             })

@@ -1,7 +1,7 @@
 //! What a target can do, so the run and the fault executor ask the target instead of naming a broker or matching on the kind of target.
 
 use super::{Role, TargetKind};
-use crate::scenario::{BrokerStorage, FaultAction, Scenario, Sink};
+use crate::scenario::{BrokerStorage, FaultAction, Scenario};
 
 /// What one kind of target can do. Broker- and database-specific facts live here and in the
 /// targets themselves, never in `run/`.
@@ -20,8 +20,6 @@ pub struct Capabilities {
     pub shared_clusters: bool,
     /// The broker supports idempotent producers (Tansu 0.6 does not; real Kafka does).
     pub idempotent_producer: bool,
-    /// The databases the target can run the pipeline into (`pipeline.sink`).
-    pub sinks: &'static [Sink],
 }
 
 impl Capabilities {
@@ -39,7 +37,6 @@ impl Capabilities {
                 ],
                 shared_clusters: false,
                 idempotent_producer: false,
-                sinks: &[Sink::Cassandra, Sink::Postgres],
             },
             TargetKind::Containers => Capabilities {
                 broker_keeps_data: true,
@@ -52,7 +49,6 @@ impl Capabilities {
                 ],
                 shared_clusters: false,
                 idempotent_producer: true,
-                sinks: &[Sink::Cassandra, Sink::Postgres],
             },
             TargetKind::External => Capabilities {
                 broker_keeps_data: true,
@@ -61,7 +57,6 @@ impl Capabilities {
                 shared_clusters: true,
                 // Unknown brokers: the settings every Kafka-protocol broker accepts.
                 idempotent_producer: false,
-                sinks: &[Sink::Cassandra, Sink::Postgres],
             },
         }
     }
@@ -86,24 +81,6 @@ impl Capabilities {
                 TargetKind::External => "it uses your broker as it is configured",
                 _ => "its broker image runs Tansu on memory storage",
             }
-        ))
-    }
-
-    /// Refuses a scenario whose database (`pipeline.sink`) this target cannot run.
-    pub fn refuse_unsupported_sink(
-        &self,
-        kind: TargetKind,
-        scenario: &Scenario,
-    ) -> Result<(), String> {
-        let sink = scenario.pipeline.sink;
-        if self.sinks.contains(&sink) {
-            return Ok(());
-        }
-        Err(format!(
-            "pipeline.sink = \"{}\": the {kind} target does not run {} yet; use --target local \
-             (or --target sim)",
-            sink.name(),
-            sink.name()
         ))
     }
 
@@ -139,6 +116,12 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    const REAL_TARGETS: [TargetKind; 3] = [
+        TargetKind::Local,
+        TargetKind::Containers,
+        TargetKind::External,
+    ];
+
     fn scenario(pipeline: &str) -> Scenario {
         let text = format!(
             "name = \"t\"\nseed = 1\nduration_s = 30\n[fleet]\nvehicle_count = 2\n[pipeline]\n{pipeline}"
@@ -150,11 +133,7 @@ mod tests {
     fn a_durable_broker_is_started_by_the_local_target_only() {
         let durable = scenario("broker_storage = \"durable\"\n");
         let memory = scenario("");
-        for kind in [
-            TargetKind::Local,
-            TargetKind::Containers,
-            TargetKind::External,
-        ] {
+        for kind in REAL_TARGETS {
             let capabilities = Capabilities::of(kind);
             assert_eq!(
                 capabilities.refuse_unsupported_broker_storage(kind, &memory),
@@ -176,20 +155,11 @@ mod tests {
     }
 
     #[test]
-    fn postgres_runs_wherever_roadtest_or_the_user_runs_a_database() {
-        let postgres = scenario("sink = \"postgres\"\n");
-        for kind in [
-            TargetKind::Local,
-            TargetKind::Containers,
-            TargetKind::External,
-        ] {
-            let capabilities = Capabilities::of(kind);
-            assert_eq!(
-                capabilities.refuse_unsupported_sink(kind, &postgres),
-                Ok(())
-            );
-            // Where roadtest starts PostgreSQL, it can kill, stop and pause it.
-            let faults = capabilities.process_faults.contains(&Role::Postgres);
+    fn postgres_is_faulted_wherever_roadtest_runs_it() {
+        for kind in REAL_TARGETS {
+            let faults = Capabilities::of(kind)
+                .process_faults
+                .contains(&Role::Postgres);
             assert_eq!(faults, kind != TargetKind::External, "{kind}");
         }
     }

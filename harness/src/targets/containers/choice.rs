@@ -13,6 +13,7 @@ use testcontainers::bollard::Docker;
 
 use super::options::ContainersOptions;
 use super::readiness::pull_if_missing;
+use crate::scenario::Sink;
 use crate::targets::Role;
 
 /// How long the Docker daemon has to answer the ping that picks the default target.
@@ -193,17 +194,20 @@ pub fn docker_ping(timeout: Duration) -> Result<(), String> {
     })
 }
 
-/// Whether the containers target's images ([`ContainersOptions::from_env`]) are on this host,
-/// pulling a missing one (bounded by the pull timeout); the error names the image and what to
-/// do. Blocking, like [`docker_ping`].
-pub fn images_available() -> Result<(), String> {
-    let options = ContainersOptions::from_env().map_err(|error| error.to_string())?;
+/// Whether the containers target's images ([`ContainersOptions::from_env`]) for a run into
+/// `sink` are on this host, pulling a missing one (bounded by the pull timeout); the error names
+/// the image and what to do. Blocking, like [`docker_ping`].
+pub fn images_available(sink: Sink) -> Result<(), String> {
+    let mut options = ContainersOptions::from_env().map_err(|error| error.to_string())?;
+    if sink == Sink::Postgres {
+        options.database = super::Database::Postgres;
+    }
     let endpoint = docker_endpoint();
     on_own_runtime("roadtest-docker-images", async move {
         let docker = connect(&endpoint).map_err(|e| e.to_string())?;
         for (role, image) in [
             (Role::Broker, &options.kafka_image),
-            (Role::Cassandra, options.database_image()),
+            (options.database.role(), options.database_image()),
         ] {
             pull_if_missing(&docker, role, image, options.pull_timeout)
                 .await

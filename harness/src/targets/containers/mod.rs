@@ -78,7 +78,7 @@ pub enum ContainersError {
     #[error("containers target setting {key}: {problem}")]
     Options { key: &'static str, problem: String },
     #[error(
-        "the {role} image {image} is not on this host and could not be pulled (after {waited:?}): {problem}; check the name, the tag and the network (`docker pull {image}`), or build roadtest's local images with `ci/images build` (it writes ROADTEST_KAFKA_IMAGE and ROADTEST_CASSANDRA_IMAGE to $ROADTEST_HOME/images.env, which this target reads)"
+        "the {role} image {image} is not on this host and could not be pulled (after {waited:?}): {problem}; check the name, the tag and the network (`docker pull {image}`), or build roadtest's local images with `ci/images build` (it writes ROADTEST_KAFKA_IMAGE, ROADTEST_CASSANDRA_IMAGE and ROADTEST_POSTGRES_IMAGE to $ROADTEST_HOME/images.env, which this target reads)"
     )]
     Pull {
         role: Role,
