@@ -290,8 +290,9 @@ pub struct FaultRecord {
     pub recovery_started_at_s: Option<f64>,
     /// From the restart or resume until the service was ready again (consumer: consuming again).
     pub ready_after_s: Option<f64>,
-    /// Pipeline lag when the fault was injected: events the broker acknowledged that no consumer
-    /// had written yet.
+    /// The pipeline's backlog when the fault was injected: events sent (and not failed) that no
+    /// consumer had written yet, those the producer still held included (during a broker outage
+    /// nothing is acknowledged, yet the pipeline falls behind).
     pub lag_before: Option<i64>,
     /// From injection until the pipeline lag was back to its pre-fault level (null: it never was,
     /// e.g. because events were lost).

@@ -79,13 +79,14 @@ impl FaultExecutor {
     }
 
     /// Fires due faults, carries out due recoveries and tracks recovery. Call every few tens of ms
-    /// with the events sent so far, the pipeline lag, and whether the running consumer is consuming.
+    /// with the events sent so far, the pipeline's backlog (events sent and not failed that no
+    /// consumer has written yet) and whether the running consumer is consuming.
     pub async fn tick(
         &mut self,
         target: &mut Target,
         run_start: Instant,
         sent: u64,
-        lag: i64,
+        backlog: i64,
         consuming: bool,
     ) {
         let now = Instant::now();
@@ -101,11 +102,11 @@ impl FaultExecutor {
             };
             if due {
                 self.fired[index] = true;
-                self.inject(target, &fault, elapsed_s, lag).await;
+                self.inject(target, &fault, elapsed_s, backlog).await;
             }
         }
         self.recover_due(target, run_start, false).await;
-        self.track(run_start, lag, consuming);
+        self.track(run_start, backlog, consuming);
     }
 
     /// Carries out every recovery still pending (at its due time), then waits (bounded) for the
@@ -131,7 +132,7 @@ impl FaultExecutor {
         target: &mut Target,
         fault: &PlannedFault,
         elapsed_s: f64,
-        lag: i64,
+        backlog: i64,
     ) {
         let role = Role::from(fault.service);
         tracing::info!(action = ?fault.action, service = %fault.service, at_s = elapsed_s, "injecting fault");
@@ -143,7 +144,7 @@ impl FaultExecutor {
         };
         let record = FaultRecord {
             at_s: Some(elapsed_s),
-            lag_before: Some(lag),
+            lag_before: Some(backlog),
             error: result.err().map(|e| e.to_string()),
             ..FaultRecord::planned(fault, self.latency_threshold_ms)
         };
@@ -188,7 +189,7 @@ impl FaultExecutor {
     }
 
     /// Notes consumer readiness and lag recovery.
-    fn track(&mut self, run_start: Instant, lag: i64, consuming: bool) {
+    fn track(&mut self, run_start: Instant, backlog: i64, consuming: bool) {
         let elapsed_s = run_start.elapsed().as_secs_f64();
         let records = &mut self.records;
         self.consumer_ready_wait.retain(|&(index, started)| {
@@ -205,7 +206,7 @@ impl FaultExecutor {
             };
             let recovered = record.recovery_started_at_s.is_some()
                 && record.ready_after_s.is_some()
-                && lag <= before + (before / 10).max(10);
+                && backlog <= before + (before / 10).max(10);
             if recovered {
                 record.lag_recovered_after_s = Some(elapsed_s - at_s);
             }

@@ -28,11 +28,12 @@ pub(super) fn own_and(target: &mut Target) -> Vec<(String, u32)> {
     processes
 }
 
-/// Events the broker acknowledged that no consumer has written yet (redeliveries make `written`
-/// overshoot, hence the floor). Computed from the producer's acknowledgements, not the broker's
-/// high watermarks, which not every broker reports reliably.
-pub(super) fn pipeline_lag(acknowledged: u64, written: u64) -> i64 {
-    i64::try_from(acknowledged.saturating_sub(written)).unwrap_or(i64::MAX)
+/// Events handed on (`acknowledged` by the broker; for the faults' recovery, sent and not
+/// failed) that no consumer has written yet (redeliveries make `written` overshoot, hence the
+/// floor). Computed from the producer's counts, not the broker's high watermarks, which not every
+/// broker reports reliably.
+pub(super) fn pipeline_lag(handed_on: u64, written: u64) -> i64 {
+    i64::try_from(handed_on.saturating_sub(written)).unwrap_or(i64::MAX)
 }
 
 /// (rows written by every consumer process so far, batches in flight, consuming, lag) — the last
@@ -106,14 +107,12 @@ pub(super) async fn follow(
         }
         let (written, _, consuming, _) = watch.totals(consumer);
         let lag = pipeline_lag(counters.acknowledged.load(Ordering::Relaxed), written);
+        // A fault's recovery counts what the producer still holds too.
+        let sent = counters.sent.load(Ordering::Relaxed);
+        let delivered = sent.saturating_sub(counters.failed.load(Ordering::Relaxed));
+        let backlog = pipeline_lag(delivered, written);
         faults
-            .tick(
-                target,
-                clock.start,
-                counters.sent.load(Ordering::Relaxed),
-                lag,
-                consuming,
-            )
+            .tick(target, clock.start, sent, backlog, consuming)
             .await;
         // A consumer fault's own kill or stop is the fault's to report and undo.
         if !faults.touches(crate::scenario::Service::Consumer) {
