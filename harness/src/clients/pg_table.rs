@@ -3,13 +3,10 @@
 //! Cassandra's are), waiting for a table the system under test creates, the verification query
 //! and the row count that shows a consumer of the user's own writing.
 
-use std::time::Duration;
-
 use tokio_postgres::Client;
 
 use crate::scenario::TableSettings;
-use crate::table::{ColumnKind, ColumnType, SchemaColumn, TableError, TableLayout};
-use crate::wire::RecordFormat;
+use crate::table::{ColumnKind, ColumnType, SchemaColumn, TableLayout};
 
 /// `CREATE TABLE` for `settings` in `schema`: text vehicle and timestamptz keys, bigint `seq`,
 /// integer `format_version`, double precision values, and the write-time column if named.
@@ -93,19 +90,6 @@ pub async fn read_columns(
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
     Ok((!columns.is_empty()).then_some(columns))
-}
-
-/// Waits (up to `deadline`) until the table exists in PostgreSQL, then checks it against
-/// `settings`.
-pub async fn wait_and_check(
-    client: &Client,
-    schema: &str,
-    settings: &TableSettings,
-    format: &RecordFormat,
-    deadline: Duration,
-) -> Result<TableLayout, TableError> {
-    let read = || async { read_columns(client, schema, &settings.name).await };
-    crate::table::wait_for_columns(schema, settings, format, deadline, read).await
 }
 
 /// One vehicle's rows (bound: the vehicle id) in timestamp order: the timestamp in ms, `seq`,

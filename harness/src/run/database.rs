@@ -1,11 +1,12 @@
 //! The run's own connection to the database the pipeline writes (Cassandra or PostgreSQL),
 //! bypassing the fault proxies: it creates the schema, verifies the rows and cleans up.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use scylla::client::session::Session;
 
+use crate::clients::pg::PgEndpoint;
 use crate::clients::{ClientError, cql, pg, pg_table};
 use crate::faults::tamper::TamperRecord;
 use crate::fleet::FleetPlan;
@@ -16,14 +17,42 @@ use crate::targets::{Endpoints, Target};
 use crate::verify::{VerifyOutcome, verify, verify_postgres};
 use crate::wire::RecordFormat;
 
+/// Bound on connecting to PostgreSQL again after its connection broke (a crash and restart).
+const RECONNECT_WAIT: Duration = Duration::from_secs(30);
+
 /// A direct connection to the run's database.
 #[derive(Clone)]
 pub(super) enum Database {
     Cql(Arc<Session>),
-    Postgres {
-        client: Arc<tokio_postgres::Client>,
-        url: String,
-    },
+    Postgres(PgConnection),
+}
+
+/// The run's PostgreSQL client, connected again on first use after a restart of the server broke
+/// it (tokio-postgres does not reconnect; the scylla session does by itself).
+#[derive(Clone)]
+pub(super) struct PgConnection {
+    endpoint: Arc<PgEndpoint>,
+    client: Arc<Mutex<Arc<tokio_postgres::Client>>>,
+}
+
+impl PgConnection {
+    /// The client, a new one when the last one's connection is closed.
+    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, ClientError> {
+        let current = {
+            let guard = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(&guard)
+        };
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        let fresh = Arc::new(pg::connect(&self.endpoint, RECONNECT_WAIT).await?);
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+
+    fn url(&self) -> &str {
+        &self.endpoint.url
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -39,10 +68,10 @@ impl Database {
         wait: Duration,
     ) -> Result<Self, ClientError> {
         Ok(match &endpoints.postgres_direct {
-            Some(endpoint) => Database::Postgres {
-                client: Arc::new(pg::connect(endpoint, wait).await?),
-                url: endpoint.url.clone(),
-            },
+            Some(endpoint) => Database::Postgres(PgConnection {
+                client: Arc::new(Mutex::new(Arc::new(pg::connect(endpoint, wait).await?))),
+                endpoint: Arc::new(endpoint.clone()),
+            }),
             None => Database::Cql(Arc::new(cql::connect(&endpoints.cql_direct, wait).await?)),
         })
     }
@@ -51,7 +80,7 @@ impl Database {
     pub(super) fn name(&self) -> &'static str {
         match self {
             Database::Cql(_) => "Cassandra",
-            Database::Postgres { .. } => "PostgreSQL",
+            Database::Postgres(_) => "PostgreSQL",
         }
     }
 
@@ -72,8 +101,9 @@ impl Database {
                 let replication = target.cql_replication();
                 cql::create_schema(session, &address, keyspace, replication, table).await
             }
-            Database::Postgres { client, url } => {
-                pg::create_schema(client, url, keyspace, table).await
+            Database::Postgres(connection) => {
+                let client = connection.client().await?;
+                pg::create_schema(&client, connection.url(), keyspace, table).await
             }
         }
     }
@@ -91,8 +121,13 @@ impl Database {
             Database::Cql(session) => {
                 crate::table::wait_and_check(session, keyspace, settings, format, wait).await
             }
-            Database::Postgres { client, .. } => {
-                pg_table::wait_and_check(client, keyspace, settings, format, wait).await
+            Database::Postgres(connection) => {
+                let read = || async {
+                    let client = connection.client().await.map_err(|e| e.to_string())?;
+                    let columns = pg_table::read_columns(&client, keyspace, &settings.name).await;
+                    columns.map_err(|e| e.to_string())
+                };
+                crate::table::wait_for_columns(keyspace, settings, format, wait, read).await
             }
         }
     }
@@ -106,10 +141,14 @@ impl Database {
     ) -> Result<u64, String> {
         match self {
             Database::Cql(session) => layout.count_rows(session, keyspace, timeout).await,
-            Database::Postgres { client, .. } => {
-                let count = pg_table::count_rows(client, keyspace, layout);
+            Database::Postgres(connection) => {
+                let count = async {
+                    let client = connection.client().await.map_err(|e| e.to_string())?;
+                    let counted = pg_table::count_rows(&client, keyspace, layout).await;
+                    counted.map_err(|e| e.to_string())
+                };
                 match tokio::time::timeout(timeout, count).await {
-                    Ok(counted) => counted.map_err(|e| e.to_string()),
+                    Ok(counted) => counted,
                     Err(_) => Err(format!("no count within {timeout:?}")),
                 }
             }
@@ -129,7 +168,7 @@ impl Database {
             Database::Cql(session) => {
                 super::tamper::tamper(session, keyspace, layout, scenario, plan).await
             }
-            Database::Postgres { .. } => Ok(Vec::new()),
+            Database::Postgres(_) => Ok(Vec::new()),
         }
     }
 
@@ -145,8 +184,9 @@ impl Database {
             Database::Cql(session) => {
                 verify(Arc::clone(session), keyspace, plan, clock, layout).await
             }
-            Database::Postgres { client, url } => {
-                verify_postgres(client, url, keyspace, plan, clock, layout).await
+            Database::Postgres(connection) => {
+                let client = connection.client().await?;
+                verify_postgres(&client, connection.url(), keyspace, plan, clock, layout).await
             }
         }
     }
@@ -159,9 +199,12 @@ impl Database {
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            Database::Postgres { client, url } => pg::drop_schema(client, url, keyspace)
-                .await
-                .map_err(|e| e.to_string()),
+            Database::Postgres(connection) => {
+                let client = connection.client().await.map_err(|e| e.to_string())?;
+                pg::drop_schema(&client, connection.url(), keyspace)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 }
