@@ -373,6 +373,13 @@ impl ContainersOptions {
                 ));
             }
         }
+        self.validate_database()
+    }
+
+    /// What the database of [`ContainersOptions::database`] needs of its cap and settings.
+    fn validate_database(&self) -> Result<(), ContainersError> {
+        let invalid =
+            |key: &'static str, problem: String| ContainersError::Options { key, problem };
         match self.database {
             Database::Cassandra => {
                 if self.cassandra_heap_mb < 256 {
