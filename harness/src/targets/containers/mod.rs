@@ -590,7 +590,7 @@ struct HostPorts {
     kafka: u16,
     /// The database's client port (CQL or PostgreSQL), bound to its container's.
     database: u16,
-    /// The CQL bridge in front of `cql`, for a database that speaks CQL v3 only.
+    /// The CQL bridge in front of `database`, for a database that speaks CQL v3 only.
     bridge: Option<u16>,
 }
 
