@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::consumer::ConsumerLaunch;
-use super::containers::{ContainersTarget, Database, OomKill, TargetKind, UsageProbe};
+use super::containers::{ContainersTarget, OomKill, TargetKind, UsageProbe};
 use super::external::ExternalTarget;
 use super::external::{ExternalClusters, ExternalOptions};
 use super::proxy::NetworkCondition;
@@ -13,7 +13,7 @@ use super::{
     Capabilities, ContainersOptions, Endpoints, LocalOptions, LocalTarget, Role, TargetError,
 };
 use crate::clients::kafka;
-use crate::scenario::{Scenario, Sink};
+use crate::scenario::Scenario;
 
 /// How long the topics' recreation after a broker restart waits for the broker.
 const TOPICS_AFTER_RESTART_WAIT: Duration = Duration::from_secs(30);
@@ -130,9 +130,7 @@ impl Target {
                 containers.work_dir = Some(services_dir);
                 containers.keep_work_dir = true;
                 containers.commitlog_sync = scenario.pipeline.cassandra_commitlog_sync;
-                if scenario.pipeline.sink == Sink::Postgres {
-                    containers.database = Database::Postgres;
-                }
+                containers.apply_sink(scenario.pipeline.sink);
                 containers.postgres_synchronous_commit =
                     scenario.pipeline.postgres_synchronous_commit;
                 containers.apply_scenario(&scenario.pipeline.containers);

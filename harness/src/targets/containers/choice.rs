@@ -199,9 +199,7 @@ pub fn docker_ping(timeout: Duration) -> Result<(), String> {
 /// the image and what to do. Blocking, like [`docker_ping`].
 pub fn images_available(sink: Sink) -> Result<(), String> {
     let mut options = ContainersOptions::from_env().map_err(|error| error.to_string())?;
-    if sink == Sink::Postgres {
-        options.database = super::Database::Postgres;
-    }
+    options.apply_sink(sink);
     let endpoint = docker_endpoint();
     on_own_runtime("roadtest-docker-images", async move {
         let docker = connect(&endpoint).map_err(|e| e.to_string())?;

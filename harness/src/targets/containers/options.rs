@@ -10,6 +10,7 @@ use testcontainers_modules::kafka::apache::Kafka;
 use testcontainers_modules::scylladb::ScyllaDB;
 
 use super::ContainersError;
+use crate::scenario::Sink;
 pub use crate::scenario::{CommitlogSync, ContainersSettings, RestartPolicy};
 use crate::targets::Role;
 
@@ -275,6 +276,14 @@ impl ContainersOptions {
             set.or_else(|| from_file.get(key).cloned())
         })?;
         Ok(options)
+    }
+
+    /// The scenario's database: PostgreSQL for `pipeline.sink = "postgres"`, else the CQL
+    /// database already chosen (`ROADTEST_DATABASE`).
+    pub fn apply_sink(&mut self, sink: Sink) {
+        if sink == Sink::Postgres {
+            self.database = Database::Postgres;
+        }
     }
 
     /// The scenario's `[pipeline.containers]`: each cap and the heap it sets, and the
